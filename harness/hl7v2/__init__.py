@@ -1,0 +1,1 @@
+"""HL7 v2: charsets, the lossless message model, cheap metadata, ACKs, files."""
