@@ -1,0 +1,39 @@
+"""`delay`: hold the message for `ms` (± `jitter_ms`) before it moves on, like Toxiproxy's latency toxic.
+
+A matched request waits before it is forwarded; a matched response waits before it is relayed.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from proxies.faults.actions import Action, register
+from proxies.faults.context import ActionContext
+from proxies.faults.params import Params
+from proxies.faults.plan import Plan
+
+MAX_MS = 3_600_000
+
+
+@register
+class Delay(Action):
+    type = "delay"
+
+    @classmethod
+    def parse(cls, p: Params) -> dict[str, Any]:
+        p.required("ms", "milliseconds to wait")
+        ms = p.number("ms", minimum=0, maximum=MAX_MS)
+        jitter = p.number("jitter_ms", 0, minimum=0, maximum=MAX_MS)
+        return {"ms": ms, "jitter_ms": jitter}
+
+    def apply(self, plan: Plan, ctx: ActionContext) -> None:
+        ms = float(self.params["ms"])
+        jitter = float(self.params["jitter_ms"])
+        if jitter:
+            ms = max(0.0, ms + ctx.rng.uniform(-jitter, jitter))
+        if ctx.direction == "request":
+            plan.delay_s += ms / 1000.0
+            plan.notes.append(f"request delayed {ms:.0f} ms before forwarding")
+        else:
+            plan.hold_reply_s += ms / 1000.0
+            plan.notes.append(f"reply delayed {ms:.0f} ms before relaying")

@@ -1,0 +1,154 @@
+import pytest
+
+from proxies.faults.actions import known_types
+from proxies.faults.context import FaultContext
+from proxies.faults.engine import FaultEngine
+from proxies.faults.params import RuleError
+from proxies.faults.rules import parse_rule, parse_rules
+
+from .samples import adt, meta_of
+
+
+def test_known_action_types():
+    assert known_types("mllp") == [
+        "delay", "drop", "nak", "late_ack", "corrupt", "close", "reset", "duplicate", "throttle", "hold_reply"
+    ]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("rule", "where", "text"),
+    [
+        ({"action": {"type": "nack"}}, "action.type", "known types: delay, drop, nak"),
+        ({"action": {}}, "action.type", "required (one of: delay"),
+        ({"match": {}}, "action", "required"),
+        ({"action": "drop"}, "action", "expected a JSON object"),
+        (
+            {"action": {"type": "drop"}, "limt": 3},
+            "limt",
+            "unknown key; known keys here: action, description, id",
+        ),
+        ({"match": {"evry_nth": 3}, "action": {"type": "drop"}}, "match.evry_nth", "known keys here"),
+        ({"match": {"direction": "up"}, "action": {"type": "drop"}}, "match.direction", "request, response"),
+        ({"match": {"every_nth": 0}, "action": {"type": "drop"}}, "match.every_nth", "at least 1"),
+        ({"match": {"first_n": 2.5}, "action": {"type": "drop"}}, "match.first_n", "integer"),
+        ({"match": {"probability": 1.5}, "action": {"type": "drop"}}, "match.probability", "at most 1"),
+        ({"match": {"message_type": "ADT-A01"}, "action": {"type": "drop"}}, "match.message_type", "ADT^A01"),
+        ({"match": {"message_type": []}, "action": {"type": "drop"}}, "match.message_type", "empty list"),
+        (
+            {"match": {"paths": {"PID-3.1": "re:("}}, "action": {"type": "drop"}},
+            "match.paths.PID-3.1",
+            "regular",
+        ),
+        ({"match": {"paths": {"pid": "1"}}, "action": {"type": "drop"}}, "match.paths.pid", "terse path"),
+        ({"match": {"meta": {"app": "HIS"}}, "action": {"type": "drop"}}, "match.meta.app", "sending_app"),
+        ({"action": {"type": "drop"}, "limit": 0}, "limit", "at least 1"),
+        ({"id": "has space", "action": {"type": "drop"}}, "id", "letters"),
+        ([], "", "expected a JSON object"),
+    ],
+)
+def test_validation_names_the_bad_key(rule, where, text):
+    with pytest.raises(RuleError) as err:
+        parse_rule(rule)
+    assert err.value.where == where
+    assert text in err.value.problem, err.value.problem
+
+
+def test_action_errors_name_the_action_key():
+    with pytest.raises(RuleError, match=r"^action\.ms: "):
+        parse_rule({"action": {"type": "delay", "ms": None, "jitter_ms": 1}})
+
+
+def test_config_list_errors_say_which_rule():
+    with pytest.raises(RuleError) as err:
+        parse_rules([{"action": {"type": "drop"}}, {"action": {"type": "delay", "ms": -3}}])
+    assert str(err.value).startswith("faults[1].action.ms: must be at least 0")
+    assert [r.action.type for r in parse_rules([{"action": {"type": "drop"}}])] == ["drop"]
+    assert parse_rules(None) == []
+    with pytest.raises(RuleError, match="faults: expected a list"):
+        parse_rules({"action": {"type": "drop"}})
+
+
+def test_unknown_protocol_has_no_actions_yet():
+    with pytest.raises(RuleError, match="for http; known types: \\(none yet\\)"):
+        parse_rule({"action": {"type": "drop"}}, protocol="http")
+
+
+def test_match_source_round_trips():
+    rule = parse_rule({"match": {"message_type": "ADT^A0*", "every_nth": 2}, "action": {"type": "drop"}})
+    assert rule.to_json()["match"] == {"message_type": "ADT^A0*", "every_nth": 2, "direction": "request"}
+    again = parse_rule({"match": rule.to_json()["match"], "action": rule.to_json()["action"]})
+    assert again.to_json()["match"] == rule.to_json()["match"]
+
+
+# --- content matching over real metadata and the real parser -------------------------------------
+
+
+def _engine(match: dict) -> FaultEngine:
+    return FaultEngine(rules=[{"match": match, "action": {"type": "drop"}}])
+
+
+def _fires(engine: FaultEngine, payload: bytes) -> bool:
+    return engine.decide("request", payload, meta_of(payload), FaultContext()) is not None
+
+
+@pytest.mark.parametrize(
+    ("pattern", "fires_on"),
+    [
+        ("ADT^A01", {"ADT^A01^ADT_A01"}),
+        ("adt^a01", {"ADT^A01^ADT_A01"}),
+        ("ADT", {"ADT^A01^ADT_A01", "ADT^A08^ADT_A01", "ADT^A04", "ADT^A11^ADT_A09"}),
+        ("ADT^A0*", {"ADT^A01^ADT_A01", "ADT^A08^ADT_A01", "ADT^A04"}),
+        ("ADT^A0[14]", {"ADT^A01^ADT_A01", "ADT^A04"}),
+        (["ORU^R01", "ADT^A04"], {"ORU^R01^ORU_R01", "ADT^A04"}),
+        ("re:^(ORU|ADT\\^A08)", {"ORU^R01^ORU_R01", "ADT^A08^ADT_A01"}),
+    ],
+)
+def test_message_type(pattern, fires_on):
+    pytest.importorskip("harness.hl7v2.meta")
+    codes = ["ADT^A01^ADT_A01", "ADT^A08^ADT_A01", "ADT^A04", "ORU^R01^ORU_R01", "ADT^A11^ADT_A09"]
+    engine = _engine({"message_type": pattern})
+    assert {code for code in codes if _fires(engine, adt(code=code))} == fires_on
+
+
+def test_message_type_never_matches_without_metadata():
+    engine = _engine({"message_type": "ADT"})
+    assert engine.decide("request", adt(), None) is None
+
+
+def test_meta_fields():
+    pytest.importorskip("harness.hl7v2.meta")
+    assert _fires(_engine({"meta": {"sending_app": "HIS", "processing_id": "re:^P"}}), adt())
+    assert not _fires(_engine({"meta": {"sending_app": "LIS"}}), adt())
+
+
+def test_every_nth_counts_only_matching_messages():
+    pytest.importorskip("harness.hl7v2.meta")
+    engine = _engine({"message_type": "ADT^A01", "every_nth": 2})
+    results = [
+        _fires(engine, adt(code=c))
+        for c in ["ADT^A01", "ORU^R01", "ADT^A01", "ORU^R01", "ADT^A01", "ADT^A01"]
+    ]
+    assert results == [False, False, True, False, False, True]
+
+
+def test_paths_parse_only_when_asked():
+    pytest.importorskip("harness.hl7v2.message")
+    pytest.importorskip("harness.hl7v2.meta")
+    engine = _engine({"message_type": "ADT", "paths": {"PID-3.1": "re:^9", "PID-8": "M"}})
+    assert _fires(engine, adt(pid3="900001"))
+    assert not _fires(engine, adt(pid3="100001"))
+    # metadata is checked first: a non-ADT message never reaches the parser
+    assert not _fires(engine, adt(code="ORU^R01", pid3="900001"))
+    assert engine.list()[0].seen == 1
+
+
+def test_paths_on_an_unparseable_message_do_not_match():
+    pytest.importorskip("harness.hl7v2.message")
+    engine = _engine({"paths": {"PID-3.1": "re:^9"}})
+    assert not _fires(engine, b"\xff\xfe garbage without MSH")
+
+
+def test_null_matches_an_absent_value():
+    pytest.importorskip("harness.hl7v2.message")
+    engine = _engine({"paths": {"PID-30": None}})
+    assert _fires(engine, adt())
