@@ -1,0 +1,50 @@
+"""CDC report-card metadata: the table pushed and the front end's `result`."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from urllib.parse import urlsplit
+
+from harness.codecs import Meta, jsonbody, register
+
+
+class CdcCodec:
+    kind = "cdc"
+
+    def request_meta(self, method: str, path: str, headers: Mapping[str, str], body: bytes) -> Meta:
+        problems: list[str] = []
+        meta: Meta = {}
+        segments = [p for p in urlsplit(path).path.split("/") if p]
+        doc = jsonbody.load(body, problems, "request body") if method.upper() == "POST" else None
+        table = doc.get("table") if isinstance(doc, dict) else None
+        if not table and segments:
+            table = segments[-1]
+        if table:
+            meta["table"] = table
+        if isinstance(doc, dict):
+            record = doc.get("data") if isinstance(doc.get("data"), dict) else doc
+            for key in ("disease_code", "serial_number", "patient_id"):
+                if record.get(key) not in (None, ""):
+                    meta[key] = record[key]
+        if problems:
+            meta["problems"] = problems
+        return meta
+
+    def response_meta(self, request: Meta, status: int, headers: Mapping[str, str], body: bytes) -> Meta:
+        problems: list[str] = []
+        meta: Meta = {}
+        doc = jsonbody.load(body, problems, "response body")
+        if isinstance(doc, dict):
+            if "result" in doc:
+                meta["result"] = doc["result"]
+            else:
+                problems.append("response has no result")
+            reasons = doc.get("reasons")
+            if reasons:
+                meta["reasons"] = reasons
+        if problems:
+            meta["problems"] = problems
+        return meta
+
+
+register(CdcCodec())
