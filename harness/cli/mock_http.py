@@ -1,0 +1,44 @@
+"""`harness mock fhir|soap|medins|cdc`: the HTTP simulators (one Twisted shell, one sans-IO core each)."""
+
+from __future__ import annotations
+
+import typer
+
+from harness.cli._common import fail_usage, parse_hostport
+
+LISTEN_HELP = "HOST:PORT to listen on (port 0 picks a free port; the real one is printed)."
+MAX_BODY_HELP = "Largest request body accepted, in bytes; bigger ones get 413."
+
+
+def _serve(core, listen: str, max_body: int) -> None:
+    try:
+        host, port = parse_hostport(listen, what="--listen")
+    except ValueError as exc:
+        raise fail_usage(str(exc)) from None
+    if max_body <= 0:
+        raise fail_usage("--max-body must be positive")
+    from twisted.internet.error import CannotListenError
+
+    from harness.simulators.http import serve
+
+    try:
+        serve(core, host, port, max_body=max_body)
+    except CannotListenError as exc:
+        raise fail_usage(f"cannot listen on {listen}: {exc.socketError}") from None
+
+
+def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
+    mock = groups["mock"]
+
+    @mock.command("medins")
+    def medins(
+        listen: str = typer.Option("127.0.0.1:18080", "--listen", help=LISTEN_HELP),
+        strict: bool = typer.Option(
+            False, "--strict", help="Require a sign_no from 9001 on every call and refuse repeated msgids."
+        ),
+        max_body: int = typer.Option(10 * 1024 * 1024, "--max-body", help=MAX_BODY_HELP),
+    ) -> None:
+        """The Yunnan medical-insurance centre at POST /fsi/api/rsfComIfsService/callService[/INFNO]."""
+        from harness.simulators.medins import MedinsSimulator
+
+        _serve(MedinsSimulator(strict=strict), listen, max_body)

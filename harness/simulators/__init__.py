@@ -1,0 +1,1 @@
+"""Simulators: counterparts (ACK servers, HTTP services) for tests and demos."""

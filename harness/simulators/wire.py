@@ -1,0 +1,64 @@
+"""The sans-IO request and response every HTTP simulator core speaks.
+
+Cores take an `HttpRequest` and return an `HttpResponse`; only harness/simulators/http.py touches
+sockets. Keeping these values free of Twisted lets the cores be tested (and reused) without a reactor.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Protocol
+from urllib.parse import parse_qsl, urlsplit
+
+
+@dataclass(slots=True)
+class HttpRequest:
+    method: str
+    target: str  # path plus query, as sent on the request line
+    headers: dict[str, str] = field(default_factory=dict)  # keys lower-case
+    body: bytes = b""
+
+    @property
+    def path(self) -> str:
+        return urlsplit(self.target).path
+
+    @property
+    def query(self) -> str:
+        return urlsplit(self.target).query
+
+    def params(self) -> list[tuple[str, str]]:
+        return parse_qsl(self.query, keep_blank_values=True)
+
+    def header(self, name: str, default: str | None = None) -> str | None:
+        return self.headers.get(name.lower(), default)
+
+
+@dataclass(slots=True)
+class HttpResponse:
+    status: int
+    headers: dict[str, str] = field(default_factory=dict)
+    body: bytes = b""
+
+
+def json_response(
+    status: int, value: object, content_type: str = "application/json; charset=utf-8"
+) -> HttpResponse:
+    body = json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    return HttpResponse(status, {"Content-Type": content_type}, body)
+
+
+def text_response(status: int, text: str) -> HttpResponse:
+    return HttpResponse(status, {"Content-Type": "text/plain; charset=utf-8"}, text.encode("utf-8"))
+
+
+class Core(Protocol):
+    """A simulator: one request in, one response out, state kept in between."""
+
+    name: str
+
+    def handle(self, request: HttpRequest) -> HttpResponse: ...
+
+    def too_large(self, request: HttpRequest, limit: int) -> HttpResponse:
+        """The answer to a body over the size limit (413 in the simulator's own error format)."""
+        ...
