@@ -8,6 +8,8 @@ those tools never branch on where an exchange came from.
 from __future__ import annotations
 
 import time
+from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -92,3 +94,63 @@ class Exchange:
 def iso_time(epoch: float) -> str:
     """UTC ISO 8601 with milliseconds, the one time format the project prints."""
     return datetime.fromtimestamp(epoch, tz=UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def percentile(sorted_values: list[float], p: float) -> float | None:
+    """The p-th percentile (0-100) by linear interpolation between closest ranks; None when empty."""
+    if not sorted_values:
+        return None
+    rank = (len(sorted_values) - 1) * p / 100.0
+    low = int(rank)
+    high = min(low + 1, len(sorted_values) - 1)
+    return sorted_values[low] + (sorted_values[high] - sorted_values[low]) * (rank - low)
+
+
+def summarize(exchanges: Iterable[Exchange]) -> dict[str, Any]:
+    """Counts by channel, outcome, message type and fault action, and latency percentiles.
+
+    Reads the exchanges once, keeping only the latencies besides the counters.
+    """
+    channels: Counter[str] = Counter()
+    outcomes: Counter[str] = Counter()
+    types: Counter[str] = Counter()
+    faults: Counter[str] = Counter()
+    latencies: list[float] = []
+    per_channel: dict[str, list[float]] = {}
+    first = last = None
+    total = 0
+    for ex in exchanges:
+        total += 1
+        channels[ex.channel] += 1
+        outcomes[ex.outcome] += 1
+        types[ex.message_type or "(none)"] += 1
+        if ex.fault:
+            action = ex.fault.get("action")
+            faults[str(action.get("type") if isinstance(action, dict) else action)] += 1
+        if ex.latency_ms is not None:
+            latencies.append(ex.latency_ms)
+            per_channel.setdefault(ex.channel, []).append(ex.latency_ms)
+        first = ex.started_at if first is None else min(first, ex.started_at)
+        last = ex.started_at if last is None else max(last, ex.started_at)
+
+    def spread(values: list[float]) -> dict[str, float | None]:
+        values.sort()
+        return {
+            "count": len(values),
+            "p50": percentile(values, 50),
+            "p95": percentile(values, 95),
+            "p99": percentile(values, 99),
+            "max": values[-1] if values else None,
+        }
+
+    return {
+        "exchanges": total,
+        "first": iso_time(first) if first is not None else None,
+        "last": iso_time(last) if last is not None else None,
+        "by_channel": dict(channels.most_common()),
+        "by_outcome": dict(outcomes.most_common()),
+        "by_message_type": dict(types.most_common()),
+        "by_fault": dict(faults.most_common()),
+        "latency_ms": spread(latencies),
+        "latency_ms_by_channel": {name: spread(values) for name, values in sorted(per_channel.items())},
+    }

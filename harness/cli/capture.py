@@ -1,0 +1,495 @@
+"""`harness capture list|show|export|summary`: read what the proxy captured.
+
+The commands only move rows from the store to the terminal or to files; selection lives in
+`harness.store.ExchangeFilter` and counting in `harness.exchange.summarize`, shared with replay.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from collections.abc import Iterator
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from harness.cli._common import fail_usage
+
+StoreOpt = Annotated[
+    Path,
+    typer.Option(
+        "--store",
+        "-s",
+        envvar="HARNESS_STORE",
+        help="Capture store file (SQLite). Default: reports/captures.db, or $HARNESS_STORE.",
+    ),
+]
+ChannelOpt = Annotated[list[str] | None, typer.Option("--channel", "-c", help="Channel name (repeatable).")]
+SinceOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--since", help="From this time: ISO 8601 (local, or with Z/+08:00), or relative: -2h, -30m."
+    ),
+]
+UntilOpt = Annotated[str | None, typer.Option("--until", help="Up to this time (same forms as --since).")]
+TypeOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--type", "-t", help="Message type: ADT^A01 exactly, or ADT for every trigger (repeatable)."
+    ),
+]
+ControlIdOpt = Annotated[
+    list[str] | None, typer.Option("--control-id", help="MSH-10 control id (repeatable).")
+]
+OutcomeOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--outcome",
+        "-o",
+        help="ok, nak, timeout, upstream_down, malformed, fault, late_ack, error (repeatable or a,b).",
+    ),
+]
+KindOpt = Annotated[
+    list[str] | None, typer.Option("--kind", help="hl7v2, fhir, soap, medins, cdc, raw (repeatable).")
+]
+RunOpt = Annotated[int | None, typer.Option("--run", help="Only exchanges of this replay run.")]
+WhereOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--where",
+        "-w",
+        metavar="PATH=VALUE",
+        help="Terse path value in the request: PID-3.1=12345, or 'PID-5.1=re:^ZHANG' for a regex "
+        "(repeatable; all must hold).",
+    ),
+]
+LimitOpt = Annotated[int | None, typer.Option("--limit", "-n", min=0, help="At most this many exchanges.")]
+NewestOpt = Annotated[
+    bool, typer.Option("--newest-first", "-r", help="Newest first (with --limit: the last N).")
+]
+
+DEFAULT_STORE = Path("reports/captures.db")
+_TABLE_CHUNK = 200
+
+
+def _filter(
+    channel, since, until, types, control_ids, outcomes, kinds, run, where, limit, newest: bool = False
+):
+    from harness.store import ExchangeFilter, parse_time
+
+    path_values: dict[str, str] = {}
+    for item in where or []:
+        path, sep, value = item.partition("=")
+        if not sep or not path.strip():
+            raise fail_usage(f"--where {item!r}: expected PATH=VALUE, e.g. PID-3.1=12345")
+        path_values[path.strip()] = value
+    for name, value in (("--since", since), ("--until", until)):
+        if value is not None:
+            try:
+                parse_time(value)
+            except ValueError as exc:
+                raise fail_usage(f"{name}: {exc}") from None
+    split_outcomes = [o.strip() for item in outcomes or [] for o in item.split(",") if o.strip()]
+    from harness.exchange import OUTCOMES
+
+    unknown = [o for o in split_outcomes if o not in OUTCOMES]
+    if unknown:
+        raise fail_usage(f"--outcome {', '.join(unknown)}: expected one of {', '.join(OUTCOMES)}")
+    return ExchangeFilter(
+        channel=channel or None,
+        since=since,
+        until=until,
+        message_type=types or None,
+        control_ids=control_ids or None,
+        outcomes=split_outcomes or None,
+        kind=kinds or None,
+        run_id=run,
+        path_values=path_values or None,
+        limit=limit,
+        order="-id" if newest else "id",
+    )
+
+
+def _open(path: Path):
+    from harness.store import Store, StoreError
+
+    try:
+        return Store(path, create=False)
+    except StoreError as exc:
+        raise fail_usage(str(exc)) from None
+
+
+def _query(store, flt, *, bodies: bool) -> Iterator:
+    from harness.store import StoreError
+
+    try:
+        return store.query(flt, bodies=bodies)
+    except (StoreError, ValueError) as exc:
+        raise fail_usage(str(exc)) from None
+
+
+def _local(epoch: float) -> str:
+    return datetime.fromtimestamp(epoch).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
+
+
+def _fault_text(fault: dict | None) -> str:
+    if not fault:
+        return ""
+    action = fault.get("action")
+    kind = action.get("type") if isinstance(action, dict) else action
+    rule = fault.get("id")
+    return f"{kind or '?'}" + (f" ({rule})" if rule is not None else "")
+
+
+def _type_text(ex) -> str:
+    if ex.protocol == "http":
+        head = f"{ex.method or ''} {ex.status if ex.status is not None else ''}".strip()
+        return f"{ex.message_type} {head}".strip() if ex.message_type else head
+    return ex.message_type or ""
+
+
+def _decode(data: bytes, charset: str | None) -> tuple[str, str | None]:
+    """Text for display and a warning when the recorded charset did not decode every byte."""
+    codec = charset or "utf-8"
+    try:
+        return data.decode(codec), None
+    except LookupError:
+        return data.decode("utf-8", errors="replace"), f"unknown charset {codec!r}; shown as UTF-8"
+    except UnicodeDecodeError as exc:
+        return (
+            data.decode(codec, errors="replace"),
+            f"byte(s) {data[exc.start : exc.end].hex(' ')} at offset {exc.start} are not {codec}; "
+            "shown as U+FFFD",
+        )
+
+
+def _body_lines(ex, data: bytes) -> tuple[list[str], str | None]:
+    text, warning = _decode(data, ex.charset)
+    if ex.kind == "hl7v2" or ex.protocol == "mllp":
+        lines = [line for line in re.split(r"\r\n|\r|\n", text) if line != ""]
+    else:
+        lines = text.splitlines() or [text]
+    return lines, warning
+
+
+def _safe_name(text: str | None) -> str:
+    cleaned = re.sub(r"[^A-Za-z0-9._-]+", "_", text or "")[:64].strip("._")
+    return cleaned or "no-control-id"
+
+
+def _batch(messages: list[bytes]) -> bytes:
+    """An FHS/BHS ... BTS/FTS batch around the messages, with the first message's encoding characters."""
+    first = messages[0] if messages else b"MSH|^~\\&"
+    field = first[3:4] or b"|"
+    enc_end = first.find(field, 4)
+    encoding = first[4:enc_end] if enc_end > 4 else b"^~\\&"
+    stamp = datetime.now().strftime("%Y%m%d%H%M%S").encode()
+    f = field
+    head = b"FHS" + f + encoding + f + b"harness" + f * 5 + stamp + b"\r"
+    head += b"BHS" + f + encoding + f + b"harness" + f * 5 + stamp + b"\r"
+    body = b"".join(m if m.endswith(b"\r") else m + b"\r" for m in messages)
+    tail = b"BTS" + f + str(len(messages)).encode() + b"\rFTS" + f + b"1\r"
+    return head + body + tail
+
+
+def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
+    capture_app = typer.Typer(
+        help="Read the capture store: list, show, export and summarise captured exchanges.",
+        no_args_is_help=True,
+    )
+    app.add_typer(capture_app, name="capture")
+    groups["capture"] = capture_app
+
+    @capture_app.command("list")
+    def list_(
+        store: StoreOpt = DEFAULT_STORE,
+        channel: ChannelOpt = None,
+        since: SinceOpt = None,
+        until: UntilOpt = None,
+        type_: TypeOpt = None,
+        control_id: ControlIdOpt = None,
+        outcome: OutcomeOpt = None,
+        kind: KindOpt = None,
+        run: RunOpt = None,
+        where: WhereOpt = None,
+        limit: LimitOpt = None,
+        newest_first: NewestOpt = False,
+        as_json: Annotated[
+            bool, typer.Option("--json", help="One JSON object per exchange (JSON lines).")
+        ] = False,
+    ) -> None:
+        """List exchanges, oldest first: a table, or JSON lines with --json.
+
+        Examples: `harness capture list --outcome nak,timeout --since -2h`;
+        `harness capture list --type ADT^A01 --where PID-3.1=12345 --json`.
+        """
+        flt = _filter(
+            channel, since, until, type_, control_id, outcome, kind, run, where, limit, newest_first
+        )
+        with _open(store) as db:
+            rows = _query(db, flt, bodies=False)
+            if as_json:
+                out = sys.stdout
+                for ex in rows:
+                    out.write(json.dumps(ex.to_json(), ensure_ascii=False) + "\n")
+                out.flush()
+                return
+            _print_table(rows)
+
+    def _print_table(rows) -> None:
+        from rich.console import Console
+        from rich.table import Table
+
+        # Fixed column widths keep the chunks printed one after another aligned; output that is not a
+        # terminal is never squeezed to 80 columns (a pipe into less or a file wants every column).
+        console = Console() if sys.stdout.isatty() else Console(width=200)
+        columns = [
+            ("id", 7, True),
+            ("time (local)", 23, True),
+            ("channel", 12, False),
+            ("type", 13, False),
+            ("control id", 20, False),
+            ("ack", 3, True),
+            ("outcome", 13, True),
+            ("latency ms", 10, True),
+            ("fault", 20, False),
+        ]
+
+        # A narrow terminal loses whole columns, least telling first, rather than squeezing them all.
+        for dropped in ("fault", "channel", "latency ms", "time (local)", "type"):
+            if sum(width + 2 for _, width, _ in columns) <= console.width:
+                break
+            columns = [c for c in columns if c[0] != dropped]
+        names = [name for name, _, _ in columns]
+
+        def new_table(header: bool) -> Table:
+            table = Table(show_header=header, box=None, pad_edge=False, show_edge=False)
+            for name, width, keep in columns:
+                table.add_column(
+                    name,
+                    width=width,
+                    min_width=width if keep else min(width, 6),
+                    no_wrap=True,
+                    overflow="ellipsis",
+                    justify="right" if name in ("id", "latency ms") else "left",
+                )
+            return table
+
+        styles = {"ok": "green", "nak": "yellow", "late_ack": "yellow", "fault": "magenta"}
+        table = new_table(True)
+        shown = 0
+        for ex in rows:
+            latency = f"{ex.latency_ms:.1f}" if ex.latency_ms is not None else "-"
+            style = styles.get(ex.outcome, "red")
+            cells = {
+                "id": str(ex.id),
+                "time (local)": _local(ex.started_at),
+                "channel": ex.channel,
+                "type": _type_text(ex),
+                "control id": ex.control_id or "",
+                "ack": ex.ack_code or "",
+                "outcome": f"[{style}]{ex.outcome}[/]",
+                "latency ms": latency,
+                "fault": _fault_text(ex.fault),
+            }
+            table.add_row(*(cells[name] for name in names))
+            shown += 1
+            if shown % _TABLE_CHUNK == 0:  # print as we go: a 100k-row store never sits in one table
+                console.print(table)
+                table = new_table(False)
+        if table.row_count or not shown:
+            console.print(table)
+        console.print(f"[dim]{shown} exchange{'s' if shown != 1 else ''}[/]", highlight=False)
+
+    @capture_app.command("show")
+    def show(
+        exchange_id: Annotated[int, typer.Argument(metavar="ID", help="Exchange id (from `capture list`).")],
+        store: StoreOpt = DEFAULT_STORE,
+        raw: Annotated[
+            bool, typer.Option("--raw", help="Write the request's bytes exactly as captured to stdout.")
+        ] = False,
+        response: Annotated[
+            bool, typer.Option("--response", help="With --raw: write the response's bytes instead.")
+        ] = False,
+        as_json: Annotated[bool, typer.Option("--json", help="One JSON object, bodies as text.")] = False,
+    ) -> None:
+        """Print one exchange in full: its fields, then request and response, one segment a line."""
+        with _open(store) as db:
+            ex = db.get(exchange_id)
+        if ex is None:
+            raise fail_usage(f"no exchange {exchange_id} in {store}")
+        if raw:
+            data = ex.response if response else ex.request
+            if data is None:
+                raise fail_usage(f"exchange {exchange_id} has no response")
+            sys.stdout.buffer.write(data)
+            sys.stdout.buffer.flush()
+            return
+        if as_json:
+            view = ex.to_json()
+            for name, data in (("request", ex.request), ("response", ex.response)):
+                text, warning = _decode(data, ex.charset) if data is not None else (None, None)
+                view[name] = text
+                if warning:
+                    view[f"{name}_warning"] = warning
+            typer.echo(json.dumps(view, ensure_ascii=False))
+            return
+        view = ex.to_json()
+        width = max(len(k) for k in view)
+        for key, value in view.items():
+            if value is None or value == [] or value == {}:
+                continue
+            text = json.dumps(value, ensure_ascii=False) if isinstance(value, dict | list) else str(value)
+            typer.echo(f"{key:<{width}}  {text}")
+        for name, data in (("request", ex.request), ("response", ex.response)):
+            if data is None:
+                typer.echo(f"\n-- {name}: none")
+                continue
+            lines, warning = _body_lines(ex, data)
+            typer.echo(f"\n-- {name} ({len(data)} bytes, {ex.charset or 'utf-8'})")
+            if warning:
+                typer.secho(f"warning: {warning}", err=True, fg=typer.colors.YELLOW)
+            for line in lines:
+                typer.echo(line)
+
+    @capture_app.command("export")
+    def export(
+        out: Annotated[Path, typer.Option("--out", help="Folder to write into (created when missing).")],
+        store: StoreOpt = DEFAULT_STORE,
+        fmt: Annotated[
+            str, typer.Option("--format", help="hl7: the message bytes; mllp: each message MLLP-framed.")
+        ] = "hl7",
+        single: Annotated[
+            bool,
+            typer.Option("--single", help="One file: an FHS/BHS batch (hl7) or a stream of frames (mllp)."),
+        ] = False,
+        responses: Annotated[
+            bool, typer.Option("--responses", help="Also write each response beside its request.")
+        ] = False,
+        channel: ChannelOpt = None,
+        since: SinceOpt = None,
+        until: UntilOpt = None,
+        type_: TypeOpt = None,
+        control_id: ControlIdOpt = None,
+        outcome: OutcomeOpt = None,
+        run: RunOpt = None,
+        where: WhereOpt = None,
+        limit: LimitOpt = None,
+        as_json: Annotated[
+            bool, typer.Option("--json", help="Print a JSON summary of what was written.")
+        ] = False,
+    ) -> None:
+        """Write captured HL7 v2 requests as files: <id>_<control id>.hl7, ready for `harness send` or replay.
+
+        Bytes are written exactly as captured (CR segment separators, original charset).
+        """
+        from harness.mllp import encode
+
+        if fmt not in ("hl7", "mllp"):
+            raise fail_usage(f"--format {fmt!r}: expected hl7 or mllp")
+        if single and responses:
+            raise fail_usage("--responses writes one file per exchange; it cannot be combined with --single")
+        flt = _filter(channel, since, until, type_, control_id, outcome, ["hl7v2"], run, where, limit)
+        suffix = ".hl7" if fmt == "hl7" else ".mllp"
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise fail_usage(f"--out {out}: {exc.strerror}") from None
+        written: list[str] = []
+        batch: list[bytes] = []
+        with _open(store) as db:
+            for ex in _query(db, flt, bodies=True):
+                if single:
+                    batch.append(ex.request)
+                    continue
+                name = f"{ex.id:06d}_{_safe_name(ex.control_id)}"
+                target = out / f"{name}{suffix}"
+                target.write_bytes(encode(ex.request) if fmt == "mllp" else ex.request)
+                written.append(str(target))
+                if responses and ex.response is not None:
+                    reply = out / f"{name}.response{suffix}"
+                    reply.write_bytes(encode(ex.response) if fmt == "mllp" else ex.response)
+                    written.append(str(reply))
+        if single:
+            target = out / f"capture{suffix}"
+            if fmt == "mllp":
+                target.write_bytes(b"".join(encode(m) for m in batch))
+            else:
+                target.write_bytes(_batch(batch) if batch else b"")
+            written = [str(target)] if batch else []
+            if not batch:
+                target.unlink(missing_ok=True)
+        count = len(batch) if single else sum(1 for w in written if ".response" not in w)
+        if as_json:
+            typer.echo(json.dumps({"exchanges": count, "files": written}, ensure_ascii=False))
+        else:
+            typer.echo(f"exported {count} exchange{'s' if count != 1 else ''} to {out}")
+        if count == 0:
+            typer.secho("nothing matched the filters", err=True, fg=typer.colors.YELLOW)
+
+    @capture_app.command("summary")
+    def summary(
+        store: StoreOpt = DEFAULT_STORE,
+        channel: ChannelOpt = None,
+        since: SinceOpt = None,
+        until: UntilOpt = None,
+        type_: TypeOpt = None,
+        outcome: OutcomeOpt = None,
+        kind: KindOpt = None,
+        run: RunOpt = None,
+        where: WhereOpt = None,
+        as_json: Annotated[bool, typer.Option("--json", help="One JSON object.")] = False,
+    ) -> None:
+        """Counts by channel, outcome and message type, and latency p50/p95/p99."""
+        from harness.exchange import summarize
+
+        flt = _filter(channel, since, until, type_, None, outcome, kind, run, where, None)
+        with _open(store) as db:
+            result = summarize(_query(db, flt, bodies=False))
+        if as_json:
+            typer.echo(json.dumps(result, ensure_ascii=False))
+            return
+        _print_summary(result, store)
+
+    def _print_summary(result: dict, store: Path) -> None:
+        from rich.console import Console
+        from rich.table import Table
+
+        console = Console()
+        span = f" from {result['first']} to {result['last']}" if result["exchanges"] else ""
+        console.print(f"[bold]{result['exchanges']} exchanges[/] in {store}{span}", highlight=False)
+        if not result["exchanges"]:
+            return
+
+        def ms(value: float | None) -> str:
+            return f"{value:.1f}" if value is not None else "-"
+
+        latency = Table(title="latency (ms)", title_justify="left", box=None)
+        for column in ("channel", "n", "p50", "p95", "p99", "max"):
+            latency.add_column(column, justify="left" if column == "channel" else "right")
+        for name, spread in [("all", result["latency_ms"]), *result["latency_ms_by_channel"].items()]:
+            latency.add_row(
+                name,
+                str(spread["count"]),
+                ms(spread["p50"]),
+                ms(spread["p95"]),
+                ms(spread["p99"]),
+                ms(spread["max"]),
+            )
+        console.print(latency)
+        for title, key in (
+            ("outcome", "by_outcome"),
+            ("message type", "by_message_type"),
+            ("fault", "by_fault"),
+        ):
+            if not result[key]:
+                continue
+            table = Table(title=title, title_justify="left", box=None)
+            table.add_column(title)
+            table.add_column("count", justify="right")
+            for name, count in result[key].items():
+                table.add_row(name, str(count))
+            console.print(table)
