@@ -9,7 +9,8 @@ few milliseconds and never imports hl7apy.
 Compiled shapes (all plain, marshal-able values):
 - structures: name -> ("seq"|"choice", children); child = ("S", segment id, min, max) or
   ("G", group name, min, max, ("seq"|"choice", children)); max -1 is unbounded.
-- segments: id -> tuple of fields (long name, datatype, min, max, table or None).
+- segments: id -> tuple of fields (long name, datatype, min, max, table or None); field n is
+  item n-1 (withdrawn fields that hl7apy leaves out are kept as "WD" placeholders).
 - datatypes: composite id -> tuple of components (long name, datatype, table or None).
 - base: base datatype id -> maximum length (-1 when none).
 - tables: table id ("HL70001") -> (description, values).
@@ -24,7 +25,7 @@ import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
-FORMAT = 3
+FORMAT = 4
 VERSIONS: tuple[str, ...] = (
     "2.1",
     "2.2",
@@ -206,9 +207,10 @@ def compile_version(version: str) -> tuple:
         if len(ref) < 2:  # withdrawn segments (QRD in 2.7) keep a name and no fields
             segments[seg] = ()
             continue
-        flds = []
+        flds: list[tuple] = []
         for item in ref[1]:
             fname, (lo, hi) = item[0], item[2]
+            _place(flds, fname, ("WITHDRAWN", "WD", 0, 1, None))
             fdef = fields_src.get(fname) or item[1]
             if fdef is None:
                 flds.append(("", "ST", lo, hi, None))
@@ -218,15 +220,25 @@ def compile_version(version: str) -> tuple:
 
     datatypes = {}
     for dt, comps in dts_src.items():
-        out = []
+        out: list[tuple] = []
         for item in comps:
             cref = item[1]
+            _place(out, item[0], ("WITHDRAWN", "WD", None))
             out.append((cref[3] or "", cref[2] or "ST", cref[4]))
         datatypes[dt] = tuple(out)
 
     base = {name: _base_max_length(cls) for name, cls in base_classes.items()}
     tables = {tid: (entry[0] or "", tuple(str(v) for v in entry[1])) for tid, entry in tables_src.items()}
     return structures, segments, datatypes, base, tables
+
+
+def _place(items: list, name: str, filler: tuple) -> None:
+    """Pad with withdrawn placeholders up to an element's own number (hl7apy omits withdrawn
+    fields from 2.6 on, e.g. EVN-1 in 2.8, which would shift every later field by one)."""
+    suffix = name.rsplit("_", 1)[-1]
+    if suffix.isdigit():
+        while len(items) < int(suffix) - 1:
+            items.append(filler)
 
 
 def _kind(kind: str) -> str:

@@ -111,7 +111,7 @@ CODES: dict[str, tuple[str, str]] = {
     "HL7-FIELD-REPETITION": (ERROR, "more repetitions of a field than allowed"),
     "HL7-FIELD-UNDEFINED": (WARNING, "a value beyond the fields the segment defines"),
     "HL7-COMPONENT-UNDEFINED": (WARNING, "a value beyond the components the datatype defines"),
-    "HL7-COMPONENT-WITHDRAWN": (WARNING, "a value in a component the version withdrew"),
+    "HL7-WITHDRAWN": (WARNING, "a value in a field or component the version withdrew"),
     "HL7-DATATYPE-DT": (ERROR, "not a DT date (YYYY[MM[DD]])"),
     "HL7-DATATYPE-DTM": (ERROR, "not a DTM/TS date-time (YYYY[MM[DD[HH[MM[SS[.S+]]]]]][+/-ZZZZ])"),
     "HL7-DATATYPE-TM": (ERROR, "not a TM time (HH[MM[SS[.S+]]][+/-ZZZZ])"),

@@ -1,0 +1,310 @@
+"""Datatype checks: values of DT, DTM/TS, TM, NM, SI, ID/IS (tables), composites and escapes.
+
+A checker is compiled once per (version, datatype, table, depth) into a closure taking the
+message's delimiters from a small context object; only a failing value builds a Location and a
+Finding, so a clean field costs a few string operations.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import date
+
+from harness.hl7v2.reference import Standard
+from harness.hl7v2.validation.findings import Location, finding
+
+_DT = re.compile(r"(\d{4})(?:(\d{2})(\d{2})?)?")
+_OFFSET = r"(?:[+-](?:1[0-4]|0\d)[0-5]\d)?"
+_TM = re.compile(r"([01]\d|2[0-3])(?:([0-5]\d)(?:([0-5]\d)(?:\.\d{1,4})?)?)?" + _OFFSET)
+_DTM = re.compile(
+    r"(\d{4})(?:(\d{2})(?:(\d{2})(?:([01]\d|2[0-3])(?:([0-5]\d)(?:([0-5]\d)(?:\.\d{1,4})?)?)?)?)?)?" + _OFFSET
+)
+_NM = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)")
+_SI = re.compile(r"\d+")
+
+# table 0396 (coding systems) admits local systems 99zzz / L and, in practice, OIDs
+_LOCAL_CODING_SYSTEM = re.compile(r"99\w*|L|\d+(?:\.\d+)+")
+TEXTUAL = frozenset({"ST", "TX", "FT", "GTS", "TN", "CM", "varies"})
+CODED = frozenset({"ID", "IS"})
+
+
+def _valid_date(y: str, m: str | None, d: str | None) -> bool:
+    try:
+        date(int(y), int(m or 1), int(d or 1))
+    except ValueError:
+        return False
+    return True
+
+
+def check_dt(value: str) -> bool:
+    m = _DT.fullmatch(value)
+    return bool(m) and _valid_date(m.group(1), m.group(2), m.group(3))
+
+
+def check_dtm(value: str) -> bool:
+    m = _DTM.fullmatch(value)
+    return bool(m) and _valid_date(m.group(1), m.group(2), m.group(3))
+
+
+def check_tm(value: str) -> bool:
+    return _TM.fullmatch(value) is not None
+
+
+def check_nm(value: str) -> bool:
+    return _NM.fullmatch(value) is not None
+
+
+def check_si(value: str) -> bool:
+    return _SI.fullmatch(value) is not None
+
+
+# datatype -> (predicate, code, expected text)
+FORMATS = {
+    "DT": (check_dt, "HL7-DATATYPE-DT", "YYYY[MM[DD]]"),
+    "DTM": (check_dtm, "HL7-DATATYPE-DTM", "YYYY[MM[DD[HH[MM[SS[.S+]]]]]][+/-ZZZZ]"),
+    "TS": (check_dtm, "HL7-DATATYPE-DTM", "YYYY[MM[DD[HH[MM[SS[.S+]]]]]][+/-ZZZZ]"),
+    "TM": (check_tm, "HL7-DATATYPE-TM", "HH[MM[SS[.S+]]][+/-ZZZZ]"),
+    "NM": (check_nm, "HL7-DATATYPE-NM", "[+|-]digits[.digits]"),
+    "SI": (check_si, "HL7-DATATYPE-SI", "a non-negative integer"),
+}
+
+_ESCAPE_BODY = (
+    r"(?:[FSTREHNP]|X[0-9A-Fa-f]*|Z[^{e}]*|C[0-9A-Fa-f]{{4}}|M[0-9A-Fa-f]{{4,6}}"
+    r"|\.(?:sp|br|in|ti|sk|ce|fi|nf)[+-]?\d*)"
+)
+_ESCAPE_RES: dict[str, re.Pattern] = {}
+
+
+def escape_problem(value: str, esc: str) -> str | None:
+    """The first malformed escape sequence in value (escape char esc), or None when all are well formed."""
+    pat = _ESCAPE_RES.get(esc)
+    if pat is None:
+        e = re.escape(esc)
+        pat = _ESCAPE_RES[esc] = re.compile(e + _ESCAPE_BODY.format(e=e) + e)
+    stripped = pat.sub("", value)
+    pos = stripped.find(esc)
+    if pos < 0:
+        return None
+    return stripped[pos : pos + 12]
+
+
+class Ctx:
+    """Per-message state the checkers need: delimiters, the finding list and where we are."""
+
+    __slots__ = ("comp", "sub", "rep", "esc", "out", "seg_index", "seg", "field", "rep_no")
+
+    def __init__(self, comp: str, sub: str, rep: str, esc: str, out: list) -> None:
+        self.comp, self.sub, self.rep, self.esc, self.out = comp, sub, rep, esc, out
+        self.seg_index = 0
+        self.seg = ""
+        self.field = 0
+        self.rep_no = None
+
+    def loc(self, comp: int | None, sub: int | None) -> Location:
+        return Location(self.seg_index, self.seg, self.field, self.rep_no, comp, sub)
+
+
+def _make_base(std: Standard, dt: str, table: str | None, name: str):
+    fmt = FORMATS.get(dt)
+    maxlen = std.base.get(dt, -1)
+    if maxlen is None or maxlen <= 0 or dt in ("ID",):
+        maxlen = 0
+    codes = std.table(table) if dt in CODED else None
+    if codes is not None and not codes:
+        codes = None
+    table_sev = "warning" if dt == "ID" else "info"
+    if codes is not None and table == "HL70125":  # value type: any datatype of the version is one
+        codes = codes | frozenset(std.base) | frozenset(std.datatypes)
+    local_ok = _LOCAL_CODING_SYSTEM.fullmatch if table == "HL70396" else None
+    textual = dt not in FORMATS
+    withdrawn = dt == "WD"
+    label = name.replace("_", " ").lower() if name else dt
+
+    def check(ctx: Ctx, value: str, c: int | None, s: int | None) -> None:
+        if withdrawn:
+            ctx.out.append(
+                finding(
+                    "HL7-WITHDRAWN",
+                    ctx.loc(c, s),
+                    f"{label} was withdrawn from HL7 {std.version} and should be empty",
+                    expected="empty",
+                    actual=value,
+                )
+            )
+            return
+        if fmt is not None and not fmt[0](value):
+            ctx.out.append(
+                finding(
+                    fmt[1], ctx.loc(c, s), f"{label} is not a valid {dt} value", expected=fmt[2], actual=value
+                )
+            )
+        if maxlen and len(value) > maxlen:
+            ctx.out.append(
+                finding(
+                    "HL7-LENGTH-EXCEEDED",
+                    ctx.loc(c, s),
+                    f"{label} is {len(value)} characters long; {dt} allows {maxlen}",
+                    expected=f"at most {maxlen}",
+                    actual=str(len(value)),
+                )
+            )
+        if codes is not None and value not in codes and not (local_ok and local_ok(value)):
+            ctx.out.append(
+                finding(
+                    "HL7-TABLE-VALUE",
+                    ctx.loc(c, s),
+                    f"{label} value {value!r} is not in HL7 table {table[-4:]}",
+                    expected=f"a code of table {table}",
+                    actual=value,
+                    severity=table_sev,
+                )
+            )
+        if textual and ctx.esc and ctx.esc in value:
+            bad = escape_problem(value, ctx.esc)
+            if bad is not None:
+                ctx.out.append(
+                    finding(
+                        "HL7-ESCAPE-INVALID",
+                        ctx.loc(c, s),
+                        f"{label} holds a malformed escape sequence {bad!r}",
+                        expected="\\F\\ \\S\\ \\T\\ \\R\\ \\E\\ \\Xhh..\\ \\H\\ \\N\\ \\.br\\ …",
+                        actual=bad,
+                    )
+                )
+
+    # fast paths: a clean value costs one or two comparisons; anything suspect takes the full check
+    lim = maxlen or 1 << 30
+    if withdrawn:
+        return check
+    if codes is not None:
+
+        def coded(ctx: Ctx, value: str, c: int | None, s: int | None) -> None:
+            if value not in codes or len(value) > lim or ctx.esc in value:
+                check(ctx, value, c, s)
+
+        return coded
+    if fmt is not None:
+        pred = fmt[0]
+
+        def formatted(ctx: Ctx, value: str, c: int | None, s: int | None) -> None:
+            if len(value) > lim or not pred(value):
+                check(ctx, value, c, s)
+
+        return formatted
+
+    def text(ctx: Ctx, value: str, c: int | None, s: int | None) -> None:
+        if len(value) > lim or ctx.esc in value:
+            check(ctx, value, c, s)
+
+    return text
+
+
+_CHECKERS: dict[tuple, object] = {}
+
+
+def checker(std: Standard, dt: str, table: str | None, depth: int, name: str = ""):
+    """The compiled checker for a datatype at a depth (0 field, 1 component, 2 subcomponent)."""
+    key = (std.version, dt, table, depth, name)
+    got = _CHECKERS.get(key)
+    if got is not None:
+        return got
+    comps = std.datatypes.get(dt) if not std.is_base(dt) else None
+    if comps is None or depth >= 2 or dt == "varies":
+        if comps is not None and depth >= 2:
+            first = comps[0] if comps else ("", "ST", None)
+            got = _make_base(std, first[1] if std.is_base(first[1]) else "ST", first[2], name)
+        elif dt in ("varies", "WD") or std.is_base(dt):
+            got = _make_base(std, dt, table if std.is_base(dt) else None, name)
+        else:  # a datatype the version's tables do not define: check it as text
+            got = _make_base(std, "ST", None, name)
+        base = got
+
+        if depth == 0:
+
+            def top(ctx: Ctx, value: str, c=None, s=None, _base=base) -> None:
+                if ctx.comp in value:
+                    first, _, rest = value.partition(ctx.comp)
+                    if rest.strip(ctx.comp + ctx.sub) and dt != "varies":
+                        ctx.out.append(
+                            finding(
+                                "HL7-COMPONENT-UNDEFINED",
+                                ctx.loc(2, None),
+                                f"{dt} has no components but the value has some",
+                                expected=f"one {dt} value",
+                                actual=value,
+                            )
+                        )
+                    value = first
+                if value and value != '""':
+                    _base(ctx, value, None, None)
+
+            got = top
+        elif depth == 1:
+
+            def mid(ctx: Ctx, value: str, c=None, s=None, _base=base) -> None:
+                if ctx.sub in value:
+                    value = value.split(ctx.sub, 1)[0]
+                if value and value != '""':
+                    _base(ctx, value, c, None)
+
+            got = mid
+        _CHECKERS[key] = got
+        return got
+
+    subs = [checker(std, cdt, ctable, depth + 1, cname) for cname, cdt, ctable in comps]
+    n = len(subs)
+    # table on a coded composite (CE/CWE/CNE field bound to a table): its identifier is the code
+    id_codes = std.table(table) if table and dt in ("CE", "CWE", "CNE", "CF") else None
+
+    if depth == 0:
+
+        def composite(ctx: Ctx, value: str, c=None, s=None) -> None:
+            parts = value.split(ctx.comp)
+            for i, part in enumerate(parts):
+                if not part or part == '""':
+                    continue
+                if i >= n:
+                    ctx.out.append(
+                        finding(
+                            "HL7-COMPONENT-UNDEFINED",
+                            ctx.loc(i + 1, None),
+                            f"{dt} defines {n} components; component {i + 1} has a value",
+                            expected=f"at most {n} components",
+                            actual=part,
+                        )
+                    )
+                    break
+                subs[i](ctx, part, i + 1, None)
+            if id_codes and parts[0] and parts[0] not in id_codes:
+                ctx.out.append(
+                    finding(
+                        "HL7-TABLE-VALUE",
+                        ctx.loc(1, None),
+                        f"code {parts[0]!r} is not in HL7 table {table[-4:]}",
+                        expected=f"a code of table {table}",
+                        actual=parts[0],
+                        severity="info",
+                    )
+                )
+    else:
+
+        def composite(ctx: Ctx, value: str, c=None, s=None) -> None:
+            parts = value.split(ctx.sub)
+            for i, part in enumerate(parts):
+                if not part or part == '""':
+                    continue
+                if i >= n:
+                    ctx.out.append(
+                        finding(
+                            "HL7-COMPONENT-UNDEFINED",
+                            ctx.loc(c, i + 1),
+                            f"{dt} defines {n} subcomponents; subcomponent {i + 1} has a value",
+                            expected=f"at most {n} subcomponents",
+                            actual=part,
+                        )
+                    )
+                    break
+                subs[i](ctx, part, c, i + 1)
+
+    _CHECKERS[key] = composite
+    return composite
