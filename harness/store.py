@@ -619,7 +619,8 @@ class CaptureWriter:
         self._low_water = self._high_water // 2
         self._hard_limit = hard_limit if hard_limit is not None else 4 * self._high_water
         self._on_pressure = on_pressure
-        self._queue: deque[tuple[Exchange, Callback | None]] = deque()
+        self._queue: deque[tuple[Exchange, Callback | None, float]] = deque()
+        self._flush_to = 0  # flush() asks the fast window to close early up to this submission count
         self._cond = threading.Condition()
         self._hurry = threading.Event()
         self._submitted = 0
@@ -670,7 +671,7 @@ class CaptureWriter:
                 raise RuntimeError(f"capture writer for {self.path} is closed")
             while len(self._queue) >= self._hard_limit and not self._closing and self._thread.is_alive():
                 self._cond.wait(0.05)
-            self._queue.append((ex, callback))
+            self._queue.append((ex, callback, time.monotonic()))
             self._submitted += 1
             if not self._saturated and len(self._queue) >= self._high_water:
                 self._saturated = pressure = True
@@ -686,6 +687,7 @@ class CaptureWriter:
         deadline = None if timeout is None else time.monotonic() + timeout
         with self._cond:
             target = self._submitted
+            self._flush_to = max(self._flush_to, target)
             self._hurry.set()
             while self._done < target:
                 if not self._thread.is_alive():
@@ -717,20 +719,37 @@ class CaptureWriter:
                         self._cond.wait()
                     if not self._queue:
                         return
-                if self.mode == "fast" and not self._closing:
-                    self._hurry.wait(self._window_s)
+                if self.mode == "fast":
+                    self._gather()
                 with self._cond:
-                    self._hurry.clear()
                     n = min(len(self._queue), self._max_batch)
-                    batch = [self._queue.popleft() for _ in range(n)]
+                    batch = [self._queue.popleft()[:2] for _ in range(n)]
                 self._write(batch)
         except BaseException as exc:  # a bug here must not leave callers waiting forever
             log.exception("capture writer for %s stopped", self.path)
             with self._cond:
-                failed = list(self._queue)
+                failed = [item[:2] for item in self._queue]
                 self._queue.clear()
                 self._closing = True
             self._finish(failed, [exc] * len(failed))
+
+    def _gather(self) -> None:
+        """Fast mode: let the group grow until its oldest exchange has waited the window, a batch is
+        full, or flush/close asks for the commit now."""
+        while True:
+            with self._cond:
+                if (
+                    self._closing
+                    or len(self._queue) >= self._max_batch
+                    or self._done < self._flush_to
+                    or not self._queue
+                ):
+                    return
+                remaining = self._queue[0][2] + self._window_s - time.monotonic()
+                self._hurry.clear()
+            if remaining <= 0:
+                return
+            self._hurry.wait(remaining)
 
     def _write(self, batch: list[tuple[Exchange, Callback | None]]) -> None:
         conn = self._store._conn
