@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from harness.exchange import Exchange, iso_time
+from harness.exchange import Exchange, iso_time, percentile, summarize
 
 
 def test_defaults_are_independent_and_slotted():
@@ -71,3 +71,32 @@ def test_json_view_http_adds_method_path_status():
     assert (view["method"], view["status"]) == ("POST", 200)
     assert view["path"].endswith("callService") and view["meta"]["infno"] == "2207"
     assert view["ended_at"] is None and view["latency_ms"] is None
+
+
+def test_percentile_interpolates_between_ranks():
+    assert percentile([], 50) is None
+    assert percentile([7.0], 99) == 7.0
+    values = [float(v) for v in range(1, 101)]  # 1..100
+    assert percentile(values, 0) == 1.0 and percentile(values, 100) == 100.0
+    assert percentile(values, 50) == pytest.approx(50.5)
+    assert percentile(values, 99) == pytest.approx(99.01)
+
+
+def test_summarize_counts_and_latency():
+    rows = []
+    for i in range(10):
+        ex = Exchange(channel="adt" if i < 8 else "lab", started_at=100.0 + i, message_type="ADT^A01")
+        ex.finish(ex.started_at + (i + 1) / 1000)
+        rows.append(ex)
+    rows[3].outcome, rows[3].fault = "fault", {"id": "r1", "action": {"type": "delay", "ms": 5}}
+    rows[4].outcome, rows[4].latency_ms, rows[4].message_type = "timeout", None, None
+    summary = summarize(iter(rows))  # one pass over an iterator, as the store streams it
+    assert summary["exchanges"] == 10
+    assert summary["by_channel"] == {"adt": 8, "lab": 2}
+    assert summary["by_outcome"] == {"ok": 8, "fault": 1, "timeout": 1}
+    assert summary["by_message_type"] == {"ADT^A01": 9, "(none)": 1}
+    assert summary["by_fault"] == {"delay": 1}
+    assert summary["latency_ms"]["count"] == 9 and summary["latency_ms"]["max"] == pytest.approx(10.0)
+    assert summary["latency_ms_by_channel"]["lab"]["p50"] == pytest.approx(9.5)
+    assert summary["first"] == "1970-01-01T00:01:40.000Z" and summary["last"] == "1970-01-01T00:01:49.000Z"
+    assert summarize([])["latency_ms"]["p99"] is None

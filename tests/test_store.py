@@ -430,6 +430,15 @@ def test_callbacks_run_after_commit(tmp_path, mode):
         assert [ex.control_id for ex in store.query()] == [str(i) for i in range(120)]
 
 
+def test_fast_window_closes_by_itself(tmp_path):
+    committed = threading.Event()
+    results = []
+    with CaptureWriter(tmp_path / "c.db", "fast", window_s=0.05) as writer:
+        writer.submit(make("lonely"), lambda r: (results.append(r), committed.set()))
+        assert committed.wait(30)  # no flush, no more traffic: the group still commits
+        assert results == [1] and writer.pending == 0
+
+
 def test_a_bad_exchange_fails_alone(tmp_path):
     results = []
     with CaptureWriter(tmp_path / "c.db", "durable") as writer:
