@@ -137,8 +137,10 @@ def run_ordered(
                     ticket = dispatcher.next() if not stop.is_set() else None
                     if ticket is not None:
                         break
-                    if (feeding_done or stop.is_set()) and dispatcher.running == 0 and (
-                        dispatcher.pending == 0 or stop.is_set()
+                    if (
+                        (feeding_done or stop.is_set())
+                        and dispatcher.running == 0
+                        and (dispatcher.pending == 0 or stop.is_set())
                     ):
                         cond.notify_all()
                         return

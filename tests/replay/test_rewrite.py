@@ -72,9 +72,7 @@ def test_all_rules_and_untouched_bytes_elsewhere():
     rw = Rewriter(rules)
     out = rw.apply(ADT, new_control_id="R7-1")
     segs = out.payload.split(b"\r")
-    assert segs[0] == (
-        b"MSH|^~\\&|HIS|HOSP|HC_TEST|TESTHOSP|20261125013000+0800||ADT^A01^ADT_A01|R7-1|P|2.5"
-    )
+    assert segs[0] == (b"MSH|^~\\&|HIS|HOSP|HC_TEST|TESTHOSP|20261125013000+0800||ADT^A01^ADT_A01|R7-1|P|2.5")
     assert segs[1] == b"EVN|A01|20261124233000"
     assert segs[2] == b"PID|1||TEST999^^^HOSP^MR||Zhang^San||19800101|M"
     assert segs[3] == b"ZXY|keep me|\\F\\escaped"
