@@ -1,0 +1,87 @@
+"""`harness mock mllp --listen HOST:PORT`: the MLLP ACK server (see harness/simulators/mllp.py)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from harness.cli._common import fail_usage, parse_hostport
+
+
+def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
+    @groups["mock"].command("mllp")
+    def mock_mllp(
+        listen: Annotated[
+            str, typer.Option(metavar="HOST:PORT", help="Where to listen; port 0 picks a free port.")
+        ] = "127.0.0.1:2575",
+        answer: Annotated[
+            str, typer.Option(help="ACK code: AA AE AR (CA CE CR: enhanced mode, per MSH-15/16).")
+        ] = "AA",
+        delay_ms: Annotated[float, typer.Option(min=0, help="Wait this long before answering.")] = 0.0,
+        close_after_each: Annotated[
+            bool, typer.Option("--close-after-each", help="Close the connection after each answer.")
+        ] = False,
+        no_answer: Annotated[
+            bool, typer.Option("--no-answer", help="Never answer (senders time out).")
+        ] = False,
+        malformed: Annotated[
+            str, typer.Option(help="What a malformed message gets: reject (an AR) or close.")
+        ] = "reject",
+        nak_every: Annotated[int, typer.Option(min=0, help="Answer every Nth message with --nak-code.")] = 0,
+        nak_code: Annotated[str, typer.Option(help="The code --nak-every answers.")] = "AE",
+        answer_rule: Annotated[
+            list[str] | None,
+            typer.Option(
+                help="PATH=VALUE:CODE or PATH=re:REGEX:CODE, e.g. 'PID-3.1=re:^9:AE' "
+                "(repeatable, first match wins)."
+            ),
+        ] = None,
+        charset: Annotated[
+            str | None, typer.Option(help="Charset of incoming messages (default: MSH-18).")
+        ] = None,
+        tls_cert: Annotated[Path | None, typer.Option(help="Serve TLS with this certificate (PEM).")] = None,
+        tls_key: Annotated[Path | None, typer.Option(help="Private key for --tls-cert (PEM).")] = None,
+    ) -> None:
+        """An MLLP ACK server for tests and demos; one log line per message on stdout.
+
+        Prints "listening on HOST:PORT" once listening; stops cleanly on SIGINT/SIGTERM.
+        """
+        try:
+            host, port = parse_hostport(listen, what="--listen")
+        except ValueError as exc:
+            raise fail_usage(str(exc)) from None
+
+        from harness.simulators.mllp import AnswerRule, MockSettings, serve
+
+        try:
+            settings = MockSettings(
+                answer=answer.strip().upper(),
+                delay_ms=delay_ms,
+                close_after_each=close_after_each,
+                no_answer=no_answer,
+                malformed=malformed.strip().lower(),
+                nak_every=nak_every,
+                nak_code=nak_code.strip().upper(),
+                rules=tuple(AnswerRule.parse(r) for r in answer_rule or ()),
+                charset=charset,
+            )
+        except ValueError as exc:
+            raise fail_usage(str(exc)) from None
+
+        def log(line: str) -> None:
+            typer.echo(line)
+
+        try:
+            code = serve(
+                host,
+                port,
+                settings,
+                log=log,
+                tls_cert=str(tls_cert) if tls_cert else None,
+                tls_key=str(tls_key) if tls_key else None,
+            )
+        except Exception as exc:  # CannotListenError, bad certificate: say what, exit 2
+            raise fail_usage(f"cannot listen on {listen}: {exc}") from None
+        raise typer.Exit(code)
