@@ -10,7 +10,7 @@ reactor thread, a worker thread or a test.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,6 +20,9 @@ from proxies.faults.plan import Plan
 from proxies.faults.rules import Rule, Subject, parse_rule
 
 _EMPTY: tuple[Rule, ...] = ()
+
+PLAN_TYPES: dict[str, Callable[[], Any]] = {"mllp": Plan}
+"""The plan a protocol's actions edit; HTTP registers its own plan type here."""
 
 
 @dataclass(slots=True)
@@ -59,6 +62,7 @@ class FaultEngine:
     def __init__(self, channel: str = "", protocol: str = "mllp", rules: Iterable[Any] = ()) -> None:
         self.channel = channel
         self.protocol = protocol
+        self._new_plan = PLAN_TYPES.get(protocol, Plan)
         self._lock = threading.Lock()
         self._rules: tuple[Rule, ...] = _EMPTY
         self._by_direction: dict[str, tuple[Rule, ...]] = {}
@@ -132,9 +136,9 @@ class FaultEngine:
         payload: bytes,
         meta: Any,
         ctx: FaultContext | None = None,
-        plan: Plan | None = None,
+        plan: Any = None,
     ) -> AppliedFault | None:
-        """The fault for this message, or None. `plan` is edited when given, else a fresh `Plan`.
+        """The fault for this message, or None. `plan` is edited when given, else a fresh plan.
 
         A rule whose action fails (a bug, or e.g. a NAK without a request to answer) does not fire: the
         message goes on unharmed and the rule shows the error in `list()`.
@@ -148,7 +152,7 @@ class FaultEngine:
             for rule in rules:
                 if rule.exhausted or not rule.fires(subject):
                     continue
-                target = plan if plan is not None else Plan()
+                target = plan if plan is not None else self._new_plan()
                 before = len(target.notes)
                 actx = ActionContext(direction, payload, meta, rule.rng, rule.id, ctx)
                 try:
