@@ -345,7 +345,10 @@ def _connect(path: Path, *, create: bool, synchronous: str, check_same_thread: b
         _migrate(conn, path)
     except sqlite3.DatabaseError as exc:
         conn.close()
-        raise StoreError(f"capture store {path}: not a usable SQLite file: {exc}") from None
+        text = str(exc)
+        if "not a database" in text or "malformed" in text:
+            raise StoreError(f"capture store {path}: not a usable SQLite file: {text}") from None
+        raise StoreError(f"capture store {path}: {text}") from None
     except BaseException:
         conn.close()
         raise

@@ -180,19 +180,19 @@ def _safe_name(text: str | None) -> str:
     return cleaned or "no-control-id"
 
 
-def _batch(messages: list[bytes]) -> bytes:
-    """An FHS/BHS ... BTS/FTS batch around the messages, with the first message's encoding characters."""
-    first = messages[0] if messages else b"MSH|^~\\&"
-    field = first[3:4] or b"|"
+def _batch_header(first: bytes) -> bytes:
+    """FHS and BHS segments using the first message's field separator and encoding characters."""
+    field = first[3:4] if first.startswith(b"MSH") and len(first) > 3 else b"|"
     enc_end = first.find(field, 4)
     encoding = first[4:enc_end] if enc_end > 4 else b"^~\\&"
     stamp = datetime.now().strftime("%Y%m%d%H%M%S").encode()
-    f = field
-    head = b"FHS" + f + encoding + f + b"harness" + f * 5 + stamp + b"\r"
-    head += b"BHS" + f + encoding + f + b"harness" + f * 5 + stamp + b"\r"
-    body = b"".join(m if m.endswith(b"\r") else m + b"\r" for m in messages)
-    tail = b"BTS" + f + str(len(messages)).encode() + b"\rFTS" + f + b"1\r"
-    return head + body + tail
+    return b"".join(
+        seg + field + encoding + field + b"harness" + field * 5 + stamp + b"\r" for seg in (b"FHS", b"BHS")
+    )
+
+
+def _batch_trailer(count: int, field: bytes = b"|") -> bytes:
+    return b"BTS" + field + str(count).encode() + b"\rFTS" + field + b"1\r"
 
 
 def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
@@ -399,30 +399,44 @@ def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
         except OSError as exc:
             raise fail_usage(f"--out {out}: {exc.strerror}") from None
         written: list[str] = []
-        batch: list[bytes] = []
-        with _open(store) as db:
-            for ex in _query(db, flt, bodies=True):
-                if single:
-                    batch.append(ex.request)
-                    continue
-                name = f"{ex.id:06d}_{_safe_name(ex.control_id)}"
-                target = out / f"{name}{suffix}"
-                target.write_bytes(encode(ex.request) if fmt == "mllp" else ex.request)
-                written.append(str(target))
-                if responses and ex.response is not None:
-                    reply = out / f"{name}.response{suffix}"
-                    reply.write_bytes(encode(ex.response) if fmt == "mllp" else ex.response)
-                    written.append(str(reply))
-        if single:
-            target = out / f"capture{suffix}"
-            if fmt == "mllp":
-                target.write_bytes(b"".join(encode(m) for m in batch))
-            else:
-                target.write_bytes(_batch(batch) if batch else b"")
-            written = [str(target)] if batch else []
-            if not batch:
-                target.unlink(missing_ok=True)
-        count = len(batch) if single else sum(1 for w in written if ".response" not in w)
+        count = 0
+        single_path = out / f"capture{suffix}"
+        single_file = None  # opened at the first message: streamed, never held in memory
+        field = b"|"
+        try:
+            with _open(store) as db:
+                for ex in _query(db, flt, bodies=True):
+                    count += 1
+                    if single:
+                        if single_file is None:
+                            single_file = single_path.open("wb")
+                            if fmt == "hl7":
+                                single_file.write(_batch_header(ex.request))
+                                field = ex.request[3:4] if ex.request.startswith(b"MSH") else b"|"
+                        if fmt == "mllp":
+                            single_file.write(encode(ex.request))
+                        else:
+                            single_file.write(
+                                ex.request if ex.request.endswith(b"\r") else ex.request + b"\r"
+                            )
+                        continue
+                    name = f"{ex.id:06d}_{_safe_name(ex.control_id)}"
+                    target = out / f"{name}{suffix}"
+                    target.write_bytes(encode(ex.request) if fmt == "mllp" else ex.request)
+                    written.append(str(target))
+                    if responses and ex.response is not None:
+                        reply = out / f"{name}.response{suffix}"
+                        reply.write_bytes(encode(ex.response) if fmt == "mllp" else ex.response)
+                        written.append(str(reply))
+            if single_file is not None:
+                if fmt == "hl7":
+                    single_file.write(_batch_trailer(count, field))
+                written = [str(single_path)]
+        except OSError as exc:
+            raise fail_usage(f"--out {out}: {exc}") from None
+        finally:
+            if single_file is not None:
+                single_file.close()
         if as_json:
             typer.echo(json.dumps({"exchanges": count, "files": written}, ensure_ascii=False))
         else:

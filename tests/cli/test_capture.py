@@ -140,6 +140,21 @@ def test_list_where_terse_path(store_path):
     assert ids_of(result) == [1, 3, 6]
     result = cli("list", "--store", str(store_path), "--where", "PID-3.1=re:(")
     assert result.exit_code == 2 and "regular expression" in result.output
+    result = cli("list", "--store", str(store_path), "--where", "PID-x=1")
+    assert result.exit_code == 2 and "bad terse path 'PID-x'" in result.output
+
+
+def test_long_listing_prints_in_chunks(tmp_path):
+    path = tmp_path / "long.db"
+    with Store(path) as store:
+        store.add_many([Exchange(channel="adt", started_at=T0 + i, control_id=f"M{i:04d}", request=b"x")
+                        for i in range(450)])  # fmt: skip
+    result = cli("list", "--store", str(path))
+    assert result.exit_code == 0, result.output
+    rows = [line.split() for line in result.stdout.splitlines()]
+    assert rows[0][:2] == ["id", "time"]  # one header, then every row in order
+    assert [r[0] for r in rows[1:-1]] == [str(i) for i in range(1, 451)]
+    assert result.stdout.count("control id") == 1 and rows[-1] == ["450", "exchanges"]
 
 
 @pytest.mark.parametrize(
@@ -227,6 +242,7 @@ def test_export_mllp_single_and_responses(store_path, tmp_path):
         hl7("C4", "A04"),
     ]
     assert batch[0].batch is not None and batch[0].batch.file_header.startswith(b"FHS|^~\\&|harness")
+    assert (tmp_path / "b" / "capture.hl7").read_bytes().endswith(b"BTS|2\rFTS|1\r")
     result = cli(
         "export", "--store", str(store_path), "--out", str(tmp_path / "r"), "--responses", "-c", "lab"
     )
