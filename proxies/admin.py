@@ -137,7 +137,7 @@ class ChannelCollector:
         )
         transferred = CounterMetricFamily(
             "harness_bytes",
-            "Bytes received from senders (in) and sent to them (out)",
+            "Bytes received (in) and sent (out) on the channel's sockets, sender and upstream sides",
             labels=["channel", "direction"],
         )
         applied = CounterMetricFamily("harness_faults_applied", "Fault rules applied", labels=["channel"])

@@ -29,6 +29,7 @@ COUNTERS = (
     "bytes_in",
     "bytes_out",
 )
+"""`bytes_in`/`bytes_out`: bytes the channel received / sent on its sockets, sender and upstream sides."""
 
 OUTCOME_COUNTERS = {
     "ok": "ok",
