@@ -1,0 +1,220 @@
+"""`harness demo`: the main job on embedded defaults, as a list of steps sharing one context.
+
+At this stage: start `harness mock mllp` on a free loopback port (a child process), send the HL7 v2
+fixtures to it with the `harness send` client, stop it, and judge the run. Later steps (the proxy,
+the capture store, reports) slot in between by reading and changing ``DemoContext.target``, so
+senders go wherever the chain now starts. Every child is stopped at the end, also after a failure
+or Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+ROOT = Path(__file__).resolve().parent.parent
+FIXTURES = ROOT / "fixtures" / "hl7v2"
+_LISTENING = re.compile(r"listening on (?:\[(?P<v6>[^\]]+)\]|(?P<v4>[^:\s]+)):(?P<port>\d+)")
+
+
+class DemoFailure(Exception):
+    """A step could not do its job; the message says what and why."""
+
+
+class Child:
+    """A `harness ...` child process in its own process group, its output collected by a thread."""
+
+    def __init__(self, name: str, args: list[str]) -> None:
+        self.name = name
+        self.lines: list[str] = []
+        self._changed = threading.Condition()
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "harness", *args],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            start_new_session=True,
+            env=dict(os.environ, PYTHONUNBUFFERED="1"),
+        )
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            with self._changed:
+                self.lines.append(line.rstrip("\n"))
+                self._changed.notify_all()
+        with self._changed:
+            self._changed.notify_all()
+
+    def wait_for(self, pattern: re.Pattern[str], timeout: float) -> re.Match[str]:
+        deadline = time.monotonic() + timeout
+        with self._changed:
+            while True:
+                for line in self.lines:
+                    if m := pattern.search(line):
+                        return m
+                if self.proc.poll() is not None and not self._reader.is_alive():
+                    raise DemoFailure(
+                        f"{self.name} exited with {self.proc.returncode}: " + " | ".join(self.lines[-5:])
+                    )
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise DemoFailure(f"{self.name} did not start within {timeout:g} s")
+                self._changed.wait(min(remaining, 0.2))
+
+    def stop(self, timeout: float = 5.0) -> int | None:
+        """SIGTERM the group, then SIGKILL if it lingers; returns the exit code."""
+        for sig in (signal.SIGTERM, signal.SIGKILL):
+            if self.proc.poll() is not None:
+                break
+            try:
+                os.killpg(self.proc.pid, sig)
+            except ProcessLookupError:
+                break
+            try:
+                self.proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                continue
+        self.proc.wait()
+        self._reader.join(timeout=2)
+        if self.proc.stdout:
+            self.proc.stdout.close()
+        return self.proc.returncode
+
+
+@dataclass
+class DemoContext:
+    fixtures: Path
+    echo: Callable[[str], None]
+    timeout: float = 10.0
+    target: tuple[str, int] | None = None  # where senders send; each step in the chain may move it
+    children: dict[str, Child] = field(default_factory=dict)
+    results: list = field(default_factory=list)  # harness.cli.send.Sent
+
+    def start_child(self, name: str, args: list[str], startup_timeout: float = 30.0) -> tuple[str, int]:
+        child = Child(name, args)
+        self.children[name] = child
+        m = child.wait_for(_LISTENING, startup_timeout)
+        return (m.group("v6") or m.group("v4")), int(m.group("port"))
+
+    def stop_children(self) -> None:
+        for child in reversed(list(self.children.values())):
+            child.stop()
+
+
+class Step(Protocol):
+    name: str
+
+    def run(self, ctx: DemoContext) -> None: ...
+
+
+class StartMockMLLP:
+    name = "start harness mock mllp"
+
+    def run(self, ctx: DemoContext) -> None:
+        host, port = ctx.start_child("mock mllp", ["mock", "mllp", "--listen", "127.0.0.1:0"])
+        ctx.target = (host, port)
+        ctx.echo(f"  harness mock mllp listening on {host}:{port}")
+
+
+class SendFixtures:
+    name = "send the HL7 v2 fixtures with harness send"
+
+    def run(self, ctx: DemoContext) -> None:
+        from harness.cli.send import send_messages
+        from harness.hl7v2.files import HL7FileError, iter_messages
+        from harness.mllp_client import MLLPClient
+
+        if ctx.target is None:
+            raise DemoFailure("nothing to send to: no listener was started")
+        try:
+            messages = list(iter_messages([ctx.fixtures]))
+        except HL7FileError as exc:
+            raise DemoFailure(str(exc)) from None
+        if not messages:
+            raise DemoFailure(f"no HL7 v2 messages in {ctx.fixtures}")
+        host, port = ctx.target
+
+        def emit(sent) -> None:
+            ctx.results.append(sent)
+            ctx.echo("  " + sent.line().replace(str(ROOT) + os.sep, ""))
+
+        with MLLPClient(host, port, timeout=ctx.timeout) as client:
+            _, connect_failed = send_messages(client, messages, emit)
+        if connect_failed:
+            raise DemoFailure(f"could not connect to {host}:{port}")
+
+
+class StopChildren:
+    name = "stop the child processes"
+
+    def run(self, ctx: DemoContext) -> None:
+        for name, child in ctx.children.items():
+            code = child.stop()
+            log = [line for line in child.lines if line.startswith("#")]
+            ctx.echo(f"  {name}: exit {code}, {len(log)} message(s) logged")
+            for line in log:
+                ctx.echo(f"    {line}")
+            if code != 0:
+                raise DemoFailure(f"{name} exited with {code}")
+
+
+class Judge:
+    name = "check the results"
+
+    def run(self, ctx: DemoContext) -> None:
+        bad = [s for s in ctx.results if not s.result.accepted]
+        if not ctx.results:
+            raise DemoFailure("no message was sent")
+        if bad:
+            raise DemoFailure(
+                f"{len(bad)} of {len(ctx.results)} message(s) not accepted: "
+                + ", ".join(f"{s.result.control_id} ({s.result.ack_code or s.result.error})" for s in bad)
+            )
+        logged = sum(
+            1 for child in ctx.children.values() for line in child.lines if line.startswith("#")
+        )
+        if "mock mllp" in ctx.children and logged != len(ctx.results):
+            raise DemoFailure(f"the mock logged {logged} message(s), {len(ctx.results)} were sent")
+        ctx.echo(f"  {len(ctx.results)} message(s) sent, all accepted (AA/CA)")
+
+
+def default_steps() -> list[Step]:
+    return [StartMockMLLP(), SendFixtures(), StopChildren(), Judge()]
+
+
+def run(
+    fixtures: Path = FIXTURES,
+    *,
+    echo: Callable[[str], None] = print,
+    steps: list[Step] | None = None,
+    timeout: float = 10.0,
+) -> int:
+    """Run the steps in order; 0 when all succeeded, 1 on a failure, 130 on Ctrl-C."""
+    ctx = DemoContext(fixtures=fixtures, echo=echo, timeout=timeout)
+    steps = default_steps() if steps is None else steps
+    try:
+        for number, step in enumerate(steps, start=1):
+            echo(f"[{number}/{len(steps)}] {step.name}")
+            step.run(ctx)
+    except DemoFailure as exc:
+        echo(f"demo FAILED: {exc}")
+        return 1
+    except KeyboardInterrupt:
+        echo("demo interrupted")
+        return 130
+    finally:
+        ctx.stop_children()
+    echo("demo OK")
+    return 0

@@ -1,0 +1,74 @@
+"""`harness demo`: finishes by itself, judges the run, and leaves no child behind."""
+
+from __future__ import annotations
+
+import re
+import socket
+
+from harness import demo
+
+
+def closed(port: int) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=2).close()
+    except OSError:
+        return True
+    return False
+
+
+def test_demo_command_succeeds_and_cleans_up(processes):
+    proc = processes.harness("demo")
+    out, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 0, out
+    assert out.rstrip().endswith("demo OK")
+    port = int(re.search(r"listening on 127\.0\.0\.1:(\d+)", out).group(1))
+    assert re.search(r"HIS20240315083012001 +CA ", out)
+    assert "adt_batch.hl7#1" in out
+    assert "mock mllp: exit 0" in out
+    assert closed(port)
+
+
+def test_demo_fails_on_a_bad_fixture_and_still_stops_the_mock(tmp_path):
+    (tmp_path / "bad.hl7").write_text("not a message\n")
+    lines: list[str] = []
+    assert demo.run(tmp_path, echo=lines.append) == 1
+    assert any("demo FAILED" in line and "bad.hl7" in line for line in lines)
+    port = int(re.search(r"listening on 127\.0\.0\.1:(\d+)", "\n".join(lines)).group(1))
+    assert closed(port)
+
+
+class Interrupt:
+    name = "simulated Ctrl-C"
+
+    def run(self, ctx: demo.DemoContext) -> None:
+        self.ctx = ctx
+        raise KeyboardInterrupt
+
+
+def test_ctrl_c_stops_children():
+    interrupt = Interrupt()
+    lines: list[str] = []
+    assert demo.run(echo=lines.append, steps=[demo.StartMockMLLP(), interrupt]) == 130
+    (child,) = interrupt.ctx.children.values()
+    assert child.proc.poll() is not None
+    assert closed(interrupt.ctx.target[1])
+
+
+def test_not_accepted_is_a_failure():
+    class StartNakMock:
+        name = "start a mock that answers AE"
+
+        def run(self, ctx):
+            args = ["mock", "mllp", "--listen", "127.0.0.1:0", "--answer", "AE"]
+            ctx.target = ctx.start_child("mock", args)
+
+    lines: list[str] = []
+    steps = [StartNakMock(), demo.SendFixtures(), demo.StopChildren(), demo.Judge()]
+    assert demo.run(echo=lines.append, steps=steps) == 1
+    assert any(re.search(r"demo FAILED: \d+ of \d+ message\(s\) not accepted", line) for line in lines)
+
+
+def test_send_without_listener_fails_clearly():
+    lines: list[str] = []
+    assert demo.run(echo=lines.append, steps=[demo.SendFixtures()]) == 1
+    assert lines[-1] == "demo FAILED: nothing to send to: no listener was started"
