@@ -440,7 +440,7 @@ class Store:
     def add_many(self, exchanges: Sequence[Exchange]) -> list[int]:
         """Insert several exchanges in one transaction (all or none); sets and returns their ids."""
         ids = []
-        self._conn.execute("BEGIN")
+        self._conn.execute("BEGIN IMMEDIATE")
         try:
             for ex in exchanges:
                 ex.id = self._conn.execute(_INSERT, _to_row(ex)).lastrowid
@@ -583,9 +583,12 @@ class CaptureWriter:
       when a commit starts share it (group commit without any added wait), which is what keeps
       throughput up under many connections.
     - ``fast``: synchronous=NORMAL (WAL: survives a process kill, may lose the last transactions on
-      power loss). Exchanges are gathered for at most `window_s` (100 ms) after the first one arrives,
-      then committed together and their callbacks run. A crash loses at most the exchanges of the
-      open window, always the most recent ones.
+      power loss). Exchanges are gathered until the oldest has waited `window_s` (100 ms) or
+      `max_batch` are queued, then committed together and their callbacks run. A crash loses at
+      most the open group and the one being committed, always the most recent exchanges.
+
+    Several writers (one per mode) may share a file: each transaction takes the write lock up front
+    and waits for the other's (busy timeout 10 s).
 
     `callback(id_or_exception)` runs on the writer thread: the new row id, or the exception that kept
     the exchange out of the store (errors are counted, never raised at the caller).
@@ -758,7 +761,7 @@ class CaptureWriter:
         conn = self._store._conn
         results: list[int | BaseException] = []
         try:
-            conn.execute("BEGIN")
+            conn.execute("BEGIN IMMEDIATE")
             for ex, _ in batch:
                 try:
                     results.append(conn.execute(_INSERT, _to_row(ex)).lastrowid)

@@ -439,6 +439,26 @@ def test_fast_window_closes_by_itself(tmp_path):
         assert results == [1] and writer.pending == 0
 
 
+def test_two_writers_share_one_file(tmp_path):
+    """The proxy runs one writer per capture mode, both on the configured store."""
+    path = tmp_path / "c.db"
+    with CaptureWriter(path, "durable") as durable, CaptureWriter(path, "fast", window_s=0.01) as fast:
+
+        def produce(writer, prefix):
+            for i in range(300):
+                writer.submit(make(f"{prefix}{i}", channel=prefix))
+
+        threads = [threading.Thread(target=produce, args=(w, p)) for w, p in ((durable, "d"), (fast, "f"))]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+        assert durable.flush(60) and fast.flush(60)
+        assert durable.errors == fast.errors == 0
+    with Store(path) as store:
+        assert store.count(ExchangeFilter(channel="d")) == store.count(ExchangeFilter(channel="f")) == 300
+
+
 def test_a_bad_exchange_fails_alone(tmp_path):
     results = []
     with CaptureWriter(tmp_path / "c.db", "durable") as writer:
