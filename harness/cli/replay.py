@@ -1,0 +1,370 @@
+"""`harness replay`: re-send captured exchanges (or files), store them as a run, compare, report."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from harness.cli._common import EXIT_CHECKS_FAILED, EXIT_OK, EXIT_USAGE, fail_usage, parse_hostport
+
+
+def _echo_json(data: dict) -> None:
+    typer.echo(json.dumps(data, ensure_ascii=False))
+
+
+def emit_report(
+    report, *, as_json: bool, html: Path | None, junit: Path | None, json_path: Path | None
+) -> int:
+    """Write the reports, print the summary; returns the exit code (0 all exact/equivalent, 1 otherwise)."""
+    from harness.replay.report import write_reports
+
+    try:
+        written = write_reports(
+            report,
+            html_path=str(html) if html else None,
+            junit_path=str(junit) if junit else None,
+            json_path=str(json_path) if json_path else None,
+        )
+    except OSError as exc:
+        raise fail_usage(f"cannot write report: {exc}") from None
+    summary = report.summary()
+    if as_json:
+        _echo_json(summary)
+    else:
+        counts = " ".join(
+            f"{k}={summary[k]}" for k in ("exact", "equivalent", "different", "missing", "new_error")
+        )
+        typer.echo(
+            f"run {summary['run_id']} vs {summary['baseline']}: selected={summary['selected']} "
+            f"sent={summary['sent']} {counts} recovered={summary['recovered']}"
+        )
+        for r in report.results:
+            c = r.comparison
+            if c.failed:
+                diffs = "; ".join(
+                    f"{d.path} {d.original!r} -> {d.replay!r}" for d in c.differences if not d.ignored
+                )
+                typer.echo(
+                    f"  {c.classification:<10} {r.source} [{r.control_id or '-'}] "
+                    f"{c.original_code or '-'} -> {c.replay_code or '-'}"
+                    + (f"  {diffs}" if diffs else "")
+                    + (f"  ({c.note})" if c.note else "")
+                )
+    for path in written:
+        typer.secho(f"report written: {path}", err=True)
+    return EXIT_OK if report.ok else EXIT_CHECKS_FAILED
+
+
+def _dry_run(store, options, rewriter_rules, as_json: bool) -> int:
+    from harness.replay.rewrite import RewriteError, Rewriter, control_id_for, describe
+    from harness.replay.run import item_source, ordering_key
+
+    rewriter = Rewriter(rewriter_rules)
+    count = 0
+    for item in item_source(store, options):
+        count += 1
+        new_id = control_id_for(0, item.original_id, item.index) if rewriter_rules.new_control_ids else None
+        try:
+            rw = rewriter.apply(
+                item.payload, charset=item.charset, control_id=item.control_id, new_control_id=new_id
+            )
+            payload, control_id, changes, error = rw.payload, rw.control_id, rw.changes, None
+        except RewriteError as exc:
+            payload, control_id, changes, error = item.payload, item.control_id, [], str(exc)
+        text = payload.decode(item.charset or "utf-8", "replace")
+        if as_json:
+            _echo_json(
+                {
+                    "source": item.source,
+                    "original_id": item.original_id,
+                    "message_type": item.message_type,
+                    "control_id": item.control_id,
+                    "send_control_id": control_id,
+                    "order_key": ordering_key(item, options.order_key),
+                    "changes": [list(c) for c in changes],
+                    "error": error,
+                    "payload": text,
+                }
+            )
+            continue
+        typer.echo(f"# {item.source}  {item.message_type or '-'}  {item.control_id or '-'}", nl=False)
+        typer.echo(f" -> {control_id}" if control_id != item.control_id else "")
+        for line in describe(changes):
+            typer.echo(f"#   {line}")
+        if error:
+            typer.echo(f"#   NOT SENT: {error}")
+        for segment in text.split("\r"):
+            if segment:
+                typer.echo(segment)
+    typer.secho(f"dry run: {count} message(s) would be sent; nothing was sent", err=True)
+    return EXIT_OK if count else EXIT_USAGE
+
+
+def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
+    @app.command("replay")
+    def replay(
+        store_path: Annotated[
+            Path, typer.Option("--store", envvar="HARNESS_STORE", help="The capture store (SQLite file).")
+        ] = Path("reports/captures.db"),
+        to: Annotated[
+            str | None,
+            typer.Option("--to", metavar="HOST:PORT", help="Where to send. Nothing is sent without it."),
+        ] = None,
+        channel: Annotated[list[str] | None, typer.Option(help="Only these channels (repeatable).")] = None,
+        since: Annotated[str | None, typer.Option(help="Captured at or after (ISO 8601 or -8h).")] = None,
+        until: Annotated[str | None, typer.Option(help="Captured at or before (ISO 8601 or -1h).")] = None,
+        message_type: Annotated[
+            list[str] | None, typer.Option("--type", help="Message type, ADT^A01 or ADT (repeatable).")
+        ] = None,
+        control_id: Annotated[
+            list[str] | None, typer.Option(help="Only these MSH-10 values (repeatable).")
+        ] = None,
+        outcome: Annotated[
+            list[str] | None,
+            typer.Option(
+                help="Only these outcomes: ok nak timeout upstream_down malformed fault late_ack error."
+            ),
+        ] = None,
+        where: Annotated[
+            list[str] | None,
+            typer.Option(help="PATH=VALUE on the request, e.g. PID-3.1=P12345 (re:REGEX too)."),
+        ] = None,
+        exchange_id: Annotated[
+            list[int] | None, typer.Option("--id", help="Only these exchange ids.")
+        ] = None,
+        capture_run: Annotated[int | None, typer.Option(help="Only exchanges of this capture run.")] = None,
+        limit: Annotated[int | None, typer.Option(min=0, help="At most this many messages.")] = None,
+        files: Annotated[
+            list[Path] | None,
+            typer.Option("--files", help="Replay HL7 v2 files/folders instead of the store."),
+        ] = None,
+        pace: Annotated[
+            str | None, typer.Option(help="original (captured gaps), xN (N times faster) or max (default).")
+        ] = None,
+        rate: Annotated[float | None, typer.Option(help="Messages per second (instead of --pace).")] = None,
+        concurrency: Annotated[int, typer.Option(min=1, max=256, help="Messages in flight at once.")] = 1,
+        order_key: Annotated[
+            str, typer.Option(help="Terse path keeping order per value ('none': no ordering).")
+        ] = "PID-3",
+        new_control_ids: Annotated[
+            bool, typer.Option("--new-control-ids", help="Give each message a new MSH-10 (map kept).")
+        ] = False,
+        shift_time: Annotated[str | None, typer.Option(help="Shift MSH-7 by DELTA, e.g. +8h, -1d.")] = None,
+        time_now: Annotated[
+            str | None, typer.Option("--time", help="'now': set MSH-7 to the send time.")
+        ] = None,
+        set_: Annotated[
+            list[str] | None, typer.Option("--set", help="PATH=VALUE set before sending.")
+        ] = None,
+        retarget_app: Annotated[str | None, typer.Option(help="New MSH-5 (receiving application).")] = None,
+        retarget_facility: Annotated[str | None, typer.Option(help="New MSH-6 (receiving facility).")] = None,
+        timeout: Annotated[float, typer.Option(min=0.001, help="Seconds to wait for each reply.")] = 10.0,
+        ignore: Annotated[
+            list[str] | None,
+            typer.Option(help="Extra field to ignore when comparing, e.g. MSA-3, ERR*:timestamps."),
+        ] = None,
+        charset: Annotated[
+            str | None, typer.Option(help="Charset of the messages (default: MSH-18).")
+        ] = None,
+        tls: Annotated[bool, typer.Option("--tls", help="Send over TLS.")] = False,
+        ca: Annotated[Path | None, typer.Option(help="CA certificate(s) for TLS (PEM).")] = None,
+        insecure: Annotated[
+            bool, typer.Option("--insecure", help="TLS without verifying the server.")
+        ] = False,
+        report_html: Annotated[Path | None, typer.Option(help="Write the HTML report here.")] = None,
+        report_junit: Annotated[Path | None, typer.Option(help="Write JUnit XML here.")] = None,
+        report_json: Annotated[Path | None, typer.Option(help="Write the JSON report here.")] = None,
+        dry_run: Annotated[
+            bool, typer.Option("--dry-run", help="Print what would be sent; send nothing.")
+        ] = False,
+        resume: Annotated[
+            int | None,
+            typer.Option(metavar="RUN_ID", help="Carry on an interrupted run with its own options."),
+        ] = None,
+        as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+    ) -> None:
+        """Re-send selected exchanges to --to, store them as a replay run and compare each reply with the
+        original (exact | equivalent | different | missing | new_error).
+
+        Exit 0 when every exchange is exact or equivalent, 1 otherwise, 2 on usage or connection errors.
+        """
+        from harness.replay.compare import parse_ignore
+        from harness.replay.pacing import parse_pace
+        from harness.replay.report import collect
+        from harness.replay.rewrite import Rules, parse_assignment, parse_delta
+        from harness.replay.run import ReplayOptions, ReplayRun, RunError
+        from harness.replay.selection import Selection
+        from harness.replay.sender import mllp_factory
+        from harness.store import Store, StoreError
+
+        tls_options = None
+        if tls or ca or insecure:
+            from harness.mllp_client import TLSOptions
+
+            tls_options = TLSOptions(ca=str(ca) if ca else None, verify=not insecure)
+
+        def factory_for(opts: ReplayOptions):
+            return mllp_factory(opts.target, timeout=opts.timeout, tls=tls_options, charset=opts.charset)
+
+        if not store_path.exists() and (resume is not None or not files):
+            raise fail_usage(f"store {store_path}: no such file")
+        try:
+            store = Store(store_path, check_same_thread=False)
+        except (StoreError, OSError, ValueError) as exc:
+            raise fail_usage(f"store {store_path}: {exc}") from None
+
+        with store:
+            if resume is not None:
+                if files or any(
+                    (channel, since, until, message_type, control_id, outcome, where, exchange_id)
+                ):
+                    raise fail_usage(
+                        "--resume carries on with the run's own selection; give no selection options"
+                    )
+                try:
+                    run = ReplayRun.resume(store, resume, factory_for, on_progress=None)
+                except RunError as exc:
+                    raise fail_usage(str(exc)) from None
+                if to is not None and to != run.options.target:
+                    raise fail_usage(f"run {resume} was sent to {run.options.target}, not {to}")
+                options = run.options
+            else:
+                try:
+                    if time_now is not None and time_now.strip().lower() != "now":
+                        raise ValueError(
+                            f"--time {time_now!r}: only 'now' is accepted (use --shift-time DELTA)"
+                        )
+                    rules = Rules(
+                        new_control_ids=new_control_ids,
+                        shift_time=parse_delta(shift_time) if shift_time else None,
+                        time_now=time_now is not None,
+                        retarget_app=retarget_app,
+                        retarget_facility=retarget_facility,
+                        sets=tuple(parse_assignment(s) for s in set_ or ()),
+                    )
+                    path_values = dict(parse_assignment(w) for w in where or ())
+                    selection = Selection(
+                        channels=list(channel or ()),
+                        since=since,
+                        until=until,
+                        message_types=list(message_type or ()),
+                        control_ids=list(control_id or ()),
+                        outcomes=list(outcome or ()),
+                        path_values=path_values,
+                        ids=list(exchange_id or ()),
+                        run_id=capture_run,
+                        limit=limit,
+                    )
+                    target = to or ""
+                    if to is not None:
+                        parse_hostport(to, what="--to")
+                    options = ReplayOptions(
+                        target=target,
+                        pace=parse_pace(pace, rate),
+                        concurrency=concurrency,
+                        order_key=None if order_key.strip().lower() in ("", "none") else order_key.strip(),
+                        rules=rules,
+                        timeout=timeout,
+                        ignore=tuple(parse_ignore(i) for i in ignore or ()),
+                        selection=None if files else selection,
+                        files=[str(f) for f in files or ()],
+                        charset=charset,
+                    )
+                except ValueError as exc:
+                    raise fail_usage(str(exc)) from None
+                if options.pace.needs_timestamps and options.files:
+                    raise fail_usage(f"--pace {options.pace} needs captured timestamps; files have none")
+                if dry_run:
+                    try:
+                        raise typer.Exit(_dry_run(store, options, rules, as_json))
+                    except (StoreError, ValueError, OSError) as exc:
+                        raise fail_usage(str(exc)) from None
+                if to is None:
+                    raise fail_usage("no target: give --to HOST:PORT (or --dry-run to only look)")
+                run = ReplayRun(store, options, factory_for(options))
+
+            code = _execute(store, run, options, as_json, report_html, report_junit, report_json, collect)
+        raise typer.Exit(code)
+
+
+def _count(store, options) -> int | None:
+    if options.files:
+        return None
+    from harness.replay.selection import Selection
+
+    return store.count((options.selection or Selection()).to_filter())
+
+
+def _execute(store, run, options, as_json, report_html, report_junit, report_json, collect) -> int:
+    import signal
+    import threading
+
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from harness.store import StoreError
+
+    try:
+        total = _count(store, options)
+    except (StoreError, ValueError) as exc:
+        raise fail_usage(str(exc)) from None
+    console = Console(stderr=True)
+    bar = Progress(
+        TextColumn(f"replay run {run.run_id} → {options.target}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[codes]}"),
+        TimeElapsedColumn(),
+        console=console,
+        transient=not console.is_terminal,
+        disable=not console.is_terminal,
+    )
+    task = bar.add_task("replay", total=total, codes="")
+    lock = threading.Lock()
+
+    def on_progress(p) -> None:
+        with lock:
+            done = p.skipped + p.sent + p.errors
+            codes = " ".join(f"{k}={v}" for k, v in sorted(p.codes.items()))
+            bar.update(task, completed=done, codes=codes + (f" no-reply={p.no_reply}" if p.no_reply else ""))
+
+    run.on_progress = on_progress
+    previous = signal.getsignal(signal.SIGINT)
+
+    def interrupt(signum, frame) -> None:
+        run.stop.set()
+        typer.secho("\ninterrupted: finishing messages in flight", err=True)
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, interrupt)
+    try:
+        with bar:
+            try:
+                progress = run.execute()
+            except (StoreError, ValueError, OSError) as exc:
+                raise fail_usage(f"replay run {run.run_id}: {exc}") from None
+    finally:
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGINT, previous)
+    if progress.unreachable:
+        typer.secho(
+            f"error: {progress.unreachable}; run {run.run_id} stopped (carry on with --resume {run.run_id})",
+            err=True,
+            fg=typer.colors.RED,
+        )
+        if as_json:
+            _echo_json({"run_id": run.run_id, "error": progress.unreachable, **run.summary_counts()})
+        return EXIT_USAGE
+    if run.stop.is_set():
+        typer.secho(f"run {run.run_id} interrupted; carry on with --resume {run.run_id}", err=True)
+    try:
+        report = collect(store, "capture", run.run_id, options.ignore)
+    except (StoreError, ValueError) as exc:
+        raise fail_usage(str(exc)) from None
+    code = emit_report(report, as_json=as_json, html=report_html, junit=report_junit, json_path=report_json)
+    if run.stop.is_set() and code == EXIT_OK:
+        return EXIT_CHECKS_FAILED
+    return code
