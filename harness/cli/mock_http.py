@@ -42,3 +42,17 @@ def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
         from harness.simulators.medins import MedinsSimulator
 
         _serve(MedinsSimulator(strict=strict), listen, max_body)
+
+    @mock.command("fhir")
+    def fhir(
+        listen: str = typer.Option("127.0.0.1:18081", "--listen", help=LISTEN_HELP),
+        base: str = typer.Option("/fhir", "--base", help="Path of the FHIR base."),
+        max_resources: int = typer.Option(
+            100_000, "--max-resources", help="Resources kept before the oldest go."
+        ),
+        max_body: int = typer.Option(10 * 1024 * 1024, "--max-body", help=MAX_BODY_HELP),
+    ) -> None:
+        """An in-memory FHIR R4 server: CRUD, search, transaction/batch Bundles, OperationOutcomes."""
+        from harness.simulators.fhir import FhirSimulator
+
+        _serve(FhirSimulator(base=base, max_resources=max_resources), listen, max_body)
