@@ -53,6 +53,7 @@ class LateAck:
     ack_code: str | None
     earlier: bool  # True when MSA-2 names a message sent before on this client
     ack: bytes
+    application: bool = False  # the application ACK that follows a commit ACK (enhanced mode)
 
 
 @dataclass(slots=True)
@@ -79,7 +80,12 @@ class SendResult:
             "error": self.error,
             "error_kind": self.error_kind,
             "late_acks": [
-                {"control_id": a.control_id, "ack_code": a.ack_code, "earlier": a.earlier}
+                {
+                    "control_id": a.control_id,
+                    "ack_code": a.ack_code,
+                    "earlier": a.earlier,
+                    "application": a.application,
+                }
                 for a in self.late_acks
             ],
             "reconnected": self.reconnected,
@@ -116,6 +122,7 @@ class MLLPClient:
         self._decoder = MLLPDecoder(max_frame)
         self._sent: deque[str] = deque(maxlen=10_000)
         self._sent_set: set[str] = set()
+        self._committed: deque[str] = deque(maxlen=1_000)  # answered by CA/CE/CR: an AA/AE/AR may follow
         self._backlog: list[Frame | Problem] = []
         self.connections = 0
 
@@ -226,9 +233,7 @@ class MLLPClient:
         backlog, self._backlog = self._backlog, []
         for event in backlog:
             if isinstance(event, Frame):
-                meta = extract(event.payload, self.charset)
-                earlier = meta.ack_control_id in self._sent_set
-                result.late_acks.append(LateAck(meta.ack_control_id, meta.ack_code, earlier, event.payload))
+                result.late_acks.append(self._late(event.payload))
             else:
                 result.notes.append(event.describe())
 
@@ -284,10 +289,18 @@ class MLLPClient:
                     result.notes.append("the ACK has no MSA-2; taken as this message's answer")
                 if meta.ack_code is None:
                     result.notes.append("the answer has no MSA-1 acknowledgement code")
+                elif meta.ack_code.startswith("C") and result.control_id is not None:
+                    self._committed.append(result.control_id)
                 self._backlog.extend(events[i + 1 :])
                 return True
-            result.late_acks.append(LateAck(msa2, meta.ack_code, msa2 in self._sent_set, event.payload))
+            result.late_acks.append(self._late(event.payload, meta))
         return False
+
+    def _late(self, payload: bytes, meta=None) -> LateAck:
+        meta = meta or extract(payload, self.charset)
+        msa2 = meta.ack_control_id
+        application = msa2 in self._committed and (meta.ack_code or "").startswith("A")
+        return LateAck(msa2, meta.ack_code, msa2 in self._sent_set, payload, application)
 
     def _remember(self, control_id: str | None) -> None:
         if control_id is None:

@@ -33,7 +33,10 @@ class Sent:
         if r.error:
             text += f"  error: {r.error}"
         for late in r.late_acks:
-            kind = "late ACK for earlier message" if late.earlier else "unexpected ACK for"
+            if late.application:
+                kind = "application ACK for"
+            else:
+                kind = "late ACK for earlier message" if late.earlier else "unexpected ACK for"
             text += f"  ({kind} {late.control_id or '-'}: {late.ack_code or '-'})"
         return text
 

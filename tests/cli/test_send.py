@@ -125,6 +125,27 @@ def test_file_without_msh_exit_2_naming_it(processes, tmp_path):
     assert code == 2 and "notes.txt" in out and "before any MSH" in out
 
 
+def test_enhanced_mode_application_ack_is_told_apart(processes, tmp_path):
+    """MSH-15/16 AL/AL: the mock sends CA then AA; the AA shows up as the application ACK."""
+    messages = "".join(
+        f"MSH|^~\\&|HIS|H1|HC|H1|20240101||ADT^A01|EN{i}|P|2.5|||AL|AL\rPID|1||{i}^^^H1^MR\r"
+        for i in range(2)
+    )
+    (tmp_path / "enhanced.hl7").write_text(messages)
+    mock = start_mock(processes)
+    mock_done = "control_id=EN1 type=ADT\\^A01 answer=CA\\+AA"
+    code, out = send(processes, f"127.0.0.1:{mock.port}", str(tmp_path / "enhanced.hl7"), "--json")
+    mock.wait_for(mock_done)
+    first, second = json_lines(out)
+    assert code == 0 and first["ack_code"] == "CA" and second["ack_code"] == "CA"
+    # the first message's AA arrives after its CA: reported with the next result, never taken for it
+    assert [(a["control_id"], a["ack_code"], a["application"]) for a in second["late_acks"]] == [
+        ("EN0", "AA", True)
+    ]
+    code, out = send(processes, f"127.0.0.1:{mock.port}", str(tmp_path / "enhanced.hl7"))
+    assert "(application ACK for EN0: AA)" in out
+
+
 def test_tls(processes, tmp_path):
     cert, key = make_self_signed(tmp_path)
     mock = start_mock(processes, "--tls-cert", str(cert), "--tls-key", str(key))
@@ -171,7 +192,9 @@ def test_late_ack_reported(processes):
     assert code == 1
     assert first["error_kind"] == "timeout" and first["ack_code"] is None
     assert second["ack_code"] == "AA"
-    assert second["late_acks"] == [{"control_id": CONTROL_IDS[1], "ack_code": "AA", "earlier": True}]
+    assert second["late_acks"] == [
+        {"control_id": CONTROL_IDS[1], "ack_code": "AA", "earlier": True, "application": False}
+    ]
 
 
 def test_send_against_hl7apy_mllp_server(processes):
