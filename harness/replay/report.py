@@ -156,6 +156,17 @@ def _source(ex: Exchange | None, key: str) -> str:
     return f"exchange {key[1:]}" if key.startswith("x") and key[1:].isdigit() else key
 
 
+def retarget_ignores(params: dict[str, Any]) -> tuple[IgnoreRule, ...]:
+    """A run re-targeted to another application/facility expects the ACK's sender (MSH-3/4) to differ."""
+    rules = params.get("rules") or {}
+    out = []
+    if rules.get("retarget_app") is not None:
+        out.append(IgnoreRule("MSH-3"))
+    if rules.get("retarget_facility") is not None:
+        out.append(IgnoreRule("MSH-4"))
+    return tuple(out)
+
+
 def collect(store: Store, a: int | str, b: int, ignore: Sequence[IgnoreRule] = ()) -> Report:
     """Compare run `b` against run `a` (or the captured originals) exchange by exchange."""
     run_b = store.get_run(b)
@@ -163,6 +174,7 @@ def collect(store: Store, a: int | str, b: int, ignore: Sequence[IgnoreRule] = (
         raise ValueError(f"run {b} does not exist in {store.path}")
     if a != CAPTURE and store.get_run(int(a)) is None:
         raise ValueError(f"run {a} does not exist in {store.path}")
+    ignore = (*ignore, *retarget_ignores(run_b.params))
     replays = _latest(store, b)
     if a == CAPTURE:
         wanted = [ex.original_id for ex in replays.values() if ex.original_id is not None]

@@ -198,7 +198,7 @@ def test_killed_and_resumed_run_sends_each_message_once(processes, tmp_path):
     capture(store, up, messages(n))
     target_log = tmp_path / "target.log"
     target = start_mock(processes, target_log)
-    args = ["replay", "--store", str(store), "--to", f"127.0.0.1:{target}", "--rate", "20", "--json"]
+    args = ["replay", "--store", str(store), "--to", f"127.0.0.1:{target}", "--rate", "10", "--json"]
     child = processes.harness(*args, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 60
     with Store(store) as s:
