@@ -264,6 +264,7 @@ def _common(section: Section, name: str, protocol: str) -> dict[str, Any]:
     for i, rule in enumerate(faults):
         if not isinstance(rule, Mapping):
             raise ConfigError(f"{section.path('faults')}[{i}]", f"expected a mapping, got {_show(rule)}")
+    _check_faults(faults, protocol, section.path("faults"))
     return {
         "name": name,
         "protocol": protocol,
@@ -275,6 +276,17 @@ def _common(section: Section, name: str, protocol: str) -> dict[str, Any]:
         "upstream_tls": _upstream_tls(section),
         "faults": tuple(dict(rule) for rule in faults),
     }
+
+
+def _check_faults(rules: list, protocol: str, where: str) -> None:
+    """Validate the rules with the fault engine's own parser so errors come at start-up, located."""
+    from proxies.faults.params import RuleError
+    from proxies.faults.rules import parse_rules
+
+    try:
+        parse_rules(rules, protocol, where=where)
+    except RuleError as exc:
+        raise ConfigError(exc.where, exc.problem) from None
 
 
 def _listener_tls(parent: Section) -> ListenerTLS | None:

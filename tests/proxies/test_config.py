@@ -150,3 +150,13 @@ def test_unreadable_and_invalid_yaml_files(tmp_path):
         load_config(bad)
     with pytest.raises(ConfigError, match="channels: required"):
         parse_config({})
+
+
+def test_fault_rules_are_validated_at_load_with_their_location():
+    good = {"match": {"message_type": "ADT^A01", "every_nth": 3}, "action": {"type": "delay", "ms": 100}}
+    config = parse_config(minimal(faults=[good]))
+    assert config.channels["adt"].faults == (good,)
+    bad = {"action": {"type": "delay", "ms": -1}}
+    message = error_of(minimal(faults=[good, bad]))
+    assert message.startswith("channels.adt.faults[1].action.ms: must be at least 0")
+    assert "unknown action type 'explode'" in error_of(minimal(faults=[{"action": {"type": "explode"}}]))
