@@ -118,7 +118,7 @@ def _make_base(std: Standard, dt: str, table: str | None, name: str):
     local_ok = _LOCAL_CODING_SYSTEM.fullmatch if table == "HL70396" else None
     textual = dt not in FORMATS
     withdrawn = dt == "WD"
-    label = name.replace("_", " ").lower() if name else dt
+    label = name.replace("_", " ").lower() if name and name != "WITHDRAWN" else "this element"
 
     def check(ctx: Ctx, value: str, c: int | None, s: int | None) -> None:
         if withdrawn:
@@ -126,7 +126,7 @@ def _make_base(std: Standard, dt: str, table: str | None, name: str):
                 finding(
                     "HL7-WITHDRAWN",
                     ctx.loc(c, s),
-                    f"{label} was withdrawn from HL7 {std.version} and should be empty",
+                    f"{label} is withdrawn in HL7 {std.version} and should be empty",
                     expected="empty",
                     actual=value,
                 )
@@ -222,6 +222,10 @@ def checker(std: Standard, dt: str, table: str | None, depth: int, name: str = "
         if depth == 0:
 
             def top(ctx: Ctx, value: str, c=None, s=None, _base=base) -> None:
+                if dt == "WD":
+                    if value.strip(ctx.comp + ctx.sub):
+                        _base(ctx, value, None, None)
+                    return
                 if ctx.comp in value:
                     first, _, rest = value.partition(ctx.comp)
                     if rest.strip(ctx.comp + ctx.sub) and dt != "varies":

@@ -124,10 +124,13 @@ class Validator:
         if self.version is None and profile is not None and getattr(profile, "version", None):
             self.version = reference.normalise_version(profile.version)
 
-    def validate(self, payload: bytes | str, source: str = "", index: int = 0) -> Result:
+    def validate(
+        self, payload: bytes | str, source: str = "", index: int = 0, *, charset: str | None = None
+    ) -> Result:
+        """All findings for one message; charset (e.g. recorded with a capture) wins over MSH-18."""
         result = Result(source, index)
         try:
-            self._validate(payload, result)
+            self._validate(payload, result, charset or self.charset)
         except Exception as exc:  # noqa: BLE001 - any bytes in, findings out: a bug becomes a finding
             result.findings.append(
                 Finding(
@@ -141,11 +144,13 @@ class Validator:
 
     # ------------------------------------------------------------------------------------------
 
-    def _decode(self, payload: bytes | str, out: list[Finding]) -> tuple[str, str | None, str]:
+    def _decode(
+        self, payload: bytes | str, out: list[Finding], explicit: str | None
+    ) -> tuple[str, str | None, str]:
         if isinstance(payload, str):
             return payload, None, "utf-8"
         declared = charsets.declared_in(payload)
-        cs = charsets.resolve(declared, self.charset)
+        cs = charsets.resolve(declared, explicit)
         try:
             text = charsets.decode(payload, cs.codec)
         except charsets.CharsetError as exc:
@@ -165,9 +170,9 @@ class Validator:
             )
         return text, declared, cs.codec
 
-    def _validate(self, payload: bytes | str, result: Result) -> None:
+    def _validate(self, payload: bytes | str, result: Result, explicit: str | None) -> None:
         out = result.findings
-        text, declared, codec = self._decode(payload, out)
+        text, declared, codec = self._decode(payload, out, explicit)
         if "\n" in text:
             text = text.replace("\r\n", "\r").replace("\n", "\r")
         text = text.lstrip("\r \t\ufeff")

@@ -1,0 +1,229 @@
+"""`harness validate`: HL7 v2 conformance of message files or of a capture store.
+
+Moves bytes only: messages come from harness.hl7v2.files or harness.store, the checks from
+harness.hl7v2.validation, the output from its report module.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from harness.cli._common import EXIT_CHECKS_FAILED, EXIT_OK, fail_usage
+
+FORMATS = ("text", "json", "junit", "html")
+
+
+def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
+    @app.command("validate")
+    def validate(
+        paths: Annotated[
+            list[Path] | None, typer.Argument(help="Message files or folders (one or many messages each).")
+        ] = None,
+        profile: Annotated[
+            Path | None,
+            typer.Option("--profile", "-p", help="Interface profile: YAML (specs/hl7v2/) or HL7 XML."),
+        ] = None,
+        version: Annotated[
+            str | None,
+            typer.Option(
+                "--version", "-V", help="Validate as this HL7 version (2.1 ... 2.8.2) instead of MSH-12."
+            ),
+        ] = None,
+        charset: Annotated[
+            str | None,
+            typer.Option("--charset", help="Decode with this charset instead of MSH-18 (e.g. GBK)."),
+        ] = None,
+        fmt: Annotated[str, typer.Option("--format", "-f", help="text, json, junit or html.")] = "text",
+        json_out: Annotated[bool, typer.Option("--json", help="Same as --format json.")] = False,
+        out: Annotated[
+            Path | None, typer.Option("--out", "-O", help="Write the report here, not stdout.")
+        ] = None,
+        jobs: Annotated[int, typer.Option("--jobs", "-j", help="Worker processes (0: one per CPU).")] = 1,
+        store: Annotated[
+            Path | None, typer.Option("--store", "-s", help="Validate the requests captured in this store.")
+        ] = None,
+        channel: Annotated[
+            list[str] | None, typer.Option("--channel", "-c", help="Store: channel (repeatable).")
+        ] = None,
+        since: Annotated[
+            str | None, typer.Option("--since", help="Store: from this time (ISO 8601 or -2h).")
+        ] = None,
+        until: Annotated[str | None, typer.Option("--until", help="Store: up to this time.")] = None,
+        types: Annotated[
+            list[str] | None,
+            typer.Option("--type", "-t", help="Store: ADT^A01, or ADT for all (repeatable)."),
+        ] = None,
+        outcomes: Annotated[
+            list[str] | None,
+            typer.Option("--outcome", "-o", help="Store: ok, nak, timeout, ... (repeatable)."),
+        ] = None,
+        responses: Annotated[
+            bool, typer.Option("--responses", help="Store: validate the captured responses (ACKs) too.")
+        ] = False,
+        show_info: Annotated[bool, typer.Option("--info", help="Text: list info findings too.")] = False,
+        max_listed: Annotated[
+            int, typer.Option("--max-listed", help="Text/HTML: list at most this many messages.")
+        ] = 50,
+        progress: Annotated[
+            bool | None,
+            typer.Option("--progress/--no-progress", help="Progress bar on stderr (default: on a TTY)."),
+        ] = None,
+    ) -> None:
+        """Check HL7 v2 messages against the standard (and a profile): every finding, with its location.
+
+        Exit 0 when no message has an error, 1 when any has, 2 on usage errors.
+        """
+        from harness.hl7v2 import reference
+        from harness.hl7v2.validation import report
+        from harness.hl7v2.validation.batch import validate_many
+        from harness.hl7v2.validation.profile import ProfileError
+        from harness.hl7v2.validation.profile import load as load_profile
+
+        if json_out:
+            fmt = "json"
+        if fmt not in FORMATS:
+            raise fail_usage(f"--format {fmt!r}: expected one of {', '.join(FORMATS)}")
+        if version is not None:
+            try:
+                version = reference.normalise_version(version)
+            except reference.UnsupportedVersion as exc:
+                raise fail_usage(str(exc)) from None
+        if bool(paths) == bool(store):
+            raise fail_usage("give message files/folders or --store FILE (one of the two)")
+        store_filters = any([channel, since, until, types, outcomes, responses])
+        if store_filters and not store:
+            raise fail_usage("--channel/--since/--until/--type/--outcome/--responses need --store")
+        if jobs < 0:
+            raise fail_usage("--jobs must be 0 (one per CPU) or more")
+        if profile is not None:
+            try:
+                load_profile(profile)  # fail early, with the file and key, before any work
+            except ProfileError as exc:
+                raise fail_usage(str(exc)) from None
+        try:
+            reference.load(version or "2.5")  # compile/cache once here, not in every worker
+        except Exception as exc:  # noqa: BLE001 - a broken hl7apy install is an environment error
+            raise fail_usage(f"cannot load the HL7 reference tables: {exc}") from None
+
+        if store:
+            items, total, source_name = _store_items(store, channel, since, until, types, outcomes, responses)
+        else:
+            items, total, source_name = _file_items(paths or [])
+
+        show_progress = progress if progress is not None else sys.stderr.isatty()
+        messages: list[dict] = []
+        summary = report.Summary()
+        started = time.perf_counter()
+        results = validate_many(
+            items, version=version, profile_path=str(profile) if profile else None, charset=charset, jobs=jobs
+        )
+        if show_progress:
+            from rich.console import Console
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+            with Progress(
+                TextColumn("validating"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeRemainingColumn(),
+                console=Console(stderr=True),
+                transient=True,
+            ) as bar:
+                task = bar.add_task("validate", total=total)
+                for i, msg in enumerate(results, 1):
+                    messages.append(msg)
+                    summary.add(msg)
+                    if i % 500 == 0:
+                        bar.update(task, completed=i)
+        else:
+            for msg in results:
+                messages.append(msg)
+                summary.add(msg)
+        elapsed = time.perf_counter() - started
+        if not messages:
+            raise fail_usage(f"no HL7 v2 messages found in {source_name}")
+        s = summary.as_dict(elapsed)
+        if fmt == "json":
+            text = report.render_json(messages, s)
+        elif fmt == "junit":
+            text = report.render_junit(messages, s)
+        elif fmt == "html":
+            title = f"{source_name}" + (f" against profile {profile}" if profile else "")
+            text = report.render_html(messages, s, title=title, max_listed=max(max_listed, 2000))
+        else:
+            text = report.render_text(messages, s, show_info=show_info, max_listed=max_listed)
+        if out is not None:
+            try:
+                out.parent.mkdir(parents=True, exist_ok=True)
+                out.write_text(text, encoding="utf-8")
+            except OSError as exc:
+                raise fail_usage(f"--out {out}: {exc.strerror or exc}") from None
+            typer.echo(
+                f"{s['messages']} message(s), {s['invalid']} invalid, {s['errors']} error(s), "
+                f"{s['warnings']} warning(s); report: {out}",
+                err=True,
+            )
+        else:
+            sys.stdout.write(text)
+            sys.stdout.flush()
+        raise typer.Exit(EXIT_CHECKS_FAILED if s["invalid"] else EXIT_OK)
+
+
+def _file_items(paths: list[Path]):
+    from harness.hl7v2.files import HL7FileError, iter_messages
+
+    problems: list[str] = []
+    try:
+        found = list(iter_messages(paths, on_error=lambda exc: problems.append(str(exc))))
+    except HL7FileError as exc:
+        raise fail_usage(str(exc)) from None
+    missing = [p for p in paths if not p.exists()]
+    if missing:
+        raise fail_usage(f"no such file or folder: {', '.join(str(p) for p in missing)}")
+    for problem in problems:
+        typer.secho(f"warning: {problem}", err=True, fg=typer.colors.YELLOW)
+    items = [(m.source, m.index, m.payload, None) for m in found]
+    return items, len(items), ", ".join(str(p) for p in paths)
+
+
+def _store_items(path: Path, channel, since, until, types, outcomes, responses: bool):
+    from harness.store import ExchangeFilter, Store, StoreError, parse_time
+
+    if not path.exists():
+        raise fail_usage(f"--store {path}: no such file")
+    for name, value in (("--since", since), ("--until", until)):
+        if value is not None:
+            try:
+                parse_time(value)
+            except ValueError as exc:
+                raise fail_usage(f"{name}: {exc}") from None
+    split_outcomes = [o.strip() for item in outcomes or [] for o in item.split(",") if o.strip()]
+    flt = ExchangeFilter(
+        channel=channel or None,
+        since=since,
+        until=until,
+        message_type=types or None,
+        outcomes=split_outcomes or None,
+        kind="hl7v2",
+    )
+    try:
+        st = Store(path, create=False)
+        total = st.count(flt) * (2 if responses else 1)
+    except (StoreError, ValueError) as exc:
+        raise fail_usage(f"--store {path}: {exc}") from None
+
+    def gen():
+        try:
+            for ex in st.query(flt):
+                yield (f"{path.name}#{ex.id}", ex.id or 0, ex.request or b"", ex.charset)
+                if responses and ex.response:
+                    yield (f"{path.name}#{ex.id}:response", ex.id or 0, ex.response, ex.charset)
+        finally:
+            st.close()
+
+    return gen(), total, str(path)
