@@ -99,7 +99,12 @@ def _dry_run(store, options, rewriter_rules, as_json: bool) -> int:
         for segment in text.split("\r"):
             if segment:
                 typer.echo(segment)
-    typer.secho(f"dry run: {count} message(s) would be sent; nothing was sent", err=True)
+    note = (
+        " (new control ids show as R0-...; a real run puts its run id there)"
+        if rewriter_rules.new_control_ids
+        else ""
+    )
+    typer.secho(f"dry run: {count} message(s) would be sent; nothing was sent{note}", err=True)
     return EXIT_OK if count else EXIT_USAGE
 
 

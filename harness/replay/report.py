@@ -388,15 +388,18 @@ def render_html(report: Report) -> str:
         )
     )
     out.append(
-        "<h2>Differences</h2><table><tr><th>message</th><th>type</th><th>class</th><th>ACK before</th>"
+        "<h2>Differences</h2><p>Every difference that counts, with both values. Differences in ignored "
+        "fields (MSH-7, MSH-10, MSA-2 through the id map, ERR timestamps and any --ignore) make an exchange "
+        "equivalent and are listed in the JSON report.</p>"
+        "<table><tr><th>message</th><th>type</th><th>class</th><th>ACK before</th>"
         "<th>ACK now</th><th>field</th><th>before</th><th>now</th><th>note</th></tr>"
     )
     shown = 0
     for r in report.results:
         c = r.comparison
-        if c.classification == "exact":
-            continue
-        diffs = c.differences or [None]
+        if c.classification in ("exact", "equivalent"):
+            continue  # their differences are all ignored ones; the JSON report lists them
+        diffs = [d for d in c.differences if not d.ignored] or [None]
         for d in diffs:
             shown += 1
             out.append(
@@ -404,7 +407,7 @@ def render_html(report: Report) -> str:
                 f"<td>{_esc(r.message_type)}</td><td class='{c.classification}'>{c.classification}</td>"
                 f"<td>{_esc(c.original_code)}</td><td>{_esc(c.replay_code)}</td>"
                 + (
-                    f"<td>{_esc(d.path)}{' (ignored: ' + _esc(d.rule) + ')' if d.ignored else ''}</td>"
+                    f"<td>{_esc(d.path)}</td>"
                     f"<td><pre>{_esc(d.original)}</pre></td><td><pre>{_esc(d.replay)}</pre></td>"
                     if d is not None
                     else "<td></td><td></td><td></td>"
