@@ -86,19 +86,19 @@ class ProxyServer:
                 self.channels[name] = channel
             for name, channel in self.channels.items():
                 self.ports.append(self._listen(name, channel))
+            for name, channel in self.channels.items():
+                ups = ", ".join(str(a) for a in channel.config.upstreams)
+                tls = " (TLS)" if channel.config.tls else ""
+                self.log.out(
+                    f"channel {name} listening on {self.listening[name]}{tls} -> {ups}",
+                    channel=name,
+                    capture=channel.config.capture,
+                )
             self._start_admin()
         except BaseException:
             self._close_partial()
             raise
         self.reactor.addSystemEventTrigger("before", "shutdown", self.stop)
-        for name, channel in self.channels.items():
-            ups = ", ".join(str(a) for a in channel.config.upstreams)
-            tls = " (TLS)" if channel.config.tls else ""
-            self.log.out(
-                f"channel {name} listening on {self.listening[name]}{tls} -> {ups}",
-                channel=name,
-                capture=channel.config.capture,
-            )
 
     def _writer(self, mode: str) -> Any:
         from harness.store import CaptureWriter
