@@ -342,6 +342,7 @@ def _connect(path: Path, *, create: bool, synchronous: str, check_same_thread: b
         if str(mode).lower() != "wal":
             raise StoreError(f"capture store {path}: WAL mode refused (journal_mode={mode})")
         conn.execute(f"PRAGMA synchronous = {synchronous}")
+        conn.execute("PRAGMA journal_size_limit = 67108864")  # a checkpointed WAL shrinks back to 64 MiB
         _migrate(conn, path)
     except sqlite3.DatabaseError as exc:
         conn.close()
