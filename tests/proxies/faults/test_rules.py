@@ -152,3 +152,27 @@ def test_null_matches_an_absent_value():
     pytest.importorskip("harness.hl7v2.message")
     engine = _engine({"paths": {"PID-30": None}})
     assert _fires(engine, adt())
+
+
+def test_cheap_conditions_run_before_parsing_and_parsing_happens_once():
+    pytest.importorskip("harness.hl7v2.message")
+    from proxies.faults.rules import Paths, Subject
+
+    match = {"paths": {"PID-3.1": "9"}, "message_type": "ORU"}
+    rule = parse_rule({"match": match, "action": {"type": "drop"}})
+    assert isinstance(rule.match.conditions[-1], Paths)
+    payload = adt()
+    subject = Subject("request", payload, meta_of(payload), FaultContext())
+    if subject.meta is not None:
+        assert not rule.fires(subject)
+        # never parsed: the type did not match
+        assert subject._message is None and subject.parse_error is None
+
+    first = parse_rule({"match": {"paths": {"PID-3.1": "1"}}, "action": {"type": "drop"}})
+    second = parse_rule({"match": {"paths": {"PID-8": "F"}}, "action": {"type": "drop"}})
+    subject = Subject("request", payload, None, FaultContext())
+    assert not first.fires(subject)
+    parsed = subject._message
+    assert parsed is not None
+    assert not second.fires(subject)
+    assert subject._message is parsed
