@@ -367,8 +367,14 @@ def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
             typer.Option("--single", help="One file: an FHS/BHS batch (hl7) or a stream of frames (mllp)."),
         ] = False,
         responses: Annotated[
-            bool, typer.Option("--responses", help="Also write each response beside its request.")
-        ] = False,
+            Path | None,
+            typer.Option(
+                "--responses",
+                metavar="DIR",
+                help="Also write each response, same name, into this folder (kept apart from --out so that "
+                "sending or replaying the --out folder never sends ACKs).",
+            ),
+        ] = None,
         channel: ChannelOpt = None,
         since: SinceOpt = None,
         until: UntilOpt = None,
@@ -390,14 +396,18 @@ def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
 
         if fmt not in ("hl7", "mllp"):
             raise fail_usage(f"--format {fmt!r}: expected hl7 or mllp")
-        if single and responses:
+        if single and responses is not None:
             raise fail_usage("--responses writes one file per exchange; it cannot be combined with --single")
+        if responses is not None and responses.resolve() == out.resolve():
+            raise fail_usage("--responses needs a folder of its own, not the --out folder")
         flt = _filter(channel, since, until, type_, control_id, outcome, ["hl7v2"], run, where, limit)
         suffix = ".hl7" if fmt == "hl7" else ".mllp"
-        try:
-            out.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise fail_usage(f"--out {out}: {exc.strerror}") from None
+        for option, folder in (("--out", out), ("--responses", responses)):
+            try:
+                if folder is not None:
+                    folder.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise fail_usage(f"{option} {folder}: {exc.strerror}") from None
         written: list[str] = []
         count = 0
         single_path = out / f"capture{suffix}"
@@ -424,8 +434,8 @@ def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
                     target = out / f"{name}{suffix}"
                     target.write_bytes(encode(ex.request) if fmt == "mllp" else ex.request)
                     written.append(str(target))
-                    if responses and ex.response is not None:
-                        reply = out / f"{name}.response{suffix}"
+                    if responses is not None and ex.response is not None:
+                        reply = responses / f"{name}{suffix}"
                         reply.write_bytes(encode(ex.response) if fmt == "mllp" else ex.response)
                         written.append(str(reply))
             if single_file is not None:

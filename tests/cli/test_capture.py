@@ -243,11 +243,15 @@ def test_export_mllp_single_and_responses(store_path, tmp_path):
     ]
     assert batch[0].batch is not None and batch[0].batch.file_header.startswith(b"FHS|^~\\&|harness")
     assert (tmp_path / "b" / "capture.hl7").read_bytes().endswith(b"BTS|2\rFTS|1\r")
-    result = cli(
-        "export", "--store", str(store_path), "--out", str(tmp_path / "r"), "--responses", "-c", "lab"
+    result = cli("export", "--store", str(store_path), "--out", str(tmp_path / "r"), "-c", "lab",
+                 "--responses", str(tmp_path / "acks"))  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert [p.name for p in (tmp_path / "r").iterdir()] == ["000004_C4.hl7"]
+    assert (tmp_path / "acks" / "000004_C4.hl7").read_bytes() == ack("C4", "AE")
+    same = cli(
+        "export", "--store", str(store_path), "--out", str(tmp_path / "r"), "--responses", str(tmp_path / "r")
     )
-    assert sorted(p.name for p in (tmp_path / "r").iterdir()) == ["000004_C4.hl7", "000004_C4.response.hl7"]
-    assert (tmp_path / "r" / "000004_C4.response.hl7").read_bytes() == ack("C4", "AE")
+    assert same.exit_code == 2 and "folder of its own" in same.output
     bad = cli("export", "--store", str(store_path), "--out", str(tmp_path / "x"), "--format", "xml")
     assert bad.exit_code == 2 and "--format 'xml'" in bad.output
 
