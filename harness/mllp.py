@@ -178,6 +178,30 @@ class MLLPDecoder:
             if state == _FRAME:
                 end = data.find(END_BLOCK, pos)
                 start = data.find(START_BLOCK, pos, n if end < 0 else end)
+                if (
+                    start < 0
+                    and 0 <= end < n - 1
+                    and data[end + 1] == _CR
+                    and not self._headless
+                    and not self._skipping
+                    and self._size + end - pos <= self.max_frame
+                ):
+                    # fast path, the usual case: the frame ends cleanly within this chunk
+                    if self._buf:
+                        self._buf += memoryview(data)[pos:end]
+                        payload = bytes(self._buf)
+                        self._buf = bytearray()
+                    else:
+                        payload = data[pos:end]
+                    events.append(Frame(self._frame_offset, payload))
+                    self._state = _IDLE
+                    pos = end + 2
+                    if pos < n and data[pos] == 0x0B and not self._junk_size:
+                        self._state = _FRAME
+                        self._frame_offset = base + pos
+                        self._size = 0
+                        pos += 1
+                    continue
                 if start >= 0:
                     self._append(data, pos, start)
                     self._abandon(events, "new start block")

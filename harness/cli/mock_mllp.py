@@ -41,6 +41,9 @@ def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
         charset: Annotated[
             str | None, typer.Option(help="Charset of incoming messages (default: MSH-18).")
         ] = None,
+        max_frame: Annotated[
+            int, typer.Option(min=1, help="Largest frame accepted, in bytes; a larger one gets an AR.")
+        ] = 16 * 1024 * 1024,
         tls_cert: Annotated[Path | None, typer.Option(help="Serve TLS with this certificate (PEM).")] = None,
         tls_key: Annotated[Path | None, typer.Option(help="Private key for --tls-cert (PEM).")] = None,
     ) -> None:
@@ -66,6 +69,7 @@ def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
                 nak_code=nak_code.strip().upper(),
                 rules=tuple(AnswerRule.parse(r) for r in answer_rule or ()),
                 charset=charset,
+                max_frame=max_frame,
             )
         except ValueError as exc:
             raise fail_usage(str(exc)) from None

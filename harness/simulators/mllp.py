@@ -18,7 +18,7 @@ from twisted.internet.protocol import Factory, Protocol
 from harness.hl7v2.ack import build_ack, plan, reject_unparseable
 from harness.hl7v2.message import HL7ParseError, Message, parse_path
 from harness.hl7v2.meta import extract
-from harness.mllp import Frame, FrameTooLarge, MLLPDecoder, Problem, encode
+from harness.mllp import DEFAULT_MAX_FRAME, Frame, FrameTooLarge, MLLPDecoder, Problem, encode
 
 ANSWER_CODES = ("AA", "AE", "AR", "CA", "CE", "CR")
 # --answer code -> the outcome the ACK builder's plan() turns into original or enhanced mode codes
@@ -78,6 +78,7 @@ class MockSettings:
     nak_code: str = "AE"
     rules: tuple[AnswerRule, ...] = ()
     charset: str | None = None
+    max_frame: int = DEFAULT_MAX_FRAME
 
     def __post_init__(self) -> None:
         for name in ("answer", "nak_code"):
@@ -87,6 +88,8 @@ class MockSettings:
             raise ValueError(f"malformed {self.malformed!r}: expected reject or close")
         if self.nak_every < 0 or self.delay_ms < 0:
             raise ValueError("nak_every and delay_ms must not be negative")
+        if self.max_frame < 1:
+            raise ValueError(f"max_frame {self.max_frame}: must be at least 1 byte")
 
 
 @dataclass(slots=True)
@@ -175,7 +178,7 @@ class MockMLLPProtocol(Protocol):
     def __init__(self, responder: Responder, log: Callable[[str], None]) -> None:
         self.responder = responder
         self.log = log
-        self.decoder = MLLPDecoder()
+        self.decoder = MLLPDecoder(responder.settings.max_frame)
         self.closing = False
         self.lost = False
         self.peer = "-"

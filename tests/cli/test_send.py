@@ -153,8 +153,13 @@ def test_tls(processes, tmp_path):
     code, out = send(processes, target, *FILES[:2], "--ca", str(cert), "--json")
     assert code == 0, out
     assert [r["ack_code"] for r in json_lines(out)] == ["CA", "AA"]
+    mock.stop()
+    closing = start_mock(processes, "--tls-cert", str(cert), "--tls-key", str(key), "--close-after-each")
+    code, out = send(processes, f"localhost:{closing.port}", *FILES, "--ca", str(cert), "--json")
+    assert code == 0, out
+    assert [r["reconnected"] for r in json_lines(out)] == [False, True, True, True, True]
     other, _ = make_self_signed(tmp_path, "other")
-    code, out = send(processes, target, FILES[1], "--tls", "--ca", str(other))
+    code, out = send(processes, f"127.0.0.1:{closing.port}", FILES[1], "--tls", "--ca", str(other))
     assert code == 2 and "TLS handshake" in out
 
 

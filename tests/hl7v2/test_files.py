@@ -3,6 +3,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from harness.hl7v2.files import HL7FileError, iter_files, iter_messages, read_messages, split_messages
 from harness.mllp import encode
@@ -153,3 +155,29 @@ def _blank_bytes(raw: bytes) -> int:
     import re
 
     return sum(len(line) for line in re.split(rb"\r\n|\r|\n", raw) if not line.strip())
+
+
+# -- property: segments survive any mix of separators byte for byte ------------------------
+
+_segment_body = st.binary(max_size=40).map(
+    lambda b: b.replace(b"\r", b"").replace(b"\n", b"").replace(b"\x0b", b"").replace(b"\x1c", b"")
+)
+_segment = st.tuples(st.sampled_from([b"PID", b"PV1", b"OBX", b"ZXY", b"NTE"]), _segment_body).map(
+    lambda t: t[0] + b"|" + t[1]
+)
+_message = st.tuples(_segment_body, st.lists(_segment, max_size=5)).map(
+    lambda t: [b"MSH|^~\\&|" + t[0], *t[1]]
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(_message, min_size=1, max_size=4), st.data())
+def test_any_separators_give_cr_joined_segments(messages, data):
+    out = b""
+    for segments in messages:
+        for segment in segments:
+            out += segment + data.draw(st.sampled_from([b"\r", b"\n", b"\r\n", b"\n\n", b"\r\n\r\n"]))
+    got = split_messages(out)
+    expected = [b"\r".join(segments) + b"\r" for segments in messages]
+    # a segment whose bytes are all blank is dropped as a blank line; none is generated here
+    assert [m.payload for m in got] == expected

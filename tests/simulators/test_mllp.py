@@ -146,6 +146,15 @@ def test_server_keeps_serving_after_bad_input(processes):
     assert mock.lines[-1] == "stopped"
 
 
+def test_oversized_frame_gets_ar_and_serving_goes_on(processes):
+    mock = start_mock(processes, "--max-frame", "200")
+    big = message("BIG").replace(b"ZHANG^SAN", b"ZHANG^" + b"X" * 400)
+    acks = exchange(mock.port, encode(big) + encode(message("SMALL")), 2)
+    assert [(extract(a).ack_code, extract(a).ack_control_id) for a in acks] == [("AR", None), ("AA", "SMALL")]
+    assert b"larger than the 200-byte limit" in acks[0]
+    mock.wait_for("control_id=SMALL")
+
+
 def test_close_after_each_and_sigint(processes):
     mock = start_mock(processes, "--close-after-each")
     acks = exchange(mock.port, encode(message("A1")) + encode(message("A2")), 5)
