@@ -56,3 +56,13 @@ def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
         from harness.simulators.fhir import FhirSimulator
 
         _serve(FhirSimulator(base=base, max_resources=max_resources), listen, max_body)
+
+    @mock.command("soap")
+    def soap(
+        listen: str = typer.Option("127.0.0.1:18082", "--listen", help=LISTEN_HELP),
+        max_body: int = typer.Option(10 * 1024 * 1024, "--max-body", help=MAX_BODY_HELP),
+    ) -> None:
+        """The 互联互通 HIPMessageServer at /services/HIPMessageServer (SOAP 1.1 and 1.2; WSDL at ?wsdl)."""
+        from harness.simulators.soap import HipMessageServer
+
+        _serve(HipMessageServer(), listen, max_body)

@@ -1,0 +1,307 @@
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+from lxml import etree
+
+from harness.simulators.soap import SERVICE_PATH, SOAP11, SOAP12, HipMessageServer
+from harness.simulators.wire import HttpRequest
+from tests.conftest import wait_for_port
+
+FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "soap"
+MESSAGE = (FIXTURES / "PRPA_IN201311UV02.xml").read_text(encoding="utf-8")
+NS = {"hl7": "urn:hl7-org:v3"}
+H12 = {"content-type": "application/soap+xml; charset=utf-8", "host": "hip.test:8080"}
+H11 = {"content-type": "text/xml; charset=utf-8", "soapaction": '"urn:hl7-org:v3/HIPMessageServer"'}
+
+BOMB = b"""<?xml version="1.0"?>
+<!DOCTYPE lolz [<!ENTITY lol "lol"><!ENTITY lol2 "&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;">
+<!ENTITY lol3 "&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;">
+<!ENTITY lol4 "&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;">
+<!ENTITY lol5 "&lol4;&lol4;&lol4;&lol4;&lol4;&lol4;&lol4;&lol4;&lol4;&lol4;">
+<!ENTITY lol6 "&lol5;&lol5;&lol5;&lol5;&lol5;&lol5;&lol5;&lol5;&lol5;&lol5;">
+<!ENTITY lol7 "&lol6;&lol6;&lol6;&lol6;&lol6;&lol6;&lol6;&lol6;&lol6;&lol6;">
+<!ENTITY lol8 "&lol7;&lol7;&lol7;&lol7;&lol7;&lol7;&lol7;&lol7;&lol7;&lol7;">
+<!ENTITY lol9 "&lol8;&lol8;&lol8;&lol8;&lol8;&lol8;&lol8;&lol8;&lol8;&lol8;">]>
+<soap:Envelope xmlns:soap="http://www.w3.org/2003/05/soap-envelope"><soap:Body>
+<urn:HIPMessageServer xmlns:urn="urn:hl7-org:v3"><action>&lol9;</action><message>x</message>
+</urn:HIPMessageServer>
+</soap:Body></soap:Envelope>"""
+
+
+def envelope(action: str, message: str, version: str = "1.2") -> bytes:
+    ns = SOAP12 if version == "1.2" else SOAP11
+    return (
+        f'<soap:Envelope xmlns:soap="{ns}" xmlns:urn="urn:hl7-org:v3"><soap:Body><urn:HIPMessageServer>'
+        f"<action>{action}</action><message><![CDATA[{message}]]></message></urn:HIPMessageServer>"
+        "</soap:Body></soap:Envelope>"
+    ).encode()
+
+
+def xxe(secret_file: Path) -> bytes:
+    return (
+        f'<?xml version="1.0"?><!DOCTYPE x [<!ENTITY xxe SYSTEM "file://{secret_file}">]>'
+        f'<soap:Envelope xmlns:soap="{SOAP12}"><soap:Body><urn:HIPMessageServer xmlns:urn="urn:hl7-org:v3">'
+        "<action>&xxe;</action><message>&xxe;</message></urn:HIPMessageServer></soap:Body></soap:Envelope>"
+    ).encode()
+
+
+def result_of(body: bytes) -> etree._Element:
+    root = etree.fromstring(body)
+    text = root.find(".//HIPMessageServerResult").text
+    return etree.fromstring(text.encode("utf-8"))
+
+
+def ack(doc: etree._Element) -> tuple[str, list[str]]:
+    el = doc.find("hl7:acknowledgement", NS)
+    return el.get("typeCode"), [t.get("value") for t in el.findall("hl7:acknowledgementDetail/hl7:text", NS)]
+
+
+def fault_reason(body: bytes) -> str:
+    root = etree.fromstring(body)
+    texts = root.xpath("//*[local-name()='faultstring' or local-name()='Text']/text()")
+    assert texts, body
+    return texts[0]
+
+
+def post(core, body: bytes, headers=H12):
+    return core.handle(HttpRequest("POST", SERVICE_PATH, dict(headers), body))
+
+
+def edit(message: str, old: str, new: str) -> str:
+    assert old in message
+    return message.replace(old, new, 1)
+
+
+@pytest.fixture
+def core():
+    return HipMessageServer()
+
+
+def test_register_query_update_merge(core):
+    resp = post(core, (FIXTURES / "PatientInfoRegister-soap12.xml").read_bytes())
+    assert resp.status == 200 and resp.headers["Content-Type"].startswith("application/soap+xml")
+    doc = result_of(resp.body)
+    assert etree.QName(doc).localname == "MCCI_IN000002UV01"
+    assert doc.find("hl7:interactionId", NS).get("extension") == "MCCI_IN000002UV01"
+    assert ack(doc)[0] == "AA"
+    target = doc.find("hl7:acknowledgement/hl7:targetMessage/hl7:id", NS).get("extension")
+    assert target == "8d2f0c3e-6a0b-4d7e-9b61-0a1f5c2e0001"
+    assert doc.find("hl7:receiver/hl7:device/hl7:id/hl7:item", NS).get("extension") == "HIS"
+    code, texts = ack(result_of(post(core, envelope("PatientInfoRegister", MESSAGE)).body))
+    assert code == "AE" and "already registered" in texts[0]
+
+    query = (
+        '<PRPA_IN201305UV02 xmlns="urn:hl7-org:v3" ITSVersion="XML_1.0"><id root="2.16.156.10011.2.5.1.1" '
+        'extension="q1"/><creationTime value="20260105093100"/><interactionId root="2.16.156.10011.2.5.1.2" '
+        'extension="PRPA_IN201305UV02"/>'
+        '<receiver><device><id><item extension="HIP"/></id></device></receiver>'
+        '<sender><device><id><item extension="HIS"/></id></device></sender>'
+        "<controlActProcess><queryByParameter>"
+        '<parameterList><livingSubjectId><value root="2.16.156.10011.2.5.1.4" extension="{pid}"/>'
+        "</livingSubjectId></parameterList></queryByParameter></controlActProcess></PRPA_IN201305UV02>"
+    )
+    doc = result_of(post(core, envelope("PatientInfoQuery", query.format(pid="P0001234"))).body)
+    assert etree.QName(doc).localname == "PRPA_IN201306UV02" and ack(doc)[0] == "AA"
+    assert (
+        doc.xpath("string(//hl7:patientPerson/hl7:name/hl7:item/hl7:part/@value)", namespaces=NS) == "周兰𬌗"
+    )
+    doc = result_of(post(core, envelope("PatientInfoQuery", query.format(pid="NOPE"))).body)
+    assert ack(doc) == ("AE", ["no patient with id NOPE"])
+    assert doc.find(".//hl7:queryResponseCode", NS).get("code") == "NF"
+
+    update = MESSAGE.replace("PRPA_IN201311UV02", "PRPA_IN201314UV02")
+    assert ack(result_of(post(core, envelope("PatientInfoUpdate", update)).body))[0] == "AA"
+    unknown = edit(update, 'extension="P0001234"', 'extension="P9"')
+    code, texts = ack(result_of(post(core, envelope("PatientInfoUpdate", unknown)).body))
+    assert code == "AE" and "P9 is not registered" in texts[0]
+
+    second = edit(MESSAGE, 'extension="P0001234"', 'extension="P0005678"')
+    assert ack(result_of(post(core, envelope("PatientInfoRegister", second)).body))[0] == "AA"
+    merge = MESSAGE.replace("PRPA_IN201311UV02", "PRPA_IN201304UV02").replace(
+        "</subject1>",
+        "</subject1><replacementOf><priorRegistration><subject1><priorRegisteredRole>"
+        '<id><item root="2.16.156.10011.2.5.1.4" extension="P0005678"/></id>'
+        "</priorRegisteredRole></subject1></priorRegistration></replacementOf>",
+    )
+    assert ack(result_of(post(core, envelope("PatientInfoMerge", merge)).body))[0] == "AA"
+    assert "P0005678" not in core.patients and "P0001234" in core.patients
+
+
+@pytest.mark.parametrize(
+    ("action", "change", "words"),
+    [
+        ("PatientInfoUpdate", None, ["expects PRPA_IN201314UV02", "root element is PRPA_IN201311UV02"]),
+        (
+            "PatientInfoRegister",
+            ('extension="PRPA_IN201311UV02"', 'extension="PRPA_IN201314UV02"'),
+            ["interactionId@extension is PRPA_IN201314UV02"],
+        ),
+        (
+            "PatientInfoRegister",
+            ('<creationTime value="20260105093000"/>', ""),
+            ["missing creationTime@value"],
+        ),
+        ("PatientInfoRegister", ('<sender typeCode="SND">', '<origin typeCode="SND">'), ["sender/device/id"]),
+        ("PatientInfoRegister", ('extension="P0001234"', 'extension=""'), ["missing the patient identifier"]),
+        ("PatientInfoRegister", ('extension="8d2f0c3e-6a0b-4d7e-9b61-0a1f5c2e0001"', ""), ["message id"]),
+        ("NoSuchAction", None, ["unknown action 'NoSuchAction'", "PatientInfoRegister"]),
+    ],
+)
+def test_ae_names_each_problem(core, action, change, words):
+    message = MESSAGE.replace("</sender>", "</origin>", 1) if change and "origin" in change[1] else MESSAGE
+    if change:
+        message = edit(message, *change)
+    code, texts = ack(result_of(post(core, envelope(action, message)).body))
+    assert code == "AE"
+    joined = " | ".join(texts)
+    for word in words:
+        assert word in joined
+    assert not core.patients
+
+
+def test_broken_inner_message_is_ae_and_broken_envelope_is_a_fault(core):
+    code, texts = ack(result_of(post(core, envelope("PatientInfoRegister", "<PRPA_IN201311UV02><id>")).body))
+    assert code == "AE" and "not an acceptable XML document" in texts[0]
+    resp = post(core, b"<soap:Envelope xmlns:soap='" + SOAP12.encode() + b"'><soap:Body>")
+    assert resp.status == 400 and "not well-formed" in fault_reason(resp.body)
+    assert b"soap:Sender" in resp.body
+    resp = post(core, envelope("PatientInfoRegister", MESSAGE, "1.1")[:-10], H11)
+    assert resp.status == 500 and b"<faultcode>soap:Client</faultcode>" in resp.body
+    resp = post(core, envelope("PatientInfoRegister", MESSAGE, "1.1"), {"content-type": "text/xml"})
+    assert resp.status == 500 and "SOAPAction header missing" in fault_reason(resp.body)
+    resp = post(core, envelope("PatientInfoRegister", MESSAGE, "1.1"), H12)
+    assert "SOAP 1.1 envelope sent with the SOAP 1.2 Content-Type" in fault_reason(resp.body)
+    resp = post(core, b"{}", {"content-type": "application/json"})
+    assert resp.status == 415 and "not SOAP" in fault_reason(resp.body)
+    resp = post(core, b"<a/>")
+    assert "not a SOAP Envelope" in fault_reason(resp.body)
+    resp = post(core, envelope("", MESSAGE))
+    assert "action is missing" in fault_reason(resp.body)
+    resp = post(core, envelope("PatientInfoRegister", MESSAGE).replace(b"HIPMessageServer", b"Other"))
+    assert "unknown operation 'Other'" in fault_reason(resp.body)
+    big = core.too_large(HttpRequest("POST", SERVICE_PATH, H12), 1000)
+    assert big.status == 413 and "1000-byte limit" in fault_reason(big.body)
+    # Still serving.
+    assert ack(result_of(post(core, envelope("PatientInfoRegister", MESSAGE)).body))[0] == "AA"
+
+
+def test_xml_bomb_and_external_entities_are_refused(core, tmp_path):
+    resp = post(core, BOMB)
+    assert resp.status == 400 and "DTD" in fault_reason(resp.body) and b"lollol" not in resp.body
+    secret = tmp_path / "secret.txt"
+    secret.write_text("TOP-SECRET-4711")
+    for body in (xxe(secret), envelope("PatientInfoRegister", xxe(secret).decode().split("?>", 1)[1])):
+        resp = post(core, body)
+        assert b"TOP-SECRET-4711" not in resp.body
+        assert "DTD" in fault_reason(resp.body)
+    # An entity inside the CDATA message (bytes not visible as a DOCTYPE to the envelope) is refused too.
+    inner = (
+        '<!DOCTYPE x [<!ENTITY e SYSTEM "file://'
+        + str(secret)
+        + '">]><PRPA_IN201311UV02>&e;</PRPA_IN201311UV02>'
+    )
+    direct = core.service("PatientInfoRegister", inner)
+    assert "TOP-SECRET" not in direct and "DTD" in direct
+
+
+def test_wsdl_is_a_real_service_description(core):
+    resp = core.handle(HttpRequest("GET", SERVICE_PATH + "?wsdl", {"host": "hip.test:8080"}))
+    assert resp.status == 200
+    root = etree.fromstring(resp.body)
+    w = {
+        "wsdl": "http://schemas.xmlsoap.org/wsdl/",
+        "s11": "http://schemas.xmlsoap.org/wsdl/soap/",
+        "s12": "http://schemas.xmlsoap.org/wsdl/soap12/",
+    }
+    assert root.get("targetNamespace") == "urn:hl7-org:v3"
+    assert root.xpath("//s11:address/@location", namespaces=w) == [
+        "http://hip.test:8080/services/HIPMessageServer"
+    ]
+    assert root.xpath("//s12:address/@location", namespaces=w) == [
+        "http://hip.test:8080/services/HIPMessageServer"
+    ]
+    assert root.xpath("//wsdl:portType/wsdl:operation/@name", namespaces=w) == ["HIPMessageServer"]
+    evil = core.handle(HttpRequest("GET", SERVICE_PATH + "?WSDL", {"host": 'x"/><injected a="'}))
+    etree.fromstring(evil.body)  # still well-formed: the Host header is escaped
+    assert core.handle(HttpRequest("GET", "/services/Other?wsdl")).status == 404
+    assert core.handle(HttpRequest("PUT", SERVICE_PATH)).status == 405
+
+
+# ---------------------------------------------------------------- real sockets
+@pytest.fixture
+def server(processes):
+    proc = processes.harness("mock", "soap", "--listen", "127.0.0.1:0", "--max-body", "200000")
+    match = re.search(r"listening on 127\.0\.0\.1:(\d+)", proc.stdout.readline())
+    assert match
+    port = int(match.group(1))
+    wait_for_port(port, proc=proc)
+    return proc, port
+
+
+def test_zeep_against_the_wsdl_over_soap_11_and_12(server):
+    import zeep
+    from zeep.exceptions import Fault
+
+    proc, port = server
+    wsdl_url = f"http://127.0.0.1:{port}{SERVICE_PATH}?wsdl"
+    c11 = zeep.Client(wsdl_url, port_name="HIPMessageServerSoap")
+    c12 = zeep.Client(wsdl_url, port_name="HIPMessageServerSoap12")
+    doc = etree.fromstring(
+        c11.service.HIPMessageServer(action="PatientInfoRegister", message=MESSAGE).encode()
+    )
+    assert ack(doc)[0] == "AA"
+    doc = etree.fromstring(
+        c12.service.HIPMessageServer(action="PatientInfoRegister", message=MESSAGE).encode()
+    )
+    assert ack(doc)[0] == "AE" and "already registered" in ack(doc)[1][0]
+    for client in (c11, c12):
+        with pytest.raises(Fault) as caught:
+            client.service.HIPMessageServer(action="", message=MESSAGE)
+        assert "action is missing" in caught.value.message
+    proc.terminate()
+    out, _ = proc.communicate(timeout=10)
+    assert out.count(f"POST {SERVICE_PATH}") == 4 and out.count("?wsdl") == 2
+
+
+@pytest.mark.skipif(shutil.which("curl") is None, reason="curl is not installed on this machine")
+def test_curl_fixture_bomb_xxe_and_oversized(server, tmp_path):
+    proc, port = server
+    url = f"http://127.0.0.1:{port}{SERVICE_PATH}"
+
+    def curl(path: Path, ctype="application/soap+xml; charset=utf-8"):
+        done = subprocess.run(
+            [
+                "curl",
+                "-sS",
+                "-w",
+                "\n%{http_code}",
+                "-H",
+                f"Content-Type: {ctype}",
+                "--data-binary",
+                f"@{path}",
+                url,
+            ],
+            capture_output=True,
+            timeout=20,
+        )
+        body, _, code = done.stdout.rpartition(b"\n")
+        return int(code), body
+
+    code, body = curl(FIXTURES / "PatientInfoRegister-soap12.xml")
+    assert code == 200 and ack(result_of(body))[0] == "AA"
+    (tmp_path / "bomb.xml").write_bytes(BOMB)
+    code, body = curl(tmp_path / "bomb.xml")
+    assert code == 400 and "DTD" in fault_reason(body)
+    secret = tmp_path / "secret.txt"
+    secret.write_text("TOP-SECRET-4711")
+    (tmp_path / "xxe.xml").write_bytes(xxe(secret))
+    code, body = curl(tmp_path / "xxe.xml")
+    assert code == 400 and b"TOP-SECRET" not in body
+    (tmp_path / "big.xml").write_bytes(b"<a>" + b"x" * 300_000 + b"</a>")
+    code, body = curl(tmp_path / "big.xml")
+    assert code == 413 and "200000-byte limit" in fault_reason(body)
+    code, body = curl(FIXTURES / "PatientInfoRegister-soap12.xml")
+    assert code == 200 and "already registered" in ack(result_of(body))[1][0]
