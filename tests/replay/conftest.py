@@ -1,6 +1,5 @@
-"""Replay test support: ADT messages for a few patients, a `harness mock mllp` child, and a capture
-store filled with real exchanges (the messages sent through the MLLP client to a mock, stored as
-captured)."""
+"""Replay test support: ADT messages for a few patients, a `harness mock mllp` child, and capture stores
+made by a real `harness proxy` in front of it."""
 
 from __future__ import annotations
 
@@ -9,8 +8,6 @@ from pathlib import Path
 
 import pytest
 
-from harness.exchange import Exchange
-from harness.store import Store
 from tests.conftest import free_port
 
 
@@ -48,57 +45,51 @@ def received_ids(log: Path) -> list[str]:
     return out
 
 
-def capture(
-    store_path: Path,
-    port: int,
-    messages: list[bytes],
-    *,
-    channel: str = "adt",
-    start: float = 0.0,
-    gap: float = 1.0,
-    timeout: float = 5.0,
-) -> list[int]:
-    """Send each message to the peer on `port` and store the exchange as the proxy would have captured it.
-
-    started_at is spread by `gap` seconds from `start` (a captured night, compressed), so pacing and
-    time-window selections have realistic timestamps.
-    """
-    from harness.hl7v2.meta import extract
-    from harness.mllp_client import MLLPClient
-
-    ids = []
-    start = start or time.time() - 3600
-    with Store(store_path) as store, MLLPClient("127.0.0.1", port, timeout=timeout) as client:
-        for i, payload in enumerate(messages):
-            meta = extract(payload)
-            result = client.send(payload, meta.control_id)
-            if result.error_kind == "timeout":
-                outcome = "timeout"
-            elif result.error:
-                outcome = "upstream_down"
-            else:
-                outcome = "ok" if result.ack_code in ("AA", "CA") else "nak"
-            t0 = start + i * gap
-            ex = Exchange(
-                channel=channel,
-                started_at=t0,
-                ended_at=t0 + (result.rtt_ms or 0) / 1000,
-                latency_ms=result.rtt_ms,
-                client_addr="127.0.0.1:40000",
-                upstream_addr=f"127.0.0.1:{port}",
-                request=payload,
-                response=result.ack,
-                outcome=outcome,
-                ack_code=result.ack_code,
-                message_type=meta.message_code,
-                control_id=meta.control_id,
-                charset=meta.charset,
-                error=result.error,
-            )
-            ids.append(store.add(ex))
-    return ids
-
-
 @pytest.fixture
 def mock_log(tmp_path) -> Path:
     return tmp_path / "mock.log"
+
+
+def capture_through_proxy(
+    processes, tmp_path: Path, upstream_port: int, messages: list[bytes], store_path: Path,
+    *, channel: str = "adt", gap: float = 0.0,
+) -> None:  # fmt: skip
+    """Send the messages through a real `harness proxy` in front of the upstream; the proxy captures them.
+
+    The proxy is stopped (SIGTERM, store flushed) before returning, so the store is complete.
+    """
+    import os
+    import signal
+
+    from harness.mllp_client import MLLPClient
+
+    port = free_port()
+    config = tmp_path / f"proxy-{channel}.yaml"
+    config.write_text(
+        "admin: off\n"
+        "channels:\n"
+        f"  {channel}:\n"
+        "    protocol: mllp\n"
+        f"    listen: 127.0.0.1:{port}\n"
+        f"    upstream: 127.0.0.1:{upstream_port}\n"
+        "    capture: durable\n"
+        "    ack_timeout_s: 2\n"
+        "    on_ack_timeout: close\n"
+    )
+    log = tmp_path / f"proxy-{channel}.log"
+    handle = open(log, "w")  # noqa: SIM115 - the child owns it
+    proc = processes.harness("proxy", "--config", str(config), "--store", str(store_path), stdout=handle)
+    deadline = time.monotonic() + 20
+    while "listening on" not in log.read_text():
+        if proc.poll() is not None:
+            raise RuntimeError(f"proxy exited with {proc.returncode}: {log.read_text()}")
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"proxy did not start: {log.read_text()}")
+        time.sleep(0.05)
+    with MLLPClient("127.0.0.1", port, timeout=5) as client:
+        for payload in messages:
+            client.send(payload)
+            if gap:
+                time.sleep(gap)
+    os.killpg(proc.pid, signal.SIGTERM)
+    proc.wait(timeout=15)

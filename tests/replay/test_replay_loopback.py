@@ -1,5 +1,5 @@
-"""Replay end to end on loopback: a store of real captured exchanges re-sent by `harness replay`
-(a child process) to real peers, every exchange classified, reports written."""
+"""Replay end to end on loopback: stores made by a real `harness proxy` in front of `harness mock mllp`,
+re-sent by `harness replay` (a child process) to real peers, every exchange classified, reports written."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ import pytest
 
 from harness.store import ExchangeFilter, Store
 from tests.conftest import ROOT, free_port
-from tests.replay.conftest import adt, capture, received_ids, start_mock
+from tests.replay.conftest import adt, capture_through_proxy, received_ids, start_mock
 
 PATIENTS = ["P1", "P2", "P3", "P4"]
 
@@ -34,7 +34,7 @@ def messages(n: int = 12) -> list[bytes]:
 def test_replay_to_mock_answering_some_ae(processes, tmp_path):
     store = tmp_path / "cap.db"
     up = start_mock(processes, tmp_path / "up.log")
-    capture(store, up, messages())
+    capture_through_proxy(processes, tmp_path, up, messages(), store)
     target = start_mock(processes, tmp_path / "target.log", "--answer-rule", "PID-3.1=P3:AE")
     report = tmp_path / "r.json"
     junit = tmp_path / "r.xml"
@@ -79,9 +79,11 @@ def test_replay_to_mock_answering_some_ae(processes, tmp_path):
 def test_select_naks_for_one_channel_and_replay_with_rewrites(processes, tmp_path):
     store = tmp_path / "cap.db"
     nak_up = start_mock(processes, tmp_path / "up1.log", "--answer-rule", "PID-3.1=P2:AE")
-    capture(store, nak_up, messages(8), channel="adt")
+    capture_through_proxy(processes, tmp_path, nak_up, messages(8), store, channel="adt")
     other = start_mock(processes, tmp_path / "up2.log", "--answer", "AE")
-    capture(store, other, [adt(100 + i, "P9") for i in range(3)], channel="lab")
+    capture_through_proxy(
+        processes, tmp_path, other, [adt(100 + i, "P9") for i in range(3)], store, channel="lab"
+    )
     target_log = tmp_path / "target.log"
     target = start_mock(processes, target_log)
     dry = harness(
@@ -164,7 +166,7 @@ def test_replay_to_hl7apy_mllp_server(processes, tmp_path):
 
     store = tmp_path / "cap.db"
     up = start_mock(processes, tmp_path / "up.log")
-    capture(store, up, messages(8))
+    capture_through_proxy(processes, tmp_path, up, messages(8), store)
     port = free_port()
     server = MLLPServer("127.0.0.1", port, {"ADT^A08^ADT_A01": (Ack,), "ADT^A08": (Ack,)})
     thread = threading.Thread(target=server.serve_forever, daemon=True)
@@ -195,7 +197,7 @@ def test_killed_and_resumed_run_sends_each_message_once(processes, tmp_path):
     store = tmp_path / "cap.db"
     up = start_mock(processes, tmp_path / "up.log")
     n = 40
-    capture(store, up, messages(n))
+    capture_through_proxy(processes, tmp_path, up, messages(n), store)
     target_log = tmp_path / "target.log"
     target = start_mock(processes, target_log)
     args = ["replay", "--store", str(store), "--to", f"127.0.0.1:{target}", "--rate", "10", "--json"]
@@ -224,3 +226,28 @@ def test_killed_and_resumed_run_sends_each_message_once(processes, tmp_path):
     assert summary["exact"] + summary["equivalent"] == n
     ids = received_ids(target_log)
     assert sorted(ids) == sorted(f"MSG{i:05d}" for i in range(n)), "each message exactly once"
+
+
+def test_store_made_by_the_proxy_replayed_to_mock_answering_some_ae(processes, tmp_path):
+    """The proxy captures real traffic (the upstream NAKs P2, times out on nothing), then replay."""
+    store = tmp_path / "proxy.db"
+    up = start_mock(processes, tmp_path / "up.log", "--answer-rule", "PID-3.1=P2:AE")
+    capture_through_proxy(processes, tmp_path, up, messages(8), store)
+    with Store(store) as s:
+        captured = list(s.query(ExchangeFilter()))
+    assert len(captured) == 8 and {c.outcome for c in captured} == {"ok", "nak"}
+    target_log = tmp_path / "target.log"
+    target = start_mock(processes, target_log, "--answer-rule", "PID-3.1=P4:AR")
+    report = tmp_path / "r.json"
+    proc = harness(
+        "replay", "--store", str(store), "--to", f"127.0.0.1:{target}", "--concurrency", "4",
+        "--report-json", str(report), "--json",
+    )  # fmt: skip
+    assert proc.returncode == 1, proc.stderr
+    for r in json.loads(report.read_text())["results"]:
+        patient = r["replay_response"] and Store(store).get(r["original_id"]).request.split(b"PID|1||")[1][:2]
+        expected = {b"P2": "different", b"P4": "new_error"}.get(patient, "equivalent")
+        assert r["classification"] == expected, r
+        if patient == b"P2":
+            assert r["recovered"] and (r["original_code"], r["replay_code"]) == ("AE", "AA")
+    assert sorted(received_ids(target_log)) == sorted(c.control_id for c in captured)
