@@ -170,14 +170,22 @@ class Message:
             raise HL7ParseError("NUL character in message", offset=nul)
         prefix = "\ufeff" if text.startswith("\ufeff") else ""
         body = text[1:] if prefix else text
+        # offsets in errors count bytes when parsing bytes: the BOM is 3 of them in UTF-8
+        plen = len(prefix)
+        if prefix and self._raw is not None:
+            plen = len(encode(prefix, cs.codec)) if not _is_wide(cs.codec) else 0
         if not body.startswith("MSH"):
             if not body.strip():
                 raise HL7ParseError("empty message: no MSH segment", offset=0)
             pos = body.find("MSH")
-            found = f"; an MSH appears at offset {pos + len(prefix)}" if pos > 0 else ""
+            if pos > 0:
+                pos += len(prefix)
+                if self._raw is not None and not _is_wide(cs.codec):
+                    pos = self._raw.find(b"MSH")
+            found = f"; an MSH appears at offset {pos}" if pos > 0 else ""
             raise HL7ParseError(f"no MSH segment at start of message (starts {body[:16]!r}{found})", offset=0)
         if len(body) < 4 or body[3] in "\r\n":
-            raise HL7ParseError("MSH-1 (field separator) is missing", offset=len(prefix) + 3, segment="MSH")
+            raise HL7ParseError("MSH-1 (field separator) is missing", offset=plen + 3, segment="MSH")
         fsep = body[3]
         end = len(body)
         for stop in (fsep, "\r", "\n"):
@@ -185,7 +193,7 @@ class Message:
             if 0 <= p < end:
                 end = p
         enc = body[4:end]
-        check_encoding_characters(fsep, enc, len(prefix) + 4)
+        check_encoding_characters(fsep, enc, plen + 4)
         self.delimiters = Delimiters.from_msh(fsep, enc)
         parts = _TERM.split(body)
         texts = parts[0::2]

@@ -426,3 +426,21 @@ def test_parse_after_an_msh_prefix_raises_only_parse_errors(tail: bytes, charset
     m.tokenize()
     for path in ("MSH-9.2", "PID-5.1", "OBX[2]-5", "PID-3[2].1.2"):
         m.get(path)
+
+
+def test_offsets_count_bytes_after_a_byte_order_mark() -> None:
+    with pytest.raises(HL7ParseError) as info:
+        Message.parse(b"\xef\xbb\xbfMSH|^~|A")
+    assert info.value.offset == 7
+    with pytest.raises(HL7ParseError, match="an MSH appears at offset 7"):
+        Message.parse("张三\rMSH|^~\\&|".encode())
+
+
+def test_utf16_with_an_explicit_charset() -> None:
+    text = "MSH|^~\\&|A|B|C|D|2026||ADT^A01|1|P|2.5||||||UNICODE UTF-16\rPID|1||||张三\r"
+    raw = text.encode("utf-16")
+    m = Message.parse(raw, charset="UNICODE UTF-16")
+    assert m.get("PID-5") == "张三"
+    assert m.encode() == raw
+    m.set("PID-5", "李四")
+    assert Message.parse(m.encode(), charset="UNICODE UTF-16").get("PID-5") == "李四"
