@@ -5,9 +5,10 @@ from __future__ import annotations
 import dataclasses
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from harness.hl7v2.message import Message
 from harness.hl7v2.meta import Meta, extract
 
 ADT = (
@@ -139,3 +140,37 @@ def test_never_raises_after_an_msh_prefix(tail: bytes) -> None:
 def test_never_raises_on_wrong_type() -> None:
     assert extract(b"MSH|^~\\&|").problems
     assert extract("not bytes").problems  # type: ignore[arg-type]
+
+
+_VALUE = st.text(
+    st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00\r\n|^~\\&\ufeff"), max_size=10
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(_VALUE, min_size=14, max_size=14),
+    st.sampled_from(["utf-8", "gb18030"]),
+    st.sampled_from(["\r", "\n", "\r\n"]),
+    _VALUE,
+    _VALUE,
+)
+def test_agrees_with_the_message_model(values, codec, term, ack_code, ack_id) -> None:
+    (app, fac, rapp, rfac, ts, mtype, trig, struct, ctrl, proc, ver, acc, appack, extra) = values
+    msh = f"MSH|^~\\&|{app}|{fac}|{rapp}|{rfac}|{ts}||{mtype}^{trig}^{struct}|{ctrl}|{proc}|{ver}"
+    msh += f"|||{acc}|{appack}"
+    text = msh + term + f"MSA|{ack_code}|{ack_id}" + term + f"NTE|1||{extra}" + term
+    raw = text.encode(codec)
+    m = extract(raw, codec)
+    msg = Message.parse(raw, codec)
+
+    def want(path: str) -> str | None:
+        return msg.get(path) or None
+
+    assert (m.sending_app, m.sending_facility) == (want("MSH-3"), want("MSH-4"))
+    assert (m.receiving_app, m.receiving_facility) == (want("MSH-5"), want("MSH-6"))
+    assert (m.message_type, m.trigger, m.structure) == (want("MSH-9.1"), want("MSH-9.2"), want("MSH-9.3"))
+    assert (m.control_id, m.processing_id, m.version) == (want("MSH-10"), want("MSH-11"), want("MSH-12"))
+    assert (m.accept_ack_type, m.app_ack_type) == (want("MSH-15"), want("MSH-16"))
+    assert (m.ack_code, m.ack_control_id) == (want("MSA-1"), want("MSA-2"))
+    assert m.charset == codec
