@@ -27,7 +27,7 @@ from harness.hl7v2.charset import CharsetError, declared_in, resolve
 from harness.hl7v2.escape import Delimiters, escape
 from harness.hl7v2.message import HL7ParseError, check_encoding_characters, parse_path
 
-__all__ = ["CODES", "AckPlan", "build_ack", "plan", "reject_unparseable", "ERROR_CODES"]
+__all__ = ["CODES", "ERROR_CODES", "AckPlan", "build_ack", "new_control_id", "plan", "reject_unparseable"]
 
 CODES = ("AA", "AE", "AR", "CA", "CE", "CR")
 ERRORS = ("AE", "AR", "CE", "CR")
