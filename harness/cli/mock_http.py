@@ -66,3 +66,13 @@ def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
         from harness.simulators.soap import HipMessageServer
 
         _serve(HipMessageServer(), listen, max_body)
+
+    @mock.command("cdc")
+    def cdc(
+        listen: str = typer.Option("127.0.0.1:18083", "--listen", help=LISTEN_HELP),
+        max_body: int = typer.Option(10 * 1024 * 1024, "--max-body", help=MAX_BODY_HELP),
+    ) -> None:
+        """The CDC report-card front end: POST /cdc/{table} with JSON rows; answers {"result": true|false}."""
+        from harness.simulators.cdc import CdcFrontEnd
+
+        _serve(CdcFrontEnd(), listen, max_body)
