@@ -176,3 +176,110 @@ def test_cheap_conditions_run_before_parsing_and_parsing_happens_once():
     assert parsed is not None
     assert not second.fires(subject)
     assert subject._message is parsed
+
+
+# --- any JSON gets a rule or a RuleError, never another exception -------------------------------------
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+_scalars = st.one_of(
+    st.none(), st.booleans(), st.integers(-5, 10**6), st.floats(allow_nan=True), st.text(max_size=8),
+    st.sampled_from(["ADT^A01", "re:(", "re:^9", "AE", "AA", "flip_byte", "truncate", "mid_frame", "PID-3"]),
+)  # fmt: skip
+_json = st.recursive(
+    _scalars,
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=3), st.dictionaries(st.text(max_size=6), inner, max_size=3)
+    ),
+    max_leaves=6,
+)
+_match_keys = st.sampled_from(
+    ["direction", "message_type", "meta", "paths", "every_nth", "first_n", "probability", "seed", "bogus"]
+)
+_action_keys = st.sampled_from(
+    ["ms", "jitter_ms", "code", "text", "after_ms", "mode", "target", "when", "count", "bytes_per_s",
+     "framing", "offset", "keep_bytes", "charset", "seed", "error_location", "bogus"]
+)  # fmt: skip
+_rules = st.fixed_dictionaries(
+    {
+        "match": st.one_of(_json, st.dictionaries(_match_keys, _json, max_size=4)),
+        "action": st.one_of(
+            _json,
+            st.builds(
+                lambda t, rest: {"type": t, **rest},
+                st.sampled_from([*known_types("mllp"), "nack", 3]),
+                st.dictionaries(_action_keys, _json, max_size=4),
+            ),
+        ),
+    },
+    optional={"limit": _json, "id": _json, "description": _json, "extra": _json},
+)
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(_rules)
+def test_any_json_is_a_rule_or_a_rule_error(data):
+    try:
+        rule = parse_rule(data)
+    except RuleError as exc:
+        assert exc.where is not None and exc.problem
+        return
+    engine = FaultEngine(rules=[rule])
+    for direction in ("request", "response"):
+        engine.decide(direction, adt(), meta_of(adt()), FaultContext(request=adt()))
+    assert rule.errors == 0, rule.last_error
+
+
+_plausible_match = st.fixed_dictionaries(
+    {},
+    optional={
+        "direction": st.sampled_from(["request", "response"]),
+        "message_type": st.sampled_from(["ADT^A01", "ADT", "ADT^A0*", "ORU", ["ORU", "ADT^A01"], "re:^ADT"]),
+        "paths": st.sampled_from([{"PID-3.1": "re:^9"}, {"PID-8": "M"}, {"PID-30": None}]),
+        "meta": st.sampled_from([{"sending_app": "HIS"}, {"processing_id": "re:^P"}]),
+        "every_nth": st.integers(1, 3),
+        "first_n": st.integers(1, 3),
+        "probability": st.floats(0, 1),
+        "seed": st.integers(0, 100),
+    },
+)
+_plausible_params = {
+    "ms": st.floats(0, 50), "jitter_ms": st.floats(0, 50), "code": st.sampled_from(["AE", "AR", "AA", "CE"]),
+    "text": st.text(max_size=10), "after_ms": st.floats(0, 10), "mode": st.sampled_from(
+        ["flip_byte", "truncate", "wrong_charset", "break_framing"]),
+    "target": st.sampled_from(["request", "response", "both"]), "when": st.sampled_from(
+        ["before_forward", "after_forward", "mid_frame"]),
+    "count": st.integers(2, 4), "bytes_per_s": st.integers(1, 10_000), "seed": st.integers(0, 9),
+}  # fmt: skip
+
+
+@st.composite
+def _plausible_rules(draw):
+    kind = draw(st.sampled_from(known_types("mllp")))
+    keys = draw(st.sets(st.sampled_from(sorted(_plausible_params)), max_size=4))
+    action = {"type": kind, **{key: draw(_plausible_params[key]) for key in keys}}
+    return {"match": draw(_plausible_match), "action": action, "limit": draw(st.integers(1, 3))}
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(_plausible_rules(), st.lists(st.sampled_from(["900001", "100001"]), min_size=1, max_size=4))
+def test_plausible_rules_apply_without_errors(data, pids):
+    try:
+        rule = parse_rule(data)
+    except RuleError:
+        return
+    engine = FaultEngine(rules=[rule])
+    for pid in pids:
+        payload = adt(pid3=pid)
+        ctx = FaultContext(request=payload, ack_timeout_s=1)
+        fault = engine.decide(rule.direction, payload, meta_of(payload), ctx)
+        if fault is not None:
+            record = fault.record()
+            assert record["action"] == rule.action.type and record["done"]
+            if fault.plan.reply_transform is not None:
+                fault.plan.reply_transform(b"MSH|^~\\&|A\rMSA|AA|X\r")
+            if fault.plan.reply_raw_transform is not None:
+                fault.plan.reply_raw_transform(b"\x0bMSH|^~\\&|A\rMSA|AA|X\r\x1c\r")
+    assert rule.errors == 0, rule.last_error
+    assert rule.hits <= 3
