@@ -8,9 +8,10 @@ from harness.cli._common import fail_usage, parse_hostport
 
 LISTEN_HELP = "HOST:PORT to listen on (port 0 picks a free port; the real one is printed)."
 MAX_BODY_HELP = "Largest request body accepted, in bytes; bigger ones get 413."
+QUIET_HELP = "No per-request log lines (for load tests)."
 
 
-def _serve(core, listen: str, max_body: int) -> None:
+def _serve(core, listen: str, max_body: int, quiet: bool) -> None:
     try:
         host, port = parse_hostport(listen, what="--listen")
     except ValueError as exc:
@@ -22,7 +23,7 @@ def _serve(core, listen: str, max_body: int) -> None:
     from harness.simulators.http import serve
 
     try:
-        serve(core, host, port, max_body=max_body)
+        serve(core, host, port, max_body=max_body, quiet=quiet)
     except CannotListenError as exc:
         raise fail_usage(f"cannot listen on {listen}: {exc.socketError}") from None
 
@@ -37,11 +38,12 @@ def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
             False, "--strict", help="Require a sign_no from 9001 on every call and refuse repeated msgids."
         ),
         max_body: int = typer.Option(10 * 1024 * 1024, "--max-body", help=MAX_BODY_HELP),
+        quiet: bool = typer.Option(False, "--quiet", "-q", help=QUIET_HELP),
     ) -> None:
         """The Yunnan medical-insurance centre at POST /fsi/api/rsfComIfsService/callService[/INFNO]."""
         from harness.simulators.medins import MedinsSimulator
 
-        _serve(MedinsSimulator(strict=strict), listen, max_body)
+        _serve(MedinsSimulator(strict=strict), listen, max_body, quiet)
 
     @mock.command("fhir")
     def fhir(
@@ -51,28 +53,31 @@ def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
             100_000, "--max-resources", help="Resources kept before the oldest go."
         ),
         max_body: int = typer.Option(10 * 1024 * 1024, "--max-body", help=MAX_BODY_HELP),
+        quiet: bool = typer.Option(False, "--quiet", "-q", help=QUIET_HELP),
     ) -> None:
         """An in-memory FHIR R4 server: CRUD, search, transaction/batch Bundles, OperationOutcomes."""
         from harness.simulators.fhir import FhirSimulator
 
-        _serve(FhirSimulator(base=base, max_resources=max_resources), listen, max_body)
+        _serve(FhirSimulator(base=base, max_resources=max_resources), listen, max_body, quiet)
 
     @mock.command("soap")
     def soap(
         listen: str = typer.Option("127.0.0.1:18082", "--listen", help=LISTEN_HELP),
         max_body: int = typer.Option(10 * 1024 * 1024, "--max-body", help=MAX_BODY_HELP),
+        quiet: bool = typer.Option(False, "--quiet", "-q", help=QUIET_HELP),
     ) -> None:
         """The 互联互通 HIPMessageServer at /services/HIPMessageServer (SOAP 1.1 and 1.2; WSDL at ?wsdl)."""
         from harness.simulators.soap import HipMessageServer
 
-        _serve(HipMessageServer(), listen, max_body)
+        _serve(HipMessageServer(), listen, max_body, quiet)
 
     @mock.command("cdc")
     def cdc(
         listen: str = typer.Option("127.0.0.1:18083", "--listen", help=LISTEN_HELP),
         max_body: int = typer.Option(10 * 1024 * 1024, "--max-body", help=MAX_BODY_HELP),
+        quiet: bool = typer.Option(False, "--quiet", "-q", help=QUIET_HELP),
     ) -> None:
         """The CDC report-card front end: POST /cdc/{table} with JSON rows; answers {"result": true|false}."""
         from harness.simulators.cdc import CdcFrontEnd
 
-        _serve(CdcFrontEnd(), listen, max_body)
+        _serve(CdcFrontEnd(), listen, max_body, quiet)

@@ -60,7 +60,11 @@ class SimulatorResource(resource.Resource):
             for name, values in request.requestHeaders.getAllRawHeaders()
         }
         too_large = getattr(request, "body_too_large", False)
-        body = b"" if too_large else request.content.getvalue() if request.content is not None else b""
+        content = getattr(request, "content", None)
+        body = b""
+        if not too_large and content is not None:
+            content.seek(0)
+            body = content.read()
         req = HttpRequest(
             method=request.method.decode("latin-1"),
             target=request.uri.decode("latin-1"),
@@ -110,10 +114,15 @@ def format_hostport(host: str, port: int) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
-def serve(core: Core, host: str, port: int, *, max_body: int = DEFAULT_MAX_BODY) -> None:
-    """Listen, print "listening on HOST:PORT" (the real port when 0 was asked), run until SIGTERM/SIGINT."""
+def serve(core: Core, host: str, port: int, *, max_body: int = DEFAULT_MAX_BODY, quiet: bool = False) -> None:
+    """Listen, print "listening on HOST:PORT" (the real port when 0 was asked), run until SIGTERM/SIGINT.
+
+    One line per request goes to stdout unless `quiet` (load tests: a reader that never drains the pipe
+    would otherwise stall the server).
+    """
     reactor = _reactor
-    listening = reactor.listenTCP(port, make_site(core, max_body=max_body), interface=host)
+    log = (lambda line: None) if quiet else None
+    listening = reactor.listenTCP(port, make_site(core, max_body=max_body, log=log), interface=host)
     real = listening.getHost()
     print(f"{core.name} simulator listening on {format_hostport(host, real.port)}", flush=True)
     reactor.run()  # installs SIGTERM/SIGINT handlers that stop the reactor cleanly
