@@ -262,6 +262,7 @@ def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
                         ids=list(exchange_id or ()),
                         run_id=capture_run,
                         limit=limit,
+                        kinds=["hl7v2"],  # what the MLLP sender carries
                     )
                     target = to or ""
                     if to is not None:

@@ -258,6 +258,7 @@ class HL7v2Comparator:
     """ACKs and application responses of HL7 v2 exchanges."""
 
     kind = "hl7v2"
+    default_ignores = HL7V2_DEFAULT_IGNORES
 
     def __init__(self, ignore: Sequence[IgnoreRule] = HL7V2_DEFAULT_IGNORES) -> None:
         self.ignore = tuple(ignore)
@@ -320,7 +321,13 @@ class HL7v2Comparator:
             return None
 
 
-COMPARATORS: dict[str, type] = {"hl7v2": HL7v2Comparator}
+COMPARATORS: dict[str, type] = {}
+
+
+def register_comparator(kind: str, cls: type) -> None:
+    """Make `cls` the comparator of an exchange kind. `cls(ignore)` takes the full ignore rules; its
+    `default_ignores` class attribute holds the ones that apply when nobody says otherwise."""
+    COMPARATORS[kind] = cls
 
 
 def comparator_for(kind: str, ignore: Sequence[IgnoreRule] | None = None) -> Comparator:
@@ -328,6 +335,7 @@ def comparator_for(kind: str, ignore: Sequence[IgnoreRule] | None = None) -> Com
     cls = COMPARATORS.get(kind)
     if cls is None:
         raise ValueError(f"no comparator for exchange kind {kind!r} (known: {', '.join(COMPARATORS)})")
-    if kind == "hl7v2":
-        return cls((*HL7V2_DEFAULT_IGNORES, *(ignore or ())))
-    return cls(*(() if ignore is None else (ignore,)))
+    return cls((*getattr(cls, "default_ignores", ()), *(ignore or ())))
+
+
+register_comparator("hl7v2", HL7v2Comparator)

@@ -30,6 +30,8 @@ class Selection:
     ids: list[int] = field(default_factory=list)
     run_id: int | None = None
     """Select the exchanges of one capture run only."""
+    kinds: list[str] = field(default_factory=list)
+    """Exchange kinds the sender can carry (the MLLP sender: hl7v2); empty: all."""
     limit: int | None = None
 
     def __post_init__(self) -> None:
@@ -50,6 +52,7 @@ class Selection:
             path_values=self.path_values or None,
             ids=self.ids or None,
             run_id=self.run_id,
+            kind=self.kinds or None,
             replays=False,
             limit=self.limit,
             order="started_at",

@@ -251,3 +251,15 @@ def test_store_made_by_the_proxy_replayed_to_mock_answering_some_ae(processes, t
         if patient == b"P2":
             assert r["recovered"] and (r["original_code"], r["replay_code"]) == ("AE", "AA")
     assert sorted(received_ids(target_log)) == sorted(c.control_id for c in captured)
+
+
+def test_no_reply_is_missing(processes, tmp_path):
+    (tmp_path / "m.hl7").write_bytes(b"".join(messages(2)))
+    silent = start_mock(processes, tmp_path / "silent.log", "--no-answer")
+    proc = harness(
+        "replay", "--store", str(tmp_path / "s.db"), "--files", str(tmp_path / "m.hl7"),
+        "--to", f"127.0.0.1:{silent}", "--timeout", "0.3", "--concurrency", "2", "--json",
+    )  # fmt: skip
+    assert proc.returncode == 1, proc.stderr
+    summary = json.loads(proc.stdout)
+    assert (summary["sent"], summary["missing"]) == (2, 2)
