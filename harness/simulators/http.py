@@ -8,6 +8,7 @@ the limit is discarded as it arrives (never buffered) and answered by the core's
 from __future__ import annotations
 
 import io
+import signal
 import sys
 import time
 import traceback
@@ -124,6 +125,13 @@ def serve(core: Core, host: str, port: int, *, max_body: int = DEFAULT_MAX_BODY,
     log = (lambda line: None) if quiet else None
     listening = reactor.listenTCP(port, make_site(core, max_body=max_body, log=log), interface=host)
     real = listening.getHost()
+
+    def stop(signum: int, frame: object) -> None:
+        reactor.callFromThread(reactor.stop)
+
+    # Handlers go in before "listening" is printed: a supervisor may send SIGTERM as soon as it reads it.
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
     print(f"{core.name} simulator listening on {format_hostport(host, real.port)}", flush=True)
-    reactor.run()  # installs SIGTERM/SIGINT handlers that stop the reactor cleanly
+    reactor.run(installSignalHandlers=False)
     print(f"{core.name} simulator stopped", flush=True)

@@ -106,3 +106,12 @@ def test_port_in_use_is_a_usage_error():
             timeout=30,
         )
     assert done.returncode == 2 and "cannot listen" in done.stderr
+
+
+@pytest.mark.parametrize("kind", ["medins", "fhir", "soap", "cdc"])
+def test_sigterm_right_after_listening_is_a_clean_stop(processes, kind):
+    proc = processes.harness("mock", kind, "--listen", "127.0.0.1:0")
+    assert "listening on" in proc.stdout.readline()
+    proc.send_signal(signal.SIGTERM)
+    out, _ = proc.communicate(timeout=15)
+    assert proc.returncode == 0 and "stopped" in out
