@@ -91,10 +91,22 @@ def escape_problem(value: str, esc: str) -> str | None:
 class Ctx:
     """Per-message state the checkers need: delimiters, the finding list and where we are."""
 
-    __slots__ = ("comp", "sub", "rep", "esc", "out", "seg_index", "seg", "field", "rep_no")
+    __slots__ = (
+        "comp",
+        "sub",
+        "rep",
+        "esc",
+        "out",
+        "seg_index",
+        "seg",
+        "field",
+        "rep_no",
+        "standard_delimiters",
+    )
 
     def __init__(self, comp: str, sub: str, rep: str, esc: str, out: list) -> None:
         self.comp, self.sub, self.rep, self.esc, self.out = comp, sub, rep, esc, out
+        self.standard_delimiters = (comp, rep, esc, sub) == ("^", "~", "\\", "&")
         self.seg_index = 0
         self.seg = ""
         self.field = 0
@@ -202,6 +214,14 @@ def _make_base(std: Standard, dt: str, table: str | None, name: str):
 _CHECKERS: dict[tuple, object] = {}
 
 
+def _text_limit(std: Standard, dt: str, table: str | None) -> int:
+    """For a plain textual base type: its length limit (huge when none); 0 when it needs its checker."""
+    if not std.is_base(dt) or dt in FORMATS or dt == "WD" or (dt in CODED and std.table(table)):
+        return 0
+    maxlen = std.base.get(dt, -1)
+    return maxlen if maxlen and maxlen > 0 and dt != "ID" else 1 << 30
+
+
 def checker(std: Standard, dt: str, table: str | None, depth: int, name: str = ""):
     """The compiled checker for a datatype at a depth (0 field, 1 component, 2 subcomponent)."""
     key = (std.version, dt, table, depth, name)
@@ -257,6 +277,9 @@ def checker(std: Standard, dt: str, table: str | None, depth: int, name: str = "
 
     subs = [checker(std, cdt, ctable, depth + 1, cname) for cname, cdt, ctable in comps]
     n = len(subs)
+    # plain text parts (no table, no format) are checked inline: only a long value, an escape or a
+    # nested delimiter needs the component's checker
+    lims = [_text_limit(std, cdt, ctable) for _, cdt, ctable in comps]
     # table on a coded composite (CE/CWE/CNE field bound to a table): its identifier is the code
     id_codes = std.table(table) if table and dt in ("CE", "CWE", "CNE", "CF") else None
 
@@ -278,6 +301,9 @@ def checker(std: Standard, dt: str, table: str | None, depth: int, name: str = "
                         )
                     )
                     break
+                lim = lims[i]
+                if lim and len(part) <= lim and ctx.esc not in part and ctx.sub not in part:
+                    continue
                 subs[i](ctx, part, i + 1, None)
             if id_codes and parts[0] and parts[0] not in id_codes:
                 ctx.out.append(
@@ -308,6 +334,9 @@ def checker(std: Standard, dt: str, table: str | None, depth: int, name: str = "
                         )
                     )
                     break
+                lim = lims[i]
+                if lim and len(part) <= lim and ctx.esc not in part:
+                    continue
                 subs[i](ctx, part, c, i + 1)
 
     _CHECKERS[key] = composite

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from harness.hl7v2.reference import Standard
-from harness.hl7v2.validation.datatypes import Ctx, checker
+from harness.hl7v2.validation.datatypes import Ctx, _text_limit, checker
 from harness.hl7v2.validation.findings import Location, finding
 
 
@@ -30,9 +30,13 @@ class SegmentRules:
     segment: str
     fields: tuple[FieldRule, ...]
     required: tuple[int, ...]
+    checks: tuple = ()  # by field number (index 0 unused): the datatype checker
+    limits: tuple = ()  # by field number: text length limit for inline checks, 0 = call the checker
+    clean: tuple = ()  # by field number: values seen to pass every check (standard delimiters only)
 
 
 _RULES: dict[tuple[str, str], SegmentRules | None] = {}
+MEMO_LIMIT = 4096  # clean values remembered per field
 
 
 def rules_for(std: Standard, segment: str) -> SegmentRules | None:
@@ -48,8 +52,19 @@ def rules_for(std: Standard, segment: str) -> SegmentRules | None:
     for i, (name, dt, lo, hi, table) in enumerate(defs):
         rules.append(FieldRule(i + 1, name, dt, lo, hi, table, checker(std, dt, table, 0, name)))
     required = tuple(r.number for r in rules if r.min > 0 and not (segment == "MSH" and r.number <= 2))
-    got = _RULES[key] = SegmentRules(segment, tuple(rules), required)
+    checks = (None, *(r.check for r in rules))
+    limits = (0, *(_text_limit(std, r.datatype, r.table) if r.max == 1 else 0 for r in rules))
+    clean = tuple(set() for _ in range(len(rules) + 1))
+    got = _RULES[key] = SegmentRules(segment, tuple(rules), required, checks, limits, clean)
     return got
+
+
+def clear_memo() -> None:
+    """Forget the remembered clean values (benchmarks measure a cold start with it)."""
+    for rules in _RULES.values():
+        if rules is not None:
+            for seen in rules.clean:
+                seen.clear()
 
 
 def _label(rule: FieldRule) -> str:
@@ -62,7 +77,6 @@ def check_segment(std: Standard, ctx: Ctx, rules: SegmentRules, fields: list[str
     seg = rules.segment
     # fields[k] is field k, except in MSH where fields[1] is MSH-2 (MSH-1 is the separator itself)
     shift = 1 if is_msh else 0
-    nfields = len(fields) - 1 + shift
     ndef = len(rules.fields)
     for number in rules.required:
         k = number - shift
@@ -78,14 +92,20 @@ def check_segment(std: Standard, ctx: Ctx, rules: SegmentRules, fields: list[str
                 )
             )
     rep = ctx.rep
-    start = 3 if is_msh else 1
+    esc = ctx.esc
+    comp = ctx.comp
+    checks = rules.checks
+    limits = rules.limits
+    clean = rules.clean
+    memo = ctx.standard_delimiters
     obx_type = None
     if seg == "OBX" and len(fields) > 2 and fields[2]:
-        obx_type = fields[2].split(ctx.comp, 1)[0]
-    for number in range(start, nfields + 1):
-        value = fields[number - shift]
+        obx_type = fields[2].split(comp, 1)[0]
+    for k in range(2 if is_msh else 1, len(fields)):
+        value = fields[k]
         if not value:
             continue
+        number = k + shift
         if number > ndef:
             if value.strip():
                 out.append(
@@ -98,14 +118,22 @@ def check_segment(std: Standard, ctx: Ctx, rules: SegmentRules, fields: list[str
                     )
                 )
             continue
-        rule = rules.fields[number - 1]
+        lim = limits[number]
+        if lim and len(value) <= lim and rep not in value and comp not in value and esc not in value:
+            continue  # a plain text value within its length: nothing to check
+        seen = clean[number] if memo else None
+        if seen is not None and value in seen:
+            continue  # the same value passed every check before (codes, units, ids repeat a lot)
+        before = len(out)
         ctx.field = number
-        check = rule.check
-        if obx_type is not None and number == 5 and rule.datatype == "varies":
-            if std.is_base(obx_type) or obx_type in std.datatypes:
+        check = checks[number]
+        if obx_type is not None and number == 5:
+            rule = rules.fields[4]
+            if rule.datatype == "varies" and (std.is_base(obx_type) or obx_type in std.datatypes):
                 check = checker(std, obx_type, None, 0, "observation value")
-        if rep in value:
+        if rep in value and not (is_msh and number == 2):
             reps = value.split(rep)
+            rule = rules.fields[number - 1]
             if rule.max == 1 and sum(1 for r in reps if r) > 1:
                 out.append(
                     finding(
@@ -123,3 +151,10 @@ def check_segment(std: Standard, ctx: Ctx, rules: SegmentRules, fields: list[str
             ctx.rep_no = None
         elif value != '""':
             check(ctx, value, None, None)
+        if (
+            seen is not None
+            and len(out) == before
+            and len(seen) < MEMO_LIMIT
+            and not (obx_type and number == 5)
+        ):
+            seen.add(value)

@@ -147,3 +147,16 @@ def test_bad_input_gives_findings_not_exceptions(data):
     r = validate(data)
     assert not r.valid
     assert all(f.code != "HL7-INTERNAL" for f in r.findings), [str(f) for f in r.findings]
+
+
+def test_repeated_values_give_the_same_findings_every_time():
+    v = Validator()
+    bad = ADT.replace("|19800101|M|", "|19801301|M|")
+    first = [str(f) for f in v.validate(ADT.encode()).findings]
+    for _ in range(3):
+        assert [str(f) for f in v.validate(ADT.encode()).findings] == first
+        assert "HL7-DATATYPE-DTM" in {f.code for f in v.validate(bad.encode()).findings}
+    # other delimiters: the same text means something else, and is checked afresh
+    odd = ADT.replace("^~\\&", "$~\\&").replace("^", "$").replace("MSH|$~", "MSH|$~")
+    assert v.validate(odd.encode()).valid
+    assert not v.validate(odd.replace("|19800101|M|", "|19801301|M|").encode()).valid
