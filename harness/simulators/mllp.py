@@ -149,6 +149,8 @@ class Responder:
             return self.malformed(payload, str(exc), head)
         answered = "+".join(reply.codes) if reply.codes else "none (MSH-15/16 ask for no ACK)"
         reply.log = f"{head} answer={answered}" + (f" ({why})" if why else "")
+        if meta.problems:
+            reply.log += " problems: " + "; ".join(meta.problems)
         return reply
 
     def malformed(self, payload: bytes, reason: str, head: str | None = None) -> Reply:

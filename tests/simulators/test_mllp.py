@@ -58,6 +58,12 @@ def test_no_ack_when_msh15_and_msh16_say_never():
     assert reply.acks == [] and "answer=none" in reply.log
 
 
+def test_problems_in_the_message_are_logged():
+    bad_bytes = message("P9").replace(b"ZHANG", b"\xff\xfe")
+    reply = Responder(MockSettings()).answer(bad_bytes)
+    assert reply.codes == ["AA"] and "problems:" in reply.log and "cannot be decoded" in reply.log
+
+
 def test_nak_every_nth_message():
     responder = Responder(MockSettings(nak_every=3, nak_code="AR"))
     got = [responder.answer(message(f"N{i}")).codes[0] for i in range(6)]
