@@ -15,6 +15,7 @@ import uuid
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, quote, urlsplit
@@ -29,6 +30,7 @@ ID_RE = re.compile(r"[A-Za-z0-9\-.]{1,64}")
 TYPE_RE = re.compile(r"[A-Z][A-Za-z]+")
 SEARCH_COMMON = {"_id", "identifier", "_lastUpdated", "_count", "_offset", "_format", "_summary", "_total"}
 # Resource types whose `patient` search parameter follows this element (else `subject`).
+ABSTRACT = {"Resource", "DomainResource"}
 PATIENT_ELEMENTS = ("subject", "patient", "beneficiary", "individual")
 
 
@@ -79,7 +81,11 @@ class Validator:
     def is_resource_type(self, name: str) -> bool:
         if name not in self._known:
             try:
-                self._known[name] = bool(TYPE_RE.fullmatch(name)) and self._model_class(name) is not None
+                from fhir.resources.R4B.resource import Resource
+
+                cls = self._model_class(name) if TYPE_RE.fullmatch(name) and name not in ABSTRACT else None
+                # Datatypes (HumanName, ...) are models too; only resources count.
+                self._known[name] = cls is not None and issubclass(cls, Resource)
             except (KeyError, ValueError, AttributeError):
                 self._known[name] = False
         return self._known[name]
@@ -313,14 +319,16 @@ class FhirSimulator:
         resource = self.read(rtype, rid, vid)
         meta = resource["meta"]
         return self._json(
-            200, resource, {"ETag": f'W/"{meta["versionId"]}"', "Last-Modified": meta["lastUpdated"]}
+            200,
+            resource,
+            {"ETag": f'W/"{meta["versionId"]}"', "Last-Modified": _http_date(meta["lastUpdated"])},
         )
 
     @staticmethod
     def _result_response(result: dict) -> HttpResponse:
         headers = {"Location": result["location"], "ETag": result["etag"]}
         if result.get("lastModified"):
-            headers["Last-Modified"] = result["lastModified"]
+            headers["Last-Modified"] = _http_date(result["lastModified"])
         body = result.get("resource") or operation_outcome(
             [issue(result["diagnostics"], severity="information", code="informational")]
         )
@@ -956,6 +964,11 @@ COMMON_TYPES = (
     "DocumentReference Composition Account Coverage ChargeItem Claim ClaimResponse Device Provenance "
     "RelatedPerson MessageHeader Consent Task Substance NutritionOrder SupplyRequest ResearchStudy Linkage"
 ).split()
+
+
+def _http_date(instant: str) -> str:
+    """A FHIR instant as an HTTP date (RFC 9110 IMF-fixdate) for Last-Modified."""
+    return format_datetime(datetime.fromisoformat(instant.replace("Z", "+00:00")), usegmt=True)
 
 
 def _rewrite_references(value: Any, mapping: dict[str, str]) -> Any:

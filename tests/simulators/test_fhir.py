@@ -61,6 +61,7 @@ def test_create_read_update_vread_delete(core):
     assert resp.status == 201 and resp.headers["Content-Type"].startswith("application/fhir+json")
     assert resp.headers["Location"] == f"http://fhir.test/fhir/Patient/{body['id']}/_history/1"
     assert resp.headers["ETag"] == 'W/"1"' and body["meta"]["versionId"] == "1"
+    assert resp.headers["Last-Modified"] == "Mon, 05 Jan 2026 09:30:00 GMT"
     pid = body["id"]
     resp, read = call(core, "GET", f"/fhir/Patient/{pid}")
     assert resp.status == 200 and read == body and read["name"][0]["text"] == "周兰𬌗"
@@ -130,6 +131,10 @@ def test_bad_input_is_an_operation_outcome_not_a_crash(core):
     assert resp.status == 400 and "unknown resourceType 'Foo'" in outcome_text(body)
     resp, body = call(core, "POST", "/fhir/Foo", {"resourceType": "Foo"})
     assert resp.status == 404 and "unknown resource type 'Foo'" in outcome_text(body)
+    resp, body = call(core, "POST", "/fhir/HumanName", {"resourceType": "HumanName"})
+    assert resp.status == 404 and "unknown resource type 'HumanName'" in outcome_text(body)
+    resp, body = call(core, "POST", "/fhir/Patient", {"resourceType": "DomainResource"})
+    assert resp.status == 400 and "unknown resourceType 'DomainResource'" in outcome_text(body)
     nested = {
         "resourceType": "Bundle",
         "type": "transaction",

@@ -454,3 +454,26 @@ def test_curl_bad_input_and_oversized_body(server, tmp_path):
     env = dict(medins_visit.steps()["9001"], sign_no="")
     code, body = curl("-H", "Content-Type: application/json", "--data-binary", json.dumps(env))
     assert code == 200 and json.loads(body)["infcode"] == 0
+
+
+def test_2601_reverses_fee_upload_and_registration():
+    core = sim()
+    steps, values = medins_visit.steps(), {"sign_no": ""}
+    psn_no = ok(post(core, medins_visit.fill(steps["1101"], values)))["baseinfo"]["psn_no"]
+    values["mdtrt_id"] = ok(post(core, medins_visit.fill(steps["2201"], values)))["data"]["mdtrt_id"]
+    ok(post(core, medins_visit.fill(steps["2204"], values)))
+
+    def reversal(oinfno, serial):
+        data = {"psn_no": psn_no, "omsgid": steps[oinfno]["msgid"], "oinfno": oinfno}
+        return medins_visit.with_msgid(
+            dict(steps["2201"], infno="2601", sign_no="", input={"data": data}), serial
+        )
+
+    fail(post(core, reversal("2201", 80)), "has fee details")
+    ok(post(core, reversal("2204", 81)))
+    fail(post(core, medins_visit.fill(steps["2206"], values)), "no unsettled fee details")
+    ok(post(core, reversal("2201", 82)))
+    fail(post(core, medins_visit.with_msgid(medins_visit.fill(steps["2204"], values), 83)), "was cancelled")
+    unknown = reversal("2201", 84)
+    unknown["input"]["data"]["omsgid"] = "H53010200123202601050930009999"
+    fail(post(core, unknown), "no accepted transaction")
