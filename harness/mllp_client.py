@@ -189,6 +189,7 @@ class MLLPClient:
                     result.reconnected = True
             started = time.perf_counter()
             try:
+                self._sock.settimeout(self.timeout)  # not the remainder left by the previous wait
                 self._sock.sendall(frame)
             except OSError as exc:
                 self.close()
@@ -212,10 +213,12 @@ class MLLPClient:
         """Before reusing the connection: collect anything already sent to us, notice a close."""
         sock = self._sock
         assert sock is not None
+        poller = select.poll()  # not select.select: no limit on descriptor numbers
+        poller.register(sock, select.POLLIN)
         try:
             while True:
                 pending = isinstance(sock, ssl.SSLSocket) and sock.pending()
-                if not pending and not select.select([sock], [], [], 0)[0]:
+                if not pending and not poller.poll(0):
                     return True
                 data = sock.recv(_RECV)
                 if not data:

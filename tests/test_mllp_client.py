@@ -271,3 +271,13 @@ def test_tls_with_ca_and_wrong_ca(serve, tmp_path):
     assert bad.error_kind == "connect" and "TLS handshake" in bad.error
     with MLLPClient("127.0.0.1", server.port, timeout=5, tls=TLSOptions(verify=False)) as client:
         assert client.send(message("T10")).ack_code == "AA"
+
+
+def test_large_message_and_many_in_a_row(serve):
+    server = serve(ack_all)
+    big = message("BIG1").replace(b"ZHANG^SAN", b"ZHANG^" + b"X" * 2_000_000)
+    with MLLPClient("127.0.0.1", server.port, timeout=10) as client:
+        assert client.send(big).ack_code == "AA"
+        results = [client.send(message(f"Q{i}")) for i in range(200)]
+    assert all(r.ack_code == "AA" and not r.late_acks for r in results)
+    assert server.received[0] == big
