@@ -277,3 +277,14 @@ def test_frames_after_garbage_are_recovered(payloads, garbage, cuts):
     data = garbage + b"".join(encode(p) for p in payloads)
     got = frames(run(split(data, cuts)))
     assert got[-len(payloads) :] == payloads
+
+
+@pytest.mark.slow
+@settings(max_examples=20_000, deadline=None)
+@given(st.lists(st.binary(max_size=200), max_size=50), st.integers(min_value=1, max_value=500))
+def test_never_raises_fuzz_long(chunks, max_frame):
+    dec = MLLPDecoder(max_frame=max_frame)
+    for chunk in chunks:
+        dec.feed(chunk)
+    dec.close()
+    assert not dec.in_frame

@@ -247,7 +247,12 @@ def serve(
     if tls_cert:
         from twisted.internet import ssl
 
-        context = ssl.DefaultOpenSSLContextFactory(tls_key or tls_cert, tls_cert)
+        try:
+            context = ssl.DefaultOpenSSLContextFactory(tls_key or tls_cert, tls_cert)
+        except Exception as exc:  # OpenSSL's errors name no file: say which ones
+            raise ValueError(
+                f"cannot load TLS certificate {tls_cert} / key {tls_key or tls_cert}: {exc}"
+            ) from None
         listening = reactor.listenSSL(port, factory, context, interface=host)
     else:
         listening = reactor.listenTCP(port, factory, interface=host)

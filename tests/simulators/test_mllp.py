@@ -184,6 +184,21 @@ def test_bad_options_exit_2(processes):
     assert proc.returncode == 2 and "answer 'OK'" in out
 
 
+def test_port_in_use_and_bad_certificate_exit_2(processes, tmp_path):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        proc = processes.harness("mock", "mllp", "--listen", f"127.0.0.1:{port}")
+        out, _ = proc.communicate(timeout=30)
+    assert proc.returncode == 2 and "Address already in use" in out
+    bad = tmp_path / "bad.pem"
+    bad.write_text("not a certificate")
+    proc = processes.harness("mock", "mllp", "--listen", "127.0.0.1:0", "--tls-cert", str(bad))
+    out, _ = proc.communicate(timeout=30)
+    assert proc.returncode == 2 and f"cannot load TLS certificate {bad}" in out
+
+
 def test_python_hl7_client_against_mock(processes):
     """python-hl7's MLLPClient (a peer nobody here wrote) talking to our server."""
     import hl7.client
