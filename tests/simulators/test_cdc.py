@@ -8,6 +8,8 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from harness.simulators.cdc import CdcFrontEnd
 from harness.simulators.wire import HttpRequest
@@ -174,3 +176,19 @@ def test_urllib_and_curl_against_the_server(server):
             timeout=20,
         )
         assert json.loads(done.stdout) == {"result": True}
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    key=st.sampled_from(sorted(REPORT)),
+    value=st.none()
+    | st.integers()
+    | st.floats()
+    | st.text(max_size=30)
+    | st.lists(st.integers(), max_size=3),
+)
+def test_any_field_value_gets_a_result_never_a_crash(core, key, value):
+    status, answer = post(core, "emr_inf_report", dict(REPORT, **{key: value}))
+    assert status == 200 and answer["result"] in (True, False)
+    if answer["result"] is False:
+        assert answer["reasons"] and all(isinstance(r, str) and r for r in answer["reasons"])

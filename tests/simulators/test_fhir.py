@@ -7,6 +7,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from harness.simulators.fhir import FhirSimulator
 from harness.simulators.wire import HttpRequest
@@ -384,3 +386,36 @@ def test_curl_create_and_read(server):
     location = re.search(r"^Location: (\S+)", done.stdout, re.M | re.I).group(1)
     done = subprocess.run(["curl", "-sS", "-f", location], capture_output=True, text=True, timeout=20)
     assert json.loads(done.stdout)["gender"] == "male"
+
+
+FHIR_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=20),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=12), inner, max_size=3),
+    max_leaves=8,
+)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    key=st.sampled_from(
+        [
+            "resourceType",
+            "id",
+            "gender",
+            "name",
+            "identifier",
+            "birthDate",
+            "contained",
+            "meta",
+            "telecom",
+            "x",
+        ]
+    ),
+    value=FHIR_VALUES,
+)
+def test_any_patient_field_gets_a_resource_or_an_outcome(validator, key, value):
+    core = FhirSimulator(validator=validator)
+    resp, body = call(core, "POST", "/fhir/Patient", patient(**{key: value}))
+    assert resp.status in (201, 400, 422)
+    if resp.status != 201:
+        assert body["resourceType"] == "OperationOutcome" and body["issue"]

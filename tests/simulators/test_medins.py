@@ -7,6 +7,8 @@ from datetime import date, datetime
 from decimal import Decimal
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from harness import idcard
 from harness.simulators.medins import GATEWAY_PATH, MedinsSimulator
@@ -477,3 +479,27 @@ def test_2601_reverses_fee_upload_and_registration():
     unknown = reversal("2201", 84)
     unknown["input"]["data"]["omsgid"] = "H53010200123202601050930009999"
     fail(post(core, unknown), "no accepted transaction")
+
+
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=40),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10), inner, max_size=4),
+    max_leaves=10,
+)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(step=st.sampled_from(sorted(medins_visit.steps())), data=st.data())
+def test_any_field_value_gets_an_envelope_never_a_crash(step, data):
+    core = sim()
+    run = run_visit(lambda env: post(core, env))
+    env = medins_visit.fill(run["steps"][step], run["values"])
+    node = data.draw(st.sampled_from(["envelope", *env["input"]]))
+    target = env if node == "envelope" else env["input"][node]
+    if isinstance(target, list):
+        target = target[0]
+    key = data.draw(st.sampled_from(sorted(target)))
+    target[key] = data.draw(JSON_VALUES)
+    answer = post(core, medins_visit.with_msgid(env, 5000) if key != "msgid" else env)
+    assert answer["infcode"] in (0, -1)
+    assert isinstance(answer["err_msg"], str) and len(answer["err_msg"]) <= 200

@@ -4,6 +4,8 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from lxml import etree
 
 from harness.simulators.soap import SERVICE_PATH, SOAP11, SOAP12, HipMessageServer
@@ -305,3 +307,22 @@ def test_curl_fixture_bomb_xxe_and_oversized(server, tmp_path):
     assert code == 413 and "200000-byte limit" in fault_reason(body)
     code, body = curl(FIXTURES / "PatientInfoRegister-soap12.xml")
     assert code == 200 and "already registered" in ack(result_of(body))[1][0]
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(cut=st.integers(0, 4000), junk=st.binary(max_size=20), inner=st.booleans())
+def test_damaged_requests_get_a_soap_answer_never_a_crash(cut, junk, inner):
+    core = HipMessageServer()
+    if inner:
+        message = MESSAGE[: cut % len(MESSAGE)] + junk.decode("latin-1")
+        body = envelope("PatientInfoRegister", message.replace("]]>", ""))
+    else:
+        raw = envelope("PatientInfoRegister", MESSAGE)
+        body = raw[: cut % len(raw)] + junk
+    resp = post(core, body)
+    assert resp.status in (200, 400)
+    root = etree.fromstring(resp.body)
+    if resp.status == 200:
+        assert ack(result_of(resp.body))[0] in ("AA", "AE")
+    else:
+        assert fault_reason(resp.body) and root is not None
