@@ -44,6 +44,7 @@ class Sent:
 def send_messages(client, messages: Iterable, emit: Callable[[Sent], None]) -> tuple[int, bool]:
     """Send each FileMessage in order; returns (exit code, connection failed).
 
+    Exit 0 when every message got AA or CA and no application ACK that came after a CA refused one.
     Stops at the first connection failure (nothing after it could be delivered either).
     """
     from harness.hl7v2.meta import extract
@@ -58,6 +59,9 @@ def send_messages(client, messages: Iterable, emit: Callable[[Sent], None]) -> t
         if result.error_kind == "connect":
             return EXIT_USAGE, True
         all_accepted = all_accepted and result.accepted
+        # enhanced mode: an application ACK after a CA can still refuse an earlier message
+        if any(late.application and late.ack_code != "AA" for late in result.late_acks):
+            all_accepted = False
     if not count:
         return EXIT_USAGE, False
     return (EXIT_OK if all_accepted else EXIT_CHECKS_FAILED), False

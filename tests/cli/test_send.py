@@ -144,6 +144,12 @@ def test_enhanced_mode_application_ack_is_told_apart(processes, tmp_path):
     ]
     code, out = send(processes, f"127.0.0.1:{mock.port}", str(tmp_path / "enhanced.hl7"))
     assert "(application ACK for EN0: AA)" in out
+    mock.stop()
+    refusing = start_mock(processes, "--answer", "AE")  # CA, then the application's AE
+    code, out = send(processes, f"127.0.0.1:{refusing.port}", str(tmp_path / "enhanced.hl7"), "--json")
+    first, second = json_lines(out)
+    assert first["ack_code"] == "CA" and second["late_acks"][0]["ack_code"] == "AE"
+    assert code == 1
 
 
 def test_tls(processes, tmp_path):
