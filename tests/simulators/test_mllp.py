@@ -6,6 +6,8 @@ import signal
 import socket
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from harness.hl7v2.meta import extract
 from harness.mllp import FrameTooLarge, Junk, MLLPDecoder, encode
@@ -121,6 +123,23 @@ def test_oversized_frame_gets_ar_and_junk_is_only_logged():
     assert reply.codes == ["AR"] and "larger than the 50-byte limit" in reply.log
     junk = responder.framing(Junk(3, 2, b"\r\n"))
     assert junk.acks == [] and junk.log.startswith("framing:")
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.one_of(
+        st.binary(max_size=200),
+        st.binary(max_size=120).map(lambda b: b"MSH" + b),
+        st.binary(max_size=120).map(lambda b: b"MSH|^~\\&|" + b),
+    ),
+    st.sampled_from(["AA", "AE", "CR"]),
+)
+def test_responder_never_raises_on_any_payload(payload, answer):
+    rules = (AnswerRule.parse("PID-3.1=re:^9:AR"),)
+    reply = Responder(MockSettings(answer=answer, rules=rules)).answer(payload)
+    assert reply.log and len(reply.acks) == len(reply.codes)
+    for ack in reply.acks:
+        assert ack.startswith(b"MSH") and b"\rMSA" + ack[3:4] in ack  # the message's field separator
 
 
 # -- the server as a child process ---------------------------------------------------------
