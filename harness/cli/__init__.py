@@ -17,7 +17,7 @@ from harness import __version__
 
 app = typer.Typer(
     name="harness",
-    help="Interface test and proxy harness: capture, replay, fault-inject and validate HL7 v2, FHIR and SOAP.",
+    help="Interface test and proxy harness: capture, replay, fault-inject and validate HL7 v2, FHIR, SOAP.",
     no_args_is_help=True,
     rich_markup_mode="rich",
     context_settings={"help_option_names": ["-h", "--help"]},
