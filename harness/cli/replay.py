@@ -11,6 +11,11 @@ import typer
 from harness.cli._common import EXIT_CHECKS_FAILED, EXIT_OK, EXIT_USAGE, fail_usage, parse_hostport
 
 
+def _split(values: list[str] | None) -> list[str]:
+    """Repeated options and comma-separated lists alike: `--outcome nak,timeout`."""
+    return [part.strip() for value in values or () for part in value.split(",") if part.strip()]
+
+
 def _echo_json(data: dict) -> None:
     typer.echo(json.dumps(data, ensure_ascii=False))
 
@@ -252,12 +257,12 @@ def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
                     )
                     path_values = dict(parse_assignment(w) for w in where or ())
                     selection = Selection(
-                        channels=list(channel or ()),
+                        channels=_split(channel),
                         since=since,
                         until=until,
-                        message_types=list(message_type or ()),
-                        control_ids=list(control_id or ()),
-                        outcomes=list(outcome or ()),
+                        message_types=_split(message_type),
+                        control_ids=_split(control_id),
+                        outcomes=_split(outcome),
                         path_values=path_values,
                         ids=list(exchange_id or ()),
                         run_id=capture_run,

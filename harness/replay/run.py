@@ -131,7 +131,7 @@ def answered_keys(store: Store, run_id: int) -> set[str]:
     done: set[str] = set()
     for ex in store.query(ExchangeFilter(run_id=run_id), bodies=False):
         key = (ex.meta.get("replay") or {}).get("item")
-        if key and ex.outcome not in ("timeout", "upstream_down", "error"):
+        if key and (ex.outcome in ("ok", "nak") or ex.ack_code is not None):
             done.add(key)
     return done
 

@@ -96,7 +96,7 @@ def test_select_naks_for_one_channel_and_replay_with_rewrites(processes, tmp_pat
     assert all("|HC_TEST|" in line["payload"] for line in lines)
     assert received_ids(target_log) == []  # nothing sent by a dry run
     proc = harness(
-        "replay", "--store", str(store), "--channel", "adt", "--outcome", "nak", "--new-control-ids",
+        "replay", "--store", str(store), "--channel", "adt", "--outcome", "nak,timeout", "--new-control-ids",
         "--to", f"127.0.0.1:{target}", "--json",
     )  # fmt: skip
     summary = json.loads(proc.stdout)
