@@ -110,14 +110,18 @@ def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
         except Exception as exc:  # noqa: BLE001 - a broken hl7apy install is an environment error
             raise fail_usage(f"cannot load the HL7 reference tables: {exc}") from None
 
+        unreadable: list[dict] = []
         if store:
             items, total, source_name = _store_items(store, channel, since, until, types, outcomes, responses)
         else:
-            items, total, source_name = _file_items(paths or [])
+            items, total, source_name, unreadable = _file_items(paths or [])
 
         show_progress = progress if progress is not None else sys.stderr.isatty()
         messages: list[dict] = []
         summary = report.Summary()
+        for msg in unreadable:
+            messages.append(msg)
+            summary.add(msg)
         started = time.perf_counter()
         results = validate_many(
             items, version=version, profile_path=str(profile) if profile else None, charset=charset, jobs=jobs
@@ -177,18 +181,39 @@ def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
 def _file_items(paths: list[Path]):
     from harness.hl7v2.files import HL7FileError, iter_messages
 
-    problems: list[str] = []
+    problems: list[HL7FileError] = []
     try:
-        found = list(iter_messages(paths, on_error=lambda exc: problems.append(str(exc))))
+        found = list(iter_messages(paths, on_error=problems.append))
     except HL7FileError as exc:
         raise fail_usage(str(exc)) from None
     missing = [p for p in paths if not p.exists()]
     if missing:
         raise fail_usage(f"no such file or folder: {', '.join(str(p) for p in missing)}")
-    for problem in problems:
-        typer.secho(f"warning: {problem}", err=True, fg=typer.colors.YELLOW)
+    unreadable = [
+        {
+            "source": problem.source,
+            "index": 0,
+            "control_id": None,
+            "message_type": None,
+            "structure": None,
+            "version": None,
+            "valid": False,
+            "findings": [
+                {
+                    "severity": "error",
+                    "code": "HL7-PARSE-FILE",
+                    "location": "file" if problem.line is None else f"line {problem.line}",
+                    "position": {},
+                    "message": str(problem),
+                    "expected": "HL7 v2 messages starting with MSH",
+                    "actual": None,
+                }
+            ],
+        }
+        for problem in problems
+    ]
     items = [(m.source, m.index, m.payload, None) for m in found]
-    return items, len(items), ", ".join(str(p) for p in paths)
+    return items, len(items), ", ".join(str(p) for p in paths), unreadable
 
 
 def _store_items(path: Path, channel, since, until, types, outcomes, responses: bool):

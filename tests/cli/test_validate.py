@@ -126,3 +126,14 @@ def test_store_with_filters_and_jobs(tmp_path):
     assert doc["summary"]["messages"] == 40
     assert doc["summary"]["by_message_type"]["ACK^A01"]["invalid"] == 0
     assert runner.invoke(app, ["validate", "--store", str(tmp_path / "none.db")]).exit_code == 2
+
+
+def test_unreadable_file_is_a_finding(tmp_path):
+    good = write(tmp_path, "good.hl7", GOOD.format(cid="1"))
+    junk = write(tmp_path, "junk.hl7", '{"not": "hl7"}\n')
+    r = runner.invoke(app, ["validate", str(good), str(junk), "--json"])
+    assert r.exit_code == 1
+    doc = json.loads(r.stdout)
+    bad = [m for m in doc["messages"] if not m["valid"]]
+    assert len(bad) == 1 and bad[0]["source"].endswith("junk.hl7")
+    assert bad[0]["findings"][0]["code"] == "HL7-PARSE-FILE"

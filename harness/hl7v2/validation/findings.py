@@ -86,6 +86,7 @@ class Finding:
 
 # The stable codes, with the severity each carries by default and what it means.
 CODES: dict[str, tuple[str, str]] = {
+    "HL7-PARSE-FILE": (ERROR, "a file that holds no readable HL7 v2 message"),
     "HL7-PARSE-EMPTY": (ERROR, "the message is empty"),
     "HL7-PARSE-NO-MSH": (ERROR, "the message does not start with an MSH segment"),
     "HL7-PARSE-ENCODING-CHARS": (ERROR, "MSH-1/MSH-2 do not declare usable, distinct delimiters"),

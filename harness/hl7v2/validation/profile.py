@@ -101,14 +101,14 @@ class Profile:
                         actual=code or "empty",
                     )
                 )
-        if self.version and view.version and view.version != self.version:
+        if self.version and view.version != self.version:
             out.append(
                 finding(
                     "PROFILE-VERSION",
                     Location(1, "MSH", 12),
-                    f"profile {self.name} is for HL7 {self.version}; the message is {view.version}",
+                    f"profile {self.name} is for HL7 {self.version}; MSH-12 says {view.version or 'nothing'}",
                     expected=self.version,
-                    actual=view.version,
+                    actual=view.version or "empty",
                 )
             )
         if self.charsets is not None:

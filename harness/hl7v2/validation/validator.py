@@ -376,7 +376,7 @@ class Validator:
                 esc,
                 result.message_type,
                 structure,
-                version or declared_version or None,
+                declared_version or None,
                 declared,
                 codec,
             )

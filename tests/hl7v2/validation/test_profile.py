@@ -87,9 +87,7 @@ def test_message_type_version_and_per_message_rules():
     a08 = no_admit_time.replace("ADT^A01^ADT_A01", "ADT^A08^ADT_A01")
     assert ("PROFILE-FIELD-REQUIRED", "4:PV1-44") not in pcodes(run(adt, a08))
     v231 = ADT.replace("|P|2.5|", "|P|2.3.1|")
-    assert ("PROFILE-VERSION", "1:MSH-12") in pcodes(
-        Validator(profile=adt, version="2.3.1").validate(v231.encode("gb18030"))
-    )
+    assert ("PROFILE-VERSION", "1:MSH-12") in pcodes(run(adt, v231))
 
 
 def test_extends_and_errors(tmp_path):
