@@ -211,11 +211,12 @@ def classify(
 # HL7 v2
 
 
-def hl7v2_fields(payload: bytes, charset: str | None = None) -> dict[str, str]:
+def hl7v2_fields(payload: bytes, charset: str | None = None, *, only: str | None = None) -> dict[str, str]:
     """A message as terse field path -> raw field text (`MSH-9`, `ERR[2]-3`), for comparing.
 
     Decoded before splitting (GBK trail bytes can equal `|`); MSH-1 is the field separator itself, as
-    in the standard's numbering. Raises ValueError when the bytes are not an HL7 v2 message.
+    in the standard's numbering. `only` keeps just the segments of that name (and MSH): the ordering
+    key of every replayed message needs PID alone. Raises ValueError when the bytes are not HL7 v2.
     """
     from harness.hl7v2 import charset as charsets
 
@@ -228,6 +229,8 @@ def hl7v2_fields(payload: bytes, charset: str | None = None) -> dict[str, str]:
     out: dict[str, str] = {}
     counts: dict[str, int] = {}
     for line in segments:
+        if only is not None and not line.startswith((only + sep, "MSH" + sep)):
+            continue
         parts = line.split(sep)
         name = parts[0]
         n = counts[name] = counts.get(name, 0) + 1

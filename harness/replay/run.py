@@ -111,10 +111,10 @@ def ordering_key(item: ReplayItem, path: str | None) -> str | None:
     from harness.replay.compare import hl7v2_fields
 
     try:
-        fields = hl7v2_fields(item.payload, item.charset)
+        seg_field, _, sub = path.partition(".")
+        fields = hl7v2_fields(item.payload, item.charset, only=seg_field.split("-")[0].split("[")[0])
     except ValueError:
         return None
-    seg_field, _, sub = path.partition(".")
     value = fields.get(seg_field)
     if value is None or not sub:
         return value
