@@ -40,7 +40,7 @@ def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
         max_body: int = typer.Option(10 * 1024 * 1024, "--max-body", help=MAX_BODY_HELP),
         quiet: bool = typer.Option(False, "--quiet", "-q", help=QUIET_HELP),
     ) -> None:
-        """The Yunnan medical-insurance centre at POST /fsi/api/rsfComIfsService/callService[/INFNO]."""
+        """Yunnan medical-insurance centre: POST /fsi/api/rsfComIfsService/callService (or .../INFNO)."""
         from harness.simulators.medins import MedinsSimulator
 
         _serve(MedinsSimulator(strict=strict), listen, max_body, quiet)

@@ -115,3 +115,13 @@ def test_sigterm_right_after_listening_is_a_clean_stop(processes, kind):
     proc.send_signal(signal.SIGTERM)
     out, _ = proc.communicate(timeout=15)
     assert proc.returncode == 0 and "stopped" in out
+
+
+def test_help_of_every_simulator_and_the_mock_group():
+    for args in (
+        ["mock", "--help"],
+        *(["mock", kind, "--help"] for kind in ("medins", "fhir", "soap", "cdc")),
+    ):
+        done = subprocess.run([*HARNESS, *args], cwd=ROOT, capture_output=True, text=True, timeout=30)
+        assert done.returncode == 0, done.stderr
+        assert "--listen" in done.stdout or "medins" in done.stdout
