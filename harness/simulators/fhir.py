@@ -790,6 +790,18 @@ class FhirSimulator:
         for plan in plans:
             if plan["resource"] is not None and mapping:
                 plan["resource"] = _rewrite_references(plan["resource"], mapping)
+            for ref in _placeholders(plan["resource"]):
+                raise FhirError(
+                    400,
+                    [
+                        issue(
+                            f"{plan['where']}.resource: reference {ref} matches no entry's fullUrl "
+                            "in this transaction",
+                            code="not-found",
+                            expression=f"{plan['where']}.resource",
+                        )
+                    ],
+                )
         snapshot = OrderedDict(self.store)  # histories are replaced, never mutated: a shallow copy suffices
         order = {"DELETE": 0, "POST": 1, "PUT": 2, "GET": 3, "HEAD": 3}
         responses: list[dict | None] = [None] * len(plans)
@@ -964,6 +976,19 @@ COMMON_TYPES = (
     "DocumentReference Composition Account Coverage ChargeItem Claim ClaimResponse Device Provenance "
     "RelatedPerson MessageHeader Consent Task Substance NutritionOrder SupplyRequest ResearchStudy Linkage"
 ).split()
+
+
+def _placeholders(value: Any) -> Iterable[str]:
+    """urn:uuid:/urn:oid: references left unresolved (placeholders a transaction must resolve)."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if key == "reference" and isinstance(item, str) and item.startswith(("urn:uuid:", "urn:oid:")):
+                yield item
+            else:
+                yield from _placeholders(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _placeholders(item)
 
 
 def _http_date(instant: str) -> str:

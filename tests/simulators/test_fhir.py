@@ -237,6 +237,10 @@ def test_transaction_is_all_or_nothing_and_batch_is_per_entry(core):
     assert resp.status == 200 and body["type"] == "batch-response"
     assert [e["response"]["status"][:3] for e in body["entry"]] == ["201", "201", "422"]
     assert "observation-status" in outcome_text(body["entry"][2]["response"]["outcome"])
+    dangling = json.loads((FIXTURES / "transaction-bundle.json").read_text(encoding="utf-8"))
+    dangling["entry"][2]["resource"]["subject"]["reference"] = "urn:uuid:00000000-0000-0000-0000-000000000000"
+    resp, body = call(core, "POST", "/fhir", dangling)
+    assert resp.status == 400 and "Bundle.entry[2].resource: reference urn:uuid:0000" in outcome_text(body)
     resp, body = call(core, "POST", "/fhir", dict(bundle, type="collection"))
     assert resp.status == 400 and "transaction or batch" in outcome_text(body)
     # A PUT to an id that fails If-Match rolls back the whole transaction, including the earlier DELETE.
