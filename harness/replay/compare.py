@@ -222,7 +222,7 @@ def hl7v2_fields(payload: bytes, charset: str | None = None, *, only: str | None
 
     codec = charsets.resolve(charsets.declared_in(payload), charset).codec
     text = charsets.decode(payload, codec)
-    segments = [s for s in re.split(r"\r\n|\r|\n", text) if s.strip()]
+    segments = [s for s in text.replace("\r\n", "\r").replace("\n", "\r").split("\r") if s.strip()]
     if not segments or not segments[0].startswith("MSH") or len(segments[0]) < 4:
         raise ValueError("no MSH segment at start of message")
     sep = segments[0][3]
