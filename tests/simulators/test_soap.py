@@ -326,3 +326,11 @@ def test_damaged_requests_get_a_soap_answer_never_a_crash(cut, junk, inner):
         assert ack(result_of(resp.body))[0] in ("AA", "AE")
     else:
         assert fault_reason(resp.body) and root is not None
+
+
+def test_gbk_envelope_is_read_in_its_declared_encoding(core):
+    text = (FIXTURES / "PatientInfoRegister-soap12.xml").read_text(encoding="utf-8")
+    text = text.replace('encoding="UTF-8"', 'encoding="GBK"', 1).replace("周兰𬌗", "周兰华")
+    resp = post(core, text.encode("gbk"), {"content-type": "application/soap+xml; charset=GBK"})
+    assert ack(result_of(resp.body))[0] == "AA"
+    assert "周兰华" in core.patients["P0001234"]
