@@ -82,6 +82,7 @@ class Settlement:
     psn_cash_pay: Decimal
     mid: bool = False
     reversed_by: str | None = None
+    output: dict = field(default_factory=dict)
 
 
 @dataclass(slots=True)
@@ -693,6 +694,45 @@ class MedinsSimulator:
             self._visit(data["mdtrt_id"], data["psn_no"], "ipt"), str(data["setl_id"]), effect
         )
 
+    # queries ----------------------------------------------------------------
+    def _t5201(self, env: dict, inp: dict, effect: dict) -> dict:
+        data = inp["data"]
+        psn_no = str(data["psn_no"])
+        self._person(psn_no)
+        wanted = str(data.get("mdtrt_id") or "")
+        rows = []
+        for visit in self.visits.values():
+            if visit.psn_no != psn_no or (wanted and visit.mdtrt_id != wanted):
+                continue
+            rows.append(
+                {
+                    "mdtrt_id": visit.mdtrt_id,
+                    "psn_no": visit.psn_no,
+                    "insutype": visit.insutype,
+                    "med_type": visit.med_type or "",
+                    "ipt_otp_no": visit.number,
+                    "begntime": str(visit.info.get("begntime", "")),
+                    "vali_flag": "0" if visit.status == "cancelled" else "1",
+                    "setl_ids": [s.setl_id for s in visit.active_settlements()],
+                }
+            )
+        if wanted and not rows:
+            raise MedinsError(f"input.data.mdtrt_id: visit {wanted} not found for person {psn_no}")
+        return {"mdtrtinfo": rows}
+
+    def _t5203(self, env: dict, inp: dict, effect: dict) -> dict:
+        data = inp["data"]
+        visit = self.visits.get(str(data["mdtrt_id"]))
+        settlement = visit.settlements.get(str(data["setl_id"])) if visit else None
+        if visit is None or visit.psn_no != str(data["psn_no"]) or settlement is None:
+            raise MedinsError(
+                f"input.data.setl_id: settlement {data['setl_id']} of visit {data['mdtrt_id']} "
+                f"for person {data['psn_no']} not found"
+            )
+        output = dict(settlement.output)
+        output["setlinfo"] = dict(output["setlinfo"], vali_flag="0" if settlement.reversed_by else "1")
+        return output
+
     # 2601 -------------------------------------------------------------------
     def _t2601(self, env: dict, inp: dict, effect: dict) -> dict:
         data = inp["data"]
@@ -915,7 +955,10 @@ class MedinsSimulator:
                     "setl_proc_info": "",
                 }
             )
-        return {"setlinfo": setlinfo, "setldetail": setldetail}
+        output = {"setlinfo": setlinfo, "setldetail": setldetail}
+        if commit:
+            settlement.output = output
+        return output
 
     def _reverse(self, visit: Visit, setl_id: str, effect: dict) -> dict:
         settlement = visit.settlements.get(setl_id)

@@ -503,3 +503,29 @@ def test_any_field_value_gets_an_envelope_never_a_crash(step, data):
     answer = post(core, medins_visit.with_msgid(env, 5000) if key != "msgid" else env)
     assert answer["infcode"] in (0, -1)
     assert isinstance(answer["err_msg"], str) and len(answer["err_msg"]) <= 200
+
+
+def test_5201_and_5203_queries():
+    core = sim()
+    visit = run_visit(lambda env: post(core, env))
+    psn_no = visit["person"]["baseinfo"]["psn_no"]
+    values = visit["values"]
+    base = dict(visit["steps"]["2208"], sign_no=values["sign_no"])
+    query = medins_visit.with_msgid(dict(base, infno="5201", input={"data": {"psn_no": psn_no}}), 90)
+    rows = ok(post(core, query))["mdtrtinfo"]
+    assert [r["mdtrt_id"] for r in rows] == [values["mdtrt_id"]] and rows[0]["setl_ids"] == [
+        values["setl_id"]
+    ]
+    data = {"psn_no": psn_no, "setl_id": values["setl_id"], "mdtrt_id": values["mdtrt_id"]}
+    found = ok(post(core, medins_visit.with_msgid(dict(base, infno="5203", input={"data": data}), 91)))
+    assert found["setlinfo"]["setl_id"] == values["setl_id"] and found["setlinfo"]["vali_flag"] == "1"
+    assert found["setlinfo"]["fund_pay_sumamt"] == visit["setl"]["setlinfo"]["fund_pay_sumamt"]
+    ok(post(core, medins_visit.fill(visit["steps"]["2208"], values)))
+    again = ok(post(core, medins_visit.with_msgid(dict(base, infno="5203", input={"data": data}), 92)))
+    assert again["setlinfo"]["vali_flag"] == "0"
+    missing = dict(data, setl_id="S0")
+    fail(
+        post(core, medins_visit.with_msgid(dict(base, infno="5203", input={"data": missing}), 93)),
+        "S0",
+        "not found",
+    )
