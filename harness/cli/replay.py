@@ -241,6 +241,7 @@ def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
                 if to is not None and to != run.options.target:
                     raise fail_usage(f"run {resume} was sent to {run.options.target}, not {to}")
                 options = run.options
+                total = _count(store, options)
             else:
                 try:
                     if time_now is not None and time_now.strip().lower() != "now":
@@ -253,9 +254,9 @@ def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
                         time_now=time_now is not None,
                         retarget_app=retarget_app,
                         retarget_facility=retarget_facility,
-                        sets=tuple(parse_assignment(s) for s in set_ or ()),
+                        sets=tuple(parse_assignment(s, option="--set") for s in set_ or ()),
                     )
-                    path_values = dict(parse_assignment(w) for w in where or ())
+                    path_values = dict(parse_assignment(w, option="--where") for w in where or ())
                     selection = Selection(
                         channels=_split(channel),
                         since=since,
@@ -295,21 +296,31 @@ def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
                         raise fail_usage(str(exc)) from None
                 if to is None:
                     raise fail_usage("no target: give --to HOST:PORT (or --dry-run to only look)")
+                total = _count(store, options)
+                if total == 0:
+                    raise fail_usage("nothing selected: no message matches the selection; nothing was sent")
                 run = ReplayRun(store, options, factory_for(options))
 
-            code = _execute(store, run, options, as_json, report_html, report_junit, report_json, collect)
+            reports = (report_html, report_junit, report_json)
+            code = _execute(store, run, options, total, as_json, *reports, collect)
         raise typer.Exit(code)
 
 
-def _count(store, options) -> int | None:
-    if options.files:
-        return None
+def _count(store, options) -> int:
+    """How many messages the selection holds; a bad filter or file is a usage error here, before any run."""
+    from harness.replay.run import item_source
     from harness.replay.selection import Selection
+    from harness.store import StoreError
 
-    return store.count((options.selection or Selection()).to_filter())
+    try:
+        if options.files:
+            return sum(1 for _ in item_source(store, options))
+        return store.count((options.selection or Selection()).to_filter())
+    except (StoreError, ValueError, OSError) as exc:
+        raise fail_usage(str(exc)) from None
 
 
-def _execute(store, run, options, as_json, report_html, report_junit, report_json, collect) -> int:
+def _execute(store, run, options, total, as_json, report_html, report_junit, report_json, collect) -> int:
     import signal
     import threading
 
@@ -318,10 +329,6 @@ def _execute(store, run, options, as_json, report_html, report_junit, report_jso
 
     from harness.store import StoreError
 
-    try:
-        total = _count(store, options)
-    except (StoreError, ValueError) as exc:
-        raise fail_usage(str(exc)) from None
     console = Console(stderr=True)
     bar = Progress(
         TextColumn(f"replay run {run.run_id} → {options.target}"),

@@ -38,11 +38,11 @@ def parse_delta(text: str) -> timedelta:
     return timedelta(seconds=sign * seconds)
 
 
-def parse_assignment(text: str) -> tuple[str, str]:
+def parse_assignment(text: str, *, option: str = "--set") -> tuple[str, str]:
     """`PID-3=TEST123` -> ('PID-3', 'TEST123'); the value may be empty to clear a field."""
     path, sep, value = text.partition("=")
     if not sep or not path.strip():
-        raise ValueError(f"--set {text!r}: expected PATH=VALUE, e.g. PID-3.1=TEST123")
+        raise ValueError(f"{option} {text!r}: expected PATH=VALUE, e.g. PID-3.1=TEST123")
     return path.strip(), value
 
 

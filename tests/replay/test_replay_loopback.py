@@ -263,3 +263,14 @@ def test_no_reply_is_missing(processes, tmp_path):
     assert proc.returncode == 1, proc.stderr
     summary = json.loads(proc.stdout)
     assert (summary["sent"], summary["missing"]) == (2, 2)
+
+
+def test_bad_selection_creates_no_run(tmp_path):
+    store = tmp_path / "s.db"
+    Store(store).close()
+    for args in (["--where", "PID-3=re:("], ["--files", str(tmp_path / "nowhere")], ["--channel", "adt"]):
+        proc = harness("replay", "--store", str(store), "--to", "127.0.0.1:1", *args)
+        assert proc.returncode == 2, (args, proc.stderr)
+    assert "nothing selected" in proc.stderr
+    with Store(store) as s:
+        assert s.runs() == []
