@@ -362,16 +362,22 @@ ChannelParser = Callable[[Section, str], ChannelConfig]
 CHANNEL_PARSERS: dict[str, ChannelParser] = {"mllp": parse_mllp_channel}
 """protocol name -> parser of that protocol's channel section; another protocol registers here."""
 
-PLANNED_PROTOCOLS = ("http",)
+PLANNED_PROTOCOLS: tuple[str, ...] = ()
+PROTOCOL_MODULES = {"http": "proxies.http_config"}
+"""Protocols whose channel parser lives in a module of its own, imported when first named."""
 
 
 def parse_channel(data: Any, name: str) -> ChannelConfig:
     where = f"channels.{name}"
     section = Section(data, where)
     protocol = section.raw("protocol", "mllp")
+    if isinstance(protocol, str) and protocol not in CHANNEL_PARSERS and protocol in PROTOCOL_MODULES:
+        import importlib
+
+        importlib.import_module(PROTOCOL_MODULES[protocol])
     parser = CHANNEL_PARSERS.get(protocol) if isinstance(protocol, str) else None
     if parser is None:
-        supported = ", ".join(sorted(CHANNEL_PARSERS))
+        supported = ", ".join(sorted({*CHANNEL_PARSERS, *PROTOCOL_MODULES}))
         later = " (not supported yet)" if protocol in PLANNED_PROTOCOLS else ""
         raise ConfigError(
             section.path("protocol"), f"unknown protocol {_show(protocol)}{later}; supported: {supported}"

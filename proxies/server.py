@@ -76,18 +76,23 @@ class ProxyServer:
 
         try:
             for name, cfg in self.config.channels.items():
-                if cfg.protocol != "mllp":  # config refuses these; a guard for protocols added later
+                if cfg.protocol == "http":
+                    from proxies.http import HTTPChannel as channel_class
+                elif cfg.protocol == "mllp":
+                    channel_class = MLLPChannel
+                else:  # config refuses these; a guard for protocols added later
                     raise StartError(f"channels.{name}.protocol: {cfg.protocol!r} has no proxy here yet")
-                engine = FaultEngine(name, "mllp", cfg.faults)
+                engine = FaultEngine(name, cfg.protocol, cfg.faults)
                 writer = self._writer(cfg.capture) if cfg.capture != "off" else None
-                channel = MLLPChannel(
+                channel = channel_class(
                     cfg, self.reactor, faults=engine, stats=ChannelStats(), writer=writer, log=self.log
                 )
                 self.channels[name] = channel
             for name, channel in self.channels.items():
                 self.ports.append(self._listen(name, channel))
             for name, channel in self.channels.items():
-                ups = ", ".join(str(a) for a in channel.config.upstreams)
+                scheme = getattr(channel.config, "upstream_scheme", None)
+                ups = ", ".join(f"{scheme}://{a}" if scheme else str(a) for a in channel.config.upstreams)
                 tls = " (TLS)" if channel.config.tls else ""
                 self.log.out(
                     f"channel {name} listening on {self.listening[name]}{tls} -> {ups}",

@@ -232,6 +232,10 @@ class Match:
         self.first_n: int | None = p.integer("first_n", None, minimum=1)
         self.probability: float | None = p.number("probability", None, minimum=0, maximum=1)
         self.seed: int | None = p.integer("seed", None)
+        if protocol not in CONDITIONS:
+            from proxies.faults.actions import known_types
+
+            known_types(protocol)  # loading a protocol's actions registers its conditions too
         known = CONDITIONS.get(protocol, {})
         conditions: list[Condition] = []
         for key, make in known.items():

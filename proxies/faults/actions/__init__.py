@@ -74,6 +74,7 @@ _BUILTIN = {
         "throttle",
         "hold_reply",
     ),
+    "http": ("http",),  # the package proxies.faults.actions.http registers every HTTP action
 }
 
 

@@ -69,8 +69,8 @@ def test_config_list_errors_say_which_rule():
 
 
 def test_unknown_protocol_has_no_actions_yet():
-    with pytest.raises(RuleError, match="for http; known types: \\(none yet\\)"):
-        parse_rule({"action": {"type": "drop"}}, protocol="http")
+    with pytest.raises(RuleError, match="for smtp; known types: \\(none yet\\)"):
+        parse_rule({"action": {"type": "drop"}}, protocol="smtp")
 
 
 def test_match_source_round_trips():

@@ -1,0 +1,1065 @@
+"""The HTTP reverse proxy's Twisted shell: client connections, a keep-alive upstream pool, capture.
+
+Framing is `proxies.http_wire` (sans-IO), fault decisions the shared `FaultEngine` over an `HttpPlan`,
+metadata `harness.codecs`. Bytes are forwarded as received: the request and response heads are
+rebuilt only to drop hop-by-hop headers (RFC 9110 7.6.1) and, when configured, to set Host or
+X-Forwarded-For; bodies (chunk framing included) pass through untouched.
+
+Bodies stream: up to `capture_body_bytes` of a request is held so rules can look at it, beyond that
+it flows to the upstream as it arrives (back-pressure through Twisted producers) and the capture keeps
+only that much, saying so. A response streams to the client as it arrives unless something must see
+it whole first (a response fault rule, a fault that rewrites it, durable capture); then up to the
+capture limit is held and the rest streams. In durable mode the last piece of a response waits for
+the exchange's commit, so no client has an answer the store does not.
+
+Never fake success: an unreachable upstream gives 502 with a body saying why (or a closed
+connection, `on_upstream_down: close`), no response head within `response_timeout_s` gives 504.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from typing import Any
+
+from twisted.internet import protocol
+from twisted.internet.endpoints import connectProtocol
+from twisted.protocols.policies import TimeoutMixin
+
+from harness import codecs
+from harness.exchange import Exchange
+from proxies import http_exchange
+from proxies.config import Address
+from proxies.faults.actions.http.malformed import malform
+from proxies.faults.context import FaultContext
+from proxies.faults.http_plan import HttpPlan, HttpReply, HttpView
+from proxies.http_config import HTTPChannelConfig
+from proxies.http_wire import (
+    Body,
+    Broken,
+    End,
+    Head,
+    Interim,
+    MessageReader,
+    build_head,
+    forward_headers,
+)
+from proxies.mllp import MLLPChannel, _log_stderr, _nodelay, _Outbox
+from proxies.stats import ChannelStats
+
+SERVER_NAME = "harness-proxy"
+
+
+def error_reply(status: int, reason: str, text: str, *, close: bool = False) -> bytes:
+    """A plain-text response the proxy itself sends (never a 2xx)."""
+    body = (text.rstrip("\n") + "\n").encode("utf-8")
+    headers = [
+        ("Content-Type", "text/plain; charset=utf-8"),
+        ("Content-Length", str(len(body))),
+        ("X-Harness-Proxy", "error"),
+    ]
+    if close:
+        headers.append(("Connection", "close"))
+    return build_head(f"HTTP/1.1 {status} {reason}", headers) + body
+
+
+class HTTPChannel:
+    """One configured HTTP channel at run time: settings, codec, faults, counters, writer, pool."""
+
+    # upstream endpoints and TLS options are built exactly as for MLLP channels
+    endpoint = MLLPChannel.endpoint
+    client_tls_for = MLLPChannel.client_tls_for
+    _client_tls_options = MLLPChannel._client_tls_options
+    _server_tls_options = MLLPChannel._server_tls_options
+    warn = MLLPChannel.warn
+
+    def __init__(
+        self,
+        config: HTTPChannelConfig,
+        reactor: Any,
+        *,
+        faults: Any = None,
+        stats: ChannelStats | None = None,
+        writer: Any = None,
+        log: Any = _log_stderr,
+    ) -> None:
+        self.config = config
+        self.name = config.name
+        self.reactor = reactor
+        self.codec = codecs.get(config.kind)
+        self.faults = faults
+        self.stats = stats or ChannelStats()
+        self.writer = writer if config.capture != "off" else None
+        self.durable = config.capture == "durable" and self.writer is not None
+        self.log = log
+        self.connections: set[ClientConnection] = set()
+        self.store_errors = 0
+        self._warned: dict[str, tuple[float, int]] = {}
+        self._upstream_tls = self._client_tls_options() if config.upstream_tls is not None else None
+        self.idle: dict[Address, list[UpstreamConnection]] = {}
+        self.upstream_hosts = [str(a) for a in config.upstreams]
+
+    def factory(self) -> protocol.Factory:
+        channel = self
+
+        class _Factory(protocol.Factory):
+            noisy = False
+
+            def buildProtocol(self, addr: Any) -> ClientConnection:
+                return ClientConnection(channel)
+
+        return _Factory()
+
+    def listen(self) -> Any:
+        listen = self.config.listen
+        if self.config.tls is None:
+            return self.reactor.listenTCP(listen.port, self.factory(), interface=listen.host, backlog=1024)
+        options = self._server_tls_options()
+        return self.reactor.listenSSL(
+            listen.port, self.factory(), options, interface=listen.host, backlog=1024
+        )
+
+    def pause_all(self, paused: bool) -> None:
+        for conn in list(self.connections):
+            conn.set_store_pressure(paused)
+
+    # -- the upstream pool -----------------------------------------------------------------------
+
+    def acquire(self, on_ready: Any, on_failed: Any) -> None:
+        """Hand an upstream connection to `on_ready(conn, reused)`: an idle pooled one if any, else a
+        new one to the first upstream that accepts (backups in order); `on_failed(reason)` otherwise."""
+        for address in self.config.upstreams:
+            idle = self.idle.get(address)
+            while idle:
+                conn = idle.pop()
+                if conn.connected:
+                    on_ready(conn, True)
+                    return
+        self.connect(0, [], on_ready, on_failed)
+
+    def connect(self, i: int, errors: list[str], on_ready: Any, on_failed: Any) -> None:
+        addresses = self.config.upstreams
+        if i >= len(addresses):
+            on_failed("; ".join(errors))
+            return
+        address = addresses[i]
+        proto = UpstreamConnection(self, address)
+        started = time.monotonic()
+
+        def ok(_: Any) -> None:
+            if i > 0:
+                self.log(
+                    "warning", f"channel {self.name}: upstream {addresses[0]} unavailable, using {address}"
+                )
+            on_ready(proto, False)
+
+        def failed(failure: Any) -> None:
+            waited = time.monotonic() - started
+            errors.append(f"{address}: {failure.getErrorMessage()} (after {waited:.1f} s)")
+            self.connect(i + 1, errors, on_ready, on_failed)
+
+        connectProtocol(self.endpoint(address), proto).addCallbacks(ok, failed)
+
+    def release(self, conn: UpstreamConnection) -> None:
+        """Back to the pool after a complete response on a keep-alive connection."""
+        conn.flight = None
+        idle = self.idle.setdefault(conn.address, [])
+        if conn.connected and len(idle) < self.config.pool_size:
+            idle.append(conn)
+        else:
+            conn.transport.loseConnection()
+
+    def forget(self, conn: UpstreamConnection) -> None:
+        idle = self.idle.get(conn.address)
+        if idle and conn in idle:
+            idle.remove(conn)
+
+
+class UpstreamConnection(protocol.Protocol):
+    def __init__(self, channel: HTTPChannel, address: Address) -> None:
+        self.channel = channel
+        self.address = address
+        self.flight: Flight | None = None
+        self.reader = MessageReader(request=False)
+        self.connected = False
+        self.got_bytes = False
+
+    def connectionMade(self) -> None:
+        self.connected = True
+        _nodelay(self.transport)
+
+    def dataReceived(self, data: bytes) -> None:
+        self.channel.stats.bytes_in += len(data)
+        flight = self.flight
+        if flight is None:  # bytes nobody asked for on an idle connection: it cannot be trusted
+            self.transport.loseConnection()
+            return
+        self.got_bytes = True
+        flight.response_events(self.reader.feed(data))
+
+    def connectionLost(self, reason: Any = None) -> None:
+        self.connected = False
+        self.channel.forget(self)
+        flight = self.flight
+        if flight is not None:
+            self.flight = None
+            flight.upstream_lost(self, self.reader.close(), reason)
+
+
+class Flight:
+    """One request on its way through: its capture, its fault plan, its response (the sans-IO state
+    lives in the reader, the plan and the exchange; this class moves bytes between them)."""
+
+    __slots__ = (
+        "conn", "channel", "head", "started", "req_raw", "req_data", "req_size", "req_done",
+        "req_truncated", "forwarding", "pending", "upstream", "reused", "retried", "view", "plan",
+        "fault", "resp_head", "resp_raw", "resp_data", "resp_size", "resp_truncated", "holding",
+        "head_sent", "timer", "done", "close_after", "answered_continue", "resp_view", "notes",
+        "status_sent", "upstream_addr",
+    )  # fmt: skip
+
+    def __init__(self, conn: ClientConnection, head: Head) -> None:
+        self.conn = conn
+        self.channel = conn.channel
+        self.head = head
+        self.started = time.time()
+        self.req_raw: list[bytes] = [head.raw, b"\r\n\r\n"]
+        self.req_data: list[bytes] = []
+        self.req_size = 0
+        self.req_done = False
+        self.req_truncated = False
+        self.forwarding = False
+        self.pending: list[bytes] = []
+        self.upstream: UpstreamConnection | None = None
+        self.reused = False
+        self.retried = False
+        self.view: HttpView | None = None
+        self.plan: HttpPlan | None = None
+        self.fault: Any = None
+        self.resp_head: Head | None = None
+        self.resp_raw: list[bytes] = []
+        self.resp_data: list[bytes] = []
+        self.resp_size = 0
+        self.resp_truncated = False
+        self.holding = False
+        self.head_sent = False
+        self.timer: Any = None
+        self.done = False
+        self.close_after = not head.keep_alive()
+        self.answered_continue = False
+        self.resp_view: HttpView | None = None
+        self.notes: list[str] = []
+        self.status_sent: int | None = None
+        self.upstream_addr: str | None = None
+
+    # -- the request ---------------------------------------------------------------------------------
+
+    def request_body(self, event: Body) -> None:
+        limit = self.channel.config.capture_body_bytes
+        data = event.data
+        if data:
+            self.req_size += len(data)
+            if self.req_size > self.channel.config.max_body_bytes:
+                self.conn.refuse(
+                    413,
+                    "Content Too Large",
+                    f"request body larger than max_body_bytes "
+                    f"({self.channel.config.max_body_bytes} bytes); not forwarded",
+                )
+                return
+        kept = sum(len(p) for p in self.req_raw)
+        if not self.req_truncated:
+            if kept + len(event.raw) <= limit + len(self.head.raw) + 4 + 64:
+                self.req_raw.append(event.raw)
+                if data:
+                    self.req_data.append(data)
+            else:
+                self.req_truncated = True
+                room = max(0, limit + len(self.head.raw) + 4 - kept)
+                self.req_raw.append(event.raw[:room])
+                if data:
+                    self.req_data.append(data[:room])
+        if self.forwarding:
+            self.to_upstream(event.raw)
+        else:
+            self.pending.append(event.raw)
+            if self.req_truncated:
+                self.start(streaming=True)
+
+    def request_end(self, event: End) -> None:
+        self.req_done = True
+        if event.raw:
+            if not self.req_truncated:
+                self.req_raw.append(event.raw)
+            if self.forwarding:
+                self.to_upstream(event.raw)
+            else:
+                self.pending.append(event.raw)
+        if not self.forwarding:
+            self.start(streaming=False)
+
+    def start(self, *, streaming: bool) -> None:
+        """The request is complete (or too big to hold): read its metadata, decide, forward."""
+        channel = self.channel
+        self.forwarding = True
+        head = self.head
+        body = b"".join(self.req_data)
+        meta = channel.codec.request_meta(head.method, head.target, head.mapping(), body)
+        self.view = HttpView(
+            channel.config.kind, head.method, head.target, head, body, meta, body_complete=not streaming
+        )
+        if streaming:
+            self.notes.append(
+                f"request body over capture_body_bytes ({channel.config.capture_body_bytes}): streamed; "
+                "metadata and rules saw only the first part"
+            )
+            self.conn.pause("stream")
+        plan = HttpPlan()
+        engine = channel.faults
+        if engine is not None and engine.has_rules("request"):
+            self.fault = engine.decide(
+                "request", body, self.view, FaultContext(channel=channel.name), plan=plan
+            )
+        if self.fault is not None or engine is not None and engine.has_rules("response"):
+            self.plan = plan
+        if self.fault is not None and not plan.forward:
+            self.conn.pause("fault")  # what follows is not read until this exchange is answered
+            act = self.answer_from_plan
+            if plan.delay_s:
+                channel.reactor.callLater(plan.delay_s, act)
+            else:
+                act()
+            return
+        if plan.delay_s:
+            channel.reactor.callLater(plan.delay_s, self.connect)
+        else:
+            self.connect()
+
+    def answer_from_plan(self) -> None:
+        plan = self.plan
+        if plan.reset:
+            self.finish("fault", None, "client connection reset by a fault rule", abort=True)
+            return
+        reply = plan.reply
+        if reply is not None:
+            self.send_reply(reply, outcome="fault")
+
+    def connect(self) -> None:
+        if self.done:
+            return
+        self.channel.acquire(self.upstream_ready, self.upstream_failed)
+
+    def upstream_ready(self, conn: UpstreamConnection, reused: bool) -> None:
+        if self.done or not self.conn.connected:
+            if reused or conn.connected:
+                self.channel.release(conn)
+            return
+        self.upstream = conn
+        self.upstream_addr = str(conn.address)
+        self.reused = reused
+        conn.flight = self
+        conn.got_bytes = False
+        conn.reader.request_method = self.head.method
+        cfg = self.channel.config
+        drop = ("expect",) if self.answered_continue else ()
+        headers = forward_headers(self.head, drop=drop)
+        if cfg.rewrite_host:
+            host = str(conn.address)
+            headers = [("Host", host) if k.lower() == "host" else (k, v) for k, v in headers]
+            if not any(k.lower() == "host" for k, _ in headers):
+                headers.insert(0, ("Host", host))
+        if cfg.x_forwarded_for:
+            client = self.conn.client_host
+            prior = self.head.get("X-Forwarded-For")
+            headers = [
+                (k, v) for k, v in headers if k.lower() not in ("x-forwarded-for", "x-forwarded-proto")
+            ]
+            headers.append(("X-Forwarded-For", f"{prior}, {client}" if prior else client))
+            headers.append(("X-Forwarded-Proto", "https" if cfg.tls is not None else "http"))
+        out = build_head(self.head.start, headers)
+        pending = self.pending
+        self.pending = []
+        self.to_upstream(out + b"".join(pending))
+        if not self.req_done:
+            conn.transport.registerProducer(self.conn.transport, True)
+            self.conn.resume("stream")
+        self.timer = self.channel.reactor.callLater(cfg.response_timeout_s, self.timed_out)
+
+    def to_upstream(self, data: bytes) -> None:
+        up = self.upstream
+        if up is None:
+            self.pending.append(data)
+            return
+        if data:
+            self.channel.stats.bytes_out += len(data)
+            up.transport.write(data)
+
+    def request_streamed(self) -> None:
+        """The client finished sending a streamed body: stop using it as the upstream's producer."""
+        if self.upstream is not None and self.upstream.connected:
+            self.upstream.transport.unregisterProducer()
+        conn = self.conn
+        if conn.connected and not conn._paused_by:
+            conn.transport.resumeProducing()  # the upstream may have paused it and no longer will resume it
+
+    def upstream_failed(self, why: str) -> None:
+        if self.done:
+            return
+        cfg = self.channel.config
+        text = f"upstream unavailable: {why}" if why else "upstream unavailable"
+        if cfg.on_upstream_down == "close" or self.head_sent:
+            self.finish("upstream_down", None, text, abort=False, close=True)
+            return
+        self.send_own(
+            502,
+            "Bad Gateway",
+            f"502 Bad Gateway from the harness proxy: channel {self.channel.name}: {text}",
+            outcome="upstream_down",
+            error=text,
+        )
+
+    def timed_out(self) -> None:
+        self.timer = None
+        if self.done:
+            return
+        seconds = self.channel.config.response_timeout_s
+        text = f"no response from the upstream within response_timeout_s ({seconds:g} s)"
+        up = self.upstream
+        self.upstream = None
+        if up is not None:
+            up.flight = None
+            up.transport.abortConnection()
+        if self.head_sent:
+            self.finish("timeout", None, text, abort=True)
+            return
+        self.send_own(
+            504,
+            "Gateway Timeout",
+            f"504 Gateway Timeout from the harness proxy: {text}",
+            outcome="timeout",
+            error=text,
+        )
+
+    # -- the response --------------------------------------------------------------------------------
+
+    def response_events(self, events: list) -> None:
+        for event in events:
+            if self.done:
+                return
+            cls = event.__class__
+            if cls is Body:
+                self.response_body(event)
+            elif cls is Head:
+                self.response_head(event)
+            elif cls is End:
+                self.response_end(event)
+            elif cls is Interim:
+                if event.head.status != 100 or not self.answered_continue:
+                    self.conn.write(event.head.raw + b"\r\n\r\n")
+            elif cls is Broken:
+                self.response_broken(event.problem)
+
+    def response_head(self, head: Head) -> None:
+        if self.timer is not None and self.timer.active():
+            self.timer.cancel()
+        self.timer = None
+        self.resp_head = head
+        self.resp_raw = [head.raw, b"\r\n\r\n"]
+        plan = self.plan
+        engine = self.channel.faults
+        self.holding = (
+            self.channel.durable
+            or (engine is not None and engine.has_rules("response"))
+            or (plan is not None and self.fault is not None)
+        )
+        if not self.holding:
+            self.send_head(head)
+
+    def send_head(self, head: Head, *, length: int | None = None) -> None:
+        close = self.close_after or self.conn.closing
+        if length is None and head.content_length is None and not head.chunked and self.expects_body(head):
+            close = True  # a body delimited by the close: the client can only see its end by ours
+        headers = forward_headers(head)
+        if length is not None:
+            headers = [(k, v) for k, v in headers if k.lower() not in ("content-length", "transfer-encoding")]
+            headers.append(("Content-Length", str(length)))
+        if close:
+            headers.append(("Connection", "close"))
+            self.close_after = True
+        elif head.version == "HTTP/1.0" or self.head.version == "HTTP/1.0":
+            headers.append(("Connection", "keep-alive"))
+        self.status_sent = head.status
+        self.head_sent = True
+        self.conn.write(build_head(head.start, headers))
+
+    def expects_body(self, head: Head) -> bool:
+        return not (self.head.method == "HEAD" or head.status in (204, 304) or head.status < 200)
+
+    def response_body(self, event: Body) -> None:
+        data = event.data
+        limit = self.channel.config.capture_body_bytes
+        if data:
+            if self.resp_size + len(data) <= limit:
+                self.resp_data.append(data)
+            elif self.resp_size < limit:
+                self.resp_data.append(data[: limit - self.resp_size])
+                self.resp_truncated = True
+            else:
+                self.resp_truncated = True
+            self.resp_size += len(data)
+        if not self.resp_truncated:
+            self.resp_raw.append(event.raw)
+        if self.holding:
+            if not self.resp_truncated:
+                return
+            # too big to hold: what was held goes out now, the rest streams (rules saw only a part)
+            self.holding = False
+            self.notes.append("response larger than capture_body_bytes: streamed, response rules not applied")
+            self.send_head(self.resp_head)
+            held = b"".join(self.resp_raw[2:])
+            if held:
+                self.conn.write(held)
+            self.conn.write(event.raw)
+            return
+        self.conn.write(event.raw)
+
+    def response_end(self, event: End) -> None:
+        up = self.upstream
+        self.upstream = None
+        if event.raw and not self.resp_truncated:
+            self.resp_raw.append(event.raw)
+        if up is not None:
+            if self.resp_head is not None and self.resp_head.keep_alive() and up.reader.idle:
+                self.channel.release(up)
+            else:
+                up.flight = None
+                up.transport.loseConnection()
+        head = self.resp_head
+        body = b"".join(self.resp_data)
+        channel = self.channel
+        req_meta = self.view.meta if self.view is not None else {}
+        resp_meta = channel.codec.response_meta(req_meta, head.status, head.mapping(), body)
+        if not self.holding:
+            if event.raw:
+                self.conn.write(event.raw)
+            self.complete(head, body, resp_meta, outcome=None)
+            return
+        plan = self.plan or HttpPlan()
+        engine = channel.faults
+        if engine is not None and engine.has_rules("response") and self.fault is None:
+            view = HttpView(
+                channel.config.kind,
+                self.head.method,
+                self.head.target,
+                head,
+                body,
+                {**req_meta, **resp_meta},
+                status=head.status,
+                request=self.view,
+            )
+            ctx = FaultContext(channel=channel.name, request=b"".join(self.req_data), request_meta=self.view)
+            self.fault = engine.decide("response", body, view, ctx, plan=plan)
+            self.plan = plan
+        if self.fault is None:
+            self.complete(head, body, resp_meta, outcome=None, raw=b"".join(self.resp_raw[2:]) + event.raw)
+            return
+        if plan.reset:
+            self.finish(
+                "fault",
+                None,
+                "client connection reset by a fault rule",
+                abort=True,
+                upstream=(head, body, resp_meta),
+            )
+            return
+        if plan.reply is not None:
+            self.notes.append(f"upstream answered {head.status}; replaced by a fault rule")
+            self.send_reply(plan.reply, outcome="fault", upstream=(head, body, resp_meta))
+            return
+        # the upstream's response, edited
+        if plan.malformed is not None:
+            new_body = malform(body, plan.malformed)
+            out_head = self.rebuilt_head(head, len(new_body))
+            self.commit_and_send(head, new_body, resp_meta, out_head + new_body, outcome="fault")
+            return
+        raw_body = b"".join(self.resp_raw[2:]) + event.raw
+        if plan.truncate_keep is not None:
+            keep = len(body) // 2 if plan.truncate_keep < 0 else min(plan.truncate_keep, len(body))
+            out_head = self.rebuilt_head(head, len(body), close=True)
+            self.close_after = True
+            self.commit_and_send(
+                head, body[:keep], resp_meta, out_head + body[:keep], outcome="fault", abort_after=True
+            )
+            return
+        # delay / slow_body: the upstream's own answer, only later or slower
+        self.commit_and_send(
+            head,
+            body,
+            resp_meta,
+            self.head_bytes(head) + raw_body,
+            outcome=None,
+            bps=plan.body_bps,
+            hold=plan.hold_s,
+        )
+
+    def rebuilt_head(self, head: Head, length: int, *, close: bool = False) -> bytes:
+        headers = [
+            (k, v)
+            for k, v in forward_headers(head)
+            if k.lower() not in ("content-length", "transfer-encoding")
+        ]
+        headers.append(("Content-Length", str(length)))
+        if close or self.close_after or self.conn.closing:
+            headers.append(("Connection", "close"))
+            self.close_after = True
+        self.status_sent = head.status
+        return build_head(head.start, headers)
+
+    def head_bytes(self, head: Head) -> bytes:
+        close = self.close_after or self.conn.closing
+        if head.content_length is None and not head.chunked and self.expects_body(head):
+            close = True
+        headers = forward_headers(head)
+        if close:
+            headers.append(("Connection", "close"))
+            self.close_after = True
+        self.status_sent = head.status
+        return build_head(head.start, headers)
+
+    def response_broken(self, problem: str) -> None:
+        up = self.upstream
+        self.upstream = None
+        if up is not None:
+            up.flight = None
+            up.transport.abortConnection()
+        text = f"upstream response unreadable: {problem}"
+        if self.head_sent:
+            self.finish("error", None, text, abort=True)
+        else:
+            self.send_own(
+                502,
+                "Bad Gateway",
+                f"502 Bad Gateway from the harness proxy: {text}",
+                outcome="error",
+                error=text,
+            )
+
+    def upstream_lost(self, up: UpstreamConnection, events: list, reason: Any) -> None:
+        if self.done or up is not self.upstream:
+            return
+        if (
+            self.reused
+            and not up.got_bytes
+            and not self.retried
+            and self.req_done
+            and not self.req_truncated
+            and self.resp_head is None
+        ):
+            # a pooled connection the upstream had closed: nothing was read, send again on a new one
+            self.retried = True
+            self.upstream = None
+            if self.timer is not None and self.timer.active():
+                self.timer.cancel()
+            self.timer = None
+            self.pending = [b"".join(self.req_raw[2:])]
+            self.channel.connect(0, [], self.upstream_ready, self.upstream_failed)
+            return
+        self.response_events(events)
+        if self.done:
+            return
+        why = reason.getErrorMessage() if reason is not None else "connection closed"
+        self.upstream = None
+        if self.head_sent:
+            self.finish("upstream_down", None, f"upstream closed mid-response: {why}", abort=True)
+        else:
+            text = f"upstream closed the connection before a complete response: {why}"
+            self.send_own(
+                502,
+                "Bad Gateway",
+                f"502 Bad Gateway from the harness proxy: {text}",
+                outcome="upstream_down",
+                error=text,
+            )
+
+    # -- answering and capturing ---------------------------------------------------------------------
+
+    def send_own(self, status: int, reason: str, text: str, *, outcome: str, error: str) -> None:
+        close = self.close_after or self.conn.closing or not self.req_done
+        data = error_reply(status, reason, text, close=close)
+        if close:
+            self.close_after = True
+        self.status_sent = status
+        ex = self.exchange(outcome, data, error=error)
+        ex.status = status
+        self.capture(ex, data)
+
+    def send_reply(self, reply: HttpReply, *, outcome: str, upstream: tuple | None = None) -> None:
+        headers = [(k, v) for k, v in reply.headers if k.lower() not in ("content-length", "connection")]
+        headers.append(("Content-Length", str(len(reply.body))))
+        if self.close_after or self.conn.closing or not self.req_done:
+            headers.append(("Connection", "close"))
+            self.close_after = True
+        data = build_head(f"HTTP/1.1 {reply.status} {reply.reason}", headers) + reply.body
+        self.status_sent = reply.status
+        ex = self.exchange(outcome, data)
+        ex.status = reply.status
+        if upstream is not None:
+            ex.meta["upstream_status"] = upstream[0].status
+        meta = self.channel.codec.response_meta(ex.meta, reply.status, dict(headers), reply.body)
+        self.fill(ex, reply.status, meta, outcome)
+        self.capture(ex, data, hold=self.plan.hold_s if self.plan else 0.0)
+
+    def commit_and_send(
+        self,
+        head: Head,
+        body: bytes,
+        meta: dict,
+        data: bytes,
+        *,
+        outcome: str | None,
+        bps: int | None = None,
+        hold: float = 0.0,
+        abort_after: bool = False,
+    ) -> None:
+        ex = self.exchange(outcome or "ok", data)
+        self.fill(ex, head.status, meta, outcome)
+        self.capture(ex, data, bps=bps, hold=hold, abort_after=abort_after)
+
+    def complete(
+        self, head: Head, body: bytes, meta: dict, *, outcome: str | None, raw: bytes | None = None
+    ) -> None:
+        """A relayed response: captured, and (when held) written after the commit."""
+        stored = b"".join(self.resp_raw)
+        ex = self.exchange("ok", stored)
+        self.fill(ex, head.status, meta, outcome)
+        if self.resp_truncated:
+            ex.notes.append(
+                f"response body truncated in the capture: kept {len(body)} of {self.resp_size} bytes"
+            )
+        self.capture(ex, None if raw is None else self.head_bytes(head) + raw)
+
+    def fill(self, ex: Exchange, status: int, meta: dict, outcome: str | None) -> None:
+        kind = self.channel.config.kind
+        ex.status = status
+        ex.meta.update(meta)
+        ex.ack_code = http_exchange.ack_code(kind, status, meta)
+        if outcome is None:
+            ex.outcome = http_exchange.response_outcome(kind, status, meta)
+
+    def exchange(self, outcome: str, response: bytes | None, *, error: str | None = None) -> Exchange:
+        channel = self.channel
+        kind = channel.config.kind
+        meta = dict(self.view.meta) if self.view is not None else {}
+        if self.resp_head is not None and response is not None and outcome != "ok":
+            meta["upstream_status"] = self.resp_head.status
+        request = b"".join(self.req_raw)
+        notes = list(self.notes)
+        if self.req_truncated:
+            notes.append(
+                f"request body truncated in the capture: kept {len(b''.join(self.req_data))} of "
+                f"{self.req_size} bytes"
+            )
+        ex = Exchange(
+            channel=channel.name,
+            protocol="http",
+            kind=kind,
+            started_at=self.started,
+            client_addr=self.conn.client_addr,
+            upstream_addr=self.upstream_addr,
+            request=request,
+            response=response,
+            outcome=outcome,
+            message_type=http_exchange.message_type(kind, meta),
+            control_id=http_exchange.control_id(kind, meta),
+            method=self.head.method,
+            path=self.head.target,
+            meta=meta,
+            error=error,
+            notes=notes,
+        )
+        if self.fault is not None:
+            ex.fault = self.fault.record()
+        ex.finish()
+        return ex
+
+    def capture(
+        self,
+        ex: Exchange,
+        data: bytes | None,
+        *,
+        bps: int | None = None,
+        hold: float = 0.0,
+        abort_after: bool = False,
+    ) -> None:
+        """Count and store the exchange; `data` (what the client still has to get) goes out once the
+        capture allows it (durable: after the commit)."""
+        self.done = True
+        if self.timer is not None and self.timer.active():
+            self.timer.cancel()
+        channel = self.channel
+        stats = channel.stats
+        stats.outcome(ex.outcome)
+        if ex.latency_ms is not None:
+            stats.observe_latency(ex.latency_ms / 1000.0)
+        if ex.outcome not in ("ok", "nak", "fault"):
+            channel.warn(ex)
+
+        def release() -> None:
+            if data:
+                self.conn.write(data, bps)
+            if abort_after:
+                self.conn.close(abort=False)
+            self.conn.flight_done(self)
+
+        def go() -> None:
+            if hold:
+                channel.reactor.callLater(hold, release)
+            else:
+                release()
+
+        writer = channel.writer
+        if writer is None:
+            go()
+            return
+        if not channel.durable:
+            try:
+                writer.submit(ex)
+            except Exception as exc:  # noqa: BLE001 - a closed writer must not kill the connection
+                channel.store_errors += 1
+                channel.log("error", f"capture failed: {exc}")
+            go()
+            return
+        call = channel.reactor.callFromThread
+
+        def committed(result: Any) -> None:
+            call(after_commit, result)
+
+        def after_commit(result: Any) -> None:
+            if isinstance(result, BaseException):
+                channel.store_errors += 1
+                channel.log(
+                    "error", f"channel {channel.name}: capture commit failed, response withheld: {result}"
+                )
+                self.conn.close(abort=True)
+                self.conn.flight_done(self)
+                return
+            go()
+
+        try:
+            writer.submit(ex, committed)
+        except Exception as exc:  # noqa: BLE001
+            after_commit(exc)
+
+    def finish(
+        self,
+        outcome: str,
+        response: bytes | None,
+        error: str,
+        *,
+        abort: bool = False,
+        close: bool = False,
+        upstream: tuple | None = None,
+    ) -> None:
+        """The client gets no (complete) response: record why and drop its connection."""
+        ex = self.exchange(outcome, response, error=error)
+        if upstream is not None:
+            head, _body, meta = upstream
+            ex.meta.update(meta)
+            ex.meta["upstream_status"] = head.status
+        if self.status_sent is not None:
+            ex.status = self.status_sent
+        self.close_after = True
+        self.conn.close(abort=abort)
+        self.capture(ex, None)
+
+
+class ClientConnection(protocol.Protocol, TimeoutMixin):
+    """One client connection: reads requests in order, one in flight at a time."""
+
+    def __init__(self, channel: HTTPChannel) -> None:
+        self.channel = channel
+        self.reader = MessageReader(request=True)
+        self.events: deque = deque()
+        self.flight: Flight | None = None
+        self.connected = False
+        self.closing = False
+        self.client_addr = "?"
+        self.client_host = "?"
+        self.outbox = _Outbox(channel.reactor)
+        self._paused_by: set[str] = set()
+
+    def connectionMade(self) -> None:
+        _nodelay(self.transport)
+        peer = self.transport.getPeer()
+        self.client_host = str(getattr(peer, "host", "?"))
+        self.client_addr = f"{self.client_host}:{getattr(peer, 'port', '?')}"
+        self.outbox.transport = self.transport
+        self.connected = True
+        self.channel.connections.add(self)
+        self.channel.stats.connection_opened()
+        self.setTimeout(self.channel.config.idle_timeout_s)
+        writer = self.channel.writer
+        if writer is not None and getattr(writer, "saturated", False):
+            self.set_store_pressure(True)
+
+    def dataReceived(self, data: bytes) -> None:
+        self.channel.stats.bytes_in += len(data)
+        self.resetTimeout()
+        if self.closing:
+            return
+        self.events.extend(self.reader.feed(data))
+        self.pump()
+
+    def connectionLost(self, reason: Any = None) -> None:
+        self.connected = False
+        self.setTimeout(None)
+        self.outbox.transport = None
+        self.channel.connections.discard(self)
+        self.channel.stats.connection_closed()
+        flight = self.flight
+        if flight is not None and not flight.done:
+            up = flight.upstream
+            flight.upstream = None
+            if up is not None:
+                up.flight = None
+                up.transport.abortConnection()  # its answer has nobody to go to
+            why = "client closed the connection before the response"
+            flight.finish("error", None, why)
+
+    def timeoutConnection(self) -> None:
+        if self.flight is None:
+            self.transport.loseConnection()
+        else:
+            self.resetTimeout()
+
+    def pump(self) -> None:
+        events = self.events
+        while events and not self.closing:
+            flight = self.flight
+            event = events[0]
+            cls = event.__class__
+            if cls is Head:
+                if flight is not None:
+                    return  # the next request waits until this one is answered
+                events.popleft()
+                self.begin(event)
+            elif cls is Body:
+                if flight is None or flight.req_done:
+                    return
+                events.popleft()
+                flight.request_body(event)
+            elif cls is End:
+                if flight is None or flight.req_done:
+                    return
+                events.popleft()
+                flight.request_end(event)
+                if flight.upstream is not None and flight.req_done:
+                    flight.request_streamed()
+            elif cls is Broken:
+                if flight is not None and not flight.req_done and flight.forwarding:
+                    events.popleft()
+                    up = flight.upstream
+                    flight.upstream = None
+                    if up is not None:
+                        up.flight = None
+                        up.transport.abortConnection()
+                    flight.finish("error", None, f"bad request body: {event.problem}", abort=True)
+                    return
+                if flight is not None:
+                    return
+                events.popleft()
+                self.refuse(
+                    event.status, _REASONS.get(event.status, "Bad Request"), f"bad request: {event.problem}"
+                )
+                return
+
+    def begin(self, head: Head) -> None:
+        cfg = self.channel.config
+        length = head.content_length
+        if length is not None and length > cfg.max_body_bytes:
+            self.refuse(
+                413,
+                "Content Too Large",
+                f"request body of {length} bytes is larger than max_body_bytes ({cfg.max_body_bytes}); "
+                "not forwarded",
+            )
+            return
+        flight = Flight(self, head)
+        self.flight = flight
+        if (head.get("Expect") or "").lower() == "100-continue":
+            flight.answered_continue = True
+            self.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+
+    def refuse(self, status: int, reason: str, text: str) -> None:
+        """Answer bad input ourselves and close: the rest of this connection's bytes cannot be trusted."""
+        flight = self.flight
+        self.closing = True
+        self.events.clear()
+        data = error_reply(status, reason, f"{status} {reason} from the harness proxy: {text}", close=True)
+        if flight is not None and not flight.done:
+            up = flight.upstream
+            flight.upstream = None
+            if up is not None:
+                up.flight = None
+                up.transport.abortConnection()
+            flight.close_after = True
+            flight.send_own(
+                status,
+                reason,
+                f"{status} {reason} from the harness proxy: {text}",
+                outcome="error",
+                error=text,
+            )
+            return
+        self.channel.stats.outcome("error")
+        self.write(data)
+        self.close()
+
+    def write(self, data: bytes, bps: int | None = None) -> None:
+        if self.connected and data:
+            self.channel.stats.bytes_out += len(data)
+            self.outbox.write(data, bps)
+
+    def close(self, abort: bool = False) -> None:
+        self.closing = True
+        if self.connected:
+            self.outbox.close(abort)
+
+    def flight_done(self, flight: Flight) -> None:
+        if flight is not self.flight:
+            return
+        self.flight = None
+        self._resume_all()
+        if flight.close_after or not flight.req_done:
+            self.close()
+            return
+        self.pump()
+
+    def pause(self, why: str) -> None:
+        if not self._paused_by and self.connected:
+            self.transport.pauseProducing()
+        self._paused_by.add(why)
+
+    def resume(self, why: str) -> None:
+        self._paused_by.discard(why)
+        if not self._paused_by and self.connected:
+            self.transport.resumeProducing()
+
+    def _resume_all(self) -> None:
+        for why in ("stream", "fault"):
+            if why in self._paused_by:
+                self.resume(why)
+
+    def set_store_pressure(self, on: bool) -> None:
+        if on:
+            self.pause("store")
+        else:
+            self.resume("store")
+
+
+_REASONS = {
+    400: "Bad Request",
+    413: "Content Too Large",
+    431: "Request Header Fields Too Large",
+    501: "Not Implemented",
+}
