@@ -74,6 +74,13 @@ def test_replay_to_mock_answering_some_ae(processes, tmp_path):
     assert proc.returncode == 1
     again = json.loads(proc.stdout)
     assert (again["new_error"], again["exact"] + again["equivalent"]) == (3, 9)
+    # a second run against the same target, compared with the first: the same answers, run to run
+    proc = harness("replay", "--store", str(store), "--to", f"127.0.0.1:{target}", "--json")
+    second = json.loads(proc.stdout)["run_id"]
+    proc = harness("compare", str(run_id), str(second), "--store", str(store), "--json")
+    assert proc.returncode == 0, proc.stdout
+    between = json.loads(proc.stdout)
+    assert between["exact"] + between["equivalent"] == 12 and between["new_error"] == 0
 
 
 def test_select_naks_for_one_channel_and_replay_with_rewrites(processes, tmp_path):
@@ -274,3 +281,29 @@ def test_bad_selection_creates_no_run(tmp_path):
     assert "nothing selected" in proc.stderr
     with Store(store) as s:
         assert s.runs() == []
+
+
+def test_ctrl_c_finishes_in_flight_and_the_run_resumes(processes, tmp_path):
+    store = tmp_path / "cap.db"
+    up = start_mock(processes, tmp_path / "up.log")
+    capture_through_proxy(processes, tmp_path, up, messages(30), store)
+    target_log = tmp_path / "target.log"
+    target = start_mock(processes, target_log)
+    args = ["replay", "--store", str(store), "--to", f"127.0.0.1:{target}", "--rate", "20"]
+    args += ["--concurrency", "2"]
+    child = processes.harness(*args, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 60
+    with Store(store) as s:
+        while not (s.runs("replay") and s.count(ExchangeFilter(run_id=s.runs("replay")[0].id)) >= 5):
+            assert child.poll() is None and time.monotonic() < deadline
+            time.sleep(0.01)
+        run_id = s.runs("replay")[0].id
+    os.kill(child.pid, signal.SIGINT)
+    _, err = child.communicate(timeout=30)
+    assert child.returncode == 1, err
+    assert f"--resume {run_id}" in err
+    with Store(store) as s:
+        assert s.get_run(run_id).status == "interrupted"
+    proc = harness("replay", "--store", str(store), "--resume", str(run_id), "--json")
+    assert proc.returncode == 0, proc.stderr
+    assert sorted(received_ids(target_log)) == sorted(f"MSG{i:05d}" for i in range(30))
