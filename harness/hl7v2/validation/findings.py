@@ -124,6 +124,10 @@ CODES: dict[str, tuple[str, str]] = {
     "HL7-ACK-CODE": (ERROR, "MSA-1 is not one of AA AE AR CA CE CR"),
     "HL7-ACK-CONTROL-ID": (ERROR, "MSA-2 (the acknowledged control id) is empty"),
     "HL7-ACK-NO-ERR": (INFO, "an error ACK without an ERR segment saying why"),
+    "HL7-INTERNAL": (
+        ERROR,
+        "the validator itself failed on this message (a bug); the message is still listed",
+    ),
     "PROFILE-MESSAGE-TYPE": (ERROR, "a message type the profile does not allow"),
     "PROFILE-VERSION": (ERROR, "a version other than the profile's"),
     "PROFILE-CHARSET": (ERROR, "a character set other than the profile's"),

@@ -399,6 +399,22 @@ class Validator:
                         )
                     )
                 return struct_field
+            name = f"{mtype}_{trigger}"
+            mapped = EVENT_STRUCTURES.get(name) or (name if name in structures else None)
+            if mapped and mapped in structures:
+                # a common sender habit (ADT^A04^ADT_A04): the structure id is outside table 0354, a table
+                # problem like any other coded value, while the event still names the structure to check
+                out.append(
+                    finding(
+                        "HL7-MSH-STRUCTURE-MISMATCH",
+                        Location(1, "MSH", 9, None, 3),
+                        f"MSH-9.3 {struct_field} is not a structure of HL7 {std.version}; "
+                        f"{mtype}^{trigger} uses {mapped}, which is checked",
+                        expected=mapped,
+                        actual=struct_field,
+                    )
+                )
+                return mapped
             out.append(
                 finding(
                     "HL7-MSH-STRUCTURE-UNKNOWN",

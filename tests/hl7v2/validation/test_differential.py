@@ -130,7 +130,7 @@ def event_structure(h, r, text):
     ):
         return False
     parts = (r.message_type or "").split("^")
-    return len(parts) == 2 and r.structure != f"{parts[0]}_{parts[1]}" and _msh9_3(text) == ""
+    return len(parts) == 2 and r.structure not in (f"{parts[0]}_{parts[1]}", _msh9_3(text))
 
 
 def ack_code(h, r, text):

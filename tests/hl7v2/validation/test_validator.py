@@ -95,7 +95,7 @@ def test_event_sharing_a_structure_and_structure_mismatch():
     assert r.structure == "ADT_A01" and r.valid
     bad = ADT.replace("ADT^A01^ADT_A01", "ADT^A04^ADT_A05")
     assert "HL7-MSH-STRUCTURE-MISMATCH" in {f.code for f in validate(bad.encode()).findings}
-    unknown = ADT.replace("ADT^A01^ADT_A01", "ADT^A01^XYZ_A99")
+    unknown = ADT.replace("ADT^A01^ADT_A01", "ADT^Z99^XYZ_A99")
     assert "HL7-MSH-STRUCTURE-UNKNOWN" in codes(validate(unknown.encode()))
 
 
@@ -160,3 +160,9 @@ def test_repeated_values_give_the_same_findings_every_time():
     odd = ADT.replace("^~\\&", "$~\\&").replace("^", "$").replace("MSH|$~", "MSH|$~")
     assert v.validate(odd.encode()).valid
     assert not v.validate(odd.replace("|19800101|M|", "|19801301|M|").encode()).valid
+
+
+def test_structure_id_outside_table_0354_falls_back_to_the_event():
+    r = validate(ADT.replace("ADT^A01^ADT_A01", "ADT^A04^ADT_A04").encode())
+    assert r.valid and r.structure == "ADT_A01"
+    assert [f.code for f in r.findings if f.code.startswith("HL7-MSH")] == ["HL7-MSH-STRUCTURE-MISMATCH"]
