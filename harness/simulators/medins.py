@@ -135,6 +135,7 @@ class _Bounded(OrderedDict):
 
     def __setitem__(self, key, value) -> None:
         super().__setitem__(key, value)
+        self.move_to_end(key)
         while len(self) > self.limit:
             self.popitem(last=False)
 
@@ -155,6 +156,9 @@ class MedinsSimulator:
         self.clock = clock
         self.persons: _Bounded = _Bounded(max_entries)
         self.visits: _Bounded = _Bounded(max_entries)
+        # Indexes so that no call scans every visit; entries may name evicted visits and are checked.
+        self.by_number: _Bounded = _Bounded(max_entries)  # (kind, ipt_otp_no/ipt_no) -> mdtrt_id
+        self.by_person: _Bounded = _Bounded(max_entries)  # psn_no -> [mdtrt_id, ...]
         self.messages: _Bounded = _Bounded(max_entries * 5)
         self.sign_ins: _Bounded = _Bounded(max_entries)
         self.serial = 0
@@ -430,6 +434,20 @@ class MedinsSimulator:
             raise MedinsError(f"mdtrt_id: visit {mdtrt_id} was cancelled")
         return visit
 
+    def _add_visit(self, visit: Visit) -> None:
+        self.visits[visit.mdtrt_id] = visit
+        self.by_number[(visit.kind, visit.number)] = visit.mdtrt_id
+        ids = [i for i in self.by_person.get(visit.psn_no, []) if i in self.visits]
+        self.by_person[visit.psn_no] = [*ids, visit.mdtrt_id]
+
+    def _by_number(self, kind: str, number: str) -> Visit | None:
+        """The live (not cancelled) visit registered under this outpatient/inpatient number."""
+        visit = self.visits.get(self.by_number.get((kind, number), ""))
+        return visit if visit is not None and visit.status != "cancelled" else None
+
+    def _visits_of(self, psn_no: str) -> list[Visit]:
+        return [self.visits[i] for i in self.by_person.get(psn_no, []) if i in self.visits]
+
     def _next_id(self, prefix: str) -> str:
         self.serial += 1
         return f"{prefix}{self.clock():%Y%m%d}{self.serial:010d}"
@@ -527,11 +545,11 @@ class MedinsSimulator:
         person = self._person(str(data["psn_no"]))
         self._check_insutype(person, data["insutype"], "input.data.insutype")
         number = str(data["ipt_otp_no"])
-        for visit in self.visits.values():
-            if visit.kind == "otp" and visit.number == number and visit.status != "cancelled":
-                raise MedinsError(
-                    f"input.data.ipt_otp_no: {number} is already registered as visit {visit.mdtrt_id}"
-                )
+        existing = self._by_number("otp", number)
+        if existing is not None:
+            raise MedinsError(
+                f"input.data.ipt_otp_no: {number} is already registered as visit {existing.mdtrt_id}"
+            )
         visit = Visit(
             self._next_id(env["mdtrtarea_admvs"]),
             person.psn_no,
@@ -540,7 +558,7 @@ class MedinsSimulator:
             number,
             "registered",
         )
-        self.visits[visit.mdtrt_id] = visit
+        self._add_visit(visit)
         effect["visit"] = visit.mdtrt_id
         return {"data": {"mdtrt_id": visit.mdtrt_id, "psn_no": person.psn_no, "ipt_otp_no": number}}
 
@@ -610,13 +628,13 @@ class MedinsSimulator:
         person = self._person(str(info["psn_no"]))
         self._check_insutype(person, info["insutype"], "input.mdtrtinfo.insutype")
         number = str(info["ipt_no"])
-        for visit in self.visits.values():
-            if visit.kind == "ipt" and visit.number == number and visit.status != "cancelled":
-                raise MedinsError(
-                    f"input.mdtrtinfo.ipt_no: {number} is already admitted as visit {visit.mdtrt_id}"
-                )
-        for visit in self.visits.values():
-            if visit.kind == "ipt" and visit.psn_no == person.psn_no and visit.status == "admitted":
+        existing = self._by_number("ipt", number)
+        if existing is not None:
+            raise MedinsError(
+                f"input.mdtrtinfo.ipt_no: {number} is already admitted as visit {existing.mdtrt_id}"
+            )
+        for visit in self._visits_of(person.psn_no):
+            if visit.kind == "ipt" and visit.status == "admitted":
                 raise MedinsError(
                     f"input.mdtrtinfo.psn_no: person {person.psn_no} is already in hospital "
                     f"(visit {visit.mdtrt_id})"
@@ -632,7 +650,7 @@ class MedinsSimulator:
             info=dict(info),
             diseases=list(inp["diseinfo"]),
         )
-        self.visits[visit.mdtrt_id] = visit
+        self._add_visit(visit)
         effect["visit"] = visit.mdtrt_id
         return {"result": {"mdtrt_id": visit.mdtrt_id, "psn_no": person.psn_no, "ipt_otp_no": number}}
 
@@ -701,8 +719,8 @@ class MedinsSimulator:
         self._person(psn_no)
         wanted = str(data.get("mdtrt_id") or "")
         rows = []
-        for visit in self.visits.values():
-            if visit.psn_no != psn_no or (wanted and visit.mdtrt_id != wanted):
+        for visit in self._visits_of(psn_no):
+            if wanted and visit.mdtrt_id != wanted:
                 continue
             rows.append(
                 {

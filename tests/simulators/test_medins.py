@@ -529,3 +529,33 @@ def test_5201_and_5203_queries():
         "S0",
         "not found",
     )
+
+
+def test_outpatient_number_is_unique_until_cancelled():
+    core = sim()
+    steps, values = medins_visit.steps(), {"sign_no": ""}
+    ok(post(core, medins_visit.fill(steps["1101"], values)))
+    first = ok(post(core, medins_visit.fill(steps["2201"], values)))["data"]
+    fail(
+        post(core, medins_visit.with_msgid(medins_visit.fill(steps["2201"], values), 40)),
+        "MZ202601050001",
+        "already registered",
+        first["mdtrt_id"],
+    )
+    cancel = {"psn_no": first["psn_no"], "mdtrt_id": first["mdtrt_id"], "ipt_otp_no": first["ipt_otp_no"]}
+    ok(
+        post(
+            core,
+            medins_visit.with_msgid(
+                dict(steps["2201"], infno="2202", sign_no="", input={"data": cancel}), 41
+            ),
+        )
+    )
+    second = ok(post(core, medins_visit.with_msgid(medins_visit.fill(steps["2201"], values), 42)))["data"]
+    assert second["mdtrt_id"] != first["mdtrt_id"]
+    query = dict(steps["2201"], infno="5201", sign_no="", input={"data": {"psn_no": first["psn_no"]}})
+    rows = ok(post(core, medins_visit.with_msgid(query, 43)))["mdtrtinfo"]
+    assert [(r["mdtrt_id"], r["vali_flag"]) for r in rows] == [
+        (first["mdtrt_id"], "0"),
+        (second["mdtrt_id"], "1"),
+    ]
