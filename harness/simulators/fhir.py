@@ -189,6 +189,7 @@ class FhirSimulator:
         self.default_count = default_count
         # (type, id) -> list of versions; a version is the stored resource dict, or None for a deletion.
         self.store: OrderedDict[tuple[str, str], list[dict | None]] = OrderedDict()
+        self.by_type: dict[str, dict[str, None]] = {}  # type -> ids in store order, so searches scan one type
         self.next_id = 0
 
     # ----------------------------------------------------------------- HTTP
@@ -387,8 +388,12 @@ class FhirSimulator:
             resource = {"resourceType": rtype, "id": rid, "meta": meta, **rest}
         self.store[(rtype, rid)] = [*history, resource]
         self.store.move_to_end((rtype, rid))
+        ids = self.by_type.setdefault(rtype, {})
+        ids.pop(rid, None)
+        ids[rid] = None
         while len(self.store) > self.max_resources:
-            self.store.popitem(last=False)
+            (old_type, old_id), _ = self.store.popitem(last=False)
+            self.by_type[old_type].pop(old_id, None)
         version = str(len(history) + 1)
         return {
             "version": version,
@@ -566,9 +571,9 @@ class FhirSimulator:
                 if warnings is not None:
                     warnings.append(issue(text + " (ignored)", severity="warning", code="not-supported"))
         found = []
-        for (t, _), history in self.store.items():
-            current = history[-1]
-            if t == rtype and current is not None and all(test(current) for test in tests):
+        for rid in self.by_type.get(rtype, ()):
+            current = self.store[(rtype, rid)][-1]
+            if current is not None and all(test(current) for test in tests):
                 found.append(current)
         return found
 
@@ -810,6 +815,9 @@ class FhirSimulator:
                 responses[index] = self._execute(plans[index], base_url, assigned=True)
         except FhirError as exc:
             self.store = snapshot
+            self.by_type = {}
+            for t, i in snapshot:
+                self.by_type.setdefault(t, {})[i] = None
             for p in exc.issues:
                 p["diagnostics"] = f"{plans[index]['where']}: {p['diagnostics']}"
             raise FhirError(exc.status, exc.issues) from None

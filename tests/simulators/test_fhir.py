@@ -259,6 +259,8 @@ def test_transaction_is_all_or_nothing_and_batch_is_per_entry(core):
     resp, body = call(core, "POST", "/fhir", tx)
     assert resp.status == 412 and "Bundle.entry[1]" in outcome_text(body)
     assert call(core, "GET", f"/fhir/Patient/{pid}")[0].status == 200
+    ids = [e["resource"]["id"] for e in call(core, "GET", "/fhir/Patient")[1]["entry"]]
+    assert pid in ids and "p2" not in ids
 
 
 def test_conditional_update(core):
@@ -284,6 +286,7 @@ def test_state_is_bounded(validator):
     for _ in range(8):
         call(core, "POST", "/fhir/Patient", patient())
     assert len(core.store) == 5
+    assert call(core, "GET", "/fhir/Patient")[1]["total"] == 5
 
 
 # Corpus bundles (FHIR-Converter output, type batch) posted as transactions. Those that fail must fail for a
