@@ -707,8 +707,9 @@ class FhirSimulator:
             )
         split = urlsplit(str(request["url"]))
         parts = [p for p in split.path.split("/") if p]
-        if parts and parts[0].startswith("http"):
-            parts = parts[2:]
+        base_parts = [p for p in self.base.split("/") if p]
+        if (split.scheme or split.path.startswith("/")) and parts[: len(base_parts)] == base_parts:
+            parts = parts[len(base_parts) :]  # an absolute URL or path under this server's base
         if not parts or not self.validator.is_resource_type(parts[0]):
             raise FhirError(
                 400,

@@ -263,6 +263,26 @@ def test_transaction_is_all_or_nothing_and_batch_is_per_entry(core):
     assert pid in ids and "p2" not in ids
 
 
+def test_entry_urls_may_be_absolute(core):
+    tx = {
+        "resourceType": "Bundle",
+        "type": "transaction",
+        "entry": [
+            {
+                "resource": patient(id="abs1"),
+                "request": {"method": "PUT", "url": "http://fhir.test/fhir/Patient/abs1"},
+            },
+            {"resource": patient(id="abs2"), "request": {"method": "PUT", "url": "/fhir/Patient/abs2"}},
+        ],
+    }
+    resp, body = call(core, "POST", "/fhir", tx)
+    assert resp.status == 200, body
+    assert [e["response"]["location"] for e in body["entry"]] == [
+        "Patient/abs1/_history/1",
+        "Patient/abs2/_history/1",
+    ]
+
+
 def test_conditional_update(core):
     ident = "urn:oid:2.16.156.10011.1.3|53010219850307123X"
     resp, body = call(core, "PUT", f"/fhir/Patient?identifier={ident}", patient())
