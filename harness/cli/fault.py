@@ -282,14 +282,19 @@ def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
                 raise AdminError(
                     "give the rule: --rule JSON, --rule @file.json, or --type ACTION with options"
                 )
+            token = _token(token_file)
+            # rules are checked against the channel's protocol (HTTP channels have their own actions)
+            info = _call(admin, token, "GET", _channel_path(channel), None, timeout)
+            protocol = info.get("protocol", "mllp")
             items = data if isinstance(data, list) else [data]
+            if protocol == "http" and rule is None and str(data["action"].get("code", "")).isdigit():
+                data["action"]["code"] = int(data["action"]["code"])  # --code 503: an HTTP status
             for i, item in enumerate(items):
                 try:
-                    parse_rule(item)
+                    parse_rule(item, protocol)
                 except RuleError as exc:
                     where = exc.within(f"[{i}]") if isinstance(data, list) else exc
                     raise AdminError(f"bad fault rule: {where}") from None
-            token = _token(token_file)
             reply = _call(admin, token, "POST", _channel_path(channel, "faults"), data, timeout)
             added = reply.get("rules") or [reply.get("rule")]
             for item in added:

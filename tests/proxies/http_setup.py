@@ -49,8 +49,8 @@ def write_http_config(
     return path, ports
 
 
-def run_proxy(processes: Any, config: Path, ports: dict[str, int]) -> Any:
-    proc = start_proxy(processes, config, next(iter(ports.values())))
+def run_proxy(processes: Any, config: Path, ports: dict[str, int], env: dict | None = None) -> Any:
+    proc = start_proxy(processes, config, next(iter(ports.values())), env=env)
     for port in ports.values():
         wait_for_port(port, proc=proc)
     return proc
