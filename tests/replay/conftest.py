@@ -3,12 +3,12 @@ made by a real `harness proxy` in front of it."""
 
 from __future__ import annotations
 
+import re
+import subprocess
 import time
 from pathlib import Path
 
 import pytest
-
-from tests.conftest import free_port
 
 
 def adt(i: int, patient: str, *, ts: str = "20261124233000", trigger: str = "A08") -> bytes:
@@ -20,19 +20,25 @@ def adt(i: int, patient: str, *, ts: str = "20261124233000", trigger: str = "A08
     ).encode()
 
 
-def start_mock(processes, log: Path, *args: str) -> int:
-    """`harness mock mllp` on a free port, logging to `log`; returns the port once it listens."""
-    port = free_port()
-    handle = open(log, "w")  # noqa: SIM115 - the child owns it; closed when the test ends
-    proc = processes.harness("mock", "mllp", "--listen", f"127.0.0.1:{port}", *args, stdout=handle)
+def _wait_listening(proc, log: Path, pattern: str, what: str) -> int:
+    """The port a child printed in its `... listening on HOST:PORT` line (it picked it: no port races)."""
     deadline = time.monotonic() + 20
-    while "listening on" not in log.read_text():
+    while True:
+        m = re.search(pattern, log.read_text(), re.M)
+        if m:
+            return int(m.group(1))
         if proc.poll() is not None:
-            raise RuntimeError(f"mock exited with {proc.returncode}: {log.read_text()}")
+            raise RuntimeError(f"{what} exited with {proc.returncode}: {log.read_text()}")
         if time.monotonic() > deadline:
-            raise TimeoutError(f"mock did not start: {log.read_text()}")
+            raise TimeoutError(f"{what} did not start: {log.read_text()}")
         time.sleep(0.05)
-    return port
+
+
+def start_mock(processes, log: Path, *args: str) -> int:
+    """`harness mock mllp` on a port of its choosing, logging to `log`; returns the port once it listens."""
+    handle = open(log, "w")  # noqa: SIM115 - the child owns it; closed when the test ends
+    proc = processes.harness("mock", "mllp", "--listen", "127.0.0.1:0", *args, stdout=handle)
+    return _wait_listening(proc, log, r"^listening on 127\.0\.0\.1:(\d+)", "mock")
 
 
 def received_ids(log: Path) -> list[str]:
@@ -63,14 +69,13 @@ def capture_through_proxy(
 
     from harness.mllp_client import MLLPClient
 
-    port = free_port()
     config = tmp_path / f"proxy-{channel}.yaml"
     config.write_text(
         "admin: off\n"
         "channels:\n"
         f"  {channel}:\n"
         "    protocol: mllp\n"
-        f"    listen: 127.0.0.1:{port}\n"
+        "    listen: 127.0.0.1:0\n"
         f"    upstream: 127.0.0.1:{upstream_port}\n"
         "    capture: durable\n"
         "    ack_timeout_s: 2\n"
@@ -78,14 +83,10 @@ def capture_through_proxy(
     )
     log = tmp_path / f"proxy-{channel}.log"
     handle = open(log, "w")  # noqa: SIM115 - the child owns it
-    proc = processes.harness("proxy", "--config", str(config), "--store", str(store_path), stdout=handle)
-    deadline = time.monotonic() + 20
-    while "listening on" not in log.read_text():
-        if proc.poll() is not None:
-            raise RuntimeError(f"proxy exited with {proc.returncode}: {log.read_text()}")
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"proxy did not start: {log.read_text()}")
-        time.sleep(0.05)
+    proc = processes.harness(
+        "proxy", "--config", str(config), "--store", str(store_path), stdout=handle, stderr=subprocess.STDOUT
+    )
+    port = _wait_listening(proc, log, rf"channel {channel} listening on 127\.0\.0\.1:(\d+)", "proxy")
     with MLLPClient("127.0.0.1", port, timeout=5) as client:
         for payload in messages:
             client.send(payload)
