@@ -68,7 +68,7 @@ class SimulatorResource(resource.Resource):
             body = content.read()
         req = HttpRequest(
             method=request.method.decode("latin-1"),
-            target=request.uri.decode("latin-1"),
+            target=request.uri.decode("utf-8", "replace"),  # raw non-ASCII query text is usually UTF-8
             headers=headers,
             body=body,
         )
