@@ -10,10 +10,12 @@ never reaches a sender before its exchange is on disk.
 
 from __future__ import annotations
 
+import math
 import sys
 import time
 from collections import deque
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 from twisted.internet import protocol
@@ -75,6 +77,7 @@ class MLLPChannel:
         self.log = log
         self.connections: set[SenderConnection] = set()
         self.store_errors = 0
+        self.relay = CommitRelay(reactor)
         self._warned: dict[str, tuple[float, int]] = {}
         self._upstream_tls = self._client_tls_options() if config.upstream_tls is not None else None
 
@@ -186,22 +189,97 @@ def _load_certificates(path: Any) -> list[Any]:
     return certs
 
 
+def direct_write(transport: Any, data: bytes) -> None:
+    """Write now when the transport has nothing buffered, else through Twisted's buffer.
+
+    Twisted's TCP `write` only buffers and waits for the next reactor turn (two epoll changes and a
+    loop iteration per write); one small reply per message makes that the largest per-message cost.
+    Sending at once when nothing is queued keeps the byte order (Twisted's buffer is empty, so
+    nothing could overtake) and hands the rest to Twisted when the kernel takes only part.
+    """
+    sock = getattr(transport, "socket", None)
+    if (
+        sock is not None
+        and transport.connected
+        and not transport.disconnecting
+        and not transport._tempDataLen
+        and transport.offset == len(transport.dataBuffer)
+    ):
+        try:
+            sent = sock.send(data)
+        except (BlockingIOError, InterruptedError):
+            sent = 0
+        except OSError:
+            sent = 0  # Twisted's own write path reports the error as a lost connection
+        if sent == len(data):
+            return
+        data = data[sent:]
+    transport.write(data)
+
+
+def _supports_direct_write(transport: Any) -> bool:
+    from twisted.internet.tcp import Connection
+
+    return isinstance(transport, Connection) and all(
+        hasattr(transport, name) for name in ("_tempDataLen", "offset", "dataBuffer", "socket")
+    )
+
+
+class CommitRelay:
+    """Hands durable-commit callbacks from the writer thread to the reactor, one wake-up per batch.
+
+    A group commit finishes many exchanges at once; one `callFromThread` for all of them (instead of
+    one each) keeps the reactor from being woken per message.
+    """
+
+    def __init__(self, reactor: Any) -> None:
+        self.reactor = reactor
+        self.queue: deque = deque()
+        self.scheduled = False
+
+    def __call__(self, conn: SenderConnection, entry: list, result: Any) -> None:
+        """Runs on the writer thread."""
+        self.queue.append((conn, entry, result))
+        if not self.scheduled:
+            self.scheduled = True
+            self.reactor.callFromThread(self.drain)
+
+    def drain(self) -> None:
+        self.scheduled = False
+        queue = self.queue
+        while queue:
+            conn, entry, result = queue.popleft()
+            conn.committed(entry, result)
+
+
 class _Outbox:
     """Writes to one transport in order; a throttled write holds back everything queued after it."""
 
-    __slots__ = ("reactor", "transport", "queue", "busy", "on_idle")
+    __slots__ = ("reactor", "_transport", "queue", "busy", "on_idle", "direct")
 
     def __init__(self, reactor: Any, on_idle: Callable[[], None] | None = None) -> None:
         self.reactor = reactor
-        self.transport: Any = None
+        self._transport: Any = None
         self.queue: deque = deque()
         self.busy = False
         self.on_idle = on_idle
+        self.direct = False
+
+    @property
+    def transport(self) -> Any:
+        return self._transport
+
+    @transport.setter
+    def transport(self, transport: Any) -> None:
+        self._transport = transport
+        self.direct = transport is not None and _supports_direct_write(transport)
 
     def write(self, data: bytes, bps: int | None = None) -> None:
         if not self.busy and not self.queue and bps is None:
-            if self.transport is not None:
-                self.transport.write(data)
+            if self.direct:
+                direct_write(self._transport, data)
+            elif self._transport is not None:
+                self._transport.write(data)
             return
         self.queue.append(("write", data, bps))
         self._pump()
@@ -284,7 +362,9 @@ class SenderConnection(protocol.Protocol):
         self.reactor = channel.reactor
         self.session: MLLPSession | None = None
         self.upstream: UpstreamConnection | None = None
-        self.timers: dict[tuple, Any] = {}
+        self.deadlines: dict[tuple, float] = {}
+        self._tick: Any = None
+        self._tick_at = math.inf
         self.ops: deque = deque()
         """Sender-bound actions in order: [ready, actions] entries (ready once their capture allows)."""
         self.to_sender = _Outbox(self.reactor, on_idle=self._flush)
@@ -338,9 +418,7 @@ class SenderConnection(protocol.Protocol):
             elif cls is StartTimer:
                 self._start_timer(action)
             elif cls is CancelTimer:
-                timer = self.timers.pop(action.key, None)
-                if timer is not None and timer.active():
-                    timer.cancel()
+                self.deadlines.pop(action.key, None)
             elif cls is Connect:
                 self._connect()
             elif cls is CloseUpstream:
@@ -375,15 +453,10 @@ class SenderConnection(protocol.Protocol):
             return
         entry = [False, deque(cap.then)]
         self.ops.append(entry)
-        call = self.reactor.callFromThread
-
-        def committed(result: Any) -> None:
-            call(self._committed, entry, result)
-
         try:
-            writer.submit(ex, committed)
+            writer.submit(ex, partial(channel.relay, self, entry))
         except Exception as exc:  # noqa: BLE001
-            self._committed(entry, exc)
+            self.committed(entry, exc)
 
     def _then(self, then: list) -> None:
         if not then:
@@ -395,7 +468,7 @@ class SenderConnection(protocol.Protocol):
             for action in then:
                 self._sender_action(action)
 
-    def _committed(self, entry: list, result: Any) -> None:
+    def committed(self, entry: list, result: Any) -> None:
         if isinstance(result, BaseException):
             # Not on disk: the sender must not get the reply (durable promise); closing makes it resend.
             self.channel.store_errors += 1
@@ -432,14 +505,37 @@ class SenderConnection(protocol.Protocol):
             self._start_timer(action)
 
     def _start_timer(self, action: StartTimer) -> None:
-        old = self.timers.pop(action.key, None)
-        if old is not None and old.active():
-            old.cancel()
-        self.timers[action.key] = self.reactor.callLater(action.seconds, self._fire, action.key)
+        """Timers are deadlines in a dict under one reactor call (cancelling is a dict pop).
 
-    def _fire(self, key: tuple) -> None:
-        self.timers.pop(key, None)
-        self.run(self.session.timer(key))
+        Every message starts and cancels an ACK timer; a DelayedCall each would cost more than the
+        rest of the message's bookkeeping.
+        """
+        at = self.reactor.seconds() + action.seconds
+        self.deadlines[action.key] = at
+        if at < self._tick_at:
+            self._schedule(at)
+
+    def _schedule(self, at: float) -> None:
+        delay = max(0.0, at - self.reactor.seconds())
+        if self._tick is not None and self._tick.active():
+            self._tick.reset(delay)
+        else:
+            self._tick = self.reactor.callLater(delay, self._on_tick)
+        self._tick_at = at
+
+    def _on_tick(self) -> None:
+        self._tick = None
+        self._tick_at = math.inf
+        now = self.reactor.seconds()
+        due = sorted((at, key) for key, at in self.deadlines.items() if at <= now)
+        for at, key in due:
+            if self.deadlines.get(key) == at:
+                del self.deadlines[key]
+                self.run(self.session.timer(key))
+        if self.deadlines:
+            first = min(self.deadlines.values())
+            if first < self._tick_at:
+                self._schedule(first)
 
     # -- upstream ------------------------------------------------------------------------------------
 
@@ -506,7 +602,8 @@ class SenderConnection(protocol.Protocol):
 
     def _maybe_done(self) -> None:
         if self.session is not None and self.session.finished and not self.ops and self.upstream is None:
-            for timer in self.timers.values():
-                if timer.active():
-                    timer.cancel()
-            self.timers.clear()
+            self.deadlines.clear()
+            if self._tick is not None and self._tick.active():
+                self._tick.cancel()
+            self._tick = None
+            self._tick_at = math.inf

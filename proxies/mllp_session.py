@@ -479,7 +479,7 @@ class MLLPSession:
 
     def _on_reply(self, payload: bytes, actions: list) -> None:
         now = self.clock()
-        meta = extract(payload, self.settings.charset)
+        meta = reply_meta(payload, self.settings.charset)
         key = meta.ack_control_id or ""
         self._replies_on_connection += 1
         for i, req in enumerate(self._in_flight):
@@ -792,6 +792,33 @@ class MLLPSession:
             self.upstream_state = "closing"
             return
         self.finished = True
+
+
+def reply_meta(payload: bytes, charset: str | None = None) -> Meta:
+    """What matching a reply needs (MSA-1, MSA-2), read straight from the bytes when that is safe.
+
+    A plain ACK (MSH with the usual delimiters, an all-ASCII MSA line without escapes) is read with
+    two splits; anything else goes through `harness.hl7v2.meta.extract`, which decodes first.
+    """
+    if payload[:3] == b"MSH" and len(payload) > 8:
+        fsep = payload[3:4]
+        comp = payload[4:5]
+        rep = payload[5:6]
+        esc = payload[6:7]
+        pos = payload.find(b"\rMSA" + fsep)
+        if pos > 0 and fsep not in (comp, esc, b"\r"):
+            end = payload.find(b"\r", pos + 1)
+            line = payload[pos + 1 : end if end > 0 else len(payload)]
+            if line.isascii() and esc not in line and rep not in line:
+                fields = line.split(fsep)
+                code = fields[1].split(comp, 1)[0] if len(fields) > 1 else b""
+                cid = fields[2].split(comp, 1)[0] if len(fields) > 2 else b""
+                return Meta(
+                    ack_code=code.decode("ascii") or None,
+                    ack_control_id=cid.decode("ascii") or None,
+                    charset=charset,
+                )
+    return extract(payload, charset)
 
 
 def _ack_code_of(response: bytes | None) -> str | None:

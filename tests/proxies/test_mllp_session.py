@@ -358,3 +358,24 @@ def test_reading_pauses_when_too_many_requests_queue_up():
     d = Driver()
     out = d.send(*[adt(f"Q{i}") for i in range(1000)])
     assert of(out, PauseSender) == [PauseSender()]
+
+
+@pytest.mark.parametrize(
+    "reply",
+    [
+        b"MSH|^~\\&|HC||HIS||20260101||ACK^A01^ACK|X1|P|2.5\rMSA|AA|C1\r",
+        b"MSH|^~\\&|HC||HIS||20260101||ACK|X1|P|2.5\rMSA|AE|C1^X|text\rERR|||207\r",
+        b"MSH|^~\\&|HC||HIS||20260101||ACK|X1|P|2.5\rMSA|AA|C\\T\\1\r",
+        b"MSH|^~\\&|HC||HIS||20260101||ACK|X1|P|2.5\rMSA|AA|C1~C2\r",
+        b"MSH#^~\\&#HC##HIS##20260101##ACK#X1#P#2.5\rMSA#CA#C7\r",
+        b"MSH|^~\\&|HC||HIS||20260101||ACK|X1|P|2.5|||||CHN|GBK\rMSA|AA|\xd5\xc5\r",
+        b"MSH|^~\\&|HC||HIS||20260101||ACK|X1|P|2.5\rMSA|AR|\r",
+        b"MSH|^~\\&|HC||HIS||20260101||ACK|X1|P|2.5\r",
+        b"not an ack",
+    ],
+)
+def test_the_lean_reply_reader_agrees_with_extract(reply):
+    from proxies.mllp_session import reply_meta
+
+    lean, full = reply_meta(reply), extract(reply)
+    assert (lean.ack_code, lean.ack_control_id) == (full.ack_code, full.ack_control_id)
