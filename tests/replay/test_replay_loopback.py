@@ -174,8 +174,8 @@ def test_replay_to_hl7apy_mllp_server(processes, tmp_path):
     store = tmp_path / "cap.db"
     up = start_mock(processes, tmp_path / "up.log")
     capture_through_proxy(processes, tmp_path, up, messages(8), store)
-    port = free_port()
-    server = MLLPServer("127.0.0.1", port, {"ADT^A08^ADT_A01": (Ack,), "ADT^A08": (Ack,)})
+    server = MLLPServer("127.0.0.1", 0, {"ADT^A08^ADT_A01": (Ack,), "ADT^A08": (Ack,)})
+    port = server.server_address[1]
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
