@@ -8,7 +8,6 @@ the field and the problem. Tables, code sets and diseases come from specs/cdc/*.
 
 from __future__ import annotations
 
-import json
 import re
 from collections import Counter
 from collections.abc import Callable
@@ -19,7 +18,7 @@ from typing import Any
 import yaml
 
 from harness import idcard
-from harness.simulators.wire import HttpRequest, HttpResponse, json_response
+from harness.simulators.wire import HttpRequest, HttpResponse, JsonBodyError, json_response, load_json
 
 SPEC_DIR = Path(__file__).resolve().parents[2] / "specs" / "cdc"
 PREFIX = "/cdc/"
@@ -79,14 +78,9 @@ class CdcFrontEnd:
             resp.headers["Allow"] = "POST"
             return resp
         try:
-            value = json.loads(request.body.decode("utf-8"))
-        except UnicodeDecodeError as exc:
-            return json_response(
-                400, {"result": False, "reasons": [f"body is not UTF-8 (byte offset {exc.start})"]}
-            )
-        except json.JSONDecodeError as exc:
-            reason = f"body is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
-            return json_response(400, {"result": False, "reasons": [reason]})
+            value = load_json(request.body)
+        except JsonBodyError as exc:
+            return json_response(400, {"result": False, "reasons": [str(exc)]})
         reasons = self.check(table, value)
         if reasons:
             return json_response(200, {"result": False, "reasons": reasons})

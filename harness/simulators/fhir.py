@@ -22,7 +22,7 @@ from urllib.parse import parse_qsl, quote, urlsplit
 
 import yaml
 
-from harness.simulators.wire import HttpRequest, HttpResponse
+from harness.simulators.wire import HttpRequest, HttpResponse, JsonBodyError, load_json
 
 SPEC = Path(__file__).resolve().parents[2] / "specs" / "fhir" / "required-bindings.yaml"
 FHIR_JSON = "application/fhir+json; charset=utf-8"
@@ -281,21 +281,9 @@ class FhirSimulator:
                 ],
             )
         try:
-            value = json.loads(request.body.decode("utf-8"))
-        except UnicodeDecodeError as exc:
-            raise FhirError(
-                400, [issue(f"body is not UTF-8 (byte offset {exc.start})", code="structure")]
-            ) from None
-        except json.JSONDecodeError as exc:
-            raise FhirError(
-                400,
-                [
-                    issue(
-                        f"body is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}",
-                        code="structure",
-                    )
-                ],
-            ) from None
+            value = load_json(request.body)
+        except JsonBodyError as exc:
+            raise FhirError(400, [issue(str(exc), code="structure")]) from None
         if not isinstance(value, dict):
             raise FhirError(
                 400,

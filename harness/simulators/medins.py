@@ -29,7 +29,7 @@ from typing import Any
 import yaml
 
 from harness import idcard
-from harness.simulators.wire import HttpRequest, HttpResponse, json_response
+from harness.simulators.wire import HttpRequest, HttpResponse, JsonBodyError, json_response, load_json
 
 SPEC_DIR = Path(__file__).resolve().parents[2] / "specs" / "medins"
 GATEWAY_PATH = "/fsi/api/rsfComIfsService/callService"
@@ -200,19 +200,9 @@ class MedinsSimulator:
     @staticmethod
     def _parse(body: bytes) -> dict:
         try:
-            text = body.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            raise MedinsError(
-                f"request body is not UTF-8: byte 0x{body[exc.start]:02x} at offset {exc.start}"
-            ) from None
-        if not text.strip():
-            raise MedinsError("request body is empty; expected a JSON object")
-        try:
-            value = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise MedinsError(
-                f"request body is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
-            ) from None
+            value = load_json(body)
+        except JsonBodyError as exc:
+            raise MedinsError(f"request {exc}") from None
         if not isinstance(value, dict):
             raise MedinsError(f"request body must be a JSON object, got {type(value).__name__}")
         return value

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 from urllib.parse import parse_qsl, urlsplit
 
 
@@ -39,6 +39,47 @@ class HttpResponse:
     status: int
     headers: dict[str, str] = field(default_factory=dict)
     body: bytes = b""
+
+
+MAX_JSON_DEPTH = 64
+
+
+class JsonBodyError(ValueError):
+    """The body is not usable JSON; the message says what and where (phrased after 'body')."""
+
+
+def load_json(body: bytes) -> Any:
+    """Parse a request body strictly as UTF-8 JSON, nested at most MAX_JSON_DEPTH levels.
+
+    The depth limit keeps a hostile body from exhausting the recursion of the parser or of the cores'
+    own walks (a RecursionError would otherwise surface as a 500 instead of a clear answer).
+    """
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise JsonBodyError(
+            f"body is not UTF-8: byte 0x{body[exc.start]:02x} at offset {exc.start}"
+        ) from None
+    if not text.strip():
+        raise JsonBodyError("body is empty; expected JSON")
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise JsonBodyError(
+            f"body is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
+        ) from None
+    except RecursionError:
+        raise JsonBodyError(f"body nests JSON deeper than {MAX_JSON_DEPTH} levels") from None
+    stack = [(value, 1)]
+    while stack:  # iterative, so the check itself cannot recurse too deeply
+        item, depth = stack.pop()
+        children = item.values() if isinstance(item, dict) else item if isinstance(item, list) else ()
+        for child in children:
+            if isinstance(child, dict | list):
+                if depth + 1 > MAX_JSON_DEPTH:
+                    raise JsonBodyError(f"body nests JSON deeper than {MAX_JSON_DEPTH} levels")
+                stack.append((child, depth + 1))
+    return value
 
 
 def json_response(
