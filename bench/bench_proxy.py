@@ -1,0 +1,248 @@
+"""MLLP proxy throughput and latency against a direct baseline measured in the same run.
+
+Sender, proxy and ACK upstream run as separate processes on loopback: `harness mock mllp` answers AA;
+each of N sender processes keeps one connection and sends 1 KB ADT^A01 messages stop-and-wait (the way
+HIS senders do), timing every round trip. One run measures: direct to the upstream, through
+`harness proxy` with capture fast, and with capture durable; then prints msg/s, p50/p99 latency and
+the ratios against direct.
+
+    .venv/bin/python bench/bench_proxy.py [--messages 3000] [--connections 4] [--size 1024]
+
+Goals: fast >= 0.6 x direct throughput with <= 1 ms added p50; durable >= 0.3 x direct.
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing as mp
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+HARNESS = [sys.executable, "-m", "harness"]
+
+
+def adt(control_id: str, size: int) -> bytes:
+    msg = (
+        f"MSH|^~\\&|HIS|HOSP|HC|HOSP|20260101120000||ADT^A01^ADT_A01|{control_id}|P|2.5\r"
+        "EVN|A01|20260101120000\r"
+        "PID|1||900001^^^HOSP^MR||ZHANG^SAN^^^^^L||19800101|M|||KUNMING RD 1^^KUNMING^YN^650000\r"
+        "PV1|1|I|W1^101^1||||D001^LI^SI\r"
+    )
+    if size > len(msg) + 9:
+        msg += "NTE|1||" + "x" * (size - len(msg) - 9) + "\r"
+    return msg.encode("ascii")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for_port(port: int, proc: subprocess.Popen, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{proc.args} exited with {proc.returncode}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise TimeoutError(f"nothing listening on {port}")
+
+
+def start(args: list[str], port: int) -> subprocess.Popen:
+    proc = subprocess.Popen(
+        [*HARNESS, *args], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    wait_for_port(port, proc)
+    return proc
+
+
+def stop(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+def sender(port: int, worker: int, count: int, warmup: int, size: int, barrier, results) -> None:
+    sock = socket.create_connection(("127.0.0.1", port))
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    frames = [b"\x0b" + adt(f"W{worker}-{i:07d}", size) + b"\x1c\r" for i in range(warmup + count)]
+    latencies = []
+    buf = b""
+    perf = time.perf_counter
+
+    def round_trip(frame: bytes) -> None:
+        nonlocal buf
+        sock.sendall(frame)
+        while b"\x1c\r" not in buf:
+            chunk = sock.recv(65536)
+            if not chunk:
+                raise ConnectionError("closed by peer")
+            buf += chunk
+        end = buf.index(b"\x1c\r") + 2
+        reply, buf = buf[:end], buf[end:]
+        if b"MSA|AA|" not in reply:
+            raise RuntimeError(f"not accepted: {reply[:120]!r}")
+
+    for frame in frames[:warmup]:
+        round_trip(frame)
+    barrier.wait()
+    started = perf()
+    for frame in frames[warmup:]:
+        t0 = perf()
+        round_trip(frame)
+        latencies.append(perf() - t0)
+    results.put((worker, started, perf(), latencies))
+    sock.close()
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (from /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def measure(
+    port: int,
+    connections: int,
+    messages: int,
+    size: int,
+    watch: int | None = None,
+    upstream: int | None = None,
+) -> dict:
+    per = messages // connections
+    ctx = mp.get_context("fork")
+    barrier = ctx.Barrier(connections)
+    results = ctx.Queue()
+    procs = [
+        ctx.Process(target=sender, args=(port, w, per, min(200, per), size, barrier, results))
+        for w in range(connections)
+    ]
+    for p in procs:
+        p.start()
+    cpu_before = cpu_seconds(watch) if watch else 0.0
+    up_before = cpu_seconds(upstream) if upstream else 0.0
+    got = [results.get(timeout=600) for _ in procs]
+    cpu_after = cpu_seconds(watch) if watch else 0.0
+    up_after = cpu_seconds(upstream) if upstream else 0.0
+    for p in procs:
+        p.join()
+        if p.exitcode:
+            raise RuntimeError(f"a sender failed (exit {p.exitcode})")
+    start_t = min(g[1] for g in got)
+    end_t = max(g[2] for g in got)
+    lat = sorted(x for g in got for x in g[3])
+    total = len(lat) + connections * min(200, per)
+    return {
+        "msg_s": len(lat) / (end_t - start_t),
+        "up_cpu_us": (up_after - up_before) / total * 1e6,
+        "p50_ms": lat[len(lat) // 2] * 1000,
+        "p99_ms": lat[min(len(lat) - 1, int(len(lat) * 0.99))] * 1000,
+        "n": len(lat),
+        "cpu_us": (cpu_after - cpu_before) / total * 1e6 if watch else None,
+    }
+
+
+def proxy_config(folder: Path, port: int, upstream: int, capture: str) -> Path:
+    path = folder / f"bench-{capture}.yaml"
+    path.write_text(
+        f"store: {folder / ('bench-' + capture + '.db')}\n"
+        "admin: off\n"
+        "channels:\n"
+        "  adt:\n"
+        f"    listen: 127.0.0.1:{port}\n"
+        f"    upstream: 127.0.0.1:{upstream}\n"
+        f"    capture: {capture}\n"
+    )
+    return path
+
+
+def median(values: list[float]) -> float:
+    ordered = sorted(values)
+    return ordered[len(ordered) // 2]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--messages", type=int, default=3000, help="measured messages per run (all senders)")
+    parser.add_argument("--connections", type=int, default=4)
+    parser.add_argument("--size", type=int, default=1024, help="message size in bytes")
+    parser.add_argument(
+        "--rounds", type=int, default=3, help="direct/fast/durable runs interleaved this many times (medians)"
+    )
+    args = parser.parse_args()
+
+    up_port = free_port()
+    upstream = subprocess.Popen(
+        [*HARNESS, "mock", "mllp", "--listen", f"127.0.0.1:{up_port}"], cwd=ROOT,
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+    )
+    runs: dict[str, list[dict]] = {"direct": [], "proxy fast": [], "proxy durable": []}
+    try:
+        wait_for_port(up_port, upstream)
+        with tempfile.TemporaryDirectory(prefix="bench-proxy-") as tmp:
+            proxies = {}
+            for capture in ("fast", "durable"):
+                port = free_port()
+                config = proxy_config(Path(tmp), port, up_port, capture)
+                proxies[capture] = (start(["proxy", "--config", str(config)], port), port)
+            try:
+                for _ in range(args.rounds):
+                    runs["direct"].append(
+                        measure(up_port, args.connections, args.messages, args.size, upstream=upstream.pid)
+                    )
+                    for capture, (proxy, port) in proxies.items():
+                        runs[f"proxy {capture}"].append(
+                            measure(
+                                port, args.connections, args.messages, args.size,
+                                watch=proxy.pid, upstream=upstream.pid,
+                            )
+                        )
+            finally:
+                for proxy, _ in proxies.values():
+                    stop(proxy)
+    finally:
+        stop(upstream)
+
+    rows = {
+        name: {key: median([r[key] for r in results]) if results[0][key] is not None else None
+               for key in ("msg_s", "p50_ms", "p99_ms", "cpu_us", "up_cpu_us")}
+        for name, results in runs.items()
+    }
+    direct = rows["direct"]
+    print(
+        f"{args.connections} connections, {args.size}-byte ADT^A01, {args.messages} messages per run, "
+        f"{args.rounds} interleaved rounds (medians), {os.cpu_count()} CPUs"
+    )
+    header = f"{'run':<14} {'msg/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'x direct':>9} {'+p50 ms':>8}"
+    print(f"{header} {'proxy CPU':>12} {'upstream CPU':>13}")
+    for name, r in rows.items():
+        ratio = r["msg_s"] / direct["msg_s"]
+        added = r["p50_ms"] - direct["p50_ms"]
+        cpu = f"{r['cpu_us']:.0f} us/msg" if r["cpu_us"] is not None else "-"
+        line = f"{name:<14} {r['msg_s']:>9.0f} {r['p50_ms']:>8.3f} {r['p99_ms']:>8.3f} {ratio:>9.2f}"
+        print(f"{line} {added:>8.3f} {cpu:>12} {r['up_cpu_us']:>6.0f} us/msg")
+    fast, durable = rows["proxy fast"], rows["proxy durable"]
+    fast_ok = fast["msg_s"] >= 0.6 * direct["msg_s"] and fast["p50_ms"] - direct["p50_ms"] <= 1.0
+    durable_ok = durable["msg_s"] >= 0.3 * direct["msg_s"]
+    print(f"goal fast >= 0.6x direct and <= +1 ms p50: {'met' if fast_ok else 'NOT met'}")
+    print(f"goal durable >= 0.3x direct: {'met' if durable_ok else 'NOT met'}")
+
+
+if __name__ == "__main__":
+    main()
