@@ -228,16 +228,19 @@ class Profile:
             )
             return
         text = _unescape(value, view)
-        if rule.values is not None and text not in rule.values:
+        code = text
+        if rule.component is None and view.comp in value:  # a field-level value set binds the code
+            code = _unescape(value.split(view.comp, 1)[0], view)
+        if rule.values is not None and code not in rule.values:
             where = f"value set {rule.value_set}" if rule.value_set else "the allowed values"
             shown = sorted(rule.values)
             out.append(
                 finding(
                     "PROFILE-VALUE-SET",
                     loc,
-                    f"{rule.path} value {text!r} is not in {where} of profile {self.name}",
+                    f"{rule.path} value {code!r} is not in {where} of profile {self.name}",
                     expected=" ".join(shown[:12]) + (" …" if len(shown) > 12 else ""),
-                    actual=text,
+                    actual=code,
                 )
             )
         if rule.pattern is not None and not rule.pattern.fullmatch(text):

@@ -147,3 +147,16 @@ def test_xml_errors(tmp_path):
     bad.write_text("<Other/>", encoding="utf-8")
     with pytest.raises(profiles.ProfileError, match="HL7v2xConformanceProfile"):
         profiles.load(bad)
+
+
+def test_field_level_value_set_binds_the_code_component(tmp_path):
+    prof = tmp_path / "p.yaml"
+    prof.write_text(
+        "name: p\nfields:\n  PV1-10: {values: ['0101']}\n  PID-8: {values: [M]}\n", encoding="utf-8"
+    )
+    p = profiles.load(prof)
+    msg = ADT.replace("|||0101|||", "|||0101^心血管内科|||").replace("|M|", "|M^男|")
+    assert pcodes(run(p, msg)) == []
+    assert ("PROFILE-VALUE-SET", "4:PV1-10") in pcodes(
+        run(p, msg.replace("0101^心血管内科", "0102^呼吸内科"))
+    )
