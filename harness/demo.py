@@ -190,8 +190,170 @@ class Judge:
         ctx.echo(f"  {len(ctx.results)} message(s) sent, all accepted (AA/CA)")
 
 
+class ProxyRun:
+    """What the proxy steps share: the proxy's files under reports/ and its admin API."""
+
+    def __init__(self, reports: Path = ROOT / "reports") -> None:
+        self.reports = reports
+        self.store = reports / "demo-captures.db"
+        self.config = reports / "demo-proxy.yaml"
+        self.token = ""
+        self.admin_url: str | None = None
+        self.fault_rules = 0
+
+
+_TOKEN_ENV = "HARNESS_ADMIN_TOKEN"
+_ADMIN = re.compile(r"admin API listening on (?P<host>[^\s]+):(?P<port>\d+)")
+
+
+class StartProxy:
+    name = "start harness proxy in front of it (capture store under reports/)"
+
+    def __init__(self, run: ProxyRun) -> None:
+        self.run_state = run
+
+    def run(self, ctx: DemoContext) -> None:
+        import secrets
+
+        state = self.run_state
+        if ctx.target is None:
+            raise DemoFailure("no upstream to put the proxy in front of")
+        state.reports.mkdir(parents=True, exist_ok=True)
+        for suffix in ("", "-wal", "-shm"):  # a fresh store for every demo run
+            Path(f"{state.store}{suffix}").unlink(missing_ok=True)
+        state.token = secrets.token_hex(16)
+        host, port = ctx.target
+        state.config.write_text(
+            "# written by `harness demo`\n"
+            f"store: {state.store}\n"
+            "admin: {listen: '127.0.0.1:0'}  # token: HARNESS_ADMIN_TOKEN in the proxy's environment\n"
+            "channels:\n"
+            "  demo:\n"
+            "    listen: 127.0.0.1:0\n"
+            f"    upstream: {host}:{port}\n"
+            "    capture: durable\n"
+            "    ack_timeout_s: 10\n"
+        )
+        saved = os.environ.get(_TOKEN_ENV)
+        os.environ[_TOKEN_ENV] = state.token  # the child inherits it; never written to a file
+        try:
+            phost, pport = ctx.start_child("proxy", ["proxy", "--config", str(state.config)])
+        finally:
+            if saved is None:
+                os.environ.pop(_TOKEN_ENV, None)
+            else:
+                os.environ[_TOKEN_ENV] = saved
+        admin = ctx.children["proxy"].wait_for(_ADMIN, 30)
+        state.admin_url = f"http://{admin.group('host')}:{admin.group('port')}"
+        ctx.target = (phost, pport)
+        ctx.echo(f"  harness proxy listening on {phost}:{pport} -> {host}:{port}")
+        ctx.echo(f"  capture store {_shown(state.store)} (durable)")
+        ctx.echo(f"  admin API on {state.admin_url}")
+
+
+class AddFaults:
+    name = "add a NAK fault and a delay through the admin API (harness fault add)"
+
+    RULES = (
+        ["--type", "nak", "--code", "AE", "--text", "demo: ward closed", "--message-type", "ADT^A08",
+         "--limit", "1"],
+        ["--type", "delay", "--ms", "300", "--message-type", "ORU^R01"],
+    )  # fmt: skip
+
+    def __init__(self, run: ProxyRun) -> None:
+        self.run_state = run
+
+    def run(self, ctx: DemoContext) -> None:
+        state = self.run_state
+        for rule in self.RULES:
+            args = ["fault", "add", "demo", "--admin", state.admin_url]
+            out = _harness(args + rule, ctx.timeout, env={_TOKEN_ENV: state.token})
+            ctx.echo("  " + out.strip().replace("\n", "\n  "))
+            state.fault_rules += 1
+
+
+class CaptureSummary:
+    name = "print the capture summary (harness capture summary)"
+
+    def __init__(self, run: ProxyRun) -> None:
+        self.run_state = run
+
+    def run(self, ctx: DemoContext) -> None:
+        state = self.run_state
+        out = _harness(["capture", "summary", "--store", str(state.store)], ctx.timeout)
+        for line in out.rstrip().splitlines():
+            ctx.echo("  " + line)
+
+
+class JudgeProxied:
+    name = "check the results through the proxy"
+
+    def __init__(self, run: ProxyRun) -> None:
+        self.run_state = run
+
+    def run(self, ctx: DemoContext) -> None:
+        from harness.store import ExchangeFilter, Store
+
+        if not ctx.results:
+            raise DemoFailure("no message was sent")
+        naks = [s for s in ctx.results if not s.result.accepted]
+        expected_nak = [s for s in naks if s.result.ack_code == "AE"]
+        if len(naks) != 1 or len(expected_nak) != 1:
+            raise DemoFailure(
+                f"expected exactly the one NAK the fault rule injects, got {len(naks)}: "
+                + ", ".join(f"{s.result.control_id} ({s.result.ack_code or s.result.error})" for s in naks)
+            )
+        store = Store(self.run_state.store)
+        try:
+            rows = list(store.query(ExchangeFilter()))
+        finally:
+            store.close()
+        if len(rows) != len(ctx.results):
+            raise DemoFailure(f"{len(ctx.results)} message(s) sent but {len(rows)} exchange(s) captured")
+        faulted = [ex for ex in rows if ex.fault]
+        kinds = sorted({ex.fault["action"] for ex in faulted})
+        if kinds != ["delay", "nak"]:
+            raise DemoFailure(f"expected exchanges with a nak and a delay fault on record, got {kinds}")
+        logged = sum(1 for line in ctx.children["mock mllp"].lines if line.startswith("#"))
+        if logged != len(ctx.results) - 1:
+            raise DemoFailure(f"the upstream saw {logged} message(s); expected all but the NAKed one")
+        ctx.echo(
+            f"  {len(ctx.results)} message(s) through the proxy: {len(ctx.results) - 1} accepted by the "
+            f"upstream, 1 NAKed by the fault rule; {len(rows)} exchange(s) captured, {len(faulted)} with "
+            "a fault on record"
+        )
+
+
+def _shown(path: Path) -> str:
+    return str(path).replace(str(ROOT) + os.sep, "")
+
+
+def _harness(args: list[str], timeout: float, env: dict[str, str] | None = None) -> str:
+    """Run `harness ARGS` and return its output; a failure is a DemoFailure with that output."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "harness", *args],
+        capture_output=True,
+        text=True,
+        timeout=max(30.0, timeout * 3),
+        cwd=ROOT,
+        env={**os.environ, **(env or {})},
+    )
+    if proc.returncode != 0:
+        raise DemoFailure(f"harness {' '.join(args[:2])} exited {proc.returncode}: {proc.stderr.strip()}")
+    return proc.stdout
+
+
 def default_steps() -> list[Step]:
-    return [StartMockMLLP(), SendFixtures(), StopChildren(), Judge()]
+    proxy = ProxyRun()
+    return [
+        StartMockMLLP(),
+        StartProxy(proxy),
+        AddFaults(proxy),
+        SendFixtures(),
+        StopChildren(),
+        CaptureSummary(proxy),
+        JudgeProxied(proxy),
+    ]
 
 
 def run(
