@@ -160,4 +160,4 @@ def test_parse_ignore_and_extra_rules():
     r = c.compare(obs(ack("AE", text="x")), obs(ack("AE", text="y")))
     assert r.classification == "equivalent"
     with pytest.raises(ValueError, match="no comparator"):
-        comparator_for("fhir")
+        comparator_for("x-unknown")
