@@ -226,8 +226,15 @@ class Structure:
         out: list[Finding] = []
         states = self._set_list[0]
         n = len(ids)
+        seen: set[str] = set()
+        remaining: dict[str, int] = {}  # segment id -> occurrences after the current one
+        for sid in ids:
+            remaining[sid] = remaining.get(sid, 0) + 1
         for k, seg in enumerate(ids):
             pos = indexes[k]
+            remaining[seg] -= 1
+            if k:
+                seen.add(ids[k - 1])
             nxt = self._move(states, seg)
             if nxt:
                 states = self._closure(nxt)
@@ -245,11 +252,10 @@ class Structure:
                 )
                 continue
             found = self._resync(states, seg)
-            later = set(ids[k + 1 :])
             if found is not None:
                 skipped, at = found
                 skipped_ids = {p.rsplit(".", 1)[-1] for p in skipped}
-                if not (skipped_ids & later):
+                if not any(remaining.get(x, 0) for x in skipped_ids):
                     for label in skipped:
                         sid = label.rsplit(".", 1)[-1]
                         group = label.rsplit(".", 1)[0] if "." in label else None
@@ -264,7 +270,7 @@ class Structure:
                         )
                     states = self._closure(self._move({at}, seg))
                     continue
-            if seg in ids[:k]:
+            if seg in seen:
                 out.append(
                     finding(
                         "HL7-STRUCT-TOO-MANY",

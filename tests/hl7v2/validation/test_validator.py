@@ -166,3 +166,18 @@ def test_structure_id_outside_table_0354_falls_back_to_the_event():
     r = validate(ADT.replace("ADT^A01^ADT_A01", "ADT^A04^ADT_A04").encode())
     assert r.valid and r.structure == "ADT_A01"
     assert [f.code for f in r.findings if f.code.startswith("HL7-MSH")] == ["HL7-MSH-STRUCTURE-MISMATCH"]
+
+
+def test_every_supported_version_validates_without_internal_failure():
+    from harness.hl7v2.reference import VERSIONS
+
+    for version in VERSIONS:
+        r = validate(ADT.replace("|P|2.5|", f"|P|{version}|").encode())
+        assert r.structure == "ADT_A01", version
+        assert "HL7-INTERNAL" not in {f.code for f in r.findings}, version
+
+
+def test_long_pathological_message_is_still_fully_reported():
+    msg = ADT + "PID|1\r" * 2000
+    r = validate(msg.encode())
+    assert sum(f.code == "HL7-STRUCT-TOO-MANY" for f in r.findings) == 2000
