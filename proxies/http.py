@@ -1,6 +1,6 @@
 """The HTTP reverse proxy's Twisted shell: client connections, a keep-alive upstream pool, capture.
 
-Framing is `proxies.http_wire` (sans-IO), fault decisions the shared `FaultEngine` over an `HttpPlan`,
+Framing is `harness.http_wire` (sans-IO), fault decisions the shared `FaultEngine` over an `HttpPlan`,
 metadata `harness.codecs`. Bytes are forwarded as received: the request and response heads are
 rebuilt only to drop hop-by-hop headers (RFC 9110 7.6.1) and, when configured, to set Host or
 X-Forwarded-For; bodies (chunk framing included) pass through untouched.
@@ -26,15 +26,9 @@ from twisted.internet import protocol
 from twisted.internet.endpoints import connectProtocol
 from twisted.protocols.policies import TimeoutMixin
 
-from harness import codecs
+from harness import codecs, http_summary
 from harness.exchange import Exchange
-from proxies import http_exchange
-from proxies.config import Address
-from proxies.faults.actions.http.malformed import malform
-from proxies.faults.context import FaultContext
-from proxies.faults.http_plan import HttpPlan, HttpReply, HttpView
-from proxies.http_config import HTTPChannelConfig
-from proxies.http_wire import (
+from harness.http_wire import (
     Body,
     Broken,
     End,
@@ -44,6 +38,11 @@ from proxies.http_wire import (
     build_head,
     forward_headers,
 )
+from proxies.config import Address
+from proxies.faults.actions.http.malformed import malform
+from proxies.faults.context import FaultContext
+from proxies.faults.http_plan import HttpPlan, HttpReply, HttpView
+from proxies.http_config import HTTPChannelConfig
 from proxies.mllp import MLLPChannel, _log_stderr, _nodelay, _Outbox
 from proxies.stats import ChannelStats
 
@@ -742,9 +741,9 @@ class Flight:
         kind = self.channel.config.kind
         ex.status = status
         ex.meta.update(meta)
-        ex.ack_code = http_exchange.ack_code(kind, status, meta)
+        ex.ack_code = http_summary.ack_code(kind, status, meta)
         if outcome is None:
-            ex.outcome = http_exchange.response_outcome(kind, status, meta)
+            ex.outcome = http_summary.response_outcome(kind, status, meta)
 
     def exchange(self, outcome: str, response: bytes | None, *, error: str | None = None) -> Exchange:
         channel = self.channel
@@ -769,8 +768,8 @@ class Flight:
             request=request,
             response=response,
             outcome=outcome,
-            message_type=http_exchange.message_type(kind, meta),
-            control_id=http_exchange.control_id(kind, meta),
+            message_type=http_summary.message_type(kind, meta),
+            control_id=http_summary.control_id(kind, meta),
             method=self.head.method,
             path=self.head.target,
             meta=meta,

@@ -121,7 +121,11 @@ def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
         ] = Path("reports/captures.db"),
         to: Annotated[
             str | None,
-            typer.Option("--to", metavar="HOST:PORT", help="Where to send. Nothing is sent without it."),
+            typer.Option(
+                "--to",
+                metavar="HOST:PORT|URL",
+                help="Where to send: HOST:PORT (MLLP) or http(s)://HOST:PORT (HTTP); nothing is sent without",
+            ),
         ] = None,
         channel: Annotated[list[str] | None, typer.Option(help="Only these channels (repeatable).")] = None,
         since: Annotated[str | None, typer.Option(help="Captured at or after (ISO 8601 or -8h).")] = None,
@@ -217,6 +221,12 @@ def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
             tls_options = TLSOptions(ca=str(ca) if ca else None, verify=not insecure)
 
         def factory_for(opts: ReplayOptions):
+            if opts.target.startswith(("http://", "https://")):  # HTTP exchanges: the HTTP sender
+                from harness.replay.http_sender import http_factory
+
+                return http_factory(
+                    opts.target, timeout=opts.timeout, ca=str(ca) if ca else None, verify=not insecure
+                )
             return mllp_factory(opts.target, timeout=opts.timeout, tls=tls_options, charset=opts.charset)
 
         if not store_path.exists() and (resume is not None or not files):
@@ -268,10 +278,19 @@ def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
                         ids=list(exchange_id or ()),
                         run_id=capture_run,
                         limit=limit,
-                        kinds=["hl7v2"],  # what the MLLP sender carries
+                        # what the sender carries: HTTP kinds for an http(s):// target, else hl7v2 (MLLP)
+                        kinds=(
+                            ["fhir", "soap", "medins", "cdc", "raw"]
+                            if (to or "").startswith(("http://", "https://"))
+                            else ["hl7v2"]
+                        ),
                     )
                     target = to or ""
-                    if to is not None:
+                    if to is not None and to.startswith(("http://", "https://")):
+                        from harness.replay.http_sender import parse_target
+
+                        parse_target(to)
+                    elif to is not None:
                         parse_hostport(to, what="--to")
                     options = ReplayOptions(
                         target=target,

@@ -335,6 +335,8 @@ def register_comparator(kind: str, cls: type) -> None:
 
 def comparator_for(kind: str, ignore: Sequence[IgnoreRule] | None = None) -> Comparator:
     """The comparator registered for an exchange kind; extra ignore rules add to its defaults."""
+    if kind not in COMPARATORS:
+        from harness.replay import http_compare  # noqa: F401  (registers the HTTP kinds)
     cls = COMPARATORS.get(kind)
     if cls is None:
         raise ValueError(f"no comparator for exchange kind {kind!r} (known: {', '.join(COMPARATORS)})")

@@ -51,7 +51,7 @@ class HttpView:
     method: str
     path: str
     headers: Any
-    """The message's `proxies.http_wire.Head` (case-insensitive `get`)."""
+    """The message's `harness.http_wire.Head` (case-insensitive `get`)."""
     body: bytes
     meta: dict[str, Any]
     """The kind codec's metadata (a response's view holds the request's keys too)."""

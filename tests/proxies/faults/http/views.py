@@ -6,10 +6,10 @@ import json
 from typing import Any
 
 from harness import codecs
+from harness.http_wire import parse_head
 from proxies.faults.context import FaultContext
 from proxies.faults.engine import FaultEngine
 from proxies.faults.http_plan import HttpPlan, HttpView
-from proxies.http_wire import parse_head
 
 MEDINS_2207 = {
     "infno": "2207",

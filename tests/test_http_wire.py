@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from proxies.http_wire import (
+from harness.http_wire import (
     Body,
     Broken,
     End,
