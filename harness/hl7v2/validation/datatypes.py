@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from datetime import date
 
+from harness.hl7v2 import charset as charsets
 from harness.hl7v2.reference import Standard
 from harness.hl7v2.validation.findings import Location, finding
 
@@ -161,14 +162,19 @@ def _make_base(std: Standard, dt: str, table: str | None, name: str):
                 )
             )
         if codes is not None and value not in codes and not (local_ok and local_ok(value)):
+            sev, extra = table_sev, ""
+            if table == "HL70211":  # charset names seen in the field (GBK ...) are read all the same
+                codec = charsets.lookup(value)
+                if codec:
+                    sev, extra = "info", f"; it is read as {codec}"
             ctx.out.append(
                 finding(
                     "HL7-TABLE-VALUE",
                     ctx.loc(c, s),
-                    f"{label} value {value!r} is not in HL7 table {table[-4:]}",
+                    f"{label} value {value!r} is not in HL7 table {table[-4:]}{extra}",
                     expected=f"a code of table {table}",
                     actual=value,
-                    severity=table_sev,
+                    severity=sev,
                 )
             )
         if textual and ctx.esc and ctx.esc in value:
