@@ -9,6 +9,8 @@ the ratios against direct.
     .venv/bin/python bench/bench_proxy.py [--messages 3000] [--connections 4] [--size 1024]
 
 Goals: fast >= 0.6 x direct throughput with <= 1 ms added p50; durable >= 0.3 x direct.
+For scale the same run also measures Twisted's plain byte relay (`twist portforward`), which neither
+frames, parses nor captures anything.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 HARNESS = [sys.executable, "-m", "harness"]
+CAPTURES = ("fast", "durable")
 
 
 def adt(control_id: str, size: int) -> bytes:
@@ -192,12 +195,19 @@ def main() -> None:
         [*HARNESS, "mock", "mllp", "--listen", f"127.0.0.1:{up_port}"], cwd=ROOT,
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
     )
-    runs: dict[str, list[dict]] = {"direct": [], "proxy fast": [], "proxy durable": []}
+    runs: dict[str, list[dict]] = {"direct": [], "portforward": [], "proxy fast": [], "proxy durable": []}
     try:
         wait_for_port(up_port, upstream)
         with tempfile.TemporaryDirectory(prefix="bench-proxy-") as tmp:
             proxies = {}
-            for capture in ("fast", "durable"):
+            relay_port = free_port()
+            relay = subprocess.Popen(
+                [str(Path(sys.executable).with_name("twist")), "portforward", "--port", f"tcp:{relay_port}",
+                 "--host", "127.0.0.1", "--dest_port", str(up_port)],
+                cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+            )  # fmt: skip
+            wait_for_port(relay_port, relay)
+            for capture in CAPTURES:
                 port = free_port()
                 config = proxy_config(Path(tmp), port, up_port, capture)
                 proxies[capture] = (start(["proxy", "--config", str(config)], port), port)
@@ -205,6 +215,12 @@ def main() -> None:
                 for _ in range(args.rounds):
                     runs["direct"].append(
                         measure(up_port, args.connections, args.messages, args.size, upstream=upstream.pid)
+                    )
+                    runs["portforward"].append(
+                        measure(
+                            relay_port, args.connections, args.messages, args.size,
+                            watch=relay.pid, upstream=upstream.pid,
+                        )
                     )
                     for capture, (proxy, port) in proxies.items():
                         runs[f"proxy {capture}"].append(
@@ -216,6 +232,7 @@ def main() -> None:
             finally:
                 for proxy, _ in proxies.values():
                     stop(proxy)
+                stop(relay)
     finally:
         stop(upstream)
 
