@@ -37,13 +37,16 @@ def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
         strict: bool = typer.Option(
             False, "--strict", help="Require a sign_no from 9001 on every call and refuse repeated msgids."
         ),
+        tif_token: str = typer.Option(
+            None, "--tif-token", help="Check the gateway's x-tif-* signature headers against this token."
+        ),
         max_body: int = typer.Option(10 * 1024 * 1024, "--max-body", help=MAX_BODY_HELP),
         quiet: bool = typer.Option(False, "--quiet", "-q", help=QUIET_HELP),
     ) -> None:
         """Yunnan medical-insurance centre: POST /fsi/api/rsfComIfsService/callService (or .../INFNO)."""
         from harness.simulators.medins import MedinsSimulator
 
-        _serve(MedinsSimulator(strict=strict), listen, max_body, quiet)
+        _serve(MedinsSimulator(strict=strict, tif_token=tif_token), listen, max_body, quiet)
 
     @mock.command("fhir")
     def fhir(

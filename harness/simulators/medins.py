@@ -4,6 +4,9 @@ Requests arrive at the national gateway path `POST /fsi/api/rsfComIfsService/cal
 followed by `/{infno}`). Every answer is HTTP 200 with the response envelope, as the real gateway does;
 bad input of any kind gets `infcode -1` and an `err_msg` naming the field and the problem.
 
+With a `tif_token` the gateway headers are checked too (x-tif-paasid, x-tif-timestamp within 300 s,
+x-tif-nonce, x-tif-signature = SHA256Hex(timestamp + token + nonce + timestamp)); a failure is infcode -1.
+
 Sign-in policy: by default a `sign_no` is optional, but when one is sent it must come from a 9001 of
 the same institution and not be signed out (9002). With `strict=True` every transaction except 9001
 needs a valid `sign_no`, and a repeated `msgid` is refused.
@@ -18,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -34,6 +38,7 @@ from harness.simulators.wire import HttpRequest, HttpResponse, JsonBodyError, js
 SPEC_DIR = Path(__file__).resolve().parents[2] / "specs" / "medins"
 GATEWAY_PATH = "/fsi/api/rsfComIfsService/callService"
 ERR_MSG_MAX = 200
+TIF_MAX_SKEW_S = 300  # M: how far the gateway lets x-tif-timestamp drift is not in a public source
 CENT = Decimal("0.01")
 
 _SURNAMES = "李王张刘陈杨赵黄周吴徐孙胡朱高林何郭马罗段普杞"
@@ -150,8 +155,12 @@ class MedinsSimulator:
         strict: bool = False,
         clock: Callable[[], datetime] = _now,
         max_entries: int = 10_000,
+        tif_token: str | None = None,
+        epoch: Callable[[], float] = time.time,
     ) -> None:
         self.spec = spec or load_spec()
+        self.tif_token = tif_token
+        self.epoch = epoch
         self.strict = strict
         self.clock = clock
         self.persons: _Bounded = _Bounded(max_entries)
@@ -184,6 +193,8 @@ class MedinsSimulator:
         received = self.clock()
         envelope: dict | None = None
         try:
+            if self.tif_token is not None:
+                self.check_gateway_headers(request)
             envelope = self._parse(request.body)
             if path_infno and str(envelope.get("infno")) != path_infno:
                 raise MedinsError(f"infno {envelope.get('infno')!r} does not match the path's /{path_infno}")
@@ -195,6 +206,32 @@ class MedinsSimulator:
     def too_large(self, request: HttpRequest, limit: int) -> HttpResponse:
         err = f"request body is larger than the {limit}-byte limit"
         return json_response(413, self._reply(None, self.clock(), -1, err, None))
+
+    def check_gateway_headers(self, request: HttpRequest) -> None:
+        """The gateway's x-tif-* signature: SHA256Hex(timestamp + token + nonce + timestamp)."""
+        values = {}
+        for name in ("x-tif-paasid", "x-tif-timestamp", "x-tif-nonce", "x-tif-signature"):
+            value = (request.header(name) or "").strip()
+            if not value:
+                raise MedinsError(f"gateway header {name}: missing")
+            values[name] = value
+        stamp = values["x-tif-timestamp"]
+        if not stamp.isdigit():
+            raise MedinsError(f"gateway header x-tif-timestamp: {stamp!r} is not epoch seconds")
+        skew = abs(self.epoch() - int(stamp))
+        if skew > TIF_MAX_SKEW_S:
+            raise MedinsError(
+                f"gateway header x-tif-timestamp: {stamp} is {skew:.0f} s away from now "
+                f"(at most {TIF_MAX_SKEW_S} s)"
+            )
+        expected = hashlib.sha256(
+            f"{stamp}{self.tif_token}{values['x-tif-nonce']}{stamp}".encode()
+        ).hexdigest()
+        if values["x-tif-signature"].lower() != expected:
+            raise MedinsError(
+                "gateway header x-tif-signature: does not match "
+                "SHA256Hex(x-tif-timestamp + token + x-tif-nonce + x-tif-timestamp)"
+            )
 
     # ------------------------------------------------------------ envelope
     @staticmethod

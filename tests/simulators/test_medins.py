@@ -559,3 +559,25 @@ def test_outpatient_number_is_unique_until_cancelled():
         (first["mdtrt_id"], "0"),
         (second["mdtrt_id"], "1"),
     ]
+
+
+def test_gateway_signature_headers_with_a_token():
+    import hashlib
+
+    core = MedinsSimulator(clock=lambda: CLOCK, tif_token="secret-token", epoch=lambda: 1_767_576_600.0)
+    env = json.dumps(dict(medins_visit.steps()["9001"], sign_no="")).encode()
+
+    def send(**headers):
+        resp = core.handle(HttpRequest("POST", GATEWAY_PATH, headers, env))
+        return json.loads(resp.body)
+
+    stamp, nonce = "1767576600", "0d9f7c1e-3c55-4d1f-a0f1-2a6b1c3d4e5f"
+    good = hashlib.sha256(f"{stamp}secret-token{nonce}{stamp}".encode()).hexdigest()
+    base = {"x-tif-paasid": "hosp01", "x-tif-timestamp": stamp, "x-tif-nonce": nonce}
+    ok(send(**base, **{"x-tif-signature": good}))
+    fail(send(**base, **{"x-tif-signature": "0" * 64}), "x-tif-signature", "does not match")
+    fail(send(**base), "x-tif-signature: missing")
+    late = dict(base, **{"x-tif-timestamp": "1767570000"})
+    fail(send(**late, **{"x-tif-signature": good}), "x-tif-timestamp", "6600 s away")
+    # Without a token the headers are not looked at.
+    ok(post(sim(), dict(medins_visit.steps()["9001"], sign_no="")))
