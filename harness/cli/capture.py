@@ -360,7 +360,12 @@ def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
         out: Annotated[Path, typer.Option("--out", help="Folder to write into (created when missing).")],
         store: StoreOpt = DEFAULT_STORE,
         fmt: Annotated[
-            str, typer.Option("--format", help="hl7: the message bytes; mllp: each message MLLP-framed.")
+            str,
+            typer.Option(
+                "--format",
+                help="hl7: the message bytes; mllp: each message MLLP-framed; "
+                "mitm: HTTP exchanges as a mitmproxy flow file (capture.mitm); har: HAR 1.2 (capture.har).",
+            ),
         ] = "hl7",
         single: Annotated[
             bool,
@@ -394,8 +399,14 @@ def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
         """
         from harness.mllp import encode
 
+        if fmt in ("mitm", "har"):  # HTTP exchanges for mitmweb and HAR viewers (cli/capture_interop.py)
+            from harness.cli.capture_interop import export_http
+
+            flt = _filter(channel, since, until, type_, control_id, outcome, None, run, where, limit)
+            with _open(store) as db:
+                raise typer.Exit(export_http(fmt, out, _query(db, flt, bodies=True), as_json))
         if fmt not in ("hl7", "mllp"):
-            raise fail_usage(f"--format {fmt!r}: expected hl7 or mllp")
+            raise fail_usage(f"--format {fmt!r}: expected hl7, mllp, mitm or har")
         if single and responses is not None:
             raise fail_usage("--responses writes one file per exchange; it cannot be combined with --single")
         if responses is not None and responses.resolve() == out.resolve():
