@@ -204,3 +204,18 @@ def test_without_an_admin_token_the_proxy_says_why_and_still_proxies(processes, 
     sender.close()
     stop(proxy)
     assert "admin API not started: no token" in proxy_log(config)
+
+
+def test_sigint_stops_cleanly_and_check_only_validates(processes, tmp_path):
+    mock = start_mock(processes)
+    config, port = write_config(tmp_path, upstream=f"127.0.0.1:{mock.port}", capture="fast")
+    result = run_harness("proxy", "--config", str(config), "--check")
+    assert result.returncode == 0 and "ok (1 channel(s))" in result.stdout
+    proxy = start_proxy(processes, config, port)
+    sender = Sender(port)
+    for i in range(20):
+        assert extract(sender.exchange(adt(f"I{i}"))).ack_code == "AA"
+    sender.close()
+    os.killpg(proxy.pid, signal.SIGINT)
+    assert proxy.wait(timeout=15) == 0
+    assert len(rows(tmp_path / "captures.db")) == 20  # the fast writer was flushed on the way out
