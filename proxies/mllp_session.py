@@ -324,7 +324,7 @@ class MLLPSession:
         retry: list[_Request] = []
         for req in unanswered:
             actions.append(CancelTimer(("ack", req.seq)))
-            if req.on_reused and not req.retried and req.extra == 0:
+            if req.on_reused and not req.retried and req.extra == 0 and not self.closed_by_proxy:
                 req.retried = True
                 req.note("the upstream closed a reused connection without answering; resent on a new one")
                 retry.append(req)
@@ -364,9 +364,7 @@ class MLLPSession:
             if held and self._sender_connected:
                 actions.extend(held)
         elif kind == "linger":
-            self._lingering = False
-            if not self._in_flight and not self._queue and self.upstream_state != "down":
-                actions.append(CloseUpstream())
+            self._lingering = False  # _maybe_finish closes the upstream now
         self._maybe_finish(actions)
         return actions
 

@@ -379,3 +379,34 @@ def test_the_lean_reply_reader_agrees_with_extract(reply):
 
     lean, full = reply_meta(reply), extract(reply)
     assert (lean.ack_code, lean.ack_control_id) == (full.ack_code, full.ack_control_id)
+
+
+def test_after_a_timeout_close_the_upstream_lingers_for_late_acks_then_closes():
+    d = Driver(ack_timeout_s=2)
+    d.connect()
+    one = adt("LG1")
+    d.send(one)
+    d.run("timer", ("ack", 1))
+    d.run("sender_closed")
+    assert StartTimer(("linger",), 2) in d.log and of(d.log, CloseUpstream) == []
+    d.clock.now += 1
+    (late,) = captures(d.reply(ack(one)))
+    assert late.outcome == "late_ack"
+    out = d.run("timer", ("linger",))
+    assert of(out, CloseUpstream) == [CloseUpstream()]
+    assert d.run("upstream_closed") == [] and d.session.finished
+
+
+def test_a_stale_connection_is_not_retried_once_the_proxy_has_closed_the_sender():
+    d = Driver(ack_timeout_s=2, max_in_flight=2)
+    d.connect()
+    one, two, three = adt("S1"), adt("S2"), adt("S3")
+    d.send(one)
+    d.reply(ack(one))
+    d.send(two, three)  # both on the reused connection
+    d.run("timer", ("ack", 2))  # S2 times out: the proxy closes the sender
+    d.run("sender_closed")
+    out = d.run("upstream_closed", "peer closed")
+    (ex,) = captures(out)
+    assert ex.control_id == "S3" and ex.outcome == "upstream_down"
+    assert of(out, Connect) == [] and d.session.finished
