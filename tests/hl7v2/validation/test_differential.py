@@ -147,6 +147,25 @@ def truncation_character(h, r, text):
     )
 
 
+def choice_groups(h, r, text):
+    m = re.match(r"Missing required child (\w+)\.(\w+)", h[2]) if h[1] == "ValidationError" else None
+    if m is None or not r.valid or not r.version or not r.structure:
+        return False
+    from harness.hl7v2 import reference
+
+    return m.group(1) in _choice_groups(reference.load(r.version).structures.get(r.structure, ("seq", ())))
+
+
+def _choice_groups(body) -> set[str]:
+    found = set()
+    for child in body[1]:
+        if child[0] == "G":
+            if child[4][0] == "choice":
+                found.add(child[1])
+            found |= _choice_groups(child[4])
+    return found
+
+
 def hl7apy_crash(h, r, text):
     return h[0] is None
 
@@ -169,6 +188,7 @@ CATEGORIES = {
     "event-structure": event_structure,
     "ack-code": ack_code,
     "truncation-character": truncation_character,
+    "choice-groups": choice_groups,
     "hl7apy-crash": hl7apy_crash,
     "charset-or-syntax": charset_or_syntax,
 }
@@ -395,3 +415,6 @@ def test_known_differences_are_classified():
     ack = "MSH|^~\\&|HC|H|HIS|H|20240301||ACK^A01^ACK|A1|P|2.5\rMSA|XX|M1\r"
     assert check_one(ack) == "ack-code"
     assert check_one(head + body.replace("PV1|1|I", "PV1|1|I|" + "|" * 60 + "extra")) == "extra-elements"
+    orm = head.replace("ADT^A01^ADT_A01", "ORM^O01^ORM_O01") + "PID|1||P1^^^H^MR||ZHANG^SAN||19800101|M\r"
+    assert check_one(orm + "ORC|NW|O1\rOBR|1|O1||GLU^Glucose^L\r") == "choice-groups"
+    assert check_one(orm + "ORC|NW|O1\rRXO|X^Y^L|1\r") == "choice-groups"
