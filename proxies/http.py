@@ -375,7 +375,10 @@ class Flight:
             ]
             headers.append(("X-Forwarded-For", f"{prior}, {client}" if prior else client))
             headers.append(("X-Forwarded-Proto", "https" if cfg.tls is not None else "http"))
-        out = build_head(self.head.start, headers)
+        if len(headers) == len(self.head.headers) and not (cfg.rewrite_host or cfg.x_forwarded_for):
+            out = self.head.raw + b"\r\n\r\n"  # nothing to drop or add: exactly as received
+        else:
+            out = build_head(self.head.start, headers)
         pending = self.pending
         self.pending = []
         self.to_upstream(out + b"".join(pending))
@@ -442,6 +445,14 @@ class Flight:
     # -- the response --------------------------------------------------------------------------------
 
     def response_events(self, events: list) -> None:
+        conn = self.conn
+        conn.cork()  # head and body of a small response leave in one send
+        try:
+            self._response_events(events)
+        finally:
+            conn.uncork()
+
+    def _response_events(self, events: list) -> None:
         for event in events:
             if self.done:
                 return
@@ -479,17 +490,22 @@ class Flight:
         if length is None and head.content_length is None and not head.chunked and self.expects_body(head):
             close = True  # a body delimited by the close: the client can only see its end by ours
         headers = forward_headers(head)
+        unchanged = len(headers) == len(head.headers)
         if length is not None:
             headers = [(k, v) for k, v in headers if k.lower() not in ("content-length", "transfer-encoding")]
             headers.append(("Content-Length", str(length)))
+            unchanged = False
         if close:
             headers.append(("Connection", "close"))
             self.close_after = True
+            unchanged = False
         elif head.version == "HTTP/1.0" or self.head.version == "HTTP/1.0":
             headers.append(("Connection", "keep-alive"))
+            unchanged = False
         self.status_sent = head.status
         self.head_sent = True
-        self.conn.write(build_head(head.start, headers))
+        # nothing to drop or add: the head goes on exactly as the upstream sent it
+        self.conn.write(head.raw + b"\r\n\r\n" if unchanged else build_head(head.start, headers))
 
     def expects_body(self, head: Head) -> bool:
         return not (self.head.method == "HEAD" or head.status in (204, 304) or head.status < 200)
@@ -622,6 +638,9 @@ class Flight:
         if close:
             headers.append(("Connection", "close"))
             self.close_after = True
+        elif len(headers) == len(head.headers):
+            self.status_sent = head.status
+            return head.raw + b"\r\n\r\n"  # nothing to drop or add: exactly as received
         self.status_sent = head.status
         return build_head(head.start, headers)
 
@@ -886,6 +905,7 @@ class ClientConnection(protocol.Protocol, TimeoutMixin):
         self.client_host = "?"
         self.outbox = _Outbox(channel.reactor)
         self._paused_by: set[str] = set()
+        self._corked: list[bytes] | None = None
 
     def connectionMade(self) -> None:
         _nodelay(self.transport)
@@ -908,6 +928,15 @@ class ClientConnection(protocol.Protocol, TimeoutMixin):
             return
         self.events.extend(self.reader.feed(data))
         self.pump()
+
+    def cork(self) -> None:
+        self._corked = []
+
+    def uncork(self) -> None:
+        held = self._corked
+        self._corked = None
+        if held:  # (a close in between already flushed and stopped the corking)
+            self.write(b"".join(held))
 
     def connectionLost(self, reason: Any = None) -> None:
         self.connected = False
@@ -1015,12 +1044,19 @@ class ClientConnection(protocol.Protocol, TimeoutMixin):
         self.close()
 
     def write(self, data: bytes, bps: int | None = None) -> None:
+        if self._corked is not None and bps is None:
+            self._corked.append(data)
+            return
+        if self._corked:
+            self.uncork()
         if self.connected and data:
             self.channel.stats.bytes_out += len(data)
             self.outbox.write(data, bps)
 
     def close(self, abort: bool = False) -> None:
         self.closing = True
+        if self._corked:
+            self.uncork()
         if self.connected:
             self.outbox.close(abort)
 
