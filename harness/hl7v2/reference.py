@@ -11,7 +11,9 @@ Compiled shapes (all plain, marshal-able values):
   ("G", group name, min, max, ("seq"|"choice", children)); max -1 is unbounded.
 - segments: id -> tuple of fields (long name, datatype, min, max, table or None); field n is
   item n-1 (withdrawn fields that hl7apy leaves out are kept as "WD" placeholders).
-- datatypes: composite id -> tuple of components (long name, datatype, table or None).
+- datatypes: composite id -> tuple of components (long name, datatype, table or None, min); min 1
+  marks a component required whenever its field has a value (2.6 on; hl7apy's 2.1 tables mark
+  nearly every component required, which no 2.1 message follows, so 2.1 keeps them optional).
 - base: base datatype id -> maximum length (-1 when none).
 - tables: table id ("HL70001") -> (description, values).
 """
@@ -25,7 +27,7 @@ import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
-FORMAT = 4
+FORMAT = 5
 VERSIONS: tuple[str, ...] = (
     "2.1",
     "2.2",
@@ -223,8 +225,8 @@ def compile_version(version: str) -> tuple:
         out: list[tuple] = []
         for item in comps:
             cref = item[1]
-            _place(out, item[0], ("WITHDRAWN", "WD", None))
-            out.append((cref[3] or "", cref[2] or "ST", cref[4]))
+            _place(out, item[0], ("WITHDRAWN", "WD", None, 0))
+            out.append((cref[3] or "", cref[2] or "ST", cref[4], item[2][0] if version != "2.1" else 0))
         datatypes[dt] = tuple(out)
 
     base = {name: _base_max_length(cls) for name, cls in base_classes.items()}

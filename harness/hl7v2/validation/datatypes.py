@@ -281,11 +281,12 @@ def checker(std: Standard, dt: str, table: str | None, depth: int, name: str = "
         _CHECKERS[key] = got
         return got
 
-    subs = [checker(std, cdt, ctable, depth + 1, cname) for cname, cdt, ctable in comps]
+    subs = [checker(std, c[1], c[2], depth + 1, c[0]) for c in comps]
+    required = [(i, c[0].replace("_", " ").lower()) for i, c in enumerate(comps) if len(c) > 3 and c[3] >= 1]
     n = len(subs)
     # plain text parts (no table, no format) are checked inline: only a long value, an escape or a
     # nested delimiter needs the component's checker
-    lims = [_text_limit(std, cdt, ctable) for _, cdt, ctable in comps]
+    lims = [_text_limit(std, c[1], c[2]) for c in comps]
     # table on a coded composite (CE/CWE/CNE field bound to a table): its identifier is the code
     id_codes = std.table(table) if table and dt in ("CE", "CWE", "CNE", "CF") else None
 
@@ -311,6 +312,17 @@ def checker(std: Standard, dt: str, table: str | None, depth: int, name: str = "
                 if lim and len(part) <= lim and ctx.esc not in part and ctx.sub not in part:
                     continue
                 subs[i](ctx, part, i + 1, None)
+            for i, cname in required:
+                if i >= len(parts) or not parts[i]:
+                    ctx.out.append(
+                        finding(
+                            "HL7-COMPONENT-REQUIRED",
+                            ctx.loc(i + 1, None),
+                            f"{dt} component {i + 1} ({cname}) is required when the field has a value",
+                            expected="a value",
+                            actual="empty",
+                        )
+                    )
             if id_codes and parts[0] and parts[0] not in id_codes:
                 ctx.out.append(
                     finding(
@@ -344,6 +356,17 @@ def checker(std: Standard, dt: str, table: str | None, depth: int, name: str = "
                 if lim and len(part) <= lim and ctx.esc not in part:
                     continue
                 subs[i](ctx, part, c, i + 1)
+            for i, cname in required:
+                if i >= len(parts) or not parts[i]:
+                    ctx.out.append(
+                        finding(
+                            "HL7-COMPONENT-REQUIRED",
+                            ctx.loc(c, i + 1),
+                            f"{dt} subcomponent {i + 1} ({cname}) is required when the component has a value",
+                            expected="a value",
+                            actual="empty",
+                        )
+                    )
 
     _CHECKERS[key] = composite
     return composite

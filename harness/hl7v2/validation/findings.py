@@ -110,6 +110,10 @@ CODES: dict[str, tuple[str, str]] = {
     "HL7-FIELD-REQUIRED": (ERROR, "a required field is empty"),
     "HL7-FIELD-FORBIDDEN": (ERROR, "a field the profile marks not supported (X) carries a value"),
     "HL7-FIELD-REPETITION": (ERROR, "more repetitions of a field than allowed"),
+    "HL7-COMPONENT-REQUIRED": (
+        ERROR,
+        "a required component of a field (or subcomponent) that has a value is empty",
+    ),
     "HL7-FIELD-UNDEFINED": (WARNING, "a value beyond the fields the segment defines"),
     "HL7-COMPONENT-UNDEFINED": (WARNING, "a value beyond the components the datatype defines"),
     "HL7-WITHDRAWN": (WARNING, "a value in a field or component the version withdrew"),

@@ -166,6 +166,76 @@ def _choice_groups(body) -> set[str]:
     return found
 
 
+def _structure_of(r: Result):
+    from harness.hl7v2 import reference
+
+    if not r.version or not r.structure:
+        return None
+    return reference.load(r.version).structures.get(r.structure)
+
+
+def _group(body, name: str):
+    for child in body[1]:
+        if child[0] == "G":
+            if child[1] == name:
+                return child
+            found = _group(child[4], name)
+            if found is not None:
+                return found
+    return None
+
+
+def _segment_ids(body) -> list[str]:
+    out: list[str] = []
+    for child in body[1]:
+        out.extend([child[1]] if child[0] == "S" else _segment_ids(child[4]))
+    return out
+
+
+def _can_be_empty(body) -> bool:
+    kids = body[1]
+    if body[0] == "choice":
+        return any(c[2] == 0 or (c[0] == "G" and _can_be_empty(c[4])) for c in kids)
+    return all(c[2] == 0 or (c[0] == "G" and _can_be_empty(c[4])) for c in kids)
+
+
+def _missing_child(h) -> str | None:
+    m = re.match(r"Missing required child (\w+)\.(\w+)", h[2]) if h[1] == "ValidationError" else None
+    if m:
+        return m.group(2)
+    m = re.match(r"Cannot add <Segment (\w+)>", h[2]) if h[1] == "MaxChildLimitReached" else None
+    return m.group(1) if m else None
+
+
+def ambiguous_placement(h, r, text):
+    body = _structure_of(r)
+    missing = _missing_child(h)
+    if body is None or missing is None or not r.valid:
+        return False
+    group = _group(body, missing)
+    wanted = set(_segment_ids(group[4])) if group is not None else {missing}
+    everywhere = _segment_ids(body)
+    present = {line[:3] for line in text.split("\r")}
+    return any(everywhere.count(s) > 1 and s in present for s in wanted)
+
+
+def empty_required_group(h, r, text):
+    body = _structure_of(r)
+    missing = _missing_child(h)
+    if body is None or missing is None or not r.valid:
+        return False
+    group = _group(body, missing)
+    return group is not None and _can_be_empty(group[4])
+
+
+def any_segment(h, r, text):
+    return _missing_child(h) == "ANYHL7SEGMENT" and r.valid
+
+
+def tn_format(h, r, text):
+    return h[1] == "ValueError" and "TN data" in h[2] and r.valid
+
+
 def hl7apy_crash(h, r, text):
     return h[0] is None
 
@@ -189,6 +259,10 @@ CATEGORIES = {
     "ack-code": ack_code,
     "truncation-character": truncation_character,
     "choice-groups": choice_groups,
+    "ambiguous-placement": ambiguous_placement,
+    "empty-required-group": empty_required_group,
+    "tn-format": tn_format,
+    "any-segment": any_segment,
     "hl7apy-crash": hl7apy_crash,
     "charset-or-syntax": charset_or_syntax,
 }
@@ -418,3 +492,88 @@ def test_known_differences_are_classified():
     orm = head.replace("ADT^A01^ADT_A01", "ORM^O01^ORM_O01") + "PID|1||P1^^^H^MR||ZHANG^SAN||19800101|M\r"
     assert check_one(orm + "ORC|NW|O1\rOBR|1|O1||GLU^Glucose^L\r") == "choice-groups"
     assert check_one(orm + "ORC|NW|O1\rRXO|X^Y^L|1\r") == "choice-groups"
+
+
+# -- the smallest valid message of every structure of a version -------------------------------------------
+
+SIMPLE = {
+    "ST": "X",
+    "TX": "X",
+    "FT": "X",
+    "GTS": "X",
+    "varies": "X",
+    "NM": "1",
+    "SI": "1",
+    "DT": "20240101",
+    "DTM": "20240101",
+    "TS": "20240101",
+    "TM": "1200",
+    "TN": "(555)555-1234",
+}
+
+
+def _value(std, dt: str, table: str | None, depth: int = 0) -> str:
+    if dt in ("ID", "IS"):
+        codes = std.table(table)
+        return sorted(codes)[0] if codes else "X"
+    if dt in SIMPLE:
+        return SIMPLE[dt]
+    comps = std.datatypes.get(dt)
+    if not comps or depth >= 2:
+        return "X"
+    parts = [_value(std, c[1], c[2], depth + 1) if i == 0 or c[3] >= 1 else "" for i, c in enumerate(comps)]
+    while len(parts) > 1 and not parts[-1]:
+        parts.pop()
+    return ("^" if depth == 0 else "&").join(parts)
+
+
+def _smallest(body) -> list[str]:
+    kind, children = body
+    out: list[str] = []
+    for child in children[:1] if kind == "choice" else children:
+        if child[2] >= 1:
+            part = [("NTE" if child[1] == "*" else child[1])] if child[0] == "S" else _smallest(child[4])
+            out.extend(part * child[2])
+    return out
+
+
+def smallest_message(version: str, name: str) -> str:
+    from harness.hl7v2 import reference
+
+    std = reference.load(version)
+    mtype, _, event = name.partition("_")
+    lines = [f"MSH|^~\\&|A|B|C|D|20240301083000||{mtype}^{event}^{name}|M1|P|{version}"]
+    for seg in _smallest(std.structures[name])[1:]:
+        fields = [seg] + [
+            _value(std, dt, table) if lo >= 1 else "" for _, dt, lo, _, table in std.segments.get(seg, ())
+        ]
+        while len(fields) > 1 and not fields[-1]:
+            fields.pop()
+        lines.append("|".join(fields))
+    return "\r".join(lines) + "\r"
+
+
+def _structures(version: str) -> list[str]:
+    from harness.hl7v2 import reference
+
+    # template structures (QBP_Qnn, RSP_Znn ...) and event-less ones (QRY) name no real message
+    return [
+        n
+        for n in sorted(reference.load(version).structures)
+        if "_" in n and not n.endswith(("nn", "NN")) and n.startswith(n.split("_")[0])
+    ]
+
+
+@pytest.mark.parametrize("version", ["2.5", "2.7"])
+def test_smallest_message_of_every_structure(version):
+    for name in _structures(version):
+        text = smallest_message(version, name)
+        assert VALIDATOR.validate(text.encode()).valid, (name, text)
+        check_one(text)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("version", ["2.2", "2.3", "2.3.1", "2.4", "2.5.1", "2.6", "2.8", "2.8.1", "2.8.2"])
+def test_smallest_message_of_every_structure_all_versions(version):
+    for name in _structures(version):
+        check_one(smallest_message(version, name))
