@@ -344,6 +344,8 @@ def _harness(args: list[str], timeout: float, env: dict[str, str] | None = None)
 
 
 def default_steps() -> list[Step]:
+    from harness.demo_http import http_steps  # medins visit and FHIR Patient through the HTTP proxy
+
     proxy = ProxyRun()
     return [
         StartMockMLLP(),
@@ -353,6 +355,7 @@ def default_steps() -> list[Step]:
         StopChildren(),
         CaptureSummary(proxy),
         JudgeProxied(proxy),
+        *http_steps(),
     ]
 
 
