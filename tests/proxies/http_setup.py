@@ -41,7 +41,7 @@ def write_http_config(
     ports: dict[str, int] = {}
     body: dict[str, dict] = {}
     for name, channel in channels.items():
-        ports[name] = free_port()
+        ports[name] = int(channel["listen"].rpartition(":")[2]) if "listen" in channel else free_port()
         body[name] = {"protocol": "http", "listen": f"127.0.0.1:{ports[name]}", **channel}
     data = {"store": str(store or folder / "captures.db"), "admin": admin, "channels": body}
     path = folder / "proxy.yaml"

@@ -325,3 +325,63 @@ def post_bundles(port: int, files: list) -> None:
         assert status < 500, (path.name, body[:300])
         assert answer["resourceType"] in ("Bundle", "OperationOutcome"), path.name
     conn.close()
+
+
+def test_tls_on_both_sides(processes, tmp_path):
+    import ssl
+
+    from tests.tls_material import make_self_signed
+
+    cert, key = make_self_signed(tmp_path)
+    fhir = start_simulator(processes, "fhir")
+    back_port = free_port()
+    config, ports = write_http_config(
+        tmp_path,
+        {
+            "front": {
+                "kind": "fhir",
+                "tls": {"cert": str(cert), "key": str(key)},
+                "upstream": f"https://localhost:{back_port}",
+                "upstream_tls": {"ca": str(cert)},
+            },
+            "back": {
+                "kind": "fhir",
+                "listen": f"127.0.0.1:{back_port}",
+                "tls": {"cert": str(cert), "key": str(key)},
+                "upstream": f"http://127.0.0.1:{fhir}",
+            },
+        },
+    )
+    run_proxy(processes, config, ports)
+    context = ssl.create_default_context(cafile=str(cert))
+    conn = http.client.HTTPSConnection("localhost", ports["front"], context=context, timeout=20)
+    conn.request("GET", "/fhir/metadata")
+    resp = conn.getresponse()
+    assert resp.status == 200 and b"CapabilityStatement" in resp.read()
+    conn.close()
+    with Store(tmp_path / "captures.db") as store:
+        got = {(ex.channel, ex.status) for ex in store.query(ExchangeFilter())}
+    assert got == {("front", 200), ("back", 200)}
+    # a client that does not trust the certificate gets no answer at all
+    with pytest.raises(ssl.SSLError):
+        http.client.HTTPSConnection(
+            "localhost", ports["front"], context=ssl.create_default_context(), timeout=10
+        ).request("GET", "/fhir/metadata")
+
+
+def test_heads_pass_byte_for_byte_and_hop_by_hop_headers_stop_at_the_proxy(stack):
+    port = stack["ports"]["fhir"]
+    raw = (
+        b"GET /fhir/metadata HTTP/1.1\r\nHost: hc.local\r\nx-OdD-CaSe:  kept  \r\n"
+        b"Connection: keep-alive, X-Hop\r\n"
+        b"X-Hop: gone\r\nKeep-Alive: timeout=5\r\n\r\n"
+    )
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+        s.sendall(raw)
+        data = b""
+        while b"\r\n\r\n" not in data:
+            data += s.recv(65536)
+    assert data.startswith(b"HTTP/1.1 200")
+    time.sleep(0.3)
+    ex = rows(stack, channel=["fhir"])[-1]
+    assert ex.request.startswith(raw[:-2])  # captured exactly as received
