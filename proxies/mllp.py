@@ -433,30 +433,28 @@ class SenderConnection(protocol.Protocol):
     def _capture(self, cap: Capture) -> None:
         ex = cap.exchange
         channel = self.channel
+        writer = channel.writer
+        if channel.durable:
+            entry = [False, deque(cap.then)]
+            self.ops.append(entry)
+            try:
+                writer.submit(ex, partial(channel.relay, self, entry))
+            except Exception as exc:  # noqa: BLE001 - a closed writer must not kill the connection
+                self.committed(entry, exc)
+        else:
+            self._then(cap.then)  # fast and off: the sender is not kept waiting for the bookkeeping
+            if writer is not None:
+                try:
+                    writer.submit(ex)
+                except Exception as exc:  # noqa: BLE001
+                    channel.store_errors += 1
+                    channel.log("error", f"capture failed: {exc}")
         stats = channel.stats
         stats.outcome(ex.outcome)
         if ex.latency_ms is not None and ex.response is not None:
             stats.observe_latency(ex.latency_ms / 1000.0)
         if ex.outcome not in ("ok", "nak", "fault"):
             channel.warn(ex)
-        writer = channel.writer
-        if writer is None:
-            self._then(cap.then)
-            return
-        if not channel.durable:
-            try:
-                writer.submit(ex)
-            except Exception as exc:  # noqa: BLE001 - a closed writer must not kill the connection
-                channel.store_errors += 1
-                channel.log("error", f"capture failed: {exc}")
-            self._then(cap.then)
-            return
-        entry = [False, deque(cap.then)]
-        self.ops.append(entry)
-        try:
-            writer.submit(ex, partial(channel.relay, self, entry))
-        except Exception as exc:  # noqa: BLE001
-            self.committed(entry, exc)
 
     def _then(self, then: list) -> None:
         if not then:
