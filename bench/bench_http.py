@@ -1,13 +1,13 @@
 """HTTP proxy throughput and latency against the simulator directly and mitmdump, in one run.
 
-Two requests: FHIR `GET /fhir/Patient/{id}` (harness mock fhir) and a medical-insurance 2207 settlement
-`POST /fsi/api/rsfComIfsService/callService` (harness mock medins; after the first settlement the
-centre refuses the same visit with infcode -1, a full envelope answer all the same). Each goes
-direct to the simulator, through `harness proxy` (capture fast, and durable) and through
-`mitmdump --mode reverse:...`. Clients are separate processes, each with keep-alive http.client
-connections on threads; every request is timed.
+Two requests: FHIR `GET /fhir/Patient/{id}` (harness mock fhir) and a medical-insurance 2207
+settlement `POST /fsi/api/rsfComIfsService/callService` (harness mock medins; after the first
+settlement the centre refuses the same visit with infcode -1, a full envelope all the same).
+Each goes direct to the simulator, through `harness proxy` (capture fast, durable, and off: the
+data path alone) and through `mitmdump --mode reverse:...`. Clients are separate processes, each
+with keep-alive http.client connections on threads; every request is timed.
 
-    .venv/bin/python bench/bench_http.py [--seconds 4] [--processes 4] [--threads 2]
+    .venv/bin/python bench/bench_http.py [--seconds 4] [--processes 2] [--threads 4]
 
 Goals: proxied (fast) >= 0.5 x direct and >= 5 x mitmdump req/s; <= 2 ms added p50 (measured with one
 sequential connection, so queueing under load does not count as added latency).
@@ -272,8 +272,8 @@ def mitm(folder: Path, upstream: int, name: str) -> tuple[subprocess.Popen, int]
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--seconds", type=float, default=4.0)
-    ap.add_argument("--processes", type=int, default=4)
-    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--processes", type=int, default=2)
+    ap.add_argument("--threads", type=int, default=4)
     ap.add_argument(
         "--sequential", type=int, default=1000, help="requests for the one-connection latency run"
     )
@@ -286,7 +286,7 @@ def main() -> int:
         procs += [fhir_proc, medins_proc]
         fhir_req, medins_req = prepare(fhir, medins)
         targets: dict[str, dict[str, int]] = {"direct": {"fhir": fhir, "medins": medins}}
-        for capture in ("fast", "durable"):
+        for capture in ("fast", "durable", "off"):
             p, ports = proxy(folder, fhir, medins, capture)
             procs.append(p)
             targets[f"proxy ({capture})"] = ports

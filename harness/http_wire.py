@@ -40,6 +40,8 @@ class Head:
     version: str = "HTTP/1.1"
     status: int = 0
     reason: str = ""
+    _length: int | None = None
+    _chunked: bool = False
 
     def get(self, name: str, default: str | None = None) -> str | None:
         lowered = name.lower()
@@ -68,16 +70,32 @@ class Head:
 
     @property
     def chunked(self) -> bool:
-        te = self.get("Transfer-Encoding")
-        return te is not None and te.lower().rsplit(",", 1)[-1].strip() == "chunked"
+        """Transfer-Encoding ends in chunked (read once, when the head was parsed)."""
+        return self._chunked
 
     @property
     def content_length(self) -> int | None:
-        value = self.get("Content-Length")
-        if value is None:
-            return None
-        value = value.split(",")[0].strip()
-        return int(value) if value.isdigit() else None
+        """The Content-Length value, None when absent (read once, when the head was parsed)."""
+        return self._length
+
+    def _framing(self) -> None:
+        length = te = None
+        for key, value in self.headers:
+            lowered = key.lower()
+            if lowered == "content-length":
+                if length is not None and length != value.strip():
+                    raise HttpError(f"bad Content-Length {length!r}, {value.strip()!r}")
+                length = value.strip()
+            elif lowered == "transfer-encoding":
+                te = value
+        if length is not None:
+            if not length.isdigit():
+                raise HttpError(f"bad Content-Length {length!r}")
+            self._length = int(length)
+        if te is not None:
+            self._chunked = te.lower().rsplit(",", 1)[-1].strip() == "chunked"
+            if not self._chunked:
+                raise HttpError(f"unsupported Transfer-Encoding {te!r} (only chunked)", 501)
 
     def keep_alive(self) -> bool:
         """Whether the sender of this head expects the connection to stay open after the message."""
@@ -120,12 +138,10 @@ def parse_head(raw: bytes, *, request: bool) -> Head:
             raise HttpError(f"status line is not 'HTTP/1.x CODE REASON': {start[:80]!r}", 502)
         head.version, head.status = parts[0], int(parts[1])
         head.reason = parts[2] if len(parts) > 2 else ""
-    lengths = {v.strip() for v in head.values("Content-Length")}
-    if len(lengths) > 1 or any(not v.isdigit() for v in lengths):
-        raise HttpError(f"bad Content-Length {', '.join(sorted(lengths))!r}", 400 if request else 502)
-    te = head.get("Transfer-Encoding")
-    if te is not None and not head.chunked:
-        raise HttpError(f"unsupported Transfer-Encoding {te!r} (only chunked)", 501 if request else 502)
+    try:
+        head._framing()
+    except HttpError as exc:
+        raise HttpError(str(exc), exc.status if request else 502) from None
     return head
 
 
