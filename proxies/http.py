@@ -576,7 +576,7 @@ class Flight:
             self.fault = engine.decide("response", body, view, ctx, plan=plan)
             self.plan = plan
         if self.fault is None:
-            self.complete(head, body, resp_meta, outcome=None, raw=b"".join(self.resp_raw[2:]) + event.raw)
+            self.complete(head, body, resp_meta, outcome=None, raw=b"".join(self.resp_raw[2:]))
             return
         if plan.reset:
             self.finish(
@@ -597,7 +597,7 @@ class Flight:
             out_head = self.rebuilt_head(head, len(new_body))
             self.commit_and_send(head, new_body, resp_meta, out_head + new_body, outcome="fault")
             return
-        raw_body = b"".join(self.resp_raw[2:]) + event.raw
+        raw_body = b"".join(self.resp_raw[2:])
         if plan.truncate_keep is not None:
             keep = len(body) // 2 if plan.truncate_keep < 0 else min(plan.truncate_keep, len(body))
             out_head = self.rebuilt_head(head, len(body), close=True)

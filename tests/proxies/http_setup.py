@@ -120,6 +120,15 @@ class EchoUpstream:
                 if self.path == "/silent":
                     threading.Event().wait(5)
                     return
+                if self.path.startswith("/chunked/"):  # a chunked response of N chunks
+                    self.send_response(200)
+                    self.send_header("Transfer-Encoding", "chunked")
+                    self.end_headers()
+                    for i in range(int(self.path.rpartition("/")[2])):
+                        piece = f"chunk {i};".encode()
+                        self.wfile.write(b"%x\r\n%s\r\n" % (len(piece), piece))
+                    self.wfile.write(b"0\r\n\r\n")
+                    return
                 size = int(self.path.rpartition("/")[2]) if self.path.startswith("/big/") else 0
                 self.send_response(200)
                 self.send_header("Content-Length", str(size))

@@ -39,7 +39,7 @@ def stack(tmp_path_factory):
     procs = Processes()
     echo = EchoUpstream()
     try:
-        sims = {kind: start_simulator(procs, kind) for kind in ("medins", "fhir", "soap")}
+        sims = {kind: start_simulator(procs, kind) for kind in ("medins", "fhir", "soap", "cdc")}
         dead = free_port()
         config, ports = write_http_config(
             folder,
@@ -47,6 +47,7 @@ def stack(tmp_path_factory):
                 "medins": {"kind": "medins", "upstream": f"http://127.0.0.1:{sims['medins']}"},
                 "fhir": {"kind": "fhir", "upstream": f"http://127.0.0.1:{sims['fhir']}", "capture": "fast"},
                 "soap": {"kind": "soap", "upstream": f"http://127.0.0.1:{sims['soap']}"},
+                "cdc": {"kind": "cdc", "upstream": f"http://127.0.0.1:{sims['cdc']}", "capture": "fast"},
                 "echo": {
                     "kind": "raw",
                     "upstream": f"http://127.0.0.1:{echo.port}",
@@ -385,3 +386,68 @@ def test_heads_pass_byte_for_byte_and_hop_by_hop_headers_stop_at_the_proxy(stack
     time.sleep(0.3)
     ex = rows(stack, channel=["fhir"])[-1]
     assert ex.request.startswith(raw[:-2])  # captured exactly as received
+
+
+def test_cdc_report_card_result_is_captured(stack):
+    from tests.conftest import ROOT
+
+    card = (ROOT / "fixtures" / "cdc" / "emr_inf_report.json").read_bytes()
+    status, _, body = request(
+        stack["ports"]["cdc"], "POST", "/cdc/emr_inf_report", card, {"Content-Type": "application/json"}
+    )
+    assert status == 200 and json.loads(body)["result"] is True
+    status, _, body = request(
+        stack["ports"]["cdc"],
+        "POST",
+        "/cdc/emr_inf_report",
+        b'{"disease_code": "x"}',
+        {"Content-Type": "application/json"},
+    )
+    assert json.loads(body)["result"] is False
+    got = rows(stack, channel=["cdc"])
+    assert [(ex.message_type, ex.ack_code, ex.outcome) for ex in got[-2:]] == [
+        ("emr_inf_report", "true", "ok"),
+        ("emr_inf_report", "false", "nak"),
+    ]
+
+
+def test_chunked_response_is_relayed_chunked_and_captured_decoded(stack):
+    from harness.http_wire import read_message
+
+    port = stack["ports"]["echo"]
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+        s.sendall(b"GET /chunked/50 HTTP/1.1\r\nHost: x\r\n\r\n")
+        data = b""
+        while not data.endswith(b"0\r\n\r\n"):
+            more = s.recv(65536)
+            assert more
+            data += more
+    assert b"Transfer-Encoding: chunked" in data
+    msg = read_message(data, request=False)
+    assert msg.complete and msg.body == b"".join(f"chunk {i};".encode() for i in range(50))
+    ex = next(e for e in reversed(rows(stack, channel=["echo"])) if e.path == "/chunked/50")
+    assert read_message(ex.response, request=False).body == msg.body
+
+
+@pytest.mark.skipif(shutil.which("curl") is None, reason="curl not installed")
+def test_curl_upload_with_expect_100_continue(stack, tmp_path):
+    import hashlib
+
+    data = bytes(range(256)) * 8192  # 2 MB: curl sends Expect: 100-continue and waits for it
+    path = tmp_path / "upload.bin"
+    path.write_bytes(data)
+    out = subprocess.run(
+        [
+            "curl",
+            "-s",
+            "-H",
+            "Expect: 100-continue",
+            "--data-binary",
+            f"@{path}",
+            f"http://127.0.0.1:{stack['ports']['echo']}/upload-curl",
+        ],
+        capture_output=True,
+        timeout=30,
+        check=True,
+    ).stdout
+    assert json.loads(out)["sha256"] == hashlib.sha256(data).hexdigest()
