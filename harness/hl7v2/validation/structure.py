@@ -263,7 +263,8 @@ class Structure:
                             finding(
                                 "HL7-STRUCT-MISSING-SEGMENT",
                                 Location(pos, sid, group=group),
-                                f"required segment {label} is missing before segment {pos} ({seg})",
+                                f"required segment {label} is missing before segment {pos} ({seg})"
+                                + _elsewhere(sid, ids, indexes),
                                 expected=sid,
                                 actual=seg,
                             )
@@ -300,7 +301,8 @@ class Structure:
                     finding(
                         "HL7-STRUCT-MISSING-SEGMENT",
                         Location(end if n else None, sid, group=group),
-                        f"required segment {label} is missing at the end of the message",
+                        f"required segment {label} is missing at the end of the message"
+                        + _elsewhere(sid, ids, indexes),
                         expected=sid,
                         actual="end of message",
                     )
@@ -311,6 +313,14 @@ class Structure:
         if self.matches(ids):
             return []
         return self.diagnose(ids, indexes)
+
+
+def _elsewhere(sid: str, ids: list[str], indexes: list[int]) -> str:
+    """A hint when the 'missing' segment is in the message, only not where the structure wants it."""
+    where = [str(indexes[k]) for k, s in enumerate(ids) if s == sid]
+    if not where:
+        return ""
+    return f" (the {sid} at segment {', '.join(where[:3])} is not in a place the structure allows)"
 
 
 def _expected(st: Structure, states) -> str:
