@@ -74,9 +74,92 @@ def _component(fields: list[str], n: int, k: int, delims: Delimiters) -> str | N
 def extract(payload: bytes, charset: str | None = None) -> Meta:
     """Metadata of one message (unframed bytes). Never raises: problems are listed in ``problems``."""
     try:
+        if charset is None and payload.__class__ is bytes:
+            meta = _extract_usual(payload)
+            if meta is not None:
+                return meta
         return _extract(payload, charset)
     except Exception as exc:  # a bug here must never take a connection down
         return Meta(problems=(f"metadata extraction failed: {type(exc).__name__}: {exc}",))
+
+
+_USUAL_HEAD = b"MSH|^~\\&|"
+
+
+def _extract_usual(payload: bytes) -> Meta | None:
+    """The proxy's common case in a third of the time: the same Meta as `_extract`, or None to use it.
+
+    Only an ASCII message starting ``MSH|^~\\&|`` with CR segment ends, no MSH-18, no escape in its
+    MSH line and no NUL qualifies: then there is nothing to decode, resolve or unescape in MSH, so
+    plain splits give exactly what the general path computes.
+    """
+    if not payload.startswith(_USUAL_HEAD) or not payload.isascii():
+        return None
+    text = payload.decode("ascii")
+    end = text.find("\r")
+    if end < 0:
+        end = len(text)
+    line = text[:end]
+    if "\n" in line or "\\" in line[9:] or "\x00" in text:
+        return None
+    msh = line.split("|")
+    n = len(msh)
+    if n > 17 and msh[17]:
+        return None  # MSH-18 declares a charset: resolve it on the general path
+    problems: list[str] = []
+    mtype = trigger = structure = None
+    if n > 8:
+        v = msh[8]
+        if "~" in v:
+            v = v.split("~", 1)[0]
+        comps = v.split("^")
+        mtype = comps[0] or None
+        if len(comps) > 1:
+            trigger = comps[1] or None
+            if len(comps) > 2:
+                structure = comps[2] or None
+    if not mtype:
+        problems.append("MSH-9 (message type) is empty")
+    control_id = _plain(msh, 9, n)
+    if not control_id:
+        problems.append("MSH-10 (message control id) is empty")
+    ack_code = ack_control_id = None
+    pos = _segment_start(text, "MSA|", end)
+    if pos >= 0:
+        msa = text[pos : _line_end(text, pos)].split("|")
+        delims = Delimiters.from_msh("|", "^~\\&")
+        ack_code = _value(msa, 2, "^", "\\", delims, "utf-8")
+        ack_control_id = _value(msa, 3, "^", "\\", delims, "utf-8")
+    return Meta(
+        message_type=mtype,
+        trigger=trigger,
+        structure=structure,
+        control_id=control_id,
+        processing_id=_plain(msh, 10, n),
+        version=_plain(msh, 11, n),
+        accept_ack_type=_plain(msh, 14, n),
+        app_ack_type=_plain(msh, 15, n),
+        ack_code=ack_code,
+        ack_control_id=ack_control_id,
+        charset="utf-8",
+        sending_app=_plain(msh, 2, n),
+        sending_facility=_plain(msh, 3, n),
+        receiving_app=_plain(msh, 4, n),
+        receiving_facility=_plain(msh, 5, n),
+        problems=tuple(problems),
+    )
+
+
+def _plain(fields: list[str], i: int, n: int) -> str | None:
+    """First component of the first repetition of fields[i] (no escapes in it), None when empty."""
+    if i >= n:
+        return None
+    v = fields[i]
+    if "^" in v:
+        v = v.split("^", 1)[0]
+    if "~" in v:
+        v = v.split("~", 1)[0]
+    return v or None
 
 
 def _extract(payload: bytes, charset: str | None) -> Meta:
