@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import logging
+import operator
 import os
 import re
 import sqlite3
@@ -116,19 +117,42 @@ def _dumps(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str)
 
 
+_ROW = operator.attrgetter(*_COLUMNS)
+_FAULT, _META, _NOTES = (_COLUMNS.index(name) for name in ("fault", "meta", "notes"))
+_REQUEST, _RESPONSE = _COLUMNS.index("request"), _COLUMNS.index("response")
+_META_JSON: dict[tuple, str] = {}
+"""meta dicts of strings seen lately -> their JSON: a channel's messages mostly share the same few."""
+
+
+def _meta_json(meta: dict[str, Any] | None) -> str:
+    if not meta:
+        return "{}"
+    key = tuple(meta.items())
+    for _, value in key:
+        if value.__class__ is not str:  # 1 == True == 1.0 as keys: cache strings only
+            return _dumps(meta)
+    text = _META_JSON.get(key)
+    if text is None:
+        text = _dumps(meta)
+        if len(_META_JSON) >= 256:
+            _META_JSON.clear()
+        _META_JSON[key] = text
+    return text
+
+
 def _to_row(ex: Exchange) -> tuple:
-    row = []
-    for name in _COLUMNS:
-        value = getattr(ex, name)
-        if name == "fault":
-            value = None if value is None else _dumps(value)
-        elif name == "meta":
-            value = _dumps(value or {})
-        elif name == "notes":
-            value = _dumps(list(value or ()))
-        elif name in _BODY_COLUMNS and value is not None and not isinstance(value, bytes):
-            value = bytes(value)
-        row.append(value)
+    """The exchange as an INSERT's parameters: one C-level attribute fetch, JSON only where needed."""
+    row = list(_ROW(ex))
+    fault = row[_FAULT]
+    if fault is not None:
+        row[_FAULT] = _dumps(fault)
+    row[_META] = _meta_json(row[_META])
+    notes = row[_NOTES]
+    row[_NOTES] = _dumps(list(notes)) if notes else "[]"
+    for i in (_REQUEST, _RESPONSE):
+        value = row[i]
+        if value is not None and value.__class__ is not bytes:
+            row[i] = bytes(value)
     return tuple(row)
 
 
@@ -763,11 +787,25 @@ class CaptureWriter:
         results: list[int | BaseException] = []
         try:
             conn.execute("BEGIN IMMEDIATE")
-            for ex, _ in batch:
-                try:
-                    results.append(conn.execute(_INSERT, _to_row(ex)).lastrowid)
-                except (sqlite3.Error, TypeError, ValueError, OverflowError) as exc:
-                    results.append(exc)
+            rows = []
+            try:
+                rows = [_to_row(ex) for ex, _ in batch]
+                conn.execute("SAVEPOINT batch")
+                conn.executemany(_INSERT, rows)
+                (last,) = conn.execute("SELECT last_insert_rowid()").fetchone()
+                conn.execute("RELEASE batch")
+                # one transaction holding the write lock: the rows got consecutive ids
+                results = list(range(last - len(rows) + 1, last + 1))
+            except (sqlite3.Error, TypeError, ValueError, OverflowError):
+                if rows:
+                    conn.execute("ROLLBACK TO batch")
+                    conn.execute("RELEASE batch")
+                results = []  # one by one, so a bad exchange fails alone
+                for ex, _ in batch:
+                    try:
+                        results.append(conn.execute(_INSERT, _to_row(ex)).lastrowid)
+                    except (sqlite3.Error, TypeError, ValueError, OverflowError) as exc:
+                        results.append(exc)
             conn.execute("COMMIT")
             self.commits += 1
         except sqlite3.Error as exc:
