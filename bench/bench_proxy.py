@@ -7,6 +7,10 @@ HIS senders do), timing every round trip. One run measures: direct to the upstre
 the ratios against direct.
 
     .venv/bin/python bench/bench_proxy.py [--messages 3000] [--connections 4] [--size 1024]
+        [--captures off,fast,durable] [--no-relay] [--compare OTHER_TREE]
+
+`--compare` also runs the proxy from another source tree (e.g. `git archive OLD proxies harness | tar -x
+-C /tmp/old`) in the same interleaved rounds, for A/B figures of a change.
 
 Goals: fast >= 0.6 x direct throughput with <= 1 ms added p50; durable >= 0.3 x direct.
 For scale the same run also measures Twisted's plain byte relay (`twist portforward`), which neither
@@ -62,9 +66,9 @@ def wait_for_port(port: int, proc: subprocess.Popen, timeout: float = 30.0) -> N
     raise TimeoutError(f"nothing listening on {port}")
 
 
-def start(args: list[str], port: int) -> subprocess.Popen:
+def start(args: list[str], port: int, cwd: Path = ROOT) -> subprocess.Popen:
     proc = subprocess.Popen(
-        [*HARNESS, *args], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [*HARNESS, *args], cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         start_new_session=True,
     )
     wait_for_port(port, proc)
@@ -120,6 +124,15 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def machine_busy() -> tuple[float, float]:
+    """Busy and total CPU seconds of the whole machine so far (from /proc/stat)."""
+    fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = fields[3] + fields[4]
+    total = sum(fields[:8])
+    tick = os.sysconf("SC_CLK_TCK")
+    return (total - idle) / tick, total / tick
+
+
 def measure(
     port: int,
     connections: int,
@@ -140,7 +153,9 @@ def measure(
         p.start()
     cpu_before = cpu_seconds(watch) if watch else 0.0
     up_before = cpu_seconds(upstream) if upstream else 0.0
+    busy_before, all_before = machine_busy()
     got = [results.get(timeout=600) for _ in procs]
+    busy_after, all_after = machine_busy()
     cpu_after = cpu_seconds(watch) if watch else 0.0
     up_after = cpu_seconds(upstream) if upstream else 0.0
     for p in procs:
@@ -154,6 +169,7 @@ def measure(
     return {
         "msg_s": len(lat) / (end_t - start_t),
         "up_cpu_us": (up_after - up_before) / total * 1e6,
+        "busy": (busy_after - busy_before) / max(1e-9, all_after - all_before),
         "p50_ms": lat[len(lat) // 2] * 1000,
         "p99_ms": lat[min(len(lat) - 1, int(len(lat) * 0.99))] * 1000,
         "n": len(lat),
@@ -161,10 +177,10 @@ def measure(
     }
 
 
-def proxy_config(folder: Path, port: int, upstream: int, capture: str) -> Path:
-    path = folder / f"bench-{capture}.yaml"
+def proxy_config(folder: Path, port: int, upstream: int, capture: str, tag: str = "") -> Path:
+    path = folder / f"bench-{tag}{capture}.yaml"
     path.write_text(
-        f"store: {folder / ('bench-' + capture + '.db')}\n"
+        f"store: {folder / ('bench-' + tag + capture + '.db')}\n"
         "admin: off\n"
         "channels:\n"
         "  adt:\n"
@@ -188,42 +204,63 @@ def main() -> None:
     parser.add_argument(
         "--rounds", type=int, default=3, help="direct/fast/durable runs interleaved this many times (medians)"
     )
+    parser.add_argument(
+        "--captures", default="fast,durable", help="capture modes to run through the proxy (off,fast,durable)"
+    )
+    parser.add_argument("--no-relay", action="store_true", help="skip the `twist portforward` reference")
+    parser.add_argument(
+        "--compare", type=Path, help="also run the proxy from this tree (holding proxies/ and harness/)"
+    )
     args = parser.parse_args()
+    captures = [c.strip() for c in args.captures.split(",") if c.strip()]
+    trees = {"proxy": ROOT}
+    if args.compare is not None:
+        trees["other"] = args.compare.resolve()
 
     up_port = free_port()
     upstream = subprocess.Popen(
         [*HARNESS, "mock", "mllp", "--listen", f"127.0.0.1:{up_port}"], cwd=ROOT,
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
     )
-    runs: dict[str, list[dict]] = {"direct": [], "portforward": [], "proxy fast": [], "proxy durable": []}
+    runs: dict[str, list[dict]] = {"direct": []}
+    if not args.no_relay:
+        runs["portforward"] = []
+    for tree in trees:
+        for capture in captures:
+            runs[f"{tree} {capture}"] = []
     try:
         wait_for_port(up_port, upstream)
         with tempfile.TemporaryDirectory(prefix="bench-proxy-") as tmp:
             proxies = {}
-            relay_port = free_port()
-            relay = subprocess.Popen(
-                [str(Path(sys.executable).with_name("twist")), "portforward", "--port", f"tcp:{relay_port}",
-                 "--host", "127.0.0.1", "--dest_port", str(up_port)],
-                cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
-            )  # fmt: skip
-            wait_for_port(relay_port, relay)
-            for capture in CAPTURES:
-                port = free_port()
-                config = proxy_config(Path(tmp), port, up_port, capture)
-                proxies[capture] = (start(["proxy", "--config", str(config)], port), port)
+            relay = None
+            if not args.no_relay:
+                relay_port = free_port()
+                relay = subprocess.Popen(
+                    [str(Path(sys.executable).with_name("twist")), "portforward",
+                     "--port", f"tcp:{relay_port}", "--host", "127.0.0.1", "--dest_port", str(up_port)],
+                    cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+                )  # fmt: skip
+                wait_for_port(relay_port, relay)
+            for tree, cwd in trees.items():
+                for capture in captures:
+                    port = free_port()
+                    config = proxy_config(Path(tmp), port, up_port, capture, tag=tree)
+                    proc = start(["proxy", "--config", str(config)], port, cwd)
+                    proxies[f"{tree} {capture}"] = (proc, port)
             try:
                 for _ in range(args.rounds):
                     runs["direct"].append(
                         measure(up_port, args.connections, args.messages, args.size, upstream=upstream.pid)
                     )
-                    runs["portforward"].append(
-                        measure(
-                            relay_port, args.connections, args.messages, args.size,
-                            watch=relay.pid, upstream=upstream.pid,
+                    if relay is not None:
+                        runs["portforward"].append(
+                            measure(
+                                relay_port, args.connections, args.messages, args.size,
+                                watch=relay.pid, upstream=upstream.pid,
+                            )
                         )
-                    )
-                    for capture, (proxy, port) in proxies.items():
-                        runs[f"proxy {capture}"].append(
+                    for name, (proxy, port) in proxies.items():
+                        runs[name].append(
                             measure(
                                 port, args.connections, args.messages, args.size,
                                 watch=proxy.pid, upstream=upstream.pid,
@@ -232,13 +269,14 @@ def main() -> None:
             finally:
                 for proxy, _ in proxies.values():
                     stop(proxy)
-                stop(relay)
+                if relay is not None:
+                    stop(relay)
     finally:
         stop(upstream)
 
     rows = {
         name: {key: median([r[key] for r in results]) if results[0][key] is not None else None
-               for key in ("msg_s", "p50_ms", "p99_ms", "cpu_us", "up_cpu_us")}
+               for key in ("msg_s", "p50_ms", "p99_ms", "cpu_us", "up_cpu_us", "busy")}
         for name, results in runs.items()
     }
     direct = rows["direct"]
@@ -246,19 +284,21 @@ def main() -> None:
         f"{args.connections} connections, {args.size}-byte ADT^A01, {args.messages} messages per run, "
         f"{args.rounds} interleaved rounds (medians), {os.cpu_count()} CPUs"
     )
-    header = f"{'run':<14} {'msg/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'x direct':>9} {'+p50 ms':>8}"
-    print(f"{header} {'proxy CPU':>12} {'upstream CPU':>13}")
+    header = f"{'run':<15} {'msg/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'x direct':>9} {'+p50 ms':>8}"
+    print(f"{header} {'proxy CPU':>12} {'upstream CPU':>13} {'busy':>5}")
     for name, r in rows.items():
         ratio = r["msg_s"] / direct["msg_s"]
         added = r["p50_ms"] - direct["p50_ms"]
         cpu = f"{r['cpu_us']:.0f} us/msg" if r["cpu_us"] is not None else "-"
-        line = f"{name:<14} {r['msg_s']:>9.0f} {r['p50_ms']:>8.3f} {r['p99_ms']:>8.3f} {ratio:>9.2f}"
-        print(f"{line} {added:>8.3f} {cpu:>12} {r['up_cpu_us']:>6.0f} us/msg")
-    fast, durable = rows["proxy fast"], rows["proxy durable"]
-    fast_ok = fast["msg_s"] >= 0.6 * direct["msg_s"] and fast["p50_ms"] - direct["p50_ms"] <= 1.0
-    durable_ok = durable["msg_s"] >= 0.3 * direct["msg_s"]
-    print(f"goal fast >= 0.6x direct and <= +1 ms p50: {'met' if fast_ok else 'NOT met'}")
-    print(f"goal durable >= 0.3x direct: {'met' if durable_ok else 'NOT met'}")
+        line = f"{name:<15} {r['msg_s']:>9.0f} {r['p50_ms']:>8.3f} {r['p99_ms']:>8.3f} {ratio:>9.2f}"
+        print(f"{line} {added:>8.3f} {cpu:>12} {r['up_cpu_us']:>6.0f} us/msg {r['busy']:>5.0%}")
+    fast, durable = rows.get("proxy fast"), rows.get("proxy durable")
+    if fast is not None:
+        fast_ok = fast["msg_s"] >= 0.6 * direct["msg_s"] and fast["p50_ms"] - direct["p50_ms"] <= 1.0
+        print(f"goal fast >= 0.6x direct and <= +1 ms p50: {'met' if fast_ok else 'NOT met'}")
+    if durable is not None:
+        durable_ok = durable["msg_s"] >= 0.3 * direct["msg_s"]
+        print(f"goal durable >= 0.3x direct: {'met' if durable_ok else 'NOT met'}")
 
 
 if __name__ == "__main__":
