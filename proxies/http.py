@@ -214,7 +214,7 @@ class Flight:
         "req_truncated", "forwarding", "pending", "upstream", "reused", "retried", "view", "plan",
         "fault", "resp_head", "resp_raw", "resp_data", "resp_size", "resp_truncated", "holding",
         "head_sent", "timer", "done", "close_after", "answered_continue", "resp_view", "notes",
-        "status_sent", "upstream_addr",
+        "status_sent", "upstream_addr", "req_kept",
     )  # fmt: skip
 
     def __init__(self, conn: ClientConnection, head: Head) -> None:
@@ -225,6 +225,8 @@ class Flight:
         self.req_raw: list[bytes] = [head.raw, b"\r\n\r\n"]
         self.req_data: list[bytes] = []
         self.req_size = 0
+        self.req_kept = 0
+        """Body wire bytes kept for the capture (at most capture_body_bytes)."""
         self.req_done = False
         self.req_truncated = False
         self.forwarding = False
@@ -254,28 +256,29 @@ class Flight:
     # -- the request ---------------------------------------------------------------------------------
 
     def request_body(self, event: Body) -> None:
-        limit = self.channel.config.capture_body_bytes
+        cfg = self.channel.config
         data = event.data
         if data:
             self.req_size += len(data)
-            if self.req_size > self.channel.config.max_body_bytes:
+            if self.req_size > cfg.max_body_bytes:
+                sent = "the upstream got only its first part" if self.forwarding else "not forwarded"
                 self.conn.refuse(
                     413,
                     "Content Too Large",
-                    f"request body larger than max_body_bytes "
-                    f"({self.channel.config.max_body_bytes} bytes); not forwarded",
+                    f"request body larger than max_body_bytes ({cfg.max_body_bytes} bytes); {sent}",
                 )
                 return
-        kept = sum(len(p) for p in self.req_raw)
         if not self.req_truncated:
-            if kept + len(event.raw) <= limit + len(self.head.raw) + 4 + 64:
+            room = cfg.capture_body_bytes - self.req_kept
+            if len(event.raw) <= room:
                 self.req_raw.append(event.raw)
+                self.req_kept += len(event.raw)
                 if data:
                     self.req_data.append(data)
-            else:
+            else:  # keep what fits (wire bytes; the capture says it is a part)
                 self.req_truncated = True
-                room = max(0, limit + len(self.head.raw) + 4 - kept)
                 self.req_raw.append(event.raw[:room])
+                self.req_kept += room
                 if data:
                     self.req_data.append(data[:room])
         if self.forwarding:
