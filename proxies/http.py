@@ -9,8 +9,9 @@ Bodies stream: up to `capture_body_bytes` of a request is held so rules can look
 it flows to the upstream as it arrives (back-pressure through Twisted producers) and the capture keeps
 only that much, saying so. A response streams to the client as it arrives unless something must see
 it whole first (a response fault rule, a fault that rewrites it, durable capture); then up to the
-capture limit is held and the rest streams. In durable mode the last piece of a response waits for
-the exchange's commit, so no client has an answer the store does not.
+capture limit is held and the rest streams. In durable mode a response that fits the capture limit
+reaches the client only after its exchange's commit, so no client has such an answer the store does
+not; a larger one streams and is committed when it ends.
 
 Never fake success: an unreachable upstream gives 502 with a body saying why (or a closed
 connection, `on_upstream_down: close`), no response head within `response_timeout_s` gives 504.
