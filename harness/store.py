@@ -98,6 +98,16 @@ _COLUMNS = (
 _JSON_COLUMNS = frozenset({"fault", "meta", "notes"})
 _BODY_COLUMNS = frozenset({"request", "response"})
 _INSERT = f"INSERT INTO exchanges ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))})"
+_CHUNKS = (256, 64, 16, 4, 1)
+"""Rows per multi-row INSERT: a batch goes in as few statements as these sizes allow."""
+
+
+def _insert_many(size: int) -> str:
+    one = f"({', '.join('?' * len(_COLUMNS))})"
+    return f"INSERT INTO exchanges ({', '.join(_COLUMNS)}) VALUES {', '.join([one] * size)}"
+
+
+_INSERTS = {size: _insert_many(size) for size in _CHUNKS}
 _ORDERS = {
     "id": "id ASC",
     "-id": "id DESC",
@@ -615,6 +625,13 @@ class CaptureWriter:
     Several writers (one per mode) may share a file: each transaction takes the write lock up front
     and waits for the other's (busy timeout 10 s).
 
+    ``process=True`` runs the SQLite work in a child process (`WriterProcess`): this thread only turns
+    each batch into rows, sends them over a pipe and waits for the child's answer (ids or errors,
+    sent after its COMMIT returned), so the caller's process spends about a microsecond per exchange
+    and no per-row GIL hand-offs. The guarantees above are unchanged: a callback still runs only
+    after the commit holding its exchange. If the child dies, every exchange not yet confirmed fails
+    (its callback gets the error) and so does everything submitted later.
+
     `callback(id_or_exception)` runs on the writer thread: the new row id, or the exception that kept
     the exchange out of the store (errors are counted, never raised at the caller).
 
@@ -634,6 +651,7 @@ class CaptureWriter:
         high_water: int = 10_000,
         hard_limit: int | None = None,
         on_pressure: Callable[[bool], None] | None = None,
+        process: bool = False,
     ) -> None:
         if mode not in ("durable", "fast"):
             raise ValueError(
@@ -641,9 +659,13 @@ class CaptureWriter:
             )
         self.mode = mode
         self.path = Path(path)
-        self._store = Store(
-            path, synchronous="FULL" if mode == "durable" else "NORMAL", check_same_thread=False
-        )
+        synchronous = "FULL" if mode == "durable" else "NORMAL"
+        self._store: Store | None = None
+        self._child: WriterProcess | None = None
+        if process:
+            self._child = WriterProcess(self.path, synchronous)
+        else:
+            self._store = Store(path, synchronous=synchronous, check_same_thread=False)
         self._window_s = window_s
         self._max_batch = max(1, max_batch)
         self._high_water = max(1, high_water)
@@ -739,7 +761,10 @@ class CaptureWriter:
             self._cond.notify_all()
         self._thread.join(timeout)
         if not self._thread.is_alive():
-            self._store.close()
+            if self._store is not None:
+                self._store.close()
+            if self._child is not None:
+                self._child.close()
             self._closed = True
 
     def _run(self) -> None:
@@ -783,37 +808,18 @@ class CaptureWriter:
             self._hurry.wait(remaining)
 
     def _write(self, batch: list[tuple[Exchange, Callback | None]]) -> None:
-        conn = self._store._conn
-        results: list[int | BaseException] = []
-        try:
-            conn.execute("BEGIN IMMEDIATE")
-            rows = []
+        rows: list[tuple | BaseException] = []
+        for ex, _ in batch:
             try:
-                rows = [_to_row(ex) for ex, _ in batch]
-                conn.execute("SAVEPOINT batch")
-                conn.executemany(_INSERT, rows)
-                (last,) = conn.execute("SELECT last_insert_rowid()").fetchone()
-                conn.execute("RELEASE batch")
-                # one transaction holding the write lock: the rows got consecutive ids
-                results = list(range(last - len(rows) + 1, last + 1))
-            except (sqlite3.Error, TypeError, ValueError, OverflowError):
-                if rows:
-                    conn.execute("ROLLBACK TO batch")
-                    conn.execute("RELEASE batch")
-                results = []  # one by one, so a bad exchange fails alone
-                for ex, _ in batch:
-                    try:
-                        results.append(conn.execute(_INSERT, _to_row(ex)).lastrowid)
-                    except (sqlite3.Error, TypeError, ValueError, OverflowError) as exc:
-                        results.append(exc)
-            conn.execute("COMMIT")
+                rows.append(_to_row(ex))
+            except (TypeError, ValueError, OverflowError) as exc:
+                rows.append(exc)
+        if self._child is not None:
+            results = self._child.write(rows)
+        else:
+            results = _commit_rows(self._store._conn, rows)
+        if any(not isinstance(r, BaseException) for r in results):
             self.commits += 1
-        except sqlite3.Error as exc:
-            try:
-                conn.execute("ROLLBACK")
-            except sqlite3.Error:
-                pass
-            results = [exc] * len(batch)
         self._finish(batch, results)
 
     def _finish(
@@ -842,3 +848,171 @@ class CaptureWriter:
             self._cond.notify_all()
         if relieved and self._on_pressure is not None:
             self._on_pressure(False)
+
+
+def _commit_rows(conn: sqlite3.Connection, rows: list[tuple | BaseException]) -> list[int | BaseException]:
+    """One write transaction for a batch of rows; the new ids, or per row the error that kept it out."""
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+        results = _insert_rows(conn, rows)
+        conn.execute("COMMIT")
+        return results
+    except sqlite3.Error as exc:
+        try:
+            conn.execute("ROLLBACK")
+        except sqlite3.Error:
+            pass
+        return [exc] * len(rows)
+
+
+def _insert_rows(conn: sqlite3.Connection, rows: list[tuple | BaseException]) -> list[int | BaseException]:
+    """Insert rows in multi-row statements, one row at a time where a statement fails.
+
+    One statement per chunk means one sqlite3_step, so a writer thread gives the GIL up and takes it
+    back once per chunk rather than once per row: in the proxy's process every such hand-off competes
+    with the reactor. A failed statement is rolled back by SQLite alone (the transaction goes on);
+    inside one write transaction the rows of a statement get consecutive ids.
+    """
+    results: list[int | BaseException] = []
+    i, n = 0, len(rows)
+    limit = max(1, conn.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) // len(_COLUMNS))
+    while i < n:
+        size = next(c for c in _CHUNKS if c <= n - i and c <= limit)
+        chunk = rows[i : i + size]
+        i += size
+        if size > 1 and not any(isinstance(r, BaseException) for r in chunk):
+            try:
+                last = conn.execute(_INSERTS[size], [v for row in chunk for v in row]).lastrowid
+            except (sqlite3.Error, TypeError, ValueError, OverflowError):
+                pass  # one by one below, so a bad exchange fails alone
+            else:
+                results.extend(range(last - size + 1, last + 1))
+                continue
+        for row in chunk:
+            if isinstance(row, BaseException):
+                results.append(row)
+                continue
+            try:
+                results.append(conn.execute(_INSERT, row).lastrowid)
+            except (sqlite3.Error, TypeError, ValueError, OverflowError) as exc:
+                results.append(exc)
+    return results
+
+
+class WriterProcess:
+    """A child process that owns the store's write connection; `write(rows)` commits one batch there.
+
+    Framing on its stdin/stdout: a 4-byte big-endian length, then a pickled list (rows one way; ids
+    or exceptions, sent after COMMIT returned, the other). Pickle is safe here: both ends are this
+    module, over a private pipe. The child opens the store before it answers the first frame, so a
+    store that cannot be opened fails here, in the constructor, with the child's message. It exits
+    when its stdin closes (this process ended or `close()`), after committing what it had read; it
+    ignores SIGINT and SIGTERM so a Ctrl-C or a process-group TERM cannot cut it off before the
+    parent's final flush.
+    """
+
+    def __init__(self, path: Path, synchronous: str) -> None:
+        import subprocess
+        import sys
+
+        root = Path(__file__).resolve().parent.parent
+        self.path = Path(path).resolve()
+        self._proc = subprocess.Popen(
+            [sys.executable, "-c", "from harness.store import _serve_writer; _serve_writer()",
+             str(self.path), synchronous],
+            cwd=root, stdin=subprocess.PIPE, stdout=subprocess.PIPE, bufsize=0,
+        )  # fmt: skip
+        self._broken: BaseException | None = None
+        ready = self._receive()
+        if isinstance(ready, BaseException):
+            self.close()
+            raise ready if isinstance(ready, StoreError) else StoreError(str(ready))
+
+    def write(self, rows: list[tuple | BaseException]) -> list[int | BaseException]:
+        import pickle
+
+        if self._broken is None:
+            try:
+                data = pickle.dumps(rows, protocol=pickle.HIGHEST_PROTOCOL)
+                self._proc.stdin.write(len(data).to_bytes(4, "big") + data)
+                results = self._receive()
+                if isinstance(results, list) and len(results) == len(rows):
+                    return results
+                self._broken = StoreError(f"capture writer process for {self.path}: unexpected answer")
+            except (OSError, EOFError, ValueError) as exc:
+                self._broken = StoreError(f"capture writer process for {self.path} is gone: {exc}")
+        return [self._broken] * len(rows)
+
+    def _receive(self) -> Any:
+        import pickle
+
+        head = self._read(4)
+        return pickle.loads(self._read(int.from_bytes(head, "big")))
+
+    def _read(self, size: int) -> bytes:
+        parts = []
+        while size:
+            chunk = self._proc.stdout.read(size)
+            if not chunk:
+                code = self._proc.poll()
+                raise EOFError(f"the process ended (exit {code})" if code is not None else "pipe closed")
+            parts.append(chunk)
+            size -= len(chunk)
+        return b"".join(parts)
+
+    def close(self, timeout: float = 30.0) -> None:
+        """Close its stdin (it commits what it read and exits) and wait for it."""
+        try:
+            self._proc.stdin.close()
+        except OSError:
+            pass
+        try:
+            self._proc.wait(timeout)
+        except Exception:  # noqa: BLE001 - a child that hangs is killed rather than left behind
+            self._proc.kill()
+            self._proc.wait()
+        self._proc.stdout.close()
+
+
+def _serve_writer() -> None:
+    """The child's side of `WriterProcess` (argv: store path, synchronous)."""
+    import pickle
+    import signal
+    import sys
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    inp, out = sys.stdin.buffer, sys.stdout.buffer
+
+    def send(value: Any) -> None:
+        try:
+            data = pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
+        except Exception:  # noqa: BLE001 - an exception that does not pickle goes as its text
+            value = [v if isinstance(v, int) else StoreError(str(v)) for v in value]
+            data = pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
+        out.write(len(data).to_bytes(4, "big") + data)
+        out.flush()
+
+    def read(size: int) -> bytes | None:
+        parts = []
+        while size:
+            chunk = inp.read(size)
+            if not chunk:
+                return None
+            parts.append(chunk)
+            size -= len(chunk)
+        return b"".join(parts)
+
+    try:
+        store = Store(sys.argv[1], synchronous=sys.argv[2])
+    except Exception as exc:  # noqa: BLE001 - reported to the parent, which raises it
+        send(StoreError(str(exc)))
+        return
+    send("ready")
+    conn = store._conn
+    with store:
+        while (head := read(4)) is not None:
+            body = read(int.from_bytes(head, "big"))
+            if body is None:
+                return
+            send(_commit_rows(conn, pickle.loads(body)))

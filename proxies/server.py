@@ -112,7 +112,8 @@ class ProxyServer:
             return self.writers[mode]
         try:
             self.store_path.parent.mkdir(parents=True, exist_ok=True)
-            writer = CaptureWriter(self.store_path, mode, on_pressure=self._pressure)
+            # SQLite in a child process: the reactor's process keeps its CPU and GIL for the traffic
+            writer = CaptureWriter(self.store_path, mode, on_pressure=self._pressure, process=True)
         except Exception as exc:  # noqa: BLE001 - any store failure is an environment error
             raise StartError(f"store {str(self.store_path)!r} cannot be opened: {exc}") from None
         self.writers[mode] = writer
