@@ -686,13 +686,16 @@ class Flight:
             self.pending = [b"".join(self.req_raw[2:])]
             self.channel.connect(0, [], self.upstream_ready, self.upstream_failed)
             return
-        self.response_events(events)
+        # cut short by the close: not a malformed response but a lost upstream (handled below)
+        self.response_events([e for e in events if e.__class__ is not Broken])
         if self.done:
             return
         why = reason.getErrorMessage() if reason is not None else "connection closed"
         self.upstream = None
         if self.head_sent:
-            self.finish("upstream_down", None, f"upstream closed mid-response: {why}", abort=True)
+            self.finish(
+                "upstream_down", None, f"upstream closed mid-response: {why}"
+            )  # FIN: the client sees it cut
         else:
             text = f"upstream closed the connection before a complete response: {why}"
             self.send_own(

@@ -7,6 +7,7 @@ import hashlib
 import http.client
 import json
 import re
+import socket
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -119,6 +120,15 @@ class EchoUpstream:
                 outer.requests.append(("GET", self.path, dict(self.headers.items())))
                 if self.path == "/silent":
                     threading.Event().wait(5)
+                    return
+                if self.path == "/die":  # half a response, then the connection drops
+                    self.send_response(200)
+                    self.send_header("Content-Length", "100")
+                    self.end_headers()
+                    self.wfile.write(b"x" * 40)
+                    self.wfile.flush()
+                    self.close_connection = True
+                    self.connection.shutdown(socket.SHUT_RDWR)
                     return
                 if self.path.startswith("/chunked/"):  # a chunked response of N chunks
                     self.send_response(200)

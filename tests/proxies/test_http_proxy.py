@@ -57,6 +57,7 @@ def stack(tmp_path_factory):
                     "x_forwarded_for": True,
                     "rewrite_host": True,
                 },
+                "echo_fast": {"kind": "raw", "upstream": f"http://127.0.0.1:{echo.port}", "capture": "fast"},
                 "small": {
                     "kind": "fhir",
                     "upstream": f"http://127.0.0.1:{sims['fhir']}",
@@ -451,3 +452,40 @@ def test_curl_upload_with_expect_100_continue(stack, tmp_path):
         check=True,
     ).stdout
     assert json.loads(out)["sha256"] == hashlib.sha256(data).hexdigest()
+
+
+def test_upstream_dying_mid_response_is_not_passed_off_as_complete(stack):
+    # durable capture holds the response, so the client gets a 502 saying why instead of a cut body
+    status, _, body = request(stack["ports"]["echo"], "GET", "/die")
+    assert status == 502 and b"before a complete response" in body
+    ex = next(e for e in reversed(rows(stack, channel=["echo"])) if e.path == "/die")
+    assert ex.outcome == "upstream_down" and "before a complete response" in ex.error
+    # streamed (fast capture, no rules): the head went out, so the client sees the body cut short
+    conn = http.client.HTTPConnection("127.0.0.1", stack["ports"]["echo_fast"], timeout=10)
+    conn.request("GET", "/die")
+    resp = conn.getresponse()
+    with pytest.raises(http.client.IncompleteRead):
+        resp.read()
+    conn.close()
+    ex = next(e for e in reversed(rows(stack, channel=["echo_fast"])) if e.path == "/die")
+    assert ex.outcome == "upstream_down" and "mid-response" in ex.error
+    assert request(stack["ports"]["echo"], "GET", "/big/10")[0] == 200
+
+
+def test_durable_capture_survives_a_hard_kill(processes, tmp_path):
+    import os
+    import signal
+
+    fhir = start_simulator(processes, "fhir")
+    config, ports = write_http_config(
+        tmp_path, {"fhir": {"kind": "fhir", "upstream": f"http://127.0.0.1:{fhir}"}}
+    )
+    proc = run_proxy(processes, config, ports)
+    conn = http.client.HTTPConnection("127.0.0.1", ports["fhir"], timeout=10)
+    for _ in range(5):
+        conn.request("GET", "/fhir/metadata")
+        assert conn.getresponse().read()
+    os.killpg(proc.pid, signal.SIGKILL)  # no flush, no shutdown: what the clients got must be on disk
+    proc.wait()
+    with Store(tmp_path / "captures.db") as store:
+        assert len(list(store.query(ExchangeFilter(channel=["fhir"])))) == 5
