@@ -28,6 +28,19 @@ class HttpError(ValueError):
         self.status = status
 
 
+class HeaderMap(dict):
+    """Lower-case header names; `get` and `[]` take any case."""
+
+    def get(self, name: str, default: str | None = None) -> str | None:  # type: ignore[override]
+        return dict.get(self, name.lower(), default)
+
+    def __getitem__(self, name: str) -> str:
+        return dict.__getitem__(self, name.lower())
+
+    def __contains__(self, name: object) -> bool:
+        return dict.__contains__(self, name.lower() if isinstance(name, str) else name)
+
+
 @dataclass(slots=True)
 class Head:
     """A request or response head. `raw` is the head exactly as received (up to the blank line)."""
@@ -42,13 +55,22 @@ class Head:
     reason: str = ""
     _length: int | None = None
     _chunked: bool = False
+    _index: dict[str, str] | None = None
+    """Lower-case name -> value (repeats joined with ', '), built once on first lookup."""
+
+    def index(self) -> dict[str, str]:
+        index = self._index
+        if index is None:
+            index = {}
+            for key, value in self.headers:
+                lowered = key.lower()
+                index[lowered] = f"{index[lowered]}, {value}" if lowered in index else value
+            self._index = index
+        return index
 
     def get(self, name: str, default: str | None = None) -> str | None:
-        lowered = name.lower()
-        for key, value in self.headers:
-            if key.lower() == lowered:
-                return value
-        return default
+        """A header's value (repeated headers joined with ', '), names case-insensitive."""
+        return self.index().get(name.lower(), default)
 
     def values(self, name: str) -> list[str]:
         lowered = name.lower()
@@ -56,17 +78,15 @@ class Head:
 
     def tokens(self, name: str) -> set[str]:
         """Comma-separated tokens of a header, lower-cased (`Connection: keep-alive, Upgrade`)."""
-        out: set[str] = set()
-        for value in self.values(name):
-            out.update(t.strip().lower() for t in value.split(",") if t.strip())
-        return out
+        value = self.get(name)
+        if not value:
+            return set()
+        return {t.strip().lower() for t in value.split(",") if t.strip()}
 
-    def mapping(self) -> dict[str, str]:
-        """Headers as a dict (repeated names joined with ', '), for the kind codecs."""
-        out: dict[str, str] = {}
-        for key, value in self.headers:
-            out[key] = f"{out[key]}, {value}" if key in out else value
-        return out
+    def mapping(self) -> HeaderMap:
+        """Headers as a dict with lower-case names and case-insensitive lookups (repeated names joined
+        with ', '), for the kind codecs."""
+        return HeaderMap(self.index())
 
     @property
     def chunked(self) -> bool:
@@ -80,14 +100,17 @@ class Head:
 
     def _framing(self) -> None:
         length = te = None
+        index: dict[str, str] = {}
         for key, value in self.headers:
             lowered = key.lower()
+            index[lowered] = f"{index[lowered]}, {value}" if lowered in index else value
             if lowered == "content-length":
                 if length is not None and length != value.strip():
                     raise HttpError(f"bad Content-Length {length!r}, {value.strip()!r}")
                 length = value.strip()
             elif lowered == "transfer-encoding":
                 te = value
+        self._index = index
         if length is not None:
             if not length.isdigit():
                 raise HttpError(f"bad Content-Length {length!r}")
@@ -153,7 +176,10 @@ def build_head(start: str, headers: Iterable[tuple[str, str]]) -> bytes:
 def forward_headers(head: Head, *, drop: Iterable[str] = ()) -> list[tuple[str, str]]:
     """The end-to-end headers of `head` in order: hop-by-hop ones, those `Connection` names, and `drop`
     (lower-case names) removed."""
+    index = head.index()
     gone = HOP_BY_HOP | head.tokens("Connection") | set(drop)
+    if not any(name in index for name in gone):
+        return list(head.headers)  # the common case: nothing to drop
     return [(k, v) for k, v in head.headers if k.lower() not in gone]
 
 
