@@ -22,7 +22,7 @@ def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
         json_log: Annotated[bool, typer.Option("--json-log", help="Log as JSON lines.")] = False,
         check: Annotated[bool, typer.Option("--check", help="Validate the config and exit.")] = False,
     ) -> None:
-        """Run the MLLP proxy: forward losslessly, capture every exchange, inject faults on demand.
+        """Run the proxy (MLLP and HTTP channels): forward losslessly, capture every exchange, inject faults.
 
         Prints one line per channel (`channel adt listening on 127.0.0.1:2575 -> 127.0.0.1:12575`),
         runs until SIGTERM or Ctrl-C, then flushes the capture store. Exit 2 for a bad config or a port
