@@ -913,6 +913,7 @@ class ClientConnection(protocol.Protocol, TimeoutMixin):
         self.outbox = _Outbox(channel.reactor)
         self._paused_by: set[str] = set()
         self._corked: list[bytes] | None = None
+        self.last_data = b""
 
     def connectionMade(self) -> None:
         _nodelay(self.transport)
@@ -933,6 +934,7 @@ class ClientConnection(protocol.Protocol, TimeoutMixin):
         self.resetTimeout()
         if self.closing:
             return
+        self.last_data = data[:65536]
         self.events.extend(self.reader.feed(data))
         self.pump()
 
@@ -1000,11 +1002,19 @@ class ClientConnection(protocol.Protocol, TimeoutMixin):
                         up.transport.abortConnection()
                     flight.finish("error", None, f"bad request body: {event.problem}", abort=True)
                     return
-                if flight is not None:
-                    return
+                if flight is not None and flight.req_done:
+                    return  # bad bytes after a complete request: refused once that one is answered
                 events.popleft()
+                head = None
+                if flight is not None:  # a body still being read (not yet forwarded) is broken
+                    self.flight = None
+                    flight.done = True
+                    head = flight.head
                 self.refuse(
-                    event.status, _REASONS.get(event.status, "Bad Request"), f"bad request: {event.problem}"
+                    event.status,
+                    _REASONS.get(event.status, "Bad Request"),
+                    f"bad request: {event.problem}",
+                    head,
                 )
                 return
 
@@ -1017,6 +1027,7 @@ class ClientConnection(protocol.Protocol, TimeoutMixin):
                 "Content Too Large",
                 f"request body of {length} bytes is larger than max_body_bytes ({cfg.max_body_bytes}); "
                 "not forwarded",
+                head,
             )
             return
         flight = Flight(self, head)
@@ -1025,8 +1036,11 @@ class ClientConnection(protocol.Protocol, TimeoutMixin):
             flight.answered_continue = True
             self.write(b"HTTP/1.1 100 Continue\r\n\r\n")
 
-    def refuse(self, status: int, reason: str, text: str) -> None:
-        """Answer bad input ourselves and close: the rest of this connection's bytes cannot be trusted."""
+    def refuse(self, status: int, reason: str, text: str, head: Head | None = None) -> None:
+        """Answer bad input ourselves and close: the rest of this connection's bytes cannot be trusted.
+        Without a request in flight the refusal is captured too (`malformed`, or `error` for 413), with
+        the head, or else the bytes last received."""
+        request = head.raw + b"\r\n\r\n" if head is not None else None
         flight = self.flight
         self.closing = True
         self.events.clear()
@@ -1046,7 +1060,28 @@ class ClientConnection(protocol.Protocol, TimeoutMixin):
                 error=text,
             )
             return
-        self.channel.stats.outcome("error")
+        outcome = "error" if status == 413 else "malformed"
+        self.channel.stats.outcome(outcome)
+        ex = Exchange(
+            channel=self.channel.name,
+            protocol="http",
+            kind=self.channel.config.kind,
+            client_addr=self.client_addr,
+            request=request if request is not None else self.last_data,
+            response=data,
+            outcome=outcome,
+            status=status,
+            error=text,
+            method=head.method if head is not None else None,
+            path=head.target if head is not None else None,
+        )
+        ex.finish()
+        writer = self.channel.writer
+        if writer is not None:
+            try:
+                writer.submit(ex)
+            except Exception as exc:  # noqa: BLE001 - a closed writer must not keep the answer back
+                self.channel.log("error", f"capture failed: {exc}")
         self.write(data)
         self.close()
 

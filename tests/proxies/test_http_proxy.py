@@ -224,6 +224,16 @@ def test_garbage_request_gets_400_saying_what_and_the_proxy_serves_on(stack):
         data = s.recv(65536)
     assert data.startswith(b"HTTP/1.1 400") and b"request line" in data
     assert request(port, "GET", "/fhir/metadata")[0] == 200
+    bad = [ex for ex in rows(stack, channel=["fhir"]) if ex.outcome == "malformed"]
+    assert bad and bad[-1].request == b"THIS IS NOT HTTP\r\n\r\n" and bad[-1].status == 400
+    # a broken chunk in a body still being read: 400 at once, captured with its head
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+        s.sendall(b"POST /fhir/Patient HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nab")
+        s.sendall(b"cdeXX\r\n")
+        data = s.recv(65536)
+    assert data.startswith(b"HTTP/1.1 400") and b"CRLF" in data
+    bad = [ex for ex in rows(stack, channel=["fhir"]) if ex.outcome == "malformed"]
+    assert bad[-1].method == "POST" and bad[-1].path == "/fhir/Patient"
 
 
 def test_upstream_down_is_502_never_success_and_backups_are_used(stack):
