@@ -615,8 +615,10 @@ class CaptureWriter:
     - ``durable``: synchronous=FULL, so every commit is fsynced. An exchange's callback runs only
       after the transaction holding it committed; the proxy relays the reply to the sender from that
       callback, so every exchange whose reply reached its sender is on disk. Exchanges already queued
-      when a commit starts share it (group commit without any added wait), which is what keeps
-      throughput up under many connections.
+      when a commit starts share it (group commit), which is what keeps throughput up under many
+      connections. With `commit_delay_s` and a `siblings()` hint (how many exchanges are on their way,
+      e.g. requests awaiting the upstream's reply), a commit first waits up to that long for them, so
+      a few stop-and-wait connections share one fsync instead of paying one each; no hint, no wait.
     - ``fast``: synchronous=NORMAL (WAL: survives a process kill, may lose the last transactions on
       power loss). Exchanges are gathered until the oldest has waited `window_s` (100 ms) or
       `max_batch` are queued, then committed together and their callbacks run. A crash loses at
@@ -652,6 +654,8 @@ class CaptureWriter:
         hard_limit: int | None = None,
         on_pressure: Callable[[bool], None] | None = None,
         process: bool = False,
+        commit_delay_s: float = 0.0,
+        siblings: Callable[[], int] | None = None,
     ) -> None:
         if mode not in ("durable", "fast"):
             raise ValueError(
@@ -672,6 +676,10 @@ class CaptureWriter:
         self._low_water = self._high_water // 2
         self._hard_limit = hard_limit if hard_limit is not None else 4 * self._high_water
         self._on_pressure = on_pressure
+        self._commit_delay_s = commit_delay_s
+        self.siblings = siblings
+        """Durable: how many exchanges are on their way (e.g. requests awaiting the upstream's reply)."""
+        self._lingering = False
         self._queue: deque[tuple[Exchange, Callback | None, float]] = deque()
         self._flush_to = 0  # flush() asks the fast window to close early up to this submission count
         self._cond = threading.Condition()
@@ -728,7 +736,7 @@ class CaptureWriter:
             self._submitted += 1
             if not self._saturated and len(self._queue) >= self._high_water:
                 self._saturated = pressure = True
-            if len(self._queue) == 1 or len(self._queue) >= self._max_batch:
+            if len(self._queue) == 1 or len(self._queue) >= self._max_batch or self._lingering:
                 self._cond.notify_all()
                 if len(self._queue) >= self._max_batch:
                     self._hurry.set()
@@ -777,6 +785,8 @@ class CaptureWriter:
                         return
                 if self.mode == "fast":
                     self._gather()
+                elif self._commit_delay_s > 0 and self.siblings is not None:
+                    self._linger()
                 with self._cond:
                     n = min(len(self._queue), self._max_batch)
                     batch = [self._queue.popleft()[:2] for _ in range(n)]
@@ -788,6 +798,29 @@ class CaptureWriter:
                 self._queue.clear()
                 self._closing = True
             self._finish(failed, [exc] * len(failed))
+
+    def _linger(self) -> None:
+        """Durable: when exchanges are on their way, wait for them up to `commit_delay_s` so they share
+        this commit's fsync (PostgreSQL's commit_delay with commit_siblings). With few connections
+        and an fsync slower than a round trip, fewer and fuller commits move more exchanges."""
+        try:
+            coming = int(self.siblings())
+        except Exception:  # noqa: BLE001 - a broken hint only costs the wait
+            return
+        if coming <= 0:
+            return
+        deadline = time.monotonic() + self._commit_delay_s
+        with self._cond:
+            target = min(self._max_batch, len(self._queue) + coming)
+            self._lingering = True
+            try:
+                while len(self._queue) < target and not self._closing and self._done >= self._flush_to:
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0:
+                        return
+                    self._cond.wait(remaining)
+            finally:
+                self._lingering = False
 
     def _gather(self) -> None:
         """Fast mode: let the group grow until its oldest exchange has waited the window, a batch is

@@ -77,6 +77,9 @@ class MLLPChannel:
         self.log = log
         self.connections: set[SenderConnection] = set()
         self.store_errors = 0
+        self.awaiting = 0
+        """Requests forwarded on all connections whose replies have not come yet (a durable writer's
+        hint to wait briefly so their captures share a commit)."""
         self.relay = CommitRelay(reactor)
         self._warned: dict[str, tuple[float, int]] = {}
         self._upstream_tls = self._client_tls_options() if config.upstream_tls is not None else None
@@ -371,6 +374,7 @@ class SenderConnection(protocol.Protocol):
         self.to_upstream = _Outbox(self.reactor)
         self.connected = False
         self._paused_by = set()
+        self._awaiting = 0
 
     # -- Twisted callbacks ---------------------------------------------------------------------------
 
@@ -428,6 +432,10 @@ class SenderConnection(protocol.Protocol):
                 self._pause("queue")
             elif cls is ResumeSender:
                 self._resume("queue")
+        awaiting = self.session.awaiting_replies if self.session is not None else 0
+        if awaiting != self._awaiting:
+            self.channel.awaiting += awaiting - self._awaiting
+            self._awaiting = awaiting
         self._maybe_done()
 
     def _capture(self, cap: Capture) -> None:

@@ -245,6 +245,11 @@ class MLLPSession:
         self.finished = False
         """True once nothing is left to do (the shell may drop the session)."""
 
+    @property
+    def awaiting_replies(self) -> int:
+        """Requests forwarded whose reply has not come yet."""
+        return len(self._in_flight)
+
     # -- events from the sender ------------------------------------------------------------------
 
     def sender_data(self, data: bytes) -> list:

@@ -15,6 +15,9 @@ from typing import Any
 
 from proxies.config import Address, ProxyConfig
 
+DURABLE_COMMIT_DELAY_S = 0.001
+"""Longest a durable commit waits for the captures of requests still awaiting their replies."""
+
 
 class StartError(Exception):
     """The proxy cannot start (port in use, store unusable); the message says what and where."""
@@ -113,7 +116,15 @@ class ProxyServer:
         try:
             self.store_path.parent.mkdir(parents=True, exist_ok=True)
             # SQLite in a child process: the reactor's process keeps its CPU and GIL for the traffic
-            writer = CaptureWriter(self.store_path, mode, on_pressure=self._pressure, process=True)
+            writer = CaptureWriter(
+                self.store_path, mode, on_pressure=self._pressure, process=True,
+                commit_delay_s=DURABLE_COMMIT_DELAY_S if mode == "durable" else 0.0,
+            )  # fmt: skip
+            writer.siblings = lambda: sum(
+                getattr(ch, "awaiting", 0)
+                for ch in list(self.channels.values())
+                if getattr(ch, "writer", None) is writer
+            )
         except Exception as exc:  # noqa: BLE001 - any store failure is an environment error
             raise StartError(f"store {str(self.store_path)!r} cannot be opened: {exc}") from None
         self.writers[mode] = writer

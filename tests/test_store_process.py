@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import signal
 import sqlite3
+import threading
 
 import pytest
 
@@ -98,3 +99,24 @@ def test_close_flushes_and_the_child_exits(tmp_path):
     assert child.poll() == 0
     with Store(tmp_path / "c.db") as store:
         assert store.count() == 50
+
+
+def test_durable_commit_waits_for_exchanges_on_their_way(tmp_path):
+    """The proxy says how many replies are coming; their captures share one fsynced commit."""
+    results = []
+    with CaptureWriter(tmp_path / "c.db", "durable", process=True, commit_delay_s=30.0) as writer:
+        writer.siblings = lambda: 2
+        for cid in ("a", "b", "c"):
+            writer.submit(make(cid), results.append)
+        assert writer.flush(60)
+        assert writer.commits == 1 and writer.written == 3
+    assert results == [1, 2, 3]
+
+
+def test_durable_commit_waits_at_most_the_delay(tmp_path):
+    done = threading.Event()
+    with CaptureWriter(tmp_path / "c.db", "durable", process=True, commit_delay_s=0.05) as writer:
+        writer.siblings = lambda: 5  # announced, never submitted
+        writer.submit(make("alone"), lambda result: done.set())
+        assert done.wait(30)  # committed without flush once the delay ran out
+        assert writer.commits == 1
