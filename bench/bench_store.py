@@ -8,7 +8,8 @@ Every figure comes from this run on this machine, so the ratios compare like wit
 - durable, burst: everything submitted at once (the upper bound of that sharing);
 - fast, burst: group commit every 100 ms.
 
-Messages are 1 KB ADT^A01 requests with a short ACK. Run: `.venv/bin/python bench/bench_store.py [--count N]`.
+Messages are 1 KB ADT^A01 requests with a short ACK. Run: `.venv/bin/python bench/bench_store.py [--count N]
+[--process]` (`--process`: the writers run SQLite in a child process, as the proxy's do).
 """
 
 from __future__ import annotations
@@ -56,10 +57,10 @@ def baseline(path: Path, count: int) -> float:
         return count / (time.perf_counter() - start)
 
 
-def one_sender(path: Path, count: int) -> float:
+def one_sender(path: Path, count: int, process: bool = False) -> float:
     exchanges = [exchange(i) for i in range(count)]
     done = threading.Event()
-    with CaptureWriter(path, "durable") as writer:
+    with CaptureWriter(path, "durable", process=process) as writer:
         start = time.perf_counter()
         for ex in exchanges:
             done.clear()
@@ -68,7 +69,7 @@ def one_sender(path: Path, count: int) -> float:
         return count / (time.perf_counter() - start)
 
 
-def senders(path: Path, mode: str, count: int, n: int) -> float:
+def senders(path: Path, mode: str, count: int, n: int, process: bool = False) -> float:
     """n threads, each submitting its next exchange only after the previous one's callback (a connection
     whose sender waits for its ACK, which in durable mode waits for the commit)."""
     exchanges = [exchange(i) for i in range(count)]
@@ -81,7 +82,7 @@ def senders(path: Path, mode: str, count: int, n: int) -> float:
             writer.submit(ex, lambda _result: done.set())
             done.wait()
 
-    with CaptureWriter(path, mode) as writer:
+    with CaptureWriter(path, mode, process=process) as writer:
         parts = [exchanges[k * per : (k + 1) * per] for k in range(n)]
         threads = [threading.Thread(target=sender, args=(part, writer)) for part in parts]
         start = time.perf_counter()
@@ -92,10 +93,10 @@ def senders(path: Path, mode: str, count: int, n: int) -> float:
         return per * n / (time.perf_counter() - start)
 
 
-def burst(path: Path, mode: str, count: int) -> tuple[float, float, int]:
+def burst(path: Path, mode: str, count: int, process: bool = False) -> tuple[float, float, int]:
     """exchanges/s until all are committed, microseconds per submit() on the caller, commits used."""
     exchanges = [exchange(i) for i in range(count)]
-    with CaptureWriter(path, mode) as writer:
+    with CaptureWriter(path, mode, process=process) as writer:
         start = time.perf_counter()
         for ex in exchanges:
             writer.submit(ex)
@@ -110,14 +111,20 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--count", type=int, default=20000, help="exchanges per burst run (default 20000)")
     parser.add_argument("--sequential", type=int, default=1000, help="exchanges for the one-at-a-time runs")
+    parser.add_argument(
+        "--process", action="store_true", help="writers run SQLite in a child process (as the proxy's do)"
+    )
     args = parser.parse_args()
+    process = args.process
     with tempfile.TemporaryDirectory(prefix="bench-store-") as tmp:
         base = baseline(Path(tmp, "baseline.db"), args.sequential)
-        single = one_sender(Path(tmp, "single.db"), args.sequential)
-        durable8 = senders(Path(tmp, "durable8.db"), "durable", args.sequential * 4, 8)
-        durable, durable_us, durable_commits = burst(Path(tmp, "durable.db"), "durable", args.count)
-        fast, fast_us, fast_commits = burst(Path(tmp, "fast.db"), "fast", args.count)
+        single = one_sender(Path(tmp, "single.db"), args.sequential, process)
+        durable8 = senders(Path(tmp, "durable8.db"), "durable", args.sequential * 4, 8, process)
+        durable, durable_us, durable_commits = burst(Path(tmp, "durable.db"), "durable", args.count, process)
+        fast, fast_us, fast_commits = burst(Path(tmp, "fast.db"), "fast", args.count, process)
+    where = "a child process" if process else "a thread"
     print(f"1 KB exchanges; baseline: Store.add, one fsynced commit each ({args.sequential} exchanges)")
+    print(f"writers: SQLite in {where}")
     print(f"{'run':<28}{'exchanges/s':>12}{'x baseline':>12}{'submit us':>11}{'commits':>9}")
     print(f"{'baseline (inline, FULL)':<28}{base:>12.0f}{1.0:>12.2f}{'-':>11}{args.sequential:>9}")
     print(f"{'durable, one sender':<28}{single:>12.0f}{single / base:>12.2f}{'-':>11}{'-':>9}")
