@@ -1,9 +1,10 @@
 """The HTTP reverse proxy's Twisted shell: client connections, a keep-alive upstream pool, capture.
 
 Framing is `harness.http_wire` (sans-IO), fault decisions the shared `FaultEngine` over an `HttpPlan`,
-metadata `harness.codecs`. Bytes are forwarded as received: the request and response heads are
-rebuilt only to drop hop-by-hop headers (RFC 9110 7.6.1) and, when configured, to set Host or
-X-Forwarded-For; bodies (chunk framing included) pass through untouched.
+the bytes of a held response `proxies.http_response`, metadata `harness.codecs`. Bytes are forwarded
+as received: the request and response heads are rebuilt only to drop hop-by-hop headers (RFC 9110
+7.6.1) and, when configured, to set Host or X-Forwarded-For; bodies (chunk framing included) pass
+through untouched.
 
 Bodies stream: up to `capture_body_bytes` of a request is held so rules can look at it, beyond that
 it flows to the upstream as it arrives (back-pressure through Twisted producers) and the capture keeps
@@ -40,10 +41,10 @@ from harness.http_wire import (
     forward_headers,
 )
 from proxies.config import Address
-from proxies.faults.actions.http.malformed import malform
 from proxies.faults.context import FaultContext
 from proxies.faults.http_plan import HttpPlan, HttpReply, HttpView
 from proxies.http_config import HTTPChannelConfig
+from proxies.http_response import Rendered, render
 from proxies.mllp import MLLPChannel, _log_stderr, _nodelay, _Outbox
 from proxies.stats import ChannelStats
 
@@ -595,58 +596,26 @@ class Flight:
             self.notes.append(f"upstream answered {head.status}; replaced by a fault rule")
             self.send_reply(plan.reply, outcome="fault", upstream=(head, body, resp_meta))
             return
-        # the upstream's response, edited
-        if plan.malformed is not None:
-            new_body = malform(body, plan.malformed)
-            out_head = self.rebuilt_head(head, len(new_body))
-            self.commit_and_send(head, new_body, resp_meta, out_head + new_body, outcome="fault")
-            return
-        raw_body = b"".join(self.resp_raw[2:])
-        if plan.truncate_keep is not None:
-            keep = len(body) // 2 if plan.truncate_keep < 0 else min(plan.truncate_keep, len(body))
-            out_head = self.rebuilt_head(head, len(body), close=True)
-            self.close_after = True
-            self.commit_and_send(
-                head, body[:keep], resp_meta, out_head + body[:keep], outcome="fault", abort_after=True
-            )
-            return
-        # delay / slow_body: the upstream's own answer, only later or slower
-        self.commit_and_send(
+        # the upstream's response, edited (malformed, truncate) or only later / slower (delay, slow_body)
+        self.send_rendered(
+            render(
+                plan,
+                head,
+                body,
+                b"".join(self.resp_raw[2:]),
+                method=self.head.method,
+                close=self.close_after or self.conn.closing,
+            ),
             head,
-            body,
             resp_meta,
-            self.head_bytes(head) + raw_body,
-            outcome=None,
-            bps=plan.body_bps,
-            hold=plan.hold_s,
         )
 
-    def rebuilt_head(self, head: Head, length: int, *, close: bool = False) -> bytes:
-        headers = [
-            (k, v)
-            for k, v in forward_headers(head)
-            if k.lower() not in ("content-length", "transfer-encoding")
-        ]
-        headers.append(("Content-Length", str(length)))
-        if close or self.close_after or self.conn.closing:
-            headers.append(("Connection", "close"))
-            self.close_after = True
+    def send_rendered(self, out: Rendered, head: Head, meta: dict) -> None:
+        self.close_after = self.close_after or out.close
         self.status_sent = head.status
-        return build_head(head.start, headers)
-
-    def head_bytes(self, head: Head) -> bytes:
-        close = self.close_after or self.conn.closing
-        if head.content_length is None and not head.chunked and self.expects_body(head):
-            close = True
-        headers = forward_headers(head)
-        if close:
-            headers.append(("Connection", "close"))
-            self.close_after = True
-        elif len(headers) == len(head.headers):
-            self.status_sent = head.status
-            return head.raw + b"\r\n\r\n"  # nothing to drop or add: exactly as received
-        self.status_sent = head.status
-        return build_head(head.start, headers)
+        ex = self.exchange("fault" if out.edited else "ok", out.data)
+        self.fill(ex, head.status, meta, "fault" if out.edited else None)
+        self.capture(ex, out.data, bps=out.bps, hold=out.hold_s)
 
     def response_broken(self, problem: str) -> None:
         up = self.upstream
@@ -734,22 +703,6 @@ class Flight:
         self.fill(ex, reply.status, meta, outcome)
         self.capture(ex, data, hold=self.plan.hold_s if self.plan else 0.0)
 
-    def commit_and_send(
-        self,
-        head: Head,
-        body: bytes,
-        meta: dict,
-        data: bytes,
-        *,
-        outcome: str | None,
-        bps: int | None = None,
-        hold: float = 0.0,
-        abort_after: bool = False,
-    ) -> None:
-        ex = self.exchange(outcome or "ok", data)
-        self.fill(ex, head.status, meta, outcome)
-        self.capture(ex, data, bps=bps, hold=hold, abort_after=abort_after)
-
     def complete(
         self, head: Head, body: bytes, meta: dict, *, outcome: str | None, raw: bytes | None = None
     ) -> None:
@@ -761,7 +714,15 @@ class Flight:
             ex.notes.append(
                 f"response body truncated in the capture: kept {len(body)} of {self.resp_size} bytes"
             )
-        self.capture(ex, None if raw is None else self.head_bytes(head) + raw)
+        if raw is None:
+            self.capture(ex, None)
+            return
+        out = render(
+            None, head, body, raw, method=self.head.method, close=self.close_after or self.conn.closing
+        )
+        self.close_after = self.close_after or out.close
+        self.status_sent = head.status
+        self.capture(ex, out.data)
 
     def fill(self, ex: Exchange, status: int, meta: dict, outcome: str | None) -> None:
         kind = self.channel.config.kind
@@ -814,7 +775,6 @@ class Flight:
         *,
         bps: int | None = None,
         hold: float = 0.0,
-        abort_after: bool = False,
     ) -> None:
         """Count and store the exchange; `data` (what the client still has to get) goes out once the
         capture allows it (durable: after the commit)."""
@@ -832,8 +792,6 @@ class Flight:
         def release() -> None:
             if data:
                 self.conn.write(data, bps)
-            if abort_after:
-                self.conn.close(abort=False)
             self.conn.flight_done(self)
 
         def go() -> None:
