@@ -176,7 +176,7 @@ class JudgeHttp:
             raise DemoFailure(f"captured {got}, expected {want}")
         ctx.echo(f"  {len(rows)} HTTP exchange(s) captured with infno/infcode and FHIR interaction metadata")
         ctx.echo(
-            f"  open them in mitmweb: harness capture export --store {_shown(state.store)} --format mitm"
+            f"  for mitmweb: harness capture export --store {_shown(state.store)} --format mitm --out reports"
         )
 
 
