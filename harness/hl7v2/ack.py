@@ -159,8 +159,17 @@ def _err_segments(
         if loc.field is not None:
             parts += [str(loc.repetition or 1), str(loc.component or ""), str(loc.subcomponent or "")]
         erl = c.join(parts).rstrip(c)
-    fields = ["ERR", "", erl, c.join([error_code, escape(desc, d), "HL70357"]), severity, "", "", "",
-              escape(text, d) if text else ""]
+    fields = [
+        "ERR",
+        "",
+        erl,
+        c.join([error_code, escape(desc, d), "HL70357"]),
+        severity,
+        "",
+        "",
+        "",
+        escape(text, d) if text else "",
+    ]
     return [d.field.join(fields).rstrip(d.field)]
 
 
@@ -228,7 +237,7 @@ def build_ack(
         return out.encode(codec, "surrogateescape")
     except UnicodeEncodeError as exc:
         raise CharsetError(
-            f"ACK text {out[exc.start:exc.end]!r} cannot be encoded as {codec}",
+            f"ACK text {out[exc.start : exc.end]!r} cannot be encoded as {codec}",
             offset=exc.start,
             bad=out[exc.start : exc.end],
             codec=codec,

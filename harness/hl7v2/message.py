@@ -129,7 +129,15 @@ class Message:
     """One HL7 v2 message, parsed lazily and re-encoded losslessly."""
 
     __slots__ = (
-        "delimiters", "charset", "_raw", "_prefix", "_texts", "_terms", "_fields", "_dirty", "_orig_n",
+        "delimiters",
+        "charset",
+        "_raw",
+        "_prefix",
+        "_texts",
+        "_terms",
+        "_fields",
+        "_dirty",
+        "_orig_n",
     )
 
     def __init__(self) -> None:  # use Message.parse
