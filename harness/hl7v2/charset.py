@@ -113,7 +113,7 @@ def lookup(name: str) -> str | None:
         return ALIASES[key]
     try:
         info = codecs.lookup(name.strip())
-    except LookupError:
+    except (LookupError, ValueError):  # ValueError: a NUL byte in the name
         return None
     if info.name in ("gbk", "gb2312"):
         return "gb18030"

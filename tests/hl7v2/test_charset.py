@@ -159,3 +159,11 @@ def test_declared_in_ignores_gbk_trail_bytes_equal_to_the_separator() -> None:
     facility = "亅医院".encode("gb18030")
     msg = b"MSH|^~\\&|HIS|" + facility + b"|LIS|LAB|20260101||ADT^A01|1|P|2.5|||||CHN|GB 18030-2000\r"
     assert declared_in(msg) == "GB 18030-2000"
+
+
+def test_nul_in_declared_name_is_an_unknown_charset_not_a_crash():
+    from harness.hl7v2.charset import lookup, resolve
+
+    assert lookup("\x00BK") is None
+    resolved = resolve("\x00BK")
+    assert resolved.codec == "utf-8" and resolved.warning
