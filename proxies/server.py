@@ -16,7 +16,8 @@ from typing import Any
 from proxies.config import Address, ProxyConfig
 
 DURABLE_COMMIT_DELAY_S = 0.001
-"""Longest a durable commit waits for the captures of requests still awaiting their replies."""
+"""Longest a durable commit waits for the captures of requests still awaiting their replies. While a
+reply is slow in coming (a slow upstream, a drop fault), each commit on its writer waits this long."""
 
 
 class StartError(Exception):
