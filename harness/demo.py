@@ -14,16 +14,15 @@ import re
 import signal
 import subprocess
 import sys
-import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
+from harness.child_output import LISTENING, ChildExited, ChildOutput, OutputTimeout
+
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = ROOT / "fixtures" / "hl7v2"
-_LISTENING = re.compile(r"listening on (?:\[(?P<v6>[^\]]+)\]|(?P<v4>[^:\s]+)):(?P<port>\d+)")
 
 
 class DemoFailure(Exception):
@@ -35,8 +34,6 @@ class Child:
 
     def __init__(self, name: str, args: list[str]) -> None:
         self.name = name
-        self.lines: list[str] = []
-        self._changed = threading.Condition()
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "harness", *args],
             stdout=subprocess.PIPE,
@@ -45,33 +42,18 @@ class Child:
             start_new_session=True,
             env=dict(os.environ, PYTHONUNBUFFERED="1"),
         )
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
-
-    def _read(self) -> None:
-        assert self.proc.stdout is not None
-        for line in self.proc.stdout:
-            with self._changed:
-                self.lines.append(line.rstrip("\n"))
-                self._changed.notify_all()
-        with self._changed:
-            self._changed.notify_all()
+        self.output = ChildOutput(self.proc)
+        self.lines = self.output.lines
 
     def wait_for(self, pattern: re.Pattern[str], timeout: float) -> re.Match[str]:
-        deadline = time.monotonic() + timeout
-        with self._changed:
-            while True:
-                for line in self.lines:
-                    if m := pattern.search(line):
-                        return m
-                if self.proc.poll() is not None and not self._reader.is_alive():
-                    raise DemoFailure(
-                        f"{self.name} exited with {self.proc.returncode}: " + " | ".join(self.lines[-5:])
-                    )
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    raise DemoFailure(f"{self.name} did not start within {timeout:g} s")
-                self._changed.wait(min(remaining, 0.2))
+        try:
+            return self.output.wait_for(pattern, timeout)
+        except ChildExited as exc:
+            raise DemoFailure(
+                f"{self.name} exited with {exc.returncode}: " + " | ".join(exc.lines[-5:])
+            ) from None
+        except OutputTimeout:
+            raise DemoFailure(f"{self.name} did not start within {timeout:g} s") from None
 
     def stop(self, timeout: float = 5.0) -> int | None:
         """SIGTERM the group, then SIGKILL if it lingers; returns the exit code."""
@@ -87,7 +69,7 @@ class Child:
             except subprocess.TimeoutExpired:
                 continue
         self.proc.wait()
-        self._reader.join(timeout=2)
+        self.output.join(timeout=2)
         if self.proc.stdout:
             self.proc.stdout.close()
         return self.proc.returncode
@@ -105,7 +87,7 @@ class DemoContext:
     def start_child(self, name: str, args: list[str], startup_timeout: float = 30.0) -> tuple[str, int]:
         child = Child(name, args)
         self.children[name] = child
-        m = child.wait_for(_LISTENING, startup_timeout)
+        m = child.wait_for(LISTENING, startup_timeout)
         return (m.group("v6") or m.group("v4")), int(m.group("port"))
 
     def stop_children(self) -> None:

@@ -56,19 +56,8 @@ if __name__ == "__main__":
 
 def start(processes, token: str | None, *args: str, timeout: float = 20.0) -> tuple[object, int]:
     """Start this server under the test's `processes` fixture; returns (process, port)."""
-    import selectors
-    import time
+    from tests.childproc import Child
 
     env = {"HARNESS_ADMIN_TOKEN": token or ""}
-    proc = processes.start([sys.executable, "-m", "tests.proxies.admin_server", *args], env=env)
-    selector = selectors.DefaultSelector()
-    selector.register(proc.stdout, selectors.EVENT_READ)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if selector.select(timeout=0.2):
-            line = proc.stdout.readline()
-            if line.startswith("ADMIN "):
-                return proc, int(line.split()[1])
-            if not line and proc.poll() is not None:
-                break
-    raise RuntimeError(f"admin server did not start (exit {proc.poll()})")
+    child = Child(processes.start([sys.executable, "-m", "tests.proxies.admin_server", *args], env=env))
+    return child.proc, child.listening(r"^ADMIN (\d+)", timeout)

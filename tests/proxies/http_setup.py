@@ -15,6 +15,7 @@ from typing import Any
 
 import yaml
 
+from tests.childproc import start_listening
 from tests.conftest import ROOT, free_port, wait_for_port
 from tests.proxies.proxy_process import start_proxy
 
@@ -24,15 +25,7 @@ VISIT = sorted((ROOT / "fixtures" / "medins").glob("visit-*.json"))
 
 def start_simulator(processes: Any, kind: str) -> int:
     """`harness mock KIND` on port 0; returns the port it printed (its later output is drained)."""
-    proc = processes.harness("mock", kind, "--listen", "127.0.0.1:0")
-    line = proc.stdout.readline()
-    match = re.search(r"listening on \S+:(\d+)", line)
-    if not match:
-        raise RuntimeError(f"harness mock {kind} did not start: {line}{proc.stdout.read()}")
-    threading.Thread(target=proc.stdout.read, daemon=True).start()
-    port = int(match.group(1))
-    wait_for_port(port, proc=proc)
-    return port
+    return start_listening(processes, "mock", kind, "--listen", "127.0.0.1:0")[1]
 
 
 def write_http_config(

@@ -22,6 +22,7 @@ import pytest
 
 from harness.mllp_client import MLLPClient
 from proxies.faults.actions.corrupt import flip_byte
+from tests.childproc import Child
 from tests.conftest import HARNESS, ROOT, Processes
 from tests.mock_mllp_process import MockMLLP, start_mock
 
@@ -44,7 +45,7 @@ def new_id() -> str:
 
 
 class Rig:
-    def __init__(self, upstream: MockMLLP, proxy: MockMLLP, port: int, admin: int, store) -> None:
+    def __init__(self, upstream: MockMLLP, proxy: Child, port: int, admin: int, store) -> None:
         self.upstream = upstream
         self.proxy = proxy
         self.port = port
@@ -92,7 +93,7 @@ def rig(tmp_path_factory):
             f"    ack_timeout_s: {ACK_TIMEOUT_S}\n"
             "    capture: fast\n"
         )
-        proxy = MockMLLP(procs.harness("proxy", "--config", str(config), env={"HARNESS_ADMIN_TOKEN": TOKEN}))
+        proxy = Child(procs.harness("proxy", "--config", str(config), env={"HARNESS_ADMIN_TOKEN": TOKEN}))
         port = int(proxy.wait_for(r"channel adt listening on 127\.0\.0\.1:(\d+)").group(1))
         admin = int(proxy.wait_for(r"admin API listening on 127\.0\.0\.1:(\d+)").group(1))
         yield Rig(upstream, proxy, port, admin, store)

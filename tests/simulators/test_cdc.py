@@ -1,5 +1,4 @@
 import json
-import re
 import shutil
 import subprocess
 import urllib.error
@@ -13,7 +12,7 @@ from hypothesis import strategies as st
 
 from harness.simulators.cdc import CdcFrontEnd
 from harness.simulators.wire import HttpRequest
-from tests.conftest import wait_for_port
+from tests.childproc import start_listening
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "cdc"
 REPORT = json.loads((FIXTURES / "emr_inf_report.json").read_text(encoding="utf-8"))
@@ -133,16 +132,11 @@ def test_bad_requests(core):
 # ---------------------------------------------------------------- real sockets
 @pytest.fixture
 def server(processes):
-    proc = processes.harness("mock", "cdc", "--listen", "127.0.0.1:0", "--max-body", "50000")
-    match = re.search(r"listening on 127\.0\.0\.1:(\d+)", proc.stdout.readline())
-    assert match
-    port = int(match.group(1))
-    wait_for_port(port, proc=proc)
-    return proc, port
+    return start_listening(processes, "mock", "cdc", "--listen", "127.0.0.1:0", "--max-body", "50000")
 
 
 def test_urllib_and_curl_against_the_server(server):
-    proc, port = server
+    _, port = server
     url = f"http://127.0.0.1:{port}/cdc/emr_inf_report"
 
     def send(body: bytes):

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from harness.simulators.fhir import FhirSimulator
 from harness.simulators.wire import HttpRequest
-from tests.conftest import wait_for_port
+from tests.childproc import start_listening
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "fhir"
 JSON = {"content-type": "application/fhir+json", "host": "fhir.test"}
@@ -352,16 +352,11 @@ def test_public_corpus_bundles_as_transactions(corpus_dir, validator):
 # ---------------------------------------------------------------- real sockets
 @pytest.fixture
 def server(processes):
-    proc = processes.harness("mock", "fhir", "--listen", "127.0.0.1:0", "--max-body", "100000")
-    match = re.search(r"listening on 127\.0\.0\.1:(\d+)", proc.stdout.readline())
-    assert match
-    port = int(match.group(1))
-    wait_for_port(port, proc=proc)
-    return proc, port
+    return start_listening(processes, "mock", "fhir", "--listen", "127.0.0.1:0", "--max-body", "100000")
 
 
 def test_http_client_crud_and_bad_input(server):
-    proc, port = server
+    _, port = server
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
 
     def send(method, path, body=None, ctype="application/fhir+json"):
@@ -393,7 +388,7 @@ def test_http_client_crud_and_bad_input(server):
 
 @pytest.mark.skipif(shutil.which("curl") is None, reason="curl is not installed on this machine")
 def test_curl_create_and_read(server):
-    proc, port = server
+    _, port = server
     done = subprocess.run(
         [
             "curl",

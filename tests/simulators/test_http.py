@@ -1,7 +1,6 @@
 """The shared Twisted shell: body limit, keep-alive, errors, logging, shutdown, CLI options."""
 
 import http.client
-import re
 import signal
 import socket
 import subprocess
@@ -12,7 +11,8 @@ from twisted.web.test.requesthelper import DummyRequest
 
 from harness.simulators.http import SimulatorResource
 from harness.simulators.wire import HttpRequest, HttpResponse, text_response
-from tests.conftest import HARNESS, ROOT, wait_for_port
+from tests.childproc import start_listening
+from tests.conftest import HARNESS, ROOT
 
 GATEWAY = "/fsi/api/rsfComIfsService/callService"
 
@@ -38,17 +38,10 @@ def test_a_failing_core_answers_500_and_logs_one_line():
     assert len(lines) == 1 and "POST /x -> 500" in lines[0]
 
 
-def start(processes, *args):
-    proc = processes.harness("mock", *args)
-    match = re.search(r"listening on (\S+):(\d+)$", proc.stdout.readline().strip())
-    assert match
-    port = int(match.group(2))
-    wait_for_port(port, host=match.group(1).strip("[]"), proc=proc)
-    return proc, port
-
-
 def test_chunked_oversized_body_413_then_keeps_serving_and_quiet(processes):
-    proc, port = start(processes, "medins", "--listen", "127.0.0.1:0", "--max-body", "1000", "--quiet")
+    child, port = start_listening(
+        processes, "mock", "medins", "--listen", "127.0.0.1:0", "--max-body", "1000", "--quiet"
+    )
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
     conn.request(
         "POST",
@@ -66,9 +59,9 @@ def test_chunked_oversized_body_413_then_keeps_serving_and_quiet(processes):
         resp = conn.getresponse()
         assert resp.status == 200 and b'"infcode":-1' in resp.read()
     conn.close()
-    proc.send_signal(signal.SIGTERM)
-    out, _ = proc.communicate(timeout=10)
-    assert proc.returncode == 0 and "POST" not in out and "stopped" in out
+    code = child.stop(signal.SIGTERM)
+    out = child.text()
+    assert code == 0 and "POST" not in out and "stopped" in out
 
 
 def test_ipv6_listen(processes):
@@ -79,7 +72,7 @@ def test_ipv6_listen(processes):
             s.bind(("::1", 0))
     except OSError as exc:
         pytest.skip(f"cannot bind ::1: {exc}")
-    proc, port = start(processes, "cdc", "--listen", "[::1]:0")
+    _, port = start_listening(processes, "mock", "cdc", "--listen", "[::1]:0")
     conn = http.client.HTTPConnection("::1", port, timeout=10)
     conn.request("POST", "/cdc/emr_order_item", body=b"{}", headers={"Content-Type": "application/json"})
     assert conn.getresponse().status == 200

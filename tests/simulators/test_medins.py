@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from harness import idcard
 from harness.simulators.medins import GATEWAY_PATH, MedinsSimulator
 from harness.simulators.wire import HttpRequest
-from tests.conftest import wait_for_port
+from tests.childproc import start_listening
 from tests.simulators import medins_visit
 
 CLOCK = datetime(2026, 1, 5, 9, 30, 0, 123000)
@@ -394,17 +394,11 @@ def test_state_is_bounded():
 # ---------------------------------------------------------------- real sockets
 @pytest.fixture
 def server(processes):
-    proc = processes.harness("mock", "medins", "--listen", "127.0.0.1:0", "--max-body", "65536")
-    line = proc.stdout.readline()
-    match = re.search(r"listening on 127\.0\.0\.1:(\d+)", line)
-    assert match, line
-    port = int(match.group(1))
-    wait_for_port(port, proc=proc)
-    return proc, port
+    return start_listening(processes, "mock", "medins", "--listen", "127.0.0.1:0", "--max-body", "65536")
 
 
 def test_visit_over_a_real_socket_with_keep_alive(server):
-    proc, port = server
+    child, port = server
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
     sockets = set()
 
@@ -426,16 +420,16 @@ def test_visit_over_a_real_socket_with_keep_alive(server):
     ok(send(medins_visit.fill(visit["steps"]["2208"], visit["values"])))
     assert len(sockets) == 1  # one kept-alive connection for the whole visit
     conn.close()
-    proc.terminate()
-    out, _ = proc.communicate(timeout=10)
-    assert proc.returncode == 0
+    code = child.stop()
+    out = child.text()
+    assert code == 0
     assert out.count(f"POST {GATEWAY_PATH}") == 9  # one log line per request
     assert "stopped" in out
 
 
 @pytest.mark.skipif(shutil.which("curl") is None, reason="curl is not installed on this machine")
 def test_curl_bad_input_and_oversized_body(server, tmp_path):
-    proc, port = server
+    _, port = server
     url = f"http://127.0.0.1:{port}{GATEWAY_PATH}"
 
     def curl(*args):

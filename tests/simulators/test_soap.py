@@ -1,4 +1,3 @@
-import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -10,7 +9,7 @@ from lxml import etree
 
 from harness.simulators.soap import SERVICE_PATH, SOAP11, SOAP12, HipMessageServer
 from harness.simulators.wire import HttpRequest
-from tests.conftest import wait_for_port
+from tests.childproc import start_listening
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "soap"
 MESSAGE = (FIXTURES / "PRPA_IN201311UV02.xml").read_text(encoding="utf-8")
@@ -235,19 +234,14 @@ def test_wsdl_is_a_real_service_description(core):
 # ---------------------------------------------------------------- real sockets
 @pytest.fixture
 def server(processes):
-    proc = processes.harness("mock", "soap", "--listen", "127.0.0.1:0", "--max-body", "200000")
-    match = re.search(r"listening on 127\.0\.0\.1:(\d+)", proc.stdout.readline())
-    assert match
-    port = int(match.group(1))
-    wait_for_port(port, proc=proc)
-    return proc, port
+    return start_listening(processes, "mock", "soap", "--listen", "127.0.0.1:0", "--max-body", "200000")
 
 
 def test_zeep_against_the_wsdl_over_soap_11_and_12(server):
     import zeep
     from zeep.exceptions import Fault
 
-    proc, port = server
+    child, port = server
     wsdl_url = f"http://127.0.0.1:{port}{SERVICE_PATH}?wsdl"
     c11 = zeep.Client(wsdl_url, port_name="HIPMessageServerSoap")
     c12 = zeep.Client(wsdl_url, port_name="HIPMessageServerSoap12")
@@ -263,14 +257,14 @@ def test_zeep_against_the_wsdl_over_soap_11_and_12(server):
         with pytest.raises(Fault) as caught:
             client.service.HIPMessageServer(action="", message=MESSAGE)
         assert "action is missing" in caught.value.message
-    proc.terminate()
-    out, _ = proc.communicate(timeout=10)
+    child.stop()
+    out = child.text()
     assert out.count(f"POST {SERVICE_PATH}") == 4 and out.count("?wsdl") == 2
 
 
 @pytest.mark.skipif(shutil.which("curl") is None, reason="curl is not installed on this machine")
 def test_curl_fixture_bomb_xxe_and_oversized(server, tmp_path):
-    proc, port = server
+    _, port = server
     url = f"http://127.0.0.1:{port}{SERVICE_PATH}"
 
     def curl(path: Path, ctype="application/soap+xml; charset=utf-8"):
