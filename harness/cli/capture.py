@@ -17,6 +17,7 @@ from typing import Annotated
 import typer
 
 from harness.cli._common import fail_usage
+from harness.cli._store_filter import check_times, split_outcomes
 
 StoreOpt = Annotated[
     Path,
@@ -78,7 +79,7 @@ _TABLE_CHUNK = 200
 def _filter(
     channel, since, until, types, control_ids, outcomes, kinds, run, where, limit, newest: bool = False
 ):
-    from harness.store import ExchangeFilter, parse_time
+    from harness.store import ExchangeFilter
 
     path_values: dict[str, str] = {}
     for item in where or []:
@@ -86,16 +87,11 @@ def _filter(
         if not sep or not path.strip():
             raise fail_usage(f"--where {item!r}: expected PATH=VALUE, e.g. PID-3.1=12345")
         path_values[path.strip()] = value
-    for name, value in (("--since", since), ("--until", until)):
-        if value is not None:
-            try:
-                parse_time(value)
-            except ValueError as exc:
-                raise fail_usage(f"{name}: {exc}") from None
-    split_outcomes = [o.strip() for item in outcomes or [] for o in item.split(",") if o.strip()]
+    check_times(since, until)
+    outcome_names = split_outcomes(outcomes)
     from harness.exchange import OUTCOMES
 
-    unknown = [o for o in split_outcomes if o not in OUTCOMES]
+    unknown = [o for o in outcome_names if o not in OUTCOMES]
     if unknown:
         raise fail_usage(f"--outcome {', '.join(unknown)}: expected one of {', '.join(OUTCOMES)}")
     return ExchangeFilter(
@@ -104,7 +100,7 @@ def _filter(
         until=until,
         message_type=types or None,
         control_ids=control_ids or None,
-        outcomes=split_outcomes or None,
+        outcomes=outcome_names or None,
         kind=kinds or None,
         run_id=run,
         path_values=path_values or None,

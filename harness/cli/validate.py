@@ -14,6 +14,7 @@ from typing import Annotated
 import typer
 
 from harness.cli._common import EXIT_CHECKS_FAILED, EXIT_OK, fail_usage
+from harness.cli._store_filter import check_times, split_outcomes
 
 FORMATS = ("text", "json", "junit", "html")
 
@@ -217,23 +218,18 @@ def _file_items(paths: list[Path]):
 
 
 def _store_items(path: Path, channel, since, until, types, outcomes, responses: bool):
-    from harness.store import ExchangeFilter, Store, StoreError, parse_time
+    from harness.store import ExchangeFilter, Store, StoreError
 
     if not path.exists():
         raise fail_usage(f"--store {path}: no such file")
-    for name, value in (("--since", since), ("--until", until)):
-        if value is not None:
-            try:
-                parse_time(value)
-            except ValueError as exc:
-                raise fail_usage(f"{name}: {exc}") from None
-    split_outcomes = [o.strip() for item in outcomes or [] for o in item.split(",") if o.strip()]
+    check_times(since, until)
+    outcome_names = split_outcomes(outcomes)
     flt = ExchangeFilter(
         channel=channel or None,
         since=since,
         until=until,
         message_type=types or None,
-        outcomes=split_outcomes or None,
+        outcomes=outcome_names or None,
         kind="hl7v2",
     )
     try:
