@@ -12,7 +12,7 @@ from datetime import date
 
 from harness.hl7v2 import charset as charsets
 from harness.hl7v2.reference import Standard
-from harness.hl7v2.validation.findings import Location, finding
+from harness.hl7v2.validation.findings import Finding, Location, finding
 
 _DT = re.compile(r"(\d{4})(?:(\d{2})(\d{2})?)?")
 _OFFSET = r"(?:[+-](?:1[0-4]|0\d)[0-5]\d)?"
@@ -228,6 +228,28 @@ def _text_limit(std: Standard, dt: str, table: str | None) -> int:
     return maxlen if maxlen and maxlen > 0 and dt != "ID" else 1 << 30
 
 
+def _undefined_part(dt: str, n: int, part_name: str, number: int, loc: Location, value: str) -> Finding:
+    """A value in a component or subcomponent (part_name) past the n the datatype defines."""
+    return finding(
+        "HL7-COMPONENT-UNDEFINED",
+        loc,
+        f"{dt} defines {n} {part_name}s; {part_name} {number} has a value",
+        expected=f"at most {n} {part_name}s",
+        actual=value,
+    )
+
+
+def _missing_part(dt: str, part_name: str, number: int, label: str, within: str, loc: Location) -> Finding:
+    """A required component or subcomponent left empty in a field or component (within) with a value."""
+    return finding(
+        "HL7-COMPONENT-REQUIRED",
+        loc,
+        f"{dt} {part_name} {number} ({label}) is required when the {within} has a value",
+        expected="a value",
+        actual="empty",
+    )
+
+
 def checker(std: Standard, dt: str, table: str | None, depth: int, name: str = ""):
     """The compiled checker for a datatype at a depth (0 field, 1 component, 2 subcomponent)."""
     key = (std.version, dt, table, depth, name)
@@ -298,15 +320,7 @@ def checker(std: Standard, dt: str, table: str | None, depth: int, name: str = "
                 if not part or part == '""':
                     continue
                 if i >= n:
-                    ctx.out.append(
-                        finding(
-                            "HL7-COMPONENT-UNDEFINED",
-                            ctx.loc(i + 1, None),
-                            f"{dt} defines {n} components; component {i + 1} has a value",
-                            expected=f"at most {n} components",
-                            actual=part,
-                        )
-                    )
+                    ctx.out.append(_undefined_part(dt, n, "component", i + 1, ctx.loc(i + 1, None), part))
                     break
                 lim = lims[i]
                 if lim and len(part) <= lim and ctx.esc not in part and ctx.sub not in part:
@@ -315,13 +329,7 @@ def checker(std: Standard, dt: str, table: str | None, depth: int, name: str = "
             for i, cname in required:
                 if i >= len(parts) or not parts[i]:
                     ctx.out.append(
-                        finding(
-                            "HL7-COMPONENT-REQUIRED",
-                            ctx.loc(i + 1, None),
-                            f"{dt} component {i + 1} ({cname}) is required when the field has a value",
-                            expected="a value",
-                            actual="empty",
-                        )
+                        _missing_part(dt, "component", i + 1, cname, "field", ctx.loc(i + 1, None))
                     )
             if id_codes and parts[0] and parts[0] not in id_codes:
                 ctx.out.append(
@@ -342,15 +350,7 @@ def checker(std: Standard, dt: str, table: str | None, depth: int, name: str = "
                 if not part or part == '""':
                     continue
                 if i >= n:
-                    ctx.out.append(
-                        finding(
-                            "HL7-COMPONENT-UNDEFINED",
-                            ctx.loc(c, i + 1),
-                            f"{dt} defines {n} subcomponents; subcomponent {i + 1} has a value",
-                            expected=f"at most {n} subcomponents",
-                            actual=part,
-                        )
-                    )
+                    ctx.out.append(_undefined_part(dt, n, "subcomponent", i + 1, ctx.loc(c, i + 1), part))
                     break
                 lim = lims[i]
                 if lim and len(part) <= lim and ctx.esc not in part:
@@ -359,13 +359,7 @@ def checker(std: Standard, dt: str, table: str | None, depth: int, name: str = "
             for i, cname in required:
                 if i >= len(parts) or not parts[i]:
                     ctx.out.append(
-                        finding(
-                            "HL7-COMPONENT-REQUIRED",
-                            ctx.loc(c, i + 1),
-                            f"{dt} subcomponent {i + 1} ({cname}) is required when the component has a value",
-                            expected="a value",
-                            actual="empty",
-                        )
+                        _missing_part(dt, "subcomponent", i + 1, cname, "component", ctx.loc(c, i + 1))
                     )
 
     _CHECKERS[key] = composite
