@@ -77,9 +77,6 @@ class MLLPChannel:
         self.log = log
         self.connections: set[SenderConnection] = set()
         self.store_errors = 0
-        self.awaiting = 0
-        """Requests forwarded on all connections whose replies have not come yet (a durable writer's
-        hint to wait briefly so their captures share a commit)."""
         self.relay = CommitRelay(reactor)
         self._warned: dict[str, tuple[float, int]] = {}
         self._upstream_tls = self._client_tls_options() if config.upstream_tls is not None else None
@@ -170,6 +167,19 @@ class MLLPChannel:
             client=ex.client_addr,
             error=ex.error or "",
         )
+
+    def awaiting(self, within_s: float) -> int:
+        """Requests forwarded in the last `within_s` seconds whose replies have not come yet.
+
+        A durable writer's hint (called on its thread) to wait briefly so their captures share its
+        commit; older ones are slow in coming and not worth waiting for.
+        """
+        count = 0
+        for conn in list(self.connections):
+            session = conn.session
+            if session is not None:
+                count += session.awaiting_replies(session.clock() - within_s)
+        return count
 
     # -- writer pressure ---------------------------------------------------------------------------
 
@@ -374,7 +384,6 @@ class SenderConnection(protocol.Protocol):
         self.to_upstream = _Outbox(self.reactor)
         self.connected = False
         self._paused_by = set()
-        self._awaiting = 0
 
     # -- Twisted callbacks ---------------------------------------------------------------------------
 
@@ -432,10 +441,6 @@ class SenderConnection(protocol.Protocol):
                 self._pause("queue")
             elif cls is ResumeSender:
                 self._resume("queue")
-        awaiting = self.session.awaiting_replies if self.session is not None else 0
-        if awaiting != self._awaiting:
-            self.channel.awaiting += awaiting - self._awaiting
-            self._awaiting = awaiting
         self._maybe_done()
 
     def _capture(self, cap: Capture) -> None:

@@ -245,10 +245,9 @@ class MLLPSession:
         self.finished = False
         """True once nothing is left to do (the shell may drop the session)."""
 
-    @property
-    def awaiting_replies(self) -> int:
-        """Requests forwarded whose reply has not come yet."""
-        return len(self._in_flight)
+    def awaiting_replies(self, forwarded_since: float = 0.0) -> int:
+        """Requests forwarded (at or after `forwarded_since`, session clock) whose reply has not come."""
+        return sum(1 for req in list(self._in_flight) if req.forwarded_at >= forwarded_since)
 
     # -- events from the sender ------------------------------------------------------------------
 

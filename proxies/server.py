@@ -16,8 +16,9 @@ from typing import Any
 from proxies.config import Address, ProxyConfig
 
 DURABLE_COMMIT_DELAY_S = 0.001
-"""Longest a durable commit waits for the captures of requests still awaiting their replies. While a
-reply is slow in coming (a slow upstream, a drop fault), each commit on its writer waits this long."""
+"""Longest a durable commit waits for the captures of requests still awaiting their replies; only
+requests forwarded within this long count, so a slow reply (a slow upstream, a drop fault) does not
+make every commit wait."""
 
 
 class StartError(Exception):
@@ -122,9 +123,9 @@ class ProxyServer:
                 commit_delay_s=DURABLE_COMMIT_DELAY_S if mode == "durable" else 0.0,
             )  # fmt: skip
             writer.siblings = lambda: sum(
-                getattr(ch, "awaiting", 0)
+                ch.awaiting(DURABLE_COMMIT_DELAY_S)
                 for ch in list(self.channels.values())
-                if getattr(ch, "writer", None) is writer
+                if getattr(ch, "writer", None) is writer and hasattr(ch, "awaiting")
             )
         except Exception as exc:  # noqa: BLE001 - any store failure is an environment error
             raise StartError(f"store {str(self.store_path)!r} cannot be opened: {exc}") from None
