@@ -42,6 +42,11 @@ class FhirError(Exception):
         self.status = status
         self.issues = issues
 
+    @classmethod
+    def one(cls, status: int, diagnostics: str, **details: Any) -> FhirError:
+        """The usual case, one issue (`details` as for `issue`)."""
+        return cls(status, [issue(diagnostics, **details)])
+
 
 def issue(
     diagnostics: str, *, code: str = "invalid", severity: str = "error", expression: str | None = None
@@ -218,23 +223,21 @@ class FhirSimulator:
     def _route(self, request: HttpRequest) -> HttpResponse:
         path = request.path
         if path != self.base and not path.startswith(self.base + "/"):
-            raise FhirError(
-                404, [issue(f"no FHIR endpoint at {path}; the base is {self.base}", code="not-found")]
-            )
+            raise FhirError.one(404, f"no FHIR endpoint at {path}; the base is {self.base}", code="not-found")
         parts = [p for p in path[len(self.base) :].split("/") if p]
         method = request.method
         base_url = self._base_url(request)
         if not parts:
             if method == "POST":
                 return self._bundle(self._body(request), base_url)
-            raise FhirError(
-                405, [issue(f"{method} {self.base} is not supported; POST a transaction or batch Bundle")]
+            raise FhirError.one(
+                405, f"{method} {self.base} is not supported; POST a transaction or batch Bundle"
             )
         if parts == ["metadata"] and method == "GET":
             return self._json(200, self.capability_statement(base_url))
         rtype = parts[0]
         if not self.validator.is_resource_type(rtype):
-            raise FhirError(404, [issue(f"unknown resource type {rtype!r}", code="not-supported")])
+            raise FhirError.one(404, f"unknown resource type {rtype!r}", code="not-supported")
         if len(parts) == 1:
             if method == "GET":
                 return self._json(
@@ -264,44 +267,30 @@ class FhirSimulator:
                 return HttpResponse(204, {})
         elif len(parts) == 4 and parts[2] == "_history" and method == "GET":
             return self._read_response(rtype, self._check_id(parts[1]), parts[3], base_url)
-        raise FhirError(
-            405, [issue(f"{method} {path} is not a supported FHIR interaction", code="not-supported")]
-        )
+        raise FhirError.one(405, f"{method} {path} is not a supported FHIR interaction", code="not-supported")
 
     def _body(self, request: HttpRequest) -> dict:
         ctype = (request.header("content-type") or "").split(";")[0].strip().lower()
         if ctype not in ("application/fhir+json", "application/json", "application/json+fhir"):
-            raise FhirError(
+            raise FhirError.one(
                 415,
-                [
-                    issue(
-                        f"Content-Type {ctype or '(none)'} is not supported; send application/fhir+json",
-                        code="not-supported",
-                    )
-                ],
+                f"Content-Type {ctype or '(none)'} is not supported; send application/fhir+json",
+                code="not-supported",
             )
         try:
             value = load_json(request.body)
         except JsonBodyError as exc:
-            raise FhirError(400, [issue(str(exc), code="structure")]) from None
+            raise FhirError.one(400, str(exc), code="structure") from None
         if not isinstance(value, dict):
-            raise FhirError(
-                400,
-                [
-                    issue(
-                        f"body must be a JSON object (a resource), got {type(value).__name__}",
-                        code="structure",
-                    )
-                ],
+            raise FhirError.one(
+                400, f"body must be a JSON object (a resource), got {type(value).__name__}", code="structure"
             )
         return value
 
     @staticmethod
     def _check_id(rid: str) -> str:
         if not ID_RE.fullmatch(rid):
-            raise FhirError(
-                400, [issue(f"{rid!r} is not a valid FHIR id ([A-Za-z0-9-.]{{1,64}})", code="value")]
-            )
+            raise FhirError.one(400, f"{rid!r} is not a valid FHIR id ([A-Za-z0-9-.]{{1,64}})", code="value")
         return rid
 
     def _read_response(self, rtype: str, rid: str, vid: str | None, base_url: str) -> HttpResponse:
@@ -331,14 +320,14 @@ class FhirSimulator:
     def read(self, rtype: str, rid: str, vid: str | None = None) -> dict:
         history = self.store.get((rtype, rid))
         if history is None:
-            raise FhirError(404, [issue(f"{rtype}/{rid} not found", code="not-found")])
+            raise FhirError.one(404, f"{rtype}/{rid} not found", code="not-found")
         if vid is not None:
             if not vid.isdigit() or not 1 <= int(vid) <= len(history) or history[int(vid) - 1] is None:
-                raise FhirError(404, [issue(f"{rtype}/{rid}/_history/{vid} not found", code="not-found")])
+                raise FhirError.one(404, f"{rtype}/{rid}/_history/{vid} not found", code="not-found")
             return history[int(vid) - 1]
         current = history[-1]
         if current is None:
-            raise FhirError(410, [issue(f"{rtype}/{rid} was deleted", code="deleted")])
+            raise FhirError.one(410, f"{rtype}/{rid} was deleted", code="deleted")
         return current
 
     def _checked(self, resource: dict, rtype: str | None) -> dict:
@@ -346,14 +335,10 @@ class FhirSimulator:
         if status:
             raise FhirError(status, problems)
         if rtype is not None and resource["resourceType"] != rtype:
-            raise FhirError(
+            raise FhirError.one(
                 400,
-                [
-                    issue(
-                        f"resourceType {resource['resourceType']!r} does not match the URL's {rtype!r}",
-                        expression="resourceType",
-                    )
-                ],
+                f"resourceType {resource['resourceType']!r} does not match the URL's {rtype!r}",
+                expression="resourceType",
             )
         return resource
 
@@ -407,14 +392,10 @@ class FhirSimulator:
                 rtype, parse_qsl(if_none_exist.lstrip("?"), keep_blank_values=True), strict=True
             )
             if len(matches) > 1:
-                raise FhirError(
+                raise FhirError.one(
                     412,
-                    [
-                        issue(
-                            f"If-None-Exist {if_none_exist!r} matches {len(matches)} resources",
-                            code="multiple-matches",
-                        )
-                    ],
+                    f"If-None-Exist {if_none_exist!r} matches {len(matches)} resources",
+                    code="multiple-matches",
                 )
             if matches:
                 found = matches[0]
@@ -435,22 +416,18 @@ class FhirSimulator:
         if not checked:
             self._checked(resource, rtype)
         if resource.get("id") != rid:
-            raise FhirError(
+            raise FhirError.one(
                 400,
-                [
-                    issue(
-                        f"resource id {resource.get('id')!r} does not match the URL's id {rid!r}",
-                        expression=f"{rtype}.id",
-                    )
-                ],
+                f"resource id {resource.get('id')!r} does not match the URL's id {rid!r}",
+                expression=f"{rtype}.id",
             )
         history = self.store.get((rtype, rid))
         if if_match:
             current = history[-1]["meta"]["versionId"] if history and history[-1] else None
             wanted = if_match.strip().removeprefix("W/").strip('"')
             if current != wanted:
-                raise FhirError(
-                    412, [issue(f"If-Match {if_match} but the current version is {current}", code="conflict")]
+                raise FhirError.one(
+                    412, f"If-Match {if_match} but the current version is {current}", code="conflict"
                 )
         stored = self._store(rtype, rid, resource)
         return self._result(
@@ -523,15 +500,11 @@ class FhirSimulator:
     @staticmethod
     def _int_param(name: str, value: str) -> int:
         if not value.isdigit():
-            raise FhirError(
+            raise FhirError.one(
                 400,
-                [
-                    issue(
-                        f"search parameter {name}={value!r} must be a non-negative integer",
-                        code="value",
-                        expression=name,
-                    )
-                ],
+                f"search parameter {name}={value!r} must be a non-negative integer",
+                code="value",
+                expression=name,
             )
         return int(value)
 
@@ -555,7 +528,7 @@ class FhirSimulator:
             else:
                 text = f"unknown search parameter {name!r} for {rtype}"
                 if strict:
-                    raise FhirError(400, [issue(text, code="not-supported", expression=name)])
+                    raise FhirError.one(400, text, code="not-supported", expression=name)
                 if warnings is not None:
                     warnings.append(issue(text + " (ignored)", severity="warning", code="not-supported"))
         found = []
@@ -612,7 +585,7 @@ class FhirSimulator:
     def _last_updated_test(value: str) -> Callable[[dict], bool]:
         match = re.fullmatch(r"(eq|ne|gt|lt|ge|le|sa|eb)?(.+)", value)
         if match is None:
-            raise FhirError(400, [issue("search parameter _lastUpdated needs a value", code="value")])
+            raise FhirError.one(400, "search parameter _lastUpdated needs a value", code="value")
         prefix, text = match.group(1) or "eq", match.group(2)
         start, end = _date_range(text, "_lastUpdated")
 
@@ -634,31 +607,23 @@ class FhirSimulator:
     # ------------------------------------------------------- bundles
     def _bundle(self, bundle: dict, base_url: str) -> HttpResponse:
         if bundle.get("resourceType") != "Bundle":
-            raise FhirError(
+            raise FhirError.one(
                 400,
-                [
-                    issue(
-                        f"POST to the base must be a Bundle, got resourceType {bundle.get('resourceType')!r}",
-                        expression="resourceType",
-                    )
-                ],
+                f"POST to the base must be a Bundle, got resourceType {bundle.get('resourceType')!r}",
+                expression="resourceType",
             )
         btype = bundle.get("type")
         if btype not in ("transaction", "batch"):
-            raise FhirError(
+            raise FhirError.one(
                 400,
-                [
-                    issue(
-                        f"Bundle.type must be transaction or batch, got {btype!r}",
-                        code="value",
-                        expression="Bundle.type",
-                    )
-                ],
+                f"Bundle.type must be transaction or batch, got {btype!r}",
+                code="value",
+                expression="Bundle.type",
             )
         entries = bundle.get("entry") or []
         if not isinstance(entries, list):
-            raise FhirError(
-                400, [issue("Bundle.entry must be a list", code="structure", expression="Bundle.entry")]
+            raise FhirError.one(
+                400, "Bundle.entry must be a list", code="structure", expression="Bundle.entry"
             )
         if btype == "transaction":
             return self._json(200, self.transaction(entries, base_url))
@@ -668,30 +633,22 @@ class FhirSimulator:
         """Check one entry; returns {method, type, id, resource, url, params} or raises FhirError."""
         where = f"Bundle.entry[{i}]"
         if not isinstance(entry, dict):
-            raise FhirError(400, [issue(f"{where} must be an object", code="structure", expression=where)])
+            raise FhirError.one(400, f"{where} must be an object", code="structure", expression=where)
         request = entry.get("request")
         if not isinstance(request, dict) or not request.get("method") or not request.get("url"):
-            raise FhirError(
+            raise FhirError.one(
                 400,
-                [
-                    issue(
-                        f"{where}.request with method and url is required in a transaction/batch",
-                        code="required",
-                        expression=f"{where}.request",
-                    )
-                ],
+                f"{where}.request with method and url is required in a transaction/batch",
+                code="required",
+                expression=f"{where}.request",
             )
         method = request["method"]
         if method not in ("GET", "HEAD", "POST", "PUT", "DELETE"):
-            raise FhirError(
+            raise FhirError.one(
                 400,
-                [
-                    issue(
-                        f"{where}.request.method {method!r} is not supported",
-                        code="not-supported",
-                        expression=f"{where}.request.method",
-                    )
-                ],
+                f"{where}.request.method {method!r} is not supported",
+                code="not-supported",
+                expression=f"{where}.request.method",
             )
         split = urlsplit(str(request["url"]))
         parts = [p for p in split.path.split("/") if p]
@@ -699,15 +656,11 @@ class FhirSimulator:
         if (split.scheme or split.path.startswith("/")) and parts[: len(base_parts)] == base_parts:
             parts = parts[len(base_parts) :]  # an absolute URL or path under this server's base
         if not parts or not self.validator.is_resource_type(parts[0]):
-            raise FhirError(
+            raise FhirError.one(
                 400,
-                [
-                    issue(
-                        f"{where}.request.url {request['url']!r} names no known resource type",
-                        code="not-supported",
-                        expression=f"{where}.request.url",
-                    )
-                ],
+                f"{where}.request.url {request['url']!r} names no known resource type",
+                code="not-supported",
+                expression=f"{where}.request.url",
             )
         plan = {
             "method": method,
@@ -725,27 +678,19 @@ class FhirSimulator:
         if method in ("POST", "PUT"):
             resource = plan["resource"]
             if not isinstance(resource, dict):
-                raise FhirError(
+                raise FhirError.one(
                     400,
-                    [
-                        issue(
-                            f"{where}.resource is required for {method}",
-                            code="required",
-                            expression=f"{where}.resource",
-                        )
-                    ],
+                    f"{where}.resource is required for {method}",
+                    code="required",
+                    expression=f"{where}.resource",
                 )
             if method == "PUT" and plan["id"] is None and not plan["params"]:
-                raise FhirError(
+                raise FhirError.one(
                     400,
-                    [
-                        issue(
-                            f"{where}.request.url {request['url']!r} has no id: PUT needs Type/id "
-                            "(or Type?search for a conditional update)",
-                            code="required",
-                            expression=f"{where}.request.url",
-                        )
-                    ],
+                    f"{where}.request.url {request['url']!r} has no id: PUT needs Type/id "
+                    "(or Type?search for a conditional update)",
+                    code="required",
+                    expression=f"{where}.request.url",
                 )
             status, problems = self.validator.validate(resource)
             if status:
@@ -757,15 +702,11 @@ class FhirSimulator:
                     ]
                 raise FhirError(status, problems)
         if method == "DELETE" and plan["id"] is None:
-            raise FhirError(
+            raise FhirError.one(
                 400,
-                [
-                    issue(
-                        f"{where}.request.url: conditional delete is not supported; use Type/id",
-                        code="not-supported",
-                        expression=f"{where}.request.url",
-                    )
-                ],
+                f"{where}.request.url: conditional delete is not supported; use Type/id",
+                code="not-supported",
+                expression=f"{where}.request.url",
             )
         return plan
 
@@ -785,16 +726,12 @@ class FhirSimulator:
             if plan["resource"] is not None and mapping:
                 plan["resource"] = _rewrite_references(plan["resource"], mapping)
             for ref in _placeholders(plan["resource"]):
-                raise FhirError(
+                raise FhirError.one(
                     400,
-                    [
-                        issue(
-                            f"{plan['where']}.resource: reference {ref} matches no entry's fullUrl "
-                            "in this transaction",
-                            code="not-found",
-                            expression=f"{plan['where']}.resource",
-                        )
-                    ],
+                    f"{plan['where']}.resource: reference {ref} matches no entry's fullUrl "
+                    "in this transaction",
+                    code="not-found",
+                    expression=f"{plan['where']}.resource",
                 )
         snapshot = OrderedDict(self.store)  # histories are replaced, never mutated: a shallow copy suffices
         order = {"DELETE": 0, "POST": 1, "PUT": 2, "GET": 3, "HEAD": 3}
@@ -838,25 +775,15 @@ class FhirSimulator:
         """The id a conditional update writes to: the one match, or a new id; several matches are 412."""
         matches = self._matches(rtype, params, strict=True)
         if len(matches) > 1:
-            raise FhirError(
-                412,
-                [
-                    issue(
-                        f"conditional update matches {len(matches)} {rtype} resources",
-                        code="multiple-matches",
-                    )
-                ],
+            raise FhirError.one(
+                412, f"conditional update matches {len(matches)} {rtype} resources", code="multiple-matches"
             )
         rid = matches[0]["id"] if matches else self._new_id(rtype)
         if resource.get("id") not in (None, rid):
-            raise FhirError(
+            raise FhirError.one(
                 400,
-                [
-                    issue(
-                        f"resource id {resource['id']!r} differs from the matched id {rid!r}",
-                        expression=f"{rtype}.id",
-                    )
-                ],
+                f"resource id {resource['id']!r} differs from the matched id {rid!r}",
+                expression=f"{rtype}.id",
             )
         resource["id"] = rid
         return rid
@@ -885,28 +812,19 @@ class FhirSimulator:
                 if matches:
                     return self._entry_response(self._result(200, matches[0], base_url, "exists"))
             if rtype != plan["resource"]["resourceType"]:
-                raise FhirError(
+                raise FhirError.one(
                     400,
-                    [
-                        issue(
-                            f"request.url type {rtype} differs from the resource's "
-                            f"{plan['resource']['resourceType']}"
-                        )
-                    ],
+                    f"request.url type {rtype} differs from the resource's "
+                    f"{plan['resource']['resourceType']}",
                 )
             if assigned:
                 stored = self._store(rtype, rid, plan["resource"])
                 return self._entry_response(self._result(201, stored["resource"], base_url, "created"))
             return self._entry_response(self.create(plan["resource"], rtype, base_url, checked=True))
         if rtype != plan["resource"]["resourceType"]:
-            raise FhirError(
+            raise FhirError.one(
                 400,
-                [
-                    issue(
-                        f"request.url type {rtype} differs from the resource's "
-                        f"{plan['resource']['resourceType']}"
-                    )
-                ],
+                f"request.url type {rtype} differs from the resource's {plan['resource']['resourceType']}",
             )
         return self._entry_response(
             self.update(plan["resource"], rtype, rid, base_url, plan["ifMatch"], checked=True)
@@ -1030,13 +948,9 @@ def _date_range(text: str, name: str) -> tuple[datetime, datetime]:
         step = timedelta(milliseconds=1) if moment.microsecond else timedelta(seconds=1)
         return moment, moment + step
     except ValueError:
-        raise FhirError(
+        raise FhirError.one(
             400,
-            [
-                issue(
-                    f"search parameter {name}: {text!r} is not a FHIR date or dateTime",
-                    code="value",
-                    expression=name,
-                )
-            ],
+            f"search parameter {name}: {text!r} is not a FHIR date or dateTime",
+            code="value",
+            expression=name,
         ) from None
