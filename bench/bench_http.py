@@ -19,10 +19,7 @@ import argparse
 import http.client
 import json
 import multiprocessing as mp
-import os
 import re
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -30,29 +27,12 @@ import threading
 import time
 from pathlib import Path
 
+from processes import free_port, stop, wait_for_port
+
 ROOT = Path(__file__).resolve().parent.parent
 HARNESS = [sys.executable, "-m", "harness"]
 MITMDUMP = str(Path(sys.executable).with_name("mitmdump"))
 MEDINS_PATH = "/fsi/api/rsfComIfsService/callService"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_for_port(port: int, proc: subprocess.Popen, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"{proc.args} exited with {proc.returncode}")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return
-        except OSError:
-            time.sleep(0.05)
-    raise TimeoutError(f"nothing on port {port}")
 
 
 def start(args: list[str], port: int, log: Path) -> subprocess.Popen:
@@ -65,16 +45,6 @@ def start(args: list[str], port: int, log: Path) -> subprocess.Popen:
     )
     wait_for_port(port, proc)
     return proc
-
-
-def stop(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
 
 
 def percentile(values: list[float], p: float) -> float:

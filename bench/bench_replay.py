@@ -13,7 +13,6 @@ import argparse
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -23,18 +22,14 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from processes import free_port  # noqa: E402
+
 from harness.exchange import Exchange  # noqa: E402
 from harness.hl7v2.meta import extract  # noqa: E402
 from harness.mllp_client import MLLPClient  # noqa: E402
 from harness.store import Store  # noqa: E402
 
 HARNESS = [sys.executable, "-m", "harness"]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def message(i: int, patients: int) -> bytes:
