@@ -26,11 +26,16 @@ class Delay(Action):
         jitter = p.number("jitter_ms", 0, minimum=0, maximum=MAX_MS)
         return {"ms": ms, "jitter_ms": jitter}
 
-    def apply(self, plan: Plan, ctx: ActionContext) -> None:
+    def jittered_ms(self, ctx: ActionContext) -> float:
+        """This time's wait: ms, moved by up to ± jitter_ms (never below 0)."""
         ms = float(self.params["ms"])
         jitter = float(self.params["jitter_ms"])
         if jitter:
             ms = max(0.0, ms + ctx.rng.uniform(-jitter, jitter))
+        return ms
+
+    def apply(self, plan: Plan, ctx: ActionContext) -> None:
+        ms = self.jittered_ms(ctx)
         if ctx.direction == "request":
             plan.delay_s += ms / 1000.0
             plan.notes.append(f"request delayed {ms:.0f} ms before forwarding")

@@ -1,35 +1,23 @@
-"""`delay` (HTTP): hold a request `ms` (± `jitter_ms`) before forwarding, a response before relaying."""
+"""`delay` (HTTP): hold a request `ms` (± `jitter_ms`) before forwarding, a response before relaying.
+
+Parameters and jitter as for the MLLP `delay`; only the plan it edits differs.
+"""
 
 from __future__ import annotations
 
-from typing import Any
-
-from proxies.faults.actions import Action, register
+from proxies.faults.actions import register
+from proxies.faults.actions.delay import Delay
 from proxies.faults.context import ActionContext
 from proxies.faults.http_plan import HttpPlan
-from proxies.faults.params import Params
-
-MAX_MS = 3_600_000
 
 
 @register
-class HttpDelay(Action):
+class HttpDelay(Delay):
     type = "delay"
     protocol = "http"
 
-    @classmethod
-    def parse(cls, p: Params) -> dict[str, Any]:
-        p.required("ms", "milliseconds to wait")
-        return {
-            "ms": p.number("ms", minimum=0, maximum=MAX_MS),
-            "jitter_ms": p.number("jitter_ms", 0, minimum=0, maximum=MAX_MS),
-        }
-
-    def apply(self, plan: HttpPlan, ctx: ActionContext) -> None:
-        ms = float(self.params["ms"])
-        jitter = float(self.params["jitter_ms"])
-        if jitter:
-            ms = max(0.0, ms + ctx.rng.uniform(-jitter, jitter))
+    def apply(self, plan: HttpPlan, ctx: ActionContext) -> None:  # type: ignore[override]
+        ms = self.jittered_ms(ctx)
         if ctx.direction == "request":
             plan.delay_s += ms / 1000.0
             plan.notes.append(f"request delayed {ms:.0f} ms before forwarding")
