@@ -28,7 +28,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from proxies.faults.engine import FaultEngine
 from proxies.faults.params import RuleError
 from proxies.faults.rules import parse_rule
-from proxies.stats import ChannelStats
+from proxies.stats import OUTCOME_COUNTERS, ChannelStats
 
 TOKEN_ENV = "HARNESS_ADMIN_TOKEN"
 MAX_BODY = 1024 * 1024
@@ -150,16 +150,7 @@ class ChannelCollector:
             connections.add_metric([name], s.connections)
             open_conns.add_metric([name], s.open_connections)
             messages.add_metric([name], s.messages)
-            for outcome in (
-                "ok",
-                "nak",
-                "timeouts",
-                "faults",
-                "malformed",
-                "upstream_down",
-                "late_acks",
-                "errors",
-            ):
+            for outcome in OUTCOME_COUNTERS.values():
                 outcomes.add_metric([name, outcome], getattr(s, outcome))
             transferred.add_metric([name, "in"], s.bytes_in)
             transferred.add_metric([name, "out"], s.bytes_out)
