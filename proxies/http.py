@@ -40,12 +40,15 @@ from harness.http_wire import (
     build_head,
     forward_headers,
 )
+from proxies import endpoints
 from proxies.config import Address
+from proxies.endpoints import UpstreamDialer, set_nodelay
 from proxies.faults.context import FaultContext
 from proxies.faults.http_plan import HttpPlan, HttpReply, HttpView
 from proxies.http_config import HTTPChannelConfig
 from proxies.http_response import Rendered, render
-from proxies.mllp import MLLPChannel, _log_stderr, _nodelay, _Outbox
+from proxies.log import FailureLog, log_stderr
+from proxies.outbox import Outbox
 from proxies.stats import ChannelStats
 
 SERVER_NAME = "harness-proxy"
@@ -67,13 +70,6 @@ def error_reply(status: int, reason: str, text: str, *, close: bool = False) -> 
 class HTTPChannel:
     """One configured HTTP channel at run time: settings, codec, faults, counters, writer, pool."""
 
-    # upstream endpoints and TLS options are built exactly as for MLLP channels
-    endpoint = MLLPChannel.endpoint
-    client_tls_for = MLLPChannel.client_tls_for
-    _client_tls_options = MLLPChannel._client_tls_options
-    _server_tls_options = MLLPChannel._server_tls_options
-    warn = MLLPChannel.warn
-
     def __init__(
         self,
         config: HTTPChannelConfig,
@@ -82,7 +78,7 @@ class HTTPChannel:
         faults: Any = None,
         stats: ChannelStats | None = None,
         writer: Any = None,
-        log: Any = _log_stderr,
+        log: Any = log_stderr,
     ) -> None:
         self.config = config
         self.name = config.name
@@ -95,8 +91,10 @@ class HTTPChannel:
         self.log = log
         self.connections: set[ClientConnection] = set()
         self.store_errors = 0
-        self._warned: dict[str, tuple[float, int]] = {}
-        self._upstream_tls = self._client_tls_options() if config.upstream_tls is not None else None
+        self.warn = FailureLog(config.name, log)
+        self.dialer = UpstreamDialer(
+            reactor, connect_timeout_s=config.connect_timeout_s, tls=config.upstream_tls
+        )
         self.idle: dict[Address, list[UpstreamConnection]] = {}
         self.upstream_hosts = [str(a) for a in config.upstreams]
 
@@ -112,13 +110,8 @@ class HTTPChannel:
         return _Factory()
 
     def listen(self) -> Any:
-        listen = self.config.listen
-        if self.config.tls is None:
-            return self.reactor.listenTCP(listen.port, self.factory(), interface=listen.host, backlog=1024)
-        options = self._server_tls_options()
-        return self.reactor.listenSSL(
-            listen.port, self.factory(), options, interface=listen.host, backlog=1024
-        )
+        config = self.config
+        return endpoints.listen(self.reactor, config.listen, self.factory(), config.tls, backlog=1024)
 
     def pause_all(self, paused: bool) -> None:
         for conn in list(self.connections):
@@ -159,7 +152,7 @@ class HTTPChannel:
             errors.append(f"{address}: {failure.getErrorMessage()} (after {waited:.1f} s)")
             self.connect(i + 1, errors, on_ready, on_failed)
 
-        connectProtocol(self.endpoint(address), proto).addCallbacks(ok, failed)
+        connectProtocol(self.dialer.endpoint(address), proto).addCallbacks(ok, failed)
 
     def release(self, conn: UpstreamConnection) -> None:
         """Back to the pool after a complete response on a keep-alive connection."""
@@ -187,7 +180,7 @@ class UpstreamConnection(protocol.Protocol):
 
     def connectionMade(self) -> None:
         self.connected = True
-        _nodelay(self.transport)
+        set_nodelay(self.transport)
 
     def dataReceived(self, data: bytes) -> None:
         self.channel.stats.bytes_in += len(data)
@@ -868,13 +861,13 @@ class ClientConnection(protocol.Protocol, TimeoutMixin):
         self.closing = False
         self.client_addr = "?"
         self.client_host = "?"
-        self.outbox = _Outbox(channel.reactor)
+        self.outbox = Outbox(channel.reactor)
         self._paused_by: set[str] = set()
         self._corked: list[bytes] | None = None
         self.last_data = b""
 
     def connectionMade(self) -> None:
-        _nodelay(self.transport)
+        set_nodelay(self.transport)
         peer = self.transport.getPeer()
         self.client_host = str(getattr(peer, "host", "?"))
         self.client_addr = f"{self.client_host}:{getattr(peer, 'port', '?')}"

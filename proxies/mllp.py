@@ -11,7 +11,6 @@ never reaches a sender before its exchange is on disk.
 from __future__ import annotations
 
 import math
-import sys
 import time
 from collections import deque
 from collections.abc import Callable
@@ -19,16 +18,12 @@ from functools import partial
 from typing import Any
 
 from twisted.internet import protocol
-from twisted.internet.abstract import isIPAddress, isIPv6Address
-from twisted.internet.endpoints import (
-    HostnameEndpoint,
-    TCP4ClientEndpoint,
-    TCP6ClientEndpoint,
-    connectProtocol,
-    wrapClientTLS,
-)
+from twisted.internet.endpoints import connectProtocol
 
-from proxies.config import Address, MLLPChannelConfig
+from proxies import endpoints
+from proxies.config import MLLPChannelConfig
+from proxies.endpoints import UpstreamDialer, set_nodelay
+from proxies.log import FailureLog, log_stderr
 from proxies.mllp_session import (
     CancelTimer,
     Capture,
@@ -43,14 +38,8 @@ from proxies.mllp_session import (
     ToSender,
     ToUpstream,
 )
+from proxies.outbox import Outbox
 from proxies.stats import ChannelStats
-
-THROTTLE_TICK_S = 0.05
-
-
-def _log_stderr(level: str, message: str, **fields: Any) -> None:
-    extra = " ".join(f"{k}={v}" for k, v in fields.items())
-    print(f"{level}: {message}{' ' + extra if extra else ''}", file=sys.stderr, flush=True)
 
 
 class MLLPChannel:
@@ -64,7 +53,7 @@ class MLLPChannel:
         faults: Any = None,
         stats: ChannelStats | None = None,
         writer: Any = None,
-        log: Callable[..., None] = _log_stderr,
+        log: Callable[..., None] = log_stderr,
     ) -> None:
         self.config = config
         self.name = config.name
@@ -78,8 +67,10 @@ class MLLPChannel:
         self.connections: set[SenderConnection] = set()
         self.store_errors = 0
         self.relay = CommitRelay(reactor)
-        self._warned: dict[str, tuple[float, int]] = {}
-        self._upstream_tls = self._client_tls_options() if config.upstream_tls is not None else None
+        self.warn = FailureLog(config.name, log)
+        self.dialer = UpstreamDialer(
+            reactor, connect_timeout_s=config.connect_timeout_s, tls=config.upstream_tls
+        )
 
     # -- listening ---------------------------------------------------------------------------------
 
@@ -96,77 +87,7 @@ class MLLPChannel:
 
     def listen(self) -> Any:
         """Start listening; returns the listening port. Raises CannotListenError when taken."""
-        listen = self.config.listen
-        tls = self.config.tls
-        if tls is None:
-            return self.reactor.listenTCP(listen.port, self.factory(), interface=listen.host)
-        options = self._server_tls_options()
-        return self.reactor.listenSSL(listen.port, self.factory(), options, interface=listen.host)
-
-    def _server_tls_options(self) -> Any:
-        from twisted.internet import ssl
-
-        tls = self.config.tls
-        cert = ssl.PrivateCertificate.loadPEM(tls.cert.read_bytes() + b"\n" + tls.key.read_bytes())
-        if tls.ca is None:
-            return cert.options()
-        return cert.options(*_load_certificates(tls.ca))
-
-    def _client_tls_options(self) -> Any:
-        """What every upstream TLS connection shares: trust root, client certificate (loaded once)."""
-        from twisted.internet import ssl
-
-        tls = self.config.upstream_tls
-        client_cert = None
-        if tls.cert is not None:
-            client_cert = ssl.PrivateCertificate.loadPEM(tls.cert.read_bytes() + b"\n" + tls.key.read_bytes())
-        if not tls.verify:
-            kwargs: dict[str, Any] = {"verify": False}
-            if client_cert is not None:
-                kwargs.update(privateKey=client_cert.privateKey.original, certificate=client_cert.original)
-            return ssl.CertificateOptions(**kwargs)
-        trust = ssl.trustRootFromCertificates(_load_certificates(tls.ca)) if tls.ca is not None else None
-        return (trust, client_cert)
-
-    def client_tls_for(self, host: str) -> Any:
-        from twisted.internet import ssl
-
-        tls = self.config.upstream_tls
-        if not tls.verify:
-            return self._upstream_tls
-        trust, client_cert = self._upstream_tls
-        name = tls.server_name or host
-        return ssl.optionsForClientTLS(name, trustRoot=trust, clientCertificate=client_cert)
-
-    def endpoint(self, address: Address) -> Any:
-        timeout = self.config.connect_timeout_s
-        host = address.host
-        if isIPAddress(host):
-            ep = TCP4ClientEndpoint(self.reactor, host, address.port, timeout=timeout)
-        elif isIPv6Address(host):
-            ep = TCP6ClientEndpoint(self.reactor, host, address.port, timeout=timeout)
-        else:
-            ep = HostnameEndpoint(self.reactor, host, address.port, timeout=timeout)
-        if self.config.upstream_tls is not None:
-            ep = wrapClientTLS(self.client_tls_for(host), ep)
-        return ep
-
-    def warn(self, ex: Any) -> None:
-        """Log a failed exchange, at most one line per outcome per second (garbage must not flood logs)."""
-        now = time.monotonic()
-        last, suppressed = self._warned.get(ex.outcome, (0.0, 0))
-        if now - last < 1.0:
-            self._warned[ex.outcome] = (last, suppressed + 1)
-            return
-        self._warned[ex.outcome] = (now, 0)
-        more = f" (+{suppressed} more since the last line)" if suppressed else ""
-        self.log(
-            "warning",
-            f"channel {self.name}: {ex.outcome}{more}",
-            control_id=ex.control_id,
-            client=ex.client_addr,
-            error=ex.error or "",
-        )
+        return endpoints.listen(self.reactor, self.config.listen, self.factory(), self.config.tls)
 
     def awaiting(self, within_s: float) -> int:
         """Requests forwarded in the last `within_s` seconds whose replies have not come yet.
@@ -186,56 +107,6 @@ class MLLPChannel:
     def pause_all(self, paused: bool) -> None:
         for conn in list(self.connections):
             conn.set_store_pressure(paused)
-
-
-def _load_certificates(path: Any) -> list[Any]:
-    """Every certificate in a PEM file (a CA bundle may hold several)."""
-    from twisted.internet import ssl
-
-    data = path.read_bytes()
-    certs = []
-    marker = b"-----END CERTIFICATE-----"
-    for block in data.split(marker)[:-1]:
-        certs.append(ssl.Certificate.loadPEM(block + marker + b"\n"))
-    if not certs:
-        raise ValueError(f"{path}: no PEM certificate found")
-    return certs
-
-
-def direct_write(transport: Any, data: bytes) -> None:
-    """Write now when the transport has nothing buffered, else through Twisted's buffer.
-
-    Twisted's TCP `write` only buffers and waits for the next reactor turn (two epoll changes and a
-    loop iteration per write); one small reply per message makes that the largest per-message cost.
-    Sending at once when nothing is queued keeps the byte order (Twisted's buffer is empty, so
-    nothing could overtake) and hands the rest to Twisted when the kernel takes only part.
-    """
-    sock = getattr(transport, "socket", None)
-    if (
-        sock is not None
-        and transport.connected
-        and not transport.disconnecting
-        and not transport._tempDataLen
-        and transport.offset == len(transport.dataBuffer)
-    ):
-        try:
-            sent = sock.send(data)
-        except (BlockingIOError, InterruptedError):
-            sent = 0
-        except OSError:
-            sent = 0  # Twisted's own write path reports the error as a lost connection
-        if sent == len(data):
-            return
-        data = data[sent:]
-    transport.write(data)
-
-
-def _supports_direct_write(transport: Any) -> bool:
-    from twisted.internet.tcp import Connection
-
-    return isinstance(transport, Connection) and all(
-        hasattr(transport, name) for name in ("_tempDataLen", "offset", "dataBuffer", "socket")
-    )
 
 
 class CommitRelay:
@@ -265,90 +136,12 @@ class CommitRelay:
             conn.committed(entry, result)
 
 
-class _Outbox:
-    """Writes to one transport in order; a throttled write holds back everything queued after it."""
-
-    __slots__ = ("reactor", "_transport", "queue", "busy", "on_idle", "direct")
-
-    def __init__(self, reactor: Any, on_idle: Callable[[], None] | None = None) -> None:
-        self.reactor = reactor
-        self._transport: Any = None
-        self.queue: deque = deque()
-        self.busy = False
-        self.on_idle = on_idle
-        self.direct = False
-
-    @property
-    def transport(self) -> Any:
-        return self._transport
-
-    @transport.setter
-    def transport(self, transport: Any) -> None:
-        self._transport = transport
-        self.direct = transport is not None and _supports_direct_write(transport)
-
-    def write(self, data: bytes, bps: int | None = None) -> None:
-        if not self.busy and not self.queue and bps is None:
-            if self.direct:
-                direct_write(self._transport, data)
-            elif self._transport is not None:
-                self._transport.write(data)
-            return
-        self.queue.append(("write", data, bps))
-        self._pump()
-
-    def close(self, abort: bool = False) -> None:
-        if not self.busy and not self.queue:
-            self._close(abort)
-            return
-        self.queue.append(("close", abort, None))
-        self._pump()
-
-    def _close(self, abort: bool) -> None:
-        t = self.transport
-        if t is None:
-            return
-        if abort:
-            t.abortConnection()
-        else:
-            t.loseConnection()
-
-    def _pump(self) -> None:
-        while self.queue and not self.busy:
-            kind, value, bps = self.queue.popleft()
-            if kind == "close":
-                self._close(value)
-            elif bps is None:
-                if self.transport is not None:
-                    self.transport.write(value)
-            else:
-                self.busy = True
-                self._drip(value, bps)
-                return
-        if not self.busy and self.on_idle is not None:
-            self.on_idle()
-
-    def _drip(self, data: bytes, bps: int) -> None:
-        if self.transport is None:
-            self.busy = False
-            self.queue.clear()
-            return
-        size = max(1, int(bps * THROTTLE_TICK_S))
-        self.transport.write(data[:size])
-        rest = data[size:]
-        if rest:
-            self.reactor.callLater(THROTTLE_TICK_S, self._drip, rest, bps)
-        else:
-            self.busy = False
-            self.reactor.callLater(0, self._pump)
-
-
 class UpstreamConnection(protocol.Protocol):
     def __init__(self, owner: SenderConnection) -> None:
         self.owner = owner
 
     def connectionMade(self) -> None:
-        _nodelay(self.transport)
+        set_nodelay(self.transport)
 
     def dataReceived(self, data: bytes) -> None:
         owner = self.owner
@@ -358,13 +151,6 @@ class UpstreamConnection(protocol.Protocol):
 
     def connectionLost(self, reason: Any = None) -> None:
         self.owner.upstream_lost(self, reason)
-
-
-def _nodelay(transport: Any) -> None:
-    try:
-        transport.setTcpNoDelay(True)
-    except Exception:  # noqa: BLE001 - not every transport (e.g. TLS over a test pipe) has it
-        pass
 
 
 class SenderConnection(protocol.Protocol):
@@ -380,15 +166,15 @@ class SenderConnection(protocol.Protocol):
         self._tick_at = math.inf
         self.ops: deque = deque()
         """Sender-bound actions in order: [ready, actions] entries (ready once their capture allows)."""
-        self.to_sender = _Outbox(self.reactor, on_idle=self._flush)
-        self.to_upstream = _Outbox(self.reactor)
+        self.to_sender = Outbox(self.reactor, on_idle=self._flush)
+        self.to_upstream = Outbox(self.reactor)
         self.connected = False
         self._paused_by = set()
 
     # -- Twisted callbacks ---------------------------------------------------------------------------
 
     def connectionMade(self) -> None:
-        _nodelay(self.transport)
+        set_nodelay(self.transport)
         peer = self.transport.getPeer()
         client = f"{getattr(peer, 'host', '?')}:{getattr(peer, 'port', '?')}"
         self.session = MLLPSession(self.channel.settings, client_addr=client, faults=self.channel.faults)
@@ -561,7 +347,7 @@ class SenderConnection(protocol.Protocol):
             address = addresses[i]
             proto = UpstreamConnection(self)
             started = time.monotonic()
-            d = connectProtocol(self.channel.endpoint(address), proto)
+            d = connectProtocol(self.channel.dialer.endpoint(address), proto)
 
             def ok(_: Any) -> None:
                 self.upstream = proto
