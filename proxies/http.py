@@ -47,11 +47,27 @@ from proxies.faults.context import FaultContext
 from proxies.faults.http_plan import HttpPlan, HttpReply, HttpView
 from proxies.http_config import HTTPChannelConfig
 from proxies.http_response import Rendered, render
+from proxies.http_session import (
+    Answer,
+    CancelTimer,
+    Connect,
+    Cut,
+    DropUpstream,
+    HttpSession,
+    PauseClient,
+    Relay,
+    Reply,
+    Resend,
+    Reset,
+    SessionSettings,
+    StartTimer,
+)
 from proxies.log import FailureLog, log_stderr
 from proxies.outbox import Outbox
 from proxies.stats import ChannelStats
 
 SERVER_NAME = "harness-proxy"
+RESET_TEXT = "client connection reset by a fault rule"
 
 
 def error_reply(status: int, reason: str, text: str, *, close: bool = False) -> bytes:
@@ -97,6 +113,7 @@ class HTTPChannel:
         )
         self.idle: dict[Address, list[UpstreamConnection]] = {}
         self.upstream_hosts = [str(a) for a in config.upstreams]
+        self.settings = SessionSettings.from_channel(config)
 
     def factory(self) -> protocol.Factory:
         channel = self
@@ -206,9 +223,9 @@ class Flight:
 
     __slots__ = (
         "conn", "channel", "head", "started", "req_raw", "req_data", "req_size", "req_done",
-        "req_truncated", "forwarding", "pending", "upstream", "reused", "retried", "view", "plan",
+        "req_truncated", "forwarding", "pending", "upstream", "session", "view", "plan",
         "fault", "resp_head", "resp_raw", "resp_data", "resp_size", "resp_truncated", "holding",
-        "head_sent", "timer", "done", "close_after", "answered_continue", "resp_view", "notes",
+        "head_sent", "timers", "done", "close_after", "answered_continue", "resp_view", "notes",
         "status_sent", "upstream_addr", "req_kept",
     )  # fmt: skip
 
@@ -227,8 +244,7 @@ class Flight:
         self.forwarding = False
         self.pending: list[bytes] = []
         self.upstream: UpstreamConnection | None = None
-        self.reused = False
-        self.retried = False
+        self.session = HttpSession(self.channel.settings)
         self.view: HttpView | None = None
         self.plan: HttpPlan | None = None
         self.fault: Any = None
@@ -239,7 +255,7 @@ class Flight:
         self.resp_truncated = False
         self.holding = False
         self.head_sent = False
-        self.timer: Any = None
+        self.timers: dict[str, Any] = {}
         self.done = False
         self.close_after = not head.keep_alive()
         self.answered_continue = False
@@ -281,10 +297,12 @@ class Flight:
         else:
             self.pending.append(event.raw)
             if self.req_truncated:
+                self.session.request_streamed()
                 self.start(streaming=True)
 
     def request_end(self, event: End) -> None:
         self.req_done = True
+        self.session.request_done()
         if event.raw:
             if not self.req_truncated:
                 self.req_raw.append(event.raw)
@@ -319,32 +337,51 @@ class Flight:
             )
         if self.fault is not None or engine is not None and engine.has_rules("response"):
             self.plan = plan
-        if self.fault is not None and not plan.forward:
-            self.conn.pause("fault")  # what follows is not read until this exchange is answered
-            act = self.answer_from_plan
-            if plan.delay_s:
-                channel.reactor.callLater(plan.delay_s, act)
-            else:
-                act()
-            return
-        if plan.delay_s:
-            channel.reactor.callLater(plan.delay_s, self.connect)
-        else:
-            self.connect()
+        self.run(self.session.decided(self.fault, plan))
 
-    def answer_from_plan(self) -> None:
-        plan = self.plan
-        if plan.reset:
-            self.finish("fault", None, "client connection reset by a fault rule", abort=True)
-            return
-        reply = plan.reply
-        if reply is not None:
-            self.send_reply(reply, outcome="fault")
+    # -- carrying out what the session decided --------------------------------------------------------
 
-    def connect(self) -> None:
-        if self.done:
-            return
-        self.channel.acquire(self.upstream_ready, self.upstream_failed)
+    def run(self, actions: list) -> None:
+        for action in actions:
+            cls = action.__class__
+            if cls is Connect:
+                if action.fresh:
+                    self.channel.connect(0, [], self.upstream_ready, self.upstream_failed)
+                else:
+                    self.channel.acquire(self.upstream_ready, self.upstream_failed)
+            elif cls is StartTimer:
+                self.timers[action.key] = self.channel.reactor.callLater(
+                    action.seconds, self.timer_fired, action.key
+                )
+            elif cls is CancelTimer:
+                timer = self.timers.pop(action.key, None)
+                if timer is not None and timer.active():
+                    timer.cancel()
+            elif cls is Answer:
+                self.send_own(
+                    action.status, action.reason, action.text, outcome=action.outcome, error=action.error
+                )
+            elif cls is Cut:
+                self.finish(action.outcome, None, action.error, abort=action.abort, close=True)
+            elif cls is DropUpstream:
+                up = self.upstream
+                self.upstream = None
+                if up is not None:
+                    up.flight = None
+                    up.transport.abortConnection()
+            elif cls is Resend:
+                self.upstream = None
+                self.pending = [b"".join(self.req_raw[2:])]
+            elif cls is PauseClient:
+                self.conn.pause("fault")  # what follows is not read until this exchange is answered
+            elif cls is Reset:
+                self.finish("fault", None, RESET_TEXT, abort=True)
+            elif cls is Reply:
+                self.send_reply(action.reply, outcome="fault")
+
+    def timer_fired(self, key: str) -> None:
+        self.timers.pop(key, None)
+        self.run(self.session.timer_fired(key))
 
     def upstream_ready(self, conn: UpstreamConnection, reused: bool) -> None:
         if self.done or not self.conn.connected:
@@ -353,7 +390,6 @@ class Flight:
             return
         self.upstream = conn
         self.upstream_addr = str(conn.address)
-        self.reused = reused
         conn.flight = self
         conn.got_bytes = False
         conn.reader.request_method = self.head.method
@@ -383,7 +419,7 @@ class Flight:
         if not self.req_done:
             conn.transport.registerProducer(self.conn.transport, True)
             self.conn.resume("stream")
-        self.timer = self.channel.reactor.callLater(cfg.response_timeout_s, self.timed_out)
+        self.run(self.session.upstream_ready(reused))
 
     def to_upstream(self, data: bytes) -> None:
         up = self.upstream
@@ -403,42 +439,7 @@ class Flight:
             conn.transport.resumeProducing()  # the upstream may have paused it and no longer will resume it
 
     def upstream_failed(self, why: str) -> None:
-        if self.done:
-            return
-        cfg = self.channel.config
-        text = f"upstream unavailable: {why}" if why else "upstream unavailable"
-        if cfg.on_upstream_down == "close" or self.head_sent:
-            self.finish("upstream_down", None, text, abort=False, close=True)
-            return
-        self.send_own(
-            502,
-            "Bad Gateway",
-            f"502 Bad Gateway from the harness proxy: channel {self.channel.name}: {text}",
-            outcome="upstream_down",
-            error=text,
-        )
-
-    def timed_out(self) -> None:
-        self.timer = None
-        if self.done:
-            return
-        seconds = self.channel.config.response_timeout_s
-        text = f"no response from the upstream within response_timeout_s ({seconds:g} s)"
-        up = self.upstream
-        self.upstream = None
-        if up is not None:
-            up.flight = None
-            up.transport.abortConnection()
-        if self.head_sent:
-            self.finish("timeout", None, text, abort=True)
-            return
-        self.send_own(
-            504,
-            "Gateway Timeout",
-            f"504 Gateway Timeout from the harness proxy: {text}",
-            outcome="timeout",
-            error=text,
-        )
+        self.run(self.session.upstream_failed(why))
 
     # -- the response --------------------------------------------------------------------------------
 
@@ -468,9 +469,7 @@ class Flight:
                 self.response_broken(event.problem)
 
     def response_head(self, head: Head) -> None:
-        if self.timer is not None and self.timer.active():
-            self.timer.cancel()
-        self.timer = None
+        self.run(self.session.response_head())
         self.resp_head = head
         self.resp_raw = [head.raw, b"\r\n\r\n"]
         plan = self.plan
@@ -502,6 +501,7 @@ class Flight:
             unchanged = False
         self.status_sent = head.status
         self.head_sent = True
+        self.session.head_forwarded()
         # nothing to drop or add: the head goes on exactly as the upstream sent it
         self.conn.write(head.raw + b"\r\n\r\n" if unchanged else build_head(head.start, headers))
 
@@ -573,35 +573,20 @@ class Flight:
             ctx = FaultContext(channel=channel.name, request=b"".join(self.req_data), request_meta=self.view)
             self.fault = engine.decide("response", body, view, ctx, plan=plan)
             self.plan = plan
-        if self.fault is None:
-            self.complete(head, body, resp_meta, outcome=None, raw=b"".join(self.resp_raw[2:]))
-            return
-        if plan.reset:
-            self.finish(
-                "fault",
-                None,
-                "client connection reset by a fault rule",
-                abort=True,
-                upstream=(head, body, resp_meta),
-            )
-            return
-        if plan.reply is not None:
-            self.notes.append(f"upstream answered {head.status}; replaced by a fault rule")
-            self.send_reply(plan.reply, outcome="fault", upstream=(head, body, resp_meta))
-            return
-        # the upstream's response, edited (malformed, truncate) or only later / slower (delay, slow_body)
-        self.send_rendered(
-            render(
-                plan,
-                head,
-                body,
-                b"".join(self.resp_raw[2:]),
-                method=self.head.method,
-                close=self.close_after or self.conn.closing,
-            ),
-            head,
-            resp_meta,
-        )
+        for action in self.session.response_complete(self.fault, plan):
+            cls = action.__class__
+            if cls is Relay and action.plan is None:
+                self.complete(head, body, resp_meta, outcome=None, raw=b"".join(self.resp_raw[2:]))
+            elif cls is Reset:
+                self.finish("fault", None, RESET_TEXT, abort=True, upstream=(head, body, resp_meta))
+            elif cls is Reply:
+                self.notes.append(f"upstream answered {head.status}; replaced by a fault rule")
+                self.send_reply(action.reply, outcome="fault", upstream=(head, body, resp_meta))
+            else:  # the upstream's response edited (malformed, truncate) or later / slower (delay, slow_body)
+                raw = b"".join(self.resp_raw[2:])
+                close = self.close_after or self.conn.closing
+                out = render(action.plan, head, body, raw, method=self.head.method, close=close)
+                self.send_rendered(out, head, resp_meta)
 
     def send_rendered(self, out: Rendered, head: Head, meta: dict) -> None:
         self.close_after = self.close_after or out.close
@@ -611,62 +596,18 @@ class Flight:
         self.capture(ex, out.data, bps=out.bps, hold=out.hold_s)
 
     def response_broken(self, problem: str) -> None:
-        up = self.upstream
-        self.upstream = None
-        if up is not None:
-            up.flight = None
-            up.transport.abortConnection()
-        text = f"upstream response unreadable: {problem}"
-        if self.head_sent:
-            self.finish("error", None, text, abort=True)
-        else:
-            self.send_own(
-                502,
-                "Bad Gateway",
-                f"502 Bad Gateway from the harness proxy: {text}",
-                outcome="error",
-                error=text,
-            )
+        self.run(self.session.response_broken(problem))
 
     def upstream_lost(self, up: UpstreamConnection, events: list, reason: Any) -> None:
         if self.done or up is not self.upstream:
             return
-        if (
-            self.reused
-            and not up.got_bytes
-            and not self.retried
-            and self.req_done
-            and not self.req_truncated
-            and self.resp_head is None
-        ):
-            # a pooled connection the upstream had closed: nothing was read, send again on a new one
-            self.retried = True
-            self.upstream = None
-            if self.timer is not None and self.timer.active():
-                self.timer.cancel()
-            self.timer = None
-            self.pending = [b"".join(self.req_raw[2:])]
-            self.channel.connect(0, [], self.upstream_ready, self.upstream_failed)
-            return
-        # cut short by the close: not a malformed response but a lost upstream (handled below)
+        # what it did send goes on; cut short by the close it is not malformed but a lost upstream
         self.response_events([e for e in events if e.__class__ is not Broken])
         if self.done:
             return
         why = reason.getErrorMessage() if reason is not None else "connection closed"
         self.upstream = None
-        if self.head_sent:
-            self.finish(
-                "upstream_down", None, f"upstream closed mid-response: {why}"
-            )  # FIN: the client sees it cut
-        else:
-            text = f"upstream closed the connection before a complete response: {why}"
-            self.send_own(
-                502,
-                "Bad Gateway",
-                f"502 Bad Gateway from the harness proxy: {text}",
-                outcome="upstream_down",
-                error=text,
-            )
+        self.run(self.session.upstream_closed(up.got_bytes, why))
 
     # -- answering and capturing ---------------------------------------------------------------------
 
@@ -772,8 +713,10 @@ class Flight:
         """Count and store the exchange; `data` (what the client still has to get) goes out once the
         capture allows it (durable: after the commit)."""
         self.done = True
-        if self.timer is not None and self.timer.active():
-            self.timer.cancel()
+        self.session.finished()
+        for timer in self.timers.values():
+            if timer.active():
+                timer.cancel()
         channel = self.channel
         stats = channel.stats
         stats.outcome(ex.outcome)
@@ -960,6 +903,7 @@ class ClientConnection(protocol.Protocol, TimeoutMixin):
                 if flight is not None:  # a body still being read (not yet forwarded) is broken
                     self.flight = None
                     flight.done = True
+                    flight.session.finished()
                     head = flight.head
                 self.refuse(
                     event.status,
