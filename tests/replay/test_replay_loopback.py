@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -14,6 +15,7 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
+from harness.mllp import Frame, MLLPDecoder, encode
 from harness.store import ExchangeFilter, Store
 from tests.conftest import ROOT, free_port
 from tests.replay.conftest import adt, capture_through_proxy, received_ids, start_mock
@@ -29,6 +31,97 @@ def harness(*args: str, timeout: float = 90) -> subprocess.CompletedProcess:
 
 def messages(n: int = 12) -> list[bytes]:
     return [adt(i, PATIENTS[i % len(PATIENTS)]) for i in range(n)]
+
+
+class Gate:
+    """A loopback relay in front of a replay target: the first `free` messages go through, the rest are
+    held, undelivered, until `release()`. A run can then be stopped while it is mid-stream with messages
+    in flight, however fast or slow the machine is (a paced run that fell behind catches up in a burst
+    and could finish before a signal sent "in the middle" arrives). Messages held on a connection that
+    closes are dropped: the target never sees them."""
+
+    def __init__(self, target: int, free: int) -> None:
+        self.target = target
+        self.free = free
+        self.passed = 0
+        self.held = 0
+        self.open_connections = 0
+        self.released = False
+        self.cond = threading.Condition()
+        self.sockets: list[socket.socket] = []
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def wait(self, predicate, what: str, timeout: float = 60) -> None:
+        with self.cond:
+            assert self.cond.wait_for(predicate, timeout), what
+
+    def release(self) -> None:
+        with self.cond:
+            self.released = True
+            self.cond.notify_all()
+
+    def close(self) -> None:
+        self.listener.close()
+        for sock in self.sockets:
+            sock.close()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            upstream = socket.create_connection(("127.0.0.1", self.target))
+            self.sockets += [client, upstream]
+            with self.cond:
+                self.open_connections += 1
+            threading.Thread(target=self._back, args=(upstream, client), daemon=True).start()
+            threading.Thread(target=self._forward, args=(client, upstream), daemon=True).start()
+
+    @staticmethod
+    def _back(upstream: socket.socket, client: socket.socket) -> None:
+        try:
+            while data := upstream.recv(65536):
+                client.sendall(data)
+        except OSError:
+            pass
+
+    def _forward(self, client: socket.socket, upstream: socket.socket) -> None:
+        decoder = MLLPDecoder()
+        held: list[bytes] = []
+        client.settimeout(0.05)
+        try:
+            while True:
+                try:
+                    data = client.recv(65536)
+                except TimeoutError:
+                    data = None
+                if data == b"":
+                    break  # the client is gone: what it had in flight here is dropped
+                frames = [e.payload for e in decoder.feed(data) if isinstance(e, Frame)] if data else []
+                out: list[bytes] = []
+                with self.cond:
+                    if self.released:
+                        out, held = held, []
+                    for payload in frames:
+                        if not held and (self.released or self.passed < self.free):
+                            self.passed += 1
+                            out.append(payload)
+                        else:
+                            self.held += 1
+                            held.append(payload)
+                    self.cond.notify_all()
+                for payload in out:
+                    upstream.sendall(encode(payload))
+        except OSError:
+            pass
+        finally:
+            upstream.close()
+            with self.cond:
+                self.open_connections -= 1
+                self.cond.notify_all()
 
 
 def test_replay_to_mock_answering_some_ae(processes, tmp_path):
@@ -206,27 +299,30 @@ def test_killed_and_resumed_run_sends_each_message_once(processes, tmp_path):
     n = 40
     capture_through_proxy(processes, tmp_path, up, messages(n), store)
     target_log = tmp_path / "target.log"
-    target = start_mock(processes, target_log)
-    args = ["replay", "--store", str(store), "--to", f"127.0.0.1:{target}", "--rate", "10", "--json"]
-    child = processes.harness(*args, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    deadline = time.monotonic() + 60
-    with Store(store) as s:
-        while True:
-            runs = s.runs("replay")
-            done = s.count(ExchangeFilter(run_id=runs[0].id)) if runs else 0
-            if done >= 10:
-                break
-            assert child.poll() is None, child.communicate()
-            assert time.monotonic() < deadline, "replay made no progress"
-            time.sleep(0.005)
-        run_id = runs[0].id
-    os.killpg(child.pid, signal.SIGKILL)
-    child.wait()
-    with Store(store) as s:
-        assert s.get_run(run_id).status == "running"  # killed: never finished
-        before = s.count(ExchangeFilter(run_id=run_id))
-    assert 10 <= before < n
-    proc = harness("replay", "--store", str(store), "--resume", str(run_id), "--json")
+    gate = Gate(start_mock(processes, target_log), free=10)
+    try:
+        args = ["replay", "--store", str(store), "--to", f"127.0.0.1:{gate.port}", "--rate", "50", "--json"]
+        child = processes.harness(*args, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        gate.wait(lambda: gate.held or child.poll() is not None, "replay never reached message 11")
+        assert child.poll() is None, child.communicate()
+        deadline = time.monotonic() + 60
+        with Store(store) as s:  # the ten answered ones are on record before the kill
+            while not (s.runs("replay") and s.count(ExchangeFilter(run_id=s.runs("replay")[0].id)) >= 10):
+                assert child.poll() is None, child.communicate()
+                assert time.monotonic() < deadline, "replay made no progress"
+                time.sleep(0.005)
+            run_id = s.runs("replay")[0].id
+        os.killpg(child.pid, signal.SIGKILL)
+        child.wait()
+        gate.wait(lambda: gate.open_connections == 0, "the killed run's connections stayed open")
+        gate.release()
+        with Store(store) as s:
+            assert s.get_run(run_id).status == "running"  # killed: never finished
+            before = s.count(ExchangeFilter(run_id=run_id))
+        assert 10 <= before < n
+        proc = harness("replay", "--store", str(store), "--resume", str(run_id), "--json")
+    finally:
+        gate.close()
     assert proc.returncode == 0, proc.stderr
     summary = json.loads(proc.stdout)
     assert summary["run_id"] == run_id and summary["selected"] == n
@@ -288,22 +384,29 @@ def test_ctrl_c_finishes_in_flight_and_the_run_resumes(processes, tmp_path):
     up = start_mock(processes, tmp_path / "up.log")
     capture_through_proxy(processes, tmp_path, up, messages(30), store)
     target_log = tmp_path / "target.log"
-    target = start_mock(processes, target_log)
-    args = ["replay", "--store", str(store), "--to", f"127.0.0.1:{target}", "--rate", "20"]
-    args += ["--concurrency", "2"]
-    child = processes.harness(*args, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    deadline = time.monotonic() + 60
-    with Store(store) as s:
-        while not (s.runs("replay") and s.count(ExchangeFilter(run_id=s.runs("replay")[0].id)) >= 5):
-            assert child.poll() is None and time.monotonic() < deadline
-            time.sleep(0.01)
-        run_id = s.runs("replay")[0].id
-    os.kill(child.pid, signal.SIGINT)
-    _, err = child.communicate(timeout=30)
-    assert child.returncode == 1, err
-    assert f"--resume {run_id}" in err
-    with Store(store) as s:
-        assert s.get_run(run_id).status == "interrupted"
-    proc = harness("replay", "--store", str(store), "--resume", str(run_id), "--json")
+    gate = Gate(start_mock(processes, target_log), free=5)
+    try:
+        args = ["replay", "--store", str(store), "--to", f"127.0.0.1:{gate.port}", "--rate", "20"]
+        args += ["--concurrency", "2", "--timeout", "60"]  # the held ones wait for their answer
+        child = processes.harness(*args, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        gate.wait(lambda: gate.held or child.poll() is not None, "replay never reached message 6")
+        assert child.poll() is None, child.communicate()
+        os.kill(child.pid, signal.SIGINT)
+        for line in child.stderr:  # the interrupt is seen; now let what is in flight through
+            if line.startswith("interrupted:"):
+                break
+        gate.release()
+        _, err = child.communicate(timeout=60)
+        assert child.returncode == 1, err
+        with Store(store) as s:
+            run_id = s.runs("replay")[0].id
+            assert s.get_run(run_id).status == "interrupted"
+            answered = sorted(ex.control_id for ex in s.query(ExchangeFilter(run_id=run_id)) if ex.ack_code)
+        assert f"--resume {run_id}" in err
+        # what went out before the Ctrl-C was finished and recorded, and the run stopped there
+        assert answered == sorted(received_ids(target_log)) and 5 < len(answered) < 30
+        proc = harness("replay", "--store", str(store), "--resume", str(run_id), "--json")
+    finally:
+        gate.close()
     assert proc.returncode == 0, proc.stderr
     assert sorted(received_ids(target_log)) == sorted(f"MSG{i:05d}" for i in range(30))
