@@ -1,7 +1,9 @@
 """The HTTP reverse proxy's Twisted shell: client connections, a keep-alive upstream pool, capture.
 
 Framing is `harness.http_wire` (sans-IO), fault decisions the shared `FaultEngine` over an `HttpPlan`,
-the bytes of a held response `proxies.http_response`, metadata `harness.codecs`. Bytes are forwarded
+what happens around the upstream (plan steps, retry, 502/504/cut) `proxies.http_session`, which idle
+connection a request gets `proxies.http_pool`, the bytes of a held response `proxies.http_response`,
+metadata `harness.codecs`. Bytes are forwarded
 as received: the request and response heads are rebuilt only to drop hop-by-hop headers (RFC 9110
 7.6.1) and, when configured, to set Host or X-Forwarded-For; bodies (chunk framing included) pass
 through untouched.
@@ -46,6 +48,7 @@ from proxies.endpoints import UpstreamDialer, set_nodelay
 from proxies.faults.context import FaultContext
 from proxies.faults.http_plan import HttpPlan, HttpReply, HttpView
 from proxies.http_config import HTTPChannelConfig
+from proxies.http_pool import UpstreamPool
 from proxies.http_response import Rendered, render
 from proxies.http_session import (
     Answer,
@@ -111,7 +114,7 @@ class HTTPChannel:
         self.dialer = UpstreamDialer(
             reactor, connect_timeout_s=config.connect_timeout_s, tls=config.upstream_tls
         )
-        self.idle: dict[Address, list[UpstreamConnection]] = {}
+        self.pool = UpstreamPool(config.upstreams, config.pool_size)
         self.upstream_hosts = [str(a) for a in config.upstreams]
         self.settings = SessionSettings.from_channel(config)
 
@@ -139,13 +142,10 @@ class HTTPChannel:
     def acquire(self, on_ready: Any, on_failed: Any) -> None:
         """Hand an upstream connection to `on_ready(conn, reused)`: an idle pooled one if any, else a
         new one to the first upstream that accepts (backups in order); `on_failed(reason)` otherwise."""
-        for address in self.config.upstreams:
-            idle = self.idle.get(address)
-            while idle:
-                conn = idle.pop()
-                if conn.connected:
-                    on_ready(conn, True)
-                    return
+        conn = self.pool.take()
+        if conn is not None:
+            on_ready(conn, True)
+            return
         self.connect(0, [], on_ready, on_failed)
 
     def connect(self, i: int, errors: list[str], on_ready: Any, on_failed: Any) -> None:
@@ -174,16 +174,11 @@ class HTTPChannel:
     def release(self, conn: UpstreamConnection) -> None:
         """Back to the pool after a complete response on a keep-alive connection."""
         conn.flight = None
-        idle = self.idle.setdefault(conn.address, [])
-        if conn.connected and len(idle) < self.config.pool_size:
-            idle.append(conn)
-        else:
+        if not self.pool.put(conn):
             conn.transport.loseConnection()
 
     def forget(self, conn: UpstreamConnection) -> None:
-        idle = self.idle.get(conn.address)
-        if idle and conn in idle:
-            idle.remove(conn)
+        self.pool.forget(conn)
 
 
 class UpstreamConnection(protocol.Protocol):
@@ -219,7 +214,8 @@ class UpstreamConnection(protocol.Protocol):
 
 class Flight:
     """One request on its way through: its capture, its fault plan, its response (the sans-IO state
-    lives in the reader, the plan and the exchange; this class moves bytes between them)."""
+    lives in the reader, the `HttpSession`, the plan and the exchange; this class moves bytes between
+    them and carries out the session's actions)."""
 
     __slots__ = (
         "conn", "channel", "head", "started", "req_raw", "req_data", "req_size", "req_done",
@@ -469,16 +465,12 @@ class Flight:
                 self.response_broken(event.problem)
 
     def response_head(self, head: Head) -> None:
-        self.run(self.session.response_head())
+        engine = self.channel.faults
+        hold = self.channel.durable or (engine is not None and engine.has_rules("response"))
+        self.run(self.session.response_head(hold))
         self.resp_head = head
         self.resp_raw = [head.raw, b"\r\n\r\n"]
-        plan = self.plan
-        engine = self.channel.faults
-        self.holding = (
-            self.channel.durable
-            or (engine is not None and engine.has_rules("response"))
-            or (plan is not None and self.fault is not None)
-        )
+        self.holding = self.session.holding
         if not self.holding:
             self.send_head(head)
 
@@ -849,13 +841,7 @@ class ClientConnection(protocol.Protocol, TimeoutMixin):
         self.channel.stats.connection_closed()
         flight = self.flight
         if flight is not None and not flight.done:
-            up = flight.upstream
-            flight.upstream = None
-            if up is not None:
-                up.flight = None
-                up.transport.abortConnection()  # its answer has nobody to go to
-            why = "client closed the connection before the response"
-            flight.finish("error", None, why)
+            flight.run(flight.session.client_closed())
 
     def timeoutConnection(self) -> None:
         if self.flight is None:
@@ -889,12 +875,7 @@ class ClientConnection(protocol.Protocol, TimeoutMixin):
             elif cls is Broken:
                 if flight is not None and not flight.req_done and flight.forwarding:
                     events.popleft()
-                    up = flight.upstream
-                    flight.upstream = None
-                    if up is not None:
-                        up.flight = None
-                        up.transport.abortConnection()
-                    flight.finish("error", None, f"bad request body: {event.problem}", abort=True)
+                    flight.run(flight.session.request_broken(event.problem))
                     return
                 if flight is not None and flight.req_done:
                     return  # bad bytes after a complete request: refused once that one is answered

@@ -16,6 +16,8 @@ without sockets:
   or a closed connection (`on_upstream_down: close`, or when the client already has part of the
   upstream's response: it then sees the response cut). Only an explicit fault rule's reply is
   sent in place of the upstream's.
+- A response is held until it is whole when the channel says so (durable capture, response rules)
+  or a request fault may edit or slow it; otherwise it streams as it arrives.
 - A response fault rule decides once the whole response is at hand: reset the client, replace the
   answer, or relay it edited (truncate, malformed) or later / slower (delay, slow_body).
 """
@@ -122,7 +124,10 @@ class SessionSettings:
         )
 
 
+# the common cases' action lists, built once (the shell only iterates over what it gets)
 _NOTHING: list = []
+_CONNECT = [Connect()]
+_CANCEL_RESPONSE = [CancelTimer("response")]
 
 
 class HttpSession:
@@ -135,7 +140,7 @@ class HttpSession:
 
     __slots__ = (
         "settings", "fault", "plan", "after_delay", "reused", "retried", "request_complete",
-        "streamed", "response_started", "head_sent", "done",
+        "streamed", "response_started", "holding", "head_sent", "done",
     )  # fmt: skip
 
     def __init__(self, settings: SessionSettings) -> None:
@@ -148,6 +153,7 @@ class HttpSession:
         self.request_complete = False
         self.streamed = False
         self.response_started = False
+        self.holding = False
         self.head_sent = False
         self.done = False
 
@@ -177,7 +183,7 @@ class HttpSession:
         if fault is not None and not plan.forward:
             step = [Reset()] if plan.reset else [Reply(plan.reply)] if plan.reply is not None else []
             return [PauseClient(), *self._after(plan.delay_s, step)]
-        return self._after(plan.delay_s, [Connect()])
+        return self._after(plan.delay_s, _CONNECT)
 
     def _after(self, delay_s: float, step: list) -> list:
         if not delay_s:
@@ -226,10 +232,13 @@ class HttpSession:
             ),
         ]
 
-    def response_head(self) -> list:
-        """The upstream's response head arrived (in time)."""
+    def response_head(self, hold: bool) -> list:
+        """The upstream's response head arrived (in time). `hold`: the channel wants every response
+        seen whole before it goes out (durable capture, response rules); a request fault holds it too
+        (it may edit or slow it). `holding` says whether the shell holds this one."""
         self.response_started = True
-        return [CancelTimer("response")]
+        self.holding = hold or self.fault is not None
+        return _CANCEL_RESPONSE
 
     def response_broken(self, problem: str) -> list:
         """The upstream's response does not parse as HTTP."""
@@ -266,6 +275,18 @@ class HttpSession:
                 502, "Bad Gateway", f"502 Bad Gateway from the harness proxy: {text}", "upstream_down", text
             )
         ]
+
+    def client_closed(self) -> list:
+        """The client went away before its answer: the upstream's answer has nobody to go to."""
+        if self.done:
+            return _NOTHING
+        return [DropUpstream(), Cut("error", "client closed the connection before the response")]
+
+    def request_broken(self, problem: str) -> list:
+        """The request body, already being forwarded, turned out malformed: both sides are cut."""
+        if self.done:
+            return _NOTHING
+        return [DropUpstream(), Cut("error", f"bad request body: {problem}", abort=True)]
 
     def response_complete(self, fault: Any, plan: HttpPlan | None) -> list:
         """The whole (held) response is here; `fault` is the request's, else the response rules'."""

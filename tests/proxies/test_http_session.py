@@ -69,7 +69,7 @@ def test_no_response_head_in_time_gives_504_and_drops_the_upstream():
 
 def test_timeout_after_the_head_went_out_cuts_the_client():
     s = forwarded()
-    assert s.response_head() == [CancelTimer("response")]
+    assert s.response_head(False) == [CancelTimer("response")]
     s.head_forwarded()
     assert s.timer_fired("response") == [
         DropUpstream(),
@@ -86,7 +86,7 @@ def test_upstream_closing_before_a_response_gives_502_upstream_down():
 
 def test_drop_mid_response_cuts_the_client_as_upstream_down():
     s = forwarded()
-    s.response_head()
+    s.response_head(False)
     s.head_forwarded()
     assert s.upstream_closed(True, "reset by peer") == [
         Cut("upstream_down", "upstream closed mid-response: reset by peer")
@@ -98,7 +98,7 @@ def test_unreadable_response_gives_502_error_or_a_reset_once_the_head_is_out():
     drop, answer = s.response_broken("bad status line")
     assert drop == DropUpstream() and (answer.status, answer.outcome) == (502, "error")
     s = forwarded()
-    s.response_head()
+    s.response_head(False)
     s.head_forwarded()
     assert s.response_broken("bad chunk size") == [
         DropUpstream(),
@@ -138,7 +138,7 @@ def test_no_retry_when_it_could_repeat_or_lose_something(case):
     s.decided(None, HttpPlan())
     s.upstream_ready(case != "new connection")
     if case == "head seen":
-        s.response_head()
+        s.response_head(False)
     actions = s.upstream_closed(case == "bytes read", "closed")
     assert not any(isinstance(a, (Resend, Connect)) for a in actions)
     assert actions[0].outcome == "upstream_down"
@@ -158,7 +158,7 @@ def test_the_proxy_never_answers_2xx_itself():
             s.decided(None, HttpPlan())
             s.upstream_ready(reused)
             if head:
-                s.response_head()
+                s.response_head(False)
                 s.head_forwarded()
             actions = {
                 "failed": lambda s=s: s.upstream_failed("refused"),
@@ -218,7 +218,7 @@ def test_reset_after_forward_forwards_then_resets_on_the_response():
     s.request_done()
     assert s.decided(fault, plan) == [Connect()]
     s.upstream_ready(False)
-    s.response_head()
+    s.response_head(False)
     assert s.response_complete(fault, plan) == [Reset()]
 
 
@@ -252,7 +252,7 @@ def test_response_editing_faults_forward_then_relay_the_edited_response(action, 
     s.request_done()
     assert s.decided(fault, plan) == [Connect()]
     s.upstream_ready(False)
-    assert s.response_head() == [CancelTimer("response")]
+    assert s.response_head(False) == [CancelTimer("response")]
     assert s.response_complete(fault, plan) == [Relay(plan)]
 
 
@@ -261,12 +261,45 @@ def test_response_rule_replacing_the_answer():
         {"match": {"direction": "response"}, "action": {"type": "status", "code": 502}}, medins(), "response"
     )
     s = forwarded()
-    s.response_head()
+    s.response_head(False)
     assert s.response_complete(fault, plan) == [Reply(plan.reply)]
     assert s.fault is fault
 
 
 def test_no_fault_relays_as_received():
     s = forwarded()
-    s.response_head()
+    s.response_head(False)
     assert s.response_complete(None, HttpPlan()) == [Relay()]
+
+
+def test_a_response_streams_unless_something_must_see_it_whole():
+    s = forwarded()
+    s.response_head(False)
+    assert not s.holding
+    s = forwarded()
+    s.response_head(True)  # durable capture or response rules
+    assert s.holding
+    fault, plan = decide({"action": {"type": "truncate", "keep_bytes": 10}}, medins())
+    s = session()
+    s.request_done()
+    s.decided(fault, plan)
+    s.upstream_ready(False)
+    s.response_head(False)
+    assert s.holding  # a request fault edits the response: held until it is whole
+
+
+def test_client_gone_or_broken_body_drops_the_upstream_and_records_an_error():
+    s = forwarded()
+    assert s.client_closed() == [
+        DropUpstream(),
+        Cut("error", "client closed the connection before the response"),
+    ]
+    s = session()
+    s.decided(None, HttpPlan())
+    s.upstream_ready(False)
+    assert s.request_broken("bad chunk size line") == [
+        DropUpstream(),
+        Cut("error", "bad request body: bad chunk size line", abort=True),
+    ]
+    s.finished()
+    assert s.client_closed() == [] and s.request_broken("x") == []
