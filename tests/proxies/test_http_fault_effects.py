@@ -78,10 +78,24 @@ def rules(stack):
         admin_call(stack, "POST", f"/channels/{channel}/faults/reset")
 
 
-def last(stack, channel: str):
-    time.sleep(0.3)
+def newest_id(stack) -> int:
+    """The id of the newest captured exchange (0 when none): a mark taken before a request."""
     with Store(stack["store"]) as store:
-        return list(store.query(ExchangeFilter(channel=[channel])))[-1]
+        got = list(store.query(ExchangeFilter(order="-id", limit=1), bodies=False))
+    return got[0].id if got else 0
+
+
+def last(stack, channel: str, after: int, ready=None):
+    """The channel's newest exchange once it is newer than `after` (and `ready(ex)` holds): these
+    channels capture fast, committed in groups a moment after the reply. Waits at most 30 s."""
+    deadline = time.monotonic() + 30
+    while True:
+        with Store(stack["store"]) as store:
+            got = list(store.query(ExchangeFilter(channel=[channel], order="-id", limit=1)))
+        if got and got[0].id > after and (ready is None or ready(got[0])):
+            return got[0]
+        assert time.monotonic() < deadline, f"no new {channel} exchange on record after #{after}"
+        time.sleep(0.05)
 
 
 def post_medins(stack, doc: dict, conn=None):
@@ -119,9 +133,10 @@ def test_fault_add_cli_works_for_http_channels_and_medins_error_hits_2207(stack,
     )
     assert out.returncode == 0, out.stderr
     rules("medins", {"match": {"method": "GET"}, "action": {"type": "reset"}})  # registers cleanup
+    before = newest_id(stack)
     with pytest.raises(AssertionError, match="2207"):
         medins_visit(stack["ports"]["medins"])
-    ex = last(stack, "medins")
+    ex = last(stack, "medins", before, lambda ex: ex.meta.get("infno") == "2207")
     assert ex.outcome == "fault" and ex.fault["action"] == "medins_error" and ex.meta["infno"] == "2207"
     assert ex.ack_code == "-1" and json.loads(ex.response.partition(b"\r\n\r\n")[2])["err_msg"] == "结算失败"
     bad = subprocess.run(
@@ -153,25 +168,28 @@ def test_status_503_and_429_with_retry_after(stack, rules):
             "action": {"type": "status", "code": 503},
         },
     )
+    before = newest_id(stack)
     assert request(stack["ports"]["fhir"], "GET", "/fhir/metadata")[0] == 503
-    ex = last(stack, "fhir")
+    ex = last(stack, "fhir", before)
     assert ex.outcome == "fault" and ex.status == 503 and ex.meta["upstream_status"] == 200
 
 
 def test_delay_is_observed(stack, rules):
     rules("fhir", {"action": {"type": "delay", "ms": 300}})
+    before = newest_id(stack)
     started = time.monotonic()
     assert request(stack["ports"]["fhir"], "GET", "/fhir/metadata")[0] == 200
     assert time.monotonic() - started >= 0.3
-    ex = last(stack, "fhir")
+    ex = last(stack, "fhir", before)
     assert ex.outcome == "ok" and ex.fault["action"] == "delay"
 
 
 def test_reset_gives_the_client_a_connection_reset(stack, rules):
     rules("fhir", {"action": {"type": "reset"}})
+    before = newest_id(stack)
     with pytest.raises((ConnectionResetError, http.client.RemoteDisconnected, ConnectionAbortedError)):
         request(stack["ports"]["fhir"], "GET", "/fhir/metadata")
-    assert last(stack, "fhir").outcome == "fault"
+    assert last(stack, "fhir", before).outcome == "fault"
 
 
 def test_truncate_cuts_the_body_the_client_sees_incomplete_read(stack, rules):
@@ -205,6 +223,7 @@ def test_soap_fault_in_soap12_matched_by_xpath(stack, rules):
             "action": {"type": "soap_fault", "code": "Client", "text": "registry closed"},
         },
     )
+    before = newest_id(stack)
     status, headers, body = request(
         stack["ports"]["soap"],
         "POST",
@@ -214,7 +233,7 @@ def test_soap_fault_in_soap12_matched_by_xpath(stack, rules):
     )
     assert status == 500 and "application/soap+xml" in headers["content-type"]
     assert b"soap:Sender" in body and b"registry closed" in body
-    ex = last(stack, "soap")
+    ex = last(stack, "soap", before)
     assert ex.ack_code == "soap:Sender" and ex.outcome == "fault"
 
 
