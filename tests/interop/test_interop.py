@@ -202,7 +202,7 @@ def test_intercept_runs_mitmdump_with_our_addon_writing_the_store(processes, tmp
         resp = conn.getresponse()
         assert resp.status == status and resp.read()
     conn.close()
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + 30  # an upper bound only: the loop ends as soon as both rows are in
     rows: list = []
     while time.monotonic() < deadline and len(rows) < 2:
         time.sleep(0.2)
