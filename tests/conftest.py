@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -17,11 +18,34 @@ ROOT = Path(__file__).resolve().parent.parent
 HARNESS = [sys.executable, "-m", "harness"]
 
 
+def _ephemeral_low() -> int:
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
+_PICK = random.SystemRandom()  # not the seeded `random`: every test must not try the same ports
+
+
 def free_port(host: str = "127.0.0.1") -> int:
-    """A port the OS says is free now (another process could still take it; good enough on loopback)."""
-    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
+    """A port nobody is bound to now, picked at random just below the kernel's ephemeral range.
+
+    A port the OS hands out for port 0 comes from that range, as do the local ports of outgoing
+    connections, so between this check and the child's bind another listener on port 0 or any
+    connection (this suite's children, tests running in parallel) could take it; below the range only
+    another explicit pick can, one in thousands. Prefer port 0 and the port the child prints."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    low = _ephemeral_low()
+    for _ in range(100):
+        port = _PICK.randrange(max(1024, low - 12000), low) if low > 2048 else 0
+        with socket.socket(family) as s:
+            try:
+                s.bind((host, port))
+            except OSError:
+                continue
+            return s.getsockname()[1]
+    raise RuntimeError(f"no free port below {low} on {host}")
 
 
 def wait_for_port(port: int, host: str = "127.0.0.1", timeout: float = 15.0, proc=None) -> None:
