@@ -51,6 +51,7 @@ from proxies.http_config import HTTPChannelConfig
 from proxies.http_pool import UpstreamPool
 from proxies.http_response import Rendered, render
 from proxies.http_session import (
+    RESET_TEXT,
     Answer,
     CancelTimer,
     Connect,
@@ -70,7 +71,6 @@ from proxies.outbox import Outbox
 from proxies.stats import ChannelStats
 
 SERVER_NAME = "harness-proxy"
-RESET_TEXT = "client connection reset by a fault rule"
 
 
 def error_reply(status: int, reason: str, text: str, *, close: bool = False) -> bytes:

@@ -30,6 +30,7 @@ from typing import Any
 from proxies.faults.http_plan import HttpPlan, HttpReply
 
 RESET_TEXT = "client connection reset by a fault rule"
+"""The error a fault rule's reset leaves in the capture."""
 
 # -- actions -------------------------------------------------------------------------------------
 
@@ -139,14 +140,13 @@ class HttpSession:
     """
 
     __slots__ = (
-        "settings", "fault", "plan", "after_delay", "reused", "retried", "request_complete",
+        "settings", "fault", "after_delay", "reused", "retried", "request_complete",
         "streamed", "response_started", "holding", "head_sent", "done",
     )  # fmt: skip
 
     def __init__(self, settings: SessionSettings) -> None:
         self.settings = settings
         self.fault: Any = None
-        self.plan: HttpPlan | None = None
         self.after_delay: list = _NOTHING
         self.reused = False
         self.retried = False
