@@ -9,8 +9,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 ROOT = Path(__file__).resolve().parent
+
+# Timing is not behaviour: on a busy machine one example can outlast hypothesis' default 200 ms
+# deadline, or data generation trip the too_slow health check, with nothing wrong in the code.
+settings.register_profile("harness", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("harness")
 CORPUS = ROOT.parent / "shared" / "corpus"
 
 
