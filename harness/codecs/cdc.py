@@ -14,7 +14,11 @@ class CdcCodec:
     def request_meta(self, method: str, path: str, headers: Mapping[str, str], body: bytes) -> Meta:
         problems: list[str] = []
         meta: Meta = {}
-        segments = [p for p in urlsplit(path).path.split("/") if p]
+        try:
+            target = urlsplit(path).path
+        except ValueError:  # e.g. "//[": not a URL, but still a request target
+            target = path.split("?", 1)[0]
+        segments = [p for p in target.split("/") if p]
         doc = jsonbody.load(body, problems, "request body") if method.upper() == "POST" else None
         table = doc.get("table") if isinstance(doc, dict) else None
         if not table and segments:

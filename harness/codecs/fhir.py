@@ -18,7 +18,11 @@ _KEYWORDS = ("metadata", "_history", "_search")
 
 
 def _fhir_segments(path: str) -> list[str]:
-    parts = [p for p in urlsplit(path).path.split("/") if p]
+    try:
+        target = urlsplit(path).path
+    except ValueError:  # e.g. "//[": not a URL, but still a request target
+        target = path.split("?", 1)[0]
+    parts = [p for p in target.split("/") if p]
     for i, part in enumerate(parts):
         if _TYPE.match(part) or part in _KEYWORDS or part.startswith("$"):
             return parts[i:]
