@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any, Protocol
+from urllib.parse import urlsplit
 
 Meta = dict[str, Any]
 
@@ -58,6 +59,18 @@ def header(headers: Mapping[str, str], name: str) -> str | None:
         if key.lower() == lowered:
             return val
     return None
+
+
+def path_segments(target: str) -> list[str]:
+    """The non-empty segments of a request target's path (origin-form or absolute-form).
+
+    A target urlsplit cannot read (e.g. `//[`) is still a request target: its text before `?` is used.
+    """
+    try:
+        path = urlsplit(target).path
+    except ValueError:
+        path = target.split("?", 1)[0]
+    return [p for p in path.split("/") if p]
 
 
 def _load() -> None:

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from urllib.parse import urlsplit
 
-from harness.codecs import Meta, jsonbody, register
+from harness.codecs import Meta, jsonbody, path_segments, register
 
 
 class CdcCodec:
@@ -14,11 +13,7 @@ class CdcCodec:
     def request_meta(self, method: str, path: str, headers: Mapping[str, str], body: bytes) -> Meta:
         problems: list[str] = []
         meta: Meta = {}
-        try:
-            target = urlsplit(path).path
-        except ValueError:  # e.g. "//[": not a URL, but still a request target
-            target = path.split("?", 1)[0]
-        segments = [p for p in target.split("/") if p]
+        segments = path_segments(path)
         doc = jsonbody.load(body, problems, "request body") if method.upper() == "POST" else None
         table = doc.get("table") if isinstance(doc, dict) else None
         if not table and segments:

@@ -9,20 +9,15 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from urllib.parse import urlsplit
 
-from harness.codecs import Meta, header, jsonbody, register
+from harness.codecs import Meta, header, jsonbody, path_segments, register
 
 _TYPE = re.compile(r"^[A-Z][A-Za-z]+$")
 _KEYWORDS = ("metadata", "_history", "_search")
 
 
 def _fhir_segments(path: str) -> list[str]:
-    try:
-        target = urlsplit(path).path
-    except ValueError:  # e.g. "//[": not a URL, but still a request target
-        target = path.split("?", 1)[0]
-    parts = [p for p in target.split("/") if p]
+    parts = path_segments(path)
     for i, part in enumerate(parts):
         if _TYPE.match(part) or part in _KEYWORDS or part.startswith("$"):
             return parts[i:]

@@ -32,3 +32,14 @@ def test_codecs_never_raise(kind, method, path, body, status):
     req = codec.request_meta(method, "/" + path, {"Content-Type": "application/json"}, body)
     resp = codec.response_meta(req, status, {}, body)
     assert isinstance(req, dict) and isinstance(resp, dict)
+
+
+def test_path_segments_of_odd_targets():
+    assert codecs.path_segments("/fhir/Patient/1?x=1") == ["fhir", "Patient", "1"]
+    assert codecs.path_segments("http://h:1/fhir/Patient") == ["fhir", "Patient"]
+    assert codecs.path_segments("//[") == ["["]
+
+
+def test_unreadable_target_still_gives_metadata():
+    assert codecs.get("fhir").request_meta("GET", "//[", {}, b"")["interaction"] == "search-system"
+    assert codecs.get("cdc").request_meta("GET", "//[", {}, b"")["table"] == "["
