@@ -13,7 +13,7 @@ import time
 import pytest
 
 from harness.store import ExchangeFilter, Store
-from tests.conftest import Processes, free_port
+from tests.conftest import HARNESS, ROOT, Processes, free_port
 from tests.proxies.http_setup import (
     MEDINS_PATH,
     EchoUpstream,
@@ -121,19 +121,12 @@ def test_medins_visit_keepalive_is_forwarded_and_captured_durably(stack):
 
 def test_capture_list_json_has_http_columns(stack):
     out = subprocess.run(
-        [
-            ".venv/bin/harness",
-            "capture",
-            "list",
-            "--store",
-            str(stack["store"]),
-            "--channel",
-            "medins",
-            "--json",
-        ],
+        [*HARNESS, "capture", "list", "--store", str(stack["store"]), "--channel", "medins", "--json"],
         capture_output=True,
         text=True,
         check=True,
+        cwd=ROOT,
+        timeout=60,
     ).stdout
     row = json.loads(out.splitlines()[-1])
     assert {"kind", "method", "path", "status", "meta"} <= set(row)
@@ -440,8 +433,6 @@ def test_heads_pass_byte_for_byte_and_hop_by_hop_headers_stop_at_the_proxy(stack
 
 
 def test_cdc_report_card_result_is_captured(stack):
-    from tests.conftest import ROOT
-
     card = (ROOT / "fixtures" / "cdc" / "emr_inf_report.json").read_bytes()
     status, _, body = request(
         stack["ports"]["cdc"], "POST", "/cdc/emr_inf_report", card, {"Content-Type": "application/json"}
