@@ -22,13 +22,15 @@ from __future__ import annotations
 import argparse
 import multiprocessing as mp
 import os
-import signal
 import socket
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+import processes
+from processes import free_port, wait_for_port
 
 ROOT = Path(__file__).resolve().parent.parent
 HARNESS = [sys.executable, "-m", "harness"]
@@ -47,25 +49,6 @@ def adt(control_id: str, size: int) -> bytes:
     return msg.encode("ascii")
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_for_port(port: int, proc: subprocess.Popen, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"{proc.args} exited with {proc.returncode}")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return
-        except OSError:
-            time.sleep(0.05)
-    raise TimeoutError(f"nothing listening on {port}")
-
-
 def start(args: list[str], port: int, cwd: Path = ROOT) -> subprocess.Popen:
     proc = subprocess.Popen(
         [*HARNESS, *args], cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
@@ -76,13 +59,8 @@ def start(args: list[str], port: int, cwd: Path = ROOT) -> subprocess.Popen:
 
 
 def stop(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+    """A proxy flushing a durable store on SIGTERM may take a while: allow it 30 s."""
+    processes.stop(proc, timeout=30)
 
 
 def sender(port: int, worker: int, count: int, warmup: int, size: int, barrier, results) -> None:

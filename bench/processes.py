@@ -33,12 +33,12 @@ def wait_for_port(port: int, proc: subprocess.Popen, timeout: float = 30.0) -> N
     raise TimeoutError(f"nothing listening on {port}")
 
 
-def stop(proc: subprocess.Popen) -> None:
-    """SIGTERM the child's process group; SIGKILL after 10 s."""
+def stop(proc: subprocess.Popen, timeout: float = 10.0) -> None:
+    """SIGTERM the child's process group; SIGKILL after `timeout` seconds."""
     if proc.poll() is None:
         os.killpg(proc.pid, signal.SIGTERM)
         try:
-            proc.wait(timeout=10)
+            proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
