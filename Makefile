@@ -17,14 +17,14 @@ demo: $(STAMP)
 	$(BIN)/harness demo
 
 test: $(STAMP)
-	$(BIN)/ruff check harness proxies tests bench loadtests conftest.py
+	$(BIN)/ruff check harness tests bench loadtests conftest.py
 	$(BIN)/python -m pytest -q
 
 test-slow: $(STAMP)
 	$(BIN)/python -m pytest -q -m slow
 
 lint: $(STAMP)
-	$(BIN)/ruff check harness proxies tests bench loadtests conftest.py
+	$(BIN)/ruff check harness tests bench loadtests conftest.py
 
 bench: $(STAMP)
 	@for script in bench/bench_*.py; do echo "== $$script"; $(BIN)/python $$script || exit 1; done

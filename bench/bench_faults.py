@@ -21,8 +21,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from harness.hl7v2.meta import extract  # noqa: E402
-from proxies.faults.context import FaultContext  # noqa: E402
-from proxies.faults.engine import FaultEngine  # noqa: E402
+from harness.proxy.faults.context import FaultContext  # noqa: E402
+from harness.proxy.faults.engine import FaultEngine  # noqa: E402
 
 PAYLOAD = (
     b"MSH|^~\\&|HIS|HOSP|HC|HOSP|20260101120000||ADT^A01^ADT_A01|MSG00001|P|2.5|||||CHN|UNICODE UTF-8\r"

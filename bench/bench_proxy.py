@@ -194,7 +194,7 @@ def main() -> None:
     )
     parser.add_argument("--no-relay", action="store_true", help="skip the `twist portforward` reference")
     parser.add_argument(
-        "--compare", type=Path, help="also run the proxy from this tree (holding proxies/ and harness/)"
+        "--compare", type=Path, help="also run the proxy from this tree (a checkout or git archive)"
     )
     args = parser.parse_args()
     captures = [c.strip() for c in args.captures.split(",") if c.strip()]

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import typer
 
+from harness.address import parse_hostport
+
+__all__ = ["EXIT_CHECKS_FAILED", "EXIT_OK", "EXIT_USAGE", "fail_usage", "parse_hostport"]
+
 EXIT_OK = 0
 EXIT_CHECKS_FAILED = 1
 EXIT_USAGE = 2
@@ -13,24 +17,3 @@ def fail_usage(message: str) -> typer.Exit:
     """Print a usage or environment error to stderr and return the exit to raise."""
     typer.secho(f"error: {message}", err=True, fg=typer.colors.RED)
     return typer.Exit(EXIT_USAGE)
-
-
-def parse_hostport(value: str, *, what: str = "address") -> tuple[str, int]:
-    """Parse HOST:PORT or [IPv6]:PORT; raises ValueError naming what was wrong."""
-    text = value.strip()
-    if text.startswith("["):
-        host, sep, rest = text[1:].partition("]")
-        if not sep or not rest.startswith(":"):
-            raise ValueError(f"{what} {value!r}: expected [IPv6]:PORT")
-        port_text = rest[1:]
-    else:
-        host, sep, port_text = text.rpartition(":")
-        if not sep or not host:
-            raise ValueError(f"{what} {value!r}: expected HOST:PORT")
-    try:
-        port = int(port_text)
-    except ValueError:
-        raise ValueError(f"{what} {value!r}: port {port_text!r} is not a number") from None
-    if not 0 <= port <= 65535:
-        raise ValueError(f"{what} {value!r}: port {port} is out of range 0-65535")
-    return host, port

@@ -266,8 +266,8 @@ def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
         options["id"] = rule_id
 
         def go() -> None:
-            from proxies.faults.params import RuleError
-            from proxies.faults.rules import parse_rule
+            from harness.proxy.faults.params import RuleError
+            from harness.proxy.faults.rules import parse_rule
 
             shorthand = {k: v for k, v in options.items() if k in SHORTHAND and v is not None}
             if rule is not None and shorthand:

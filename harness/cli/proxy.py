@@ -28,7 +28,7 @@ def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
         runs until SIGTERM or Ctrl-C, then flushes the capture store. Exit 2 for a bad config or a port
         in use.
         """
-        from proxies.config import ConfigError, load_config
+        from harness.proxy.config import ConfigError, load_config
 
         try:
             cfg = load_config(config)
@@ -37,7 +37,7 @@ def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
         if check:
             typer.echo(f"{config}: ok ({len(cfg.channels)} channel(s))")
             return
-        from proxies.server import run
+        from harness.proxy.server import run
 
         code = run(cfg, store=store, json_log=json_log)
         if code:

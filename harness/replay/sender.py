@@ -106,7 +106,7 @@ def mllp_factory(
     target: str, *, timeout: float = 10.0, tls=None, charset: str | None = None
 ) -> SenderFactory:
     """A factory of MLLP senders to HOST:PORT (raises ValueError for a bad address, before any send)."""
-    from harness.cli._common import parse_hostport
+    from harness.address import parse_hostport
 
     host, port = parse_hostport(target, what="--to")
     return lambda: MLLPSender(host, port, timeout=timeout, tls=tls, charset=charset)

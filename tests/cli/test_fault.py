@@ -7,7 +7,7 @@ import pytest
 
 from harness.cli.fault import rule_from_options
 from tests.conftest import HARNESS, ROOT, free_port
-from tests.proxies import admin_server
+from tests.proxy import admin_server
 
 TOKEN = "cli-test-token"
 

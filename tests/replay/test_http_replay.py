@@ -6,7 +6,7 @@ import json
 import subprocess
 
 from tests.conftest import HARNESS, ROOT
-from tests.proxies.http_setup import (
+from tests.proxy.http_setup import (
     MEDINS_PATH,
     medins_visit,
     request,

@@ -1,0 +1,360 @@
+"""The proxy's admin API: channels and live counters, fault rules at run time, Prometheus metrics.
+
+`AdminAPI.handle` is the whole API as a plain function of (method, path, Authorization, body) ->
+`Response`, tested without sockets; `AdminResource` adapts it to twisted.web, and `start_admin` listens
+in the proxy's own reactor (loopback by default). Every request needs `Authorization: Bearer <token>`,
+compared in constant time; without a token the API does not start (`load_token` says why).
+
+Endpoints: GET /health, GET /channels, GET /channels/{name}, GET|POST|DELETE /channels/{name}/faults,
+DELETE /channels/{name}/faults/{id}, POST /channels/{name}/faults/reset, GET /metrics.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import os
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote
+
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+from harness.proxy.faults.engine import FaultEngine
+from harness.proxy.faults.params import RuleError
+from harness.proxy.faults.rules import parse_rule
+from harness.proxy.stats import OUTCOME_COUNTERS, ChannelStats
+
+TOKEN_ENV = "HARNESS_ADMIN_TOKEN"
+MAX_BODY = 1024 * 1024
+JSON_TYPE = "application/json; charset=utf-8"
+
+
+class AdminTokenError(Exception):
+    """No usable admin token: the message says why, for the proxy to print."""
+
+
+def load_token(token_file: str | Path | None = None, environ: Mapping[str, str] | None = None) -> str:
+    """The admin token from HARNESS_ADMIN_TOKEN, else the first line of `token_file`."""
+    env = os.environ if environ is None else environ
+    value = env.get(TOKEN_ENV, "").strip()
+    if value:
+        return value
+    if token_file is None:
+        raise AdminTokenError(
+            f"admin API not started: no token. Set {TOKEN_ENV} or admin.token_file in the config "
+            "(or `admin: off` to run without it)"
+        )
+    path = Path(token_file)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise AdminTokenError(
+            f"admin API not started: cannot read admin.token_file {path}: {exc.strerror}"
+        ) from None
+    except UnicodeDecodeError:
+        raise AdminTokenError(f"admin API not started: admin.token_file {path} is not UTF-8 text") from None
+    lines = text.splitlines()
+    token = lines[0].strip() if lines else ""
+    if not token:
+        raise AdminTokenError(
+            f"admin API not started: admin.token_file {path} is empty (the token is its first line)"
+        )
+    return token
+
+
+@dataclass
+class AdminChannel:
+    """What the admin API knows of one channel; the proxy builds these and keeps incrementing `stats`."""
+
+    name: str
+    protocol: str
+    listen: str
+    upstream: list[str]
+    stats: ChannelStats = field(default_factory=ChannelStats)
+    faults: FaultEngine | None = None
+    kind: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        data: dict[str, Any] = {
+            "name": self.name,
+            "protocol": self.protocol,
+            "listen": self.listen,
+            "upstream": list(self.upstream),
+        }
+        if self.kind:
+            data["kind"] = self.kind
+        counters = self.stats.snapshot()
+        if self.faults is not None:
+            counters["faults_applied"] = self.faults.applied
+            counters["fault_rules"] = len(self.faults)
+        data["counters"] = counters
+        return data
+
+
+@dataclass(slots=True)
+class Response:
+    status: int
+    body: bytes
+    content_type: str = JSON_TYPE
+    headers: dict[str, str] = field(default_factory=dict)
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
+def _json(status: int, data: Any, headers: dict[str, str] | None = None) -> Response:
+    body = json.dumps(data, ensure_ascii=False, indent=None).encode("utf-8") + b"\n"
+    return Response(status, body, JSON_TYPE, headers or {})
+
+
+def _error(status: int, message: str, **extra: Any) -> Response:
+    headers = extra.pop("headers", None)
+    return _json(status, {"error": message, **extra}, headers)
+
+
+class ChannelCollector:
+    """Reads every channel's counters at scrape time (a custom collector on a dedicated registry)."""
+
+    def __init__(self, channels: Mapping[str, AdminChannel]) -> None:
+        self.channels = channels
+
+    def collect(self) -> Iterator[Any]:
+        connections = CounterMetricFamily(
+            "harness_connections", "Sender connections accepted", labels=["channel"]
+        )
+        open_conns = GaugeMetricFamily(
+            "harness_open_connections", "Sender connections open now", labels=["channel"]
+        )
+        messages = CounterMetricFamily("harness_messages", "Exchanges finished", labels=["channel"])
+        outcomes = CounterMetricFamily(
+            "harness_exchanges", "Exchanges finished, by outcome", labels=["channel", "outcome"]
+        )
+        transferred = CounterMetricFamily(
+            "harness_bytes",
+            "Bytes received (in) and sent (out) on the channel's sockets, sender and upstream sides",
+            labels=["channel", "direction"],
+        )
+        applied = CounterMetricFamily("harness_faults_applied", "Fault rules applied", labels=["channel"])
+        rules = GaugeMetricFamily("harness_fault_rules", "Fault rules active", labels=["channel"])
+        latency = HistogramMetricFamily(
+            "harness_latency_seconds", "Request-to-reply time of exchanges", labels=["channel"]
+        )
+        for name, channel in self.channels.items():
+            s = channel.stats
+            connections.add_metric([name], s.connections)
+            open_conns.add_metric([name], s.open_connections)
+            messages.add_metric([name], s.messages)
+            for outcome in OUTCOME_COUNTERS.values():
+                outcomes.add_metric([name, outcome], getattr(s, outcome))
+            transferred.add_metric([name, "in"], s.bytes_in)
+            transferred.add_metric([name, "out"], s.bytes_out)
+            if channel.faults is not None:
+                applied.add_metric([name], channel.faults.applied)
+                rules.add_metric([name], len(channel.faults))
+            buckets, total = s.histogram()
+            latency.add_metric([name], buckets, total)
+        yield from (connections, open_conns, messages, outcomes, transferred, applied, rules, latency)
+
+
+class AdminAPI:
+    """The admin API over a set of channels, as a plain request -> response function."""
+
+    def __init__(self, channels: Mapping[str, AdminChannel], token: str) -> None:
+        if not token:
+            raise AdminTokenError("admin API not started: empty token")
+        self.channels = channels
+        self._token = token.encode("utf-8")
+        self.started = time.time()
+        self.registry = CollectorRegistry(auto_describe=False)
+        self.registry.register(ChannelCollector(channels))
+
+    def authorized(self, authorization: str | bytes | None) -> bool:
+        if authorization is None:
+            return False
+        if isinstance(authorization, str):
+            authorization = authorization.encode("utf-8", "replace")
+        scheme, _, credentials = authorization.strip().partition(b" ")
+        if scheme.lower() != b"bearer":
+            return False
+        return hmac.compare_digest(credentials.strip(), self._token)
+
+    def handle(
+        self, method: str, path: str, authorization: str | bytes | None, body: bytes = b""
+    ) -> Response:
+        if not self.authorized(authorization):
+            return _error(
+                401,
+                "missing or wrong admin token: send 'Authorization: Bearer <token>' "
+                f"(the proxy reads it from {TOKEN_ENV} or admin.token_file)",
+                headers={"WWW-Authenticate": 'Bearer realm="harness"'},
+            )
+        parts = [unquote(p) for p in path.split("?", 1)[0].strip("/").split("/") if p]
+        try:
+            return self._route(method.upper(), parts, body)
+        except RuleError as exc:
+            return _error(400, f"bad fault rule: {exc}", where=exc.where)
+
+    # --- routing -----------------------------------------------------------------------------
+
+    def _route(self, method: str, parts: list[str], body: bytes) -> Response:
+        if parts == ["health"]:
+            return self._only(method, "GET") or self._health()
+        if parts == ["metrics"]:
+            return self._only(method, "GET") or self._metrics()
+        if parts == ["channels"]:
+            return self._only(method, "GET") or _json(
+                200, {"channels": [c.to_json() for c in self.channels.values()]}
+            )
+        if len(parts) >= 2 and parts[0] == "channels":
+            channel = self.channels.get(parts[1])
+            if channel is None:
+                known = ", ".join(self.channels) or "(none)"
+                return _error(404, f"unknown channel {parts[1]!r}; channels: {known}")
+            rest = parts[2:]
+            if not rest:
+                return self._only(method, "GET") or _json(200, channel.to_json())
+            if rest[0] == "faults":
+                return self._faults(method, channel, rest[1:], body)
+        return _error(
+            404,
+            f"no such endpoint: {method} /{'/'.join(parts)}",
+            endpoints=[
+                "GET /health",
+                "GET /channels",
+                "GET /channels/{name}",
+                "GET|POST|DELETE /channels/{name}/faults",
+                "DELETE /channels/{name}/faults/{id}",
+                "POST /channels/{name}/faults/reset",
+                "GET /metrics",
+            ],
+        )
+
+    @staticmethod
+    def _only(method: str, *allowed: str) -> Response | None:
+        if method in allowed:
+            return None
+        return _error(
+            405,
+            f"method {method} not allowed here; use {' or '.join(allowed)}",
+            headers={"Allow": ", ".join(allowed)},
+        )
+
+    def _health(self) -> Response:
+        return _json(
+            200,
+            {
+                "status": "ok",
+                "channels": len(self.channels),
+                "uptime_s": round(time.time() - self.started, 3),
+            },
+        )
+
+    def _metrics(self) -> Response:
+        return Response(200, generate_latest(self.registry), CONTENT_TYPE_LATEST)
+
+    def _faults(self, method: str, channel: AdminChannel, rest: list[str], body: bytes) -> Response:
+        engine = channel.faults
+        if engine is None:
+            return _error(409, f"channel {channel.name!r} ({channel.protocol}) has no fault engine")
+        if not rest:
+            if method == "GET":
+                return _json(200, {"channel": channel.name, "rules": [r.to_json() for r in engine.list()]})
+            if method == "POST":
+                return self._add(channel, engine, body)
+            if method == "DELETE":
+                return _json(200, {"channel": channel.name, "removed": engine.reset()})
+            return self._only(method, "GET", "POST", "DELETE")  # type: ignore[return-value]
+        if rest == ["reset"]:
+            return self._only(method, "POST") or _json(
+                200, {"channel": channel.name, "removed": engine.reset()}
+            )
+        if len(rest) == 1:
+            rule_id = rest[0]
+            if method == "GET":
+                rule = engine.get(rule_id)
+                if rule is None:
+                    return self._no_rule(channel, engine, rule_id)
+                return _json(200, rule.to_json())
+            if method == "DELETE":
+                try:
+                    removed = engine.remove(rule_id)
+                except KeyError:
+                    return self._no_rule(channel, engine, rule_id)
+                return _json(200, {"channel": channel.name, "removed": removed.to_json()})
+            return self._only(method, "GET", "DELETE")  # type: ignore[return-value]
+        return _error(404, f"no such endpoint under /channels/{channel.name}/faults: /{'/'.join(rest)}")
+
+    @staticmethod
+    def _no_rule(channel: AdminChannel, engine: FaultEngine, rule_id: str) -> Response:
+        ids = ", ".join(r.id for r in engine.list()) or "(none)"
+        return _error(404, f"no fault rule {rule_id!r} on channel {channel.name!r}; rules: {ids}")
+
+    def _add(self, channel: AdminChannel, engine: FaultEngine, body: bytes) -> Response:
+        if len(body) > MAX_BODY:
+            return _error(413, f"request body is {len(body)} bytes; the limit is {MAX_BODY}")
+        if not body.strip():
+            return _error(400, 'empty body: POST a fault rule as JSON, e.g. {"action": {"type": "nak"}}')
+        try:
+            data = json.loads(body.decode("utf-8"))
+        except UnicodeDecodeError as exc:
+            return _error(400, f"request body is not UTF-8 (byte {exc.start})")
+        except json.JSONDecodeError as exc:
+            return _error(
+                400, f"request body is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
+            )
+        items = data if isinstance(data, list) else [data]
+        rules = []
+        for i, item in enumerate(items):
+            try:
+                rules.append(parse_rule(item, engine.protocol))
+            except RuleError as exc:
+                raise (exc.within(f"[{i}]") if isinstance(data, list) else exc) from None
+        added = []
+        for rule in rules:
+            added.append(engine.add(rule).to_json())
+        if isinstance(data, list):
+            return _json(201, {"channel": channel.name, "rules": added})
+        return _json(201, {"channel": channel.name, "rule": added[0]})
+
+
+def make_resource(api: AdminAPI) -> Any:
+    """A twisted.web resource serving `api` (imported here so the core needs no Twisted)."""
+    from twisted.web.resource import Resource
+
+    class AdminResource(Resource):
+        isLeaf = True
+
+        def render(self, request: Any) -> bytes:
+            body = request.content.read(MAX_BODY + 1) if request.content is not None else b""
+            response = api.handle(
+                request.method.decode("ascii", "replace"),
+                request.path.decode("utf-8", "replace"),
+                request.getHeader(b"authorization"),
+                body,
+            )
+            request.setResponseCode(response.status)
+            request.setHeader(b"content-type", response.content_type.encode("ascii"))
+            request.setHeader(b"cache-control", b"no-store")
+            for name, value in response.headers.items():
+                request.setHeader(name.encode("ascii"), value.encode("utf-8"))
+            return response.body
+
+    return AdminResource()
+
+
+def start_admin(
+    reactor: Any, channels: Mapping[str, AdminChannel], token: str, host: str = "127.0.0.1", port: int = 8700
+) -> Any:
+    """Listen on host:port in `reactor`; returns the listening port (`.getHost().port` when port is 0)."""
+    from twisted.web.server import Site
+
+    site = Site(make_resource(AdminAPI(channels, token)))
+    site.displayTracebacks = False
+    site.noisy = False
+    return reactor.listenTCP(port, site, interface=host)

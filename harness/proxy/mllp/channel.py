@@ -1,0 +1,406 @@
+"""The MLLP proxy's Twisted shell: sockets, timers and the capture writer around `MLLPSession`.
+
+Each sender connection gets one `SenderConnection`, which owns a session (every decision), at most
+one upstream connection, its timers, and two outboxes that keep writes in order (a throttled write
+holds back what follows it). Actions bound for the sender run in the order the session produced
+them, and those attached to a capture wait for it: in durable mode the exchange's commit callback
+(on the writer thread, handed to the reactor with callFromThread) releases the reply, so a reply
+never reaches a sender before its exchange is on disk.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections import deque
+from collections.abc import Callable
+from functools import partial
+from typing import Any
+
+from twisted.internet import protocol
+from twisted.internet.endpoints import connectProtocol
+
+from harness.proxy import endpoints
+from harness.proxy.config import MLLPChannelConfig
+from harness.proxy.endpoints import UpstreamDialer, set_nodelay
+from harness.proxy.log import FailureLog, log_stderr
+from harness.proxy.mllp.session import (
+    CancelTimer,
+    Capture,
+    CloseSender,
+    CloseUpstream,
+    Connect,
+    MLLPSession,
+    PauseSender,
+    ResumeSender,
+    SessionSettings,
+    StartTimer,
+    ToSender,
+    ToUpstream,
+)
+from harness.proxy.outbox import Outbox
+from harness.proxy.stats import ChannelStats
+
+
+class MLLPChannel:
+    """One configured MLLP channel at run time: settings, fault engine, counters, capture writer."""
+
+    def __init__(
+        self,
+        config: MLLPChannelConfig,
+        reactor: Any,
+        *,
+        faults: Any = None,
+        stats: ChannelStats | None = None,
+        writer: Any = None,
+        log: Callable[..., None] = log_stderr,
+    ) -> None:
+        self.config = config
+        self.name = config.name
+        self.reactor = reactor
+        self.settings = SessionSettings.from_channel(config)
+        self.faults = faults
+        self.stats = stats or ChannelStats()
+        self.writer = writer if config.capture != "off" else None
+        self.durable = config.capture == "durable" and self.writer is not None
+        self.log = log
+        self.connections: set[SenderConnection] = set()
+        self.store_errors = 0
+        self.relay = CommitRelay(reactor)
+        self.warn = FailureLog(config.name, log)
+        self.dialer = UpstreamDialer(
+            reactor, connect_timeout_s=config.connect_timeout_s, tls=config.upstream_tls
+        )
+
+    # -- listening ---------------------------------------------------------------------------------
+
+    def factory(self) -> protocol.Factory:
+        channel = self
+
+        class _Factory(protocol.Factory):
+            noisy = False
+
+            def buildProtocol(self, addr: Any) -> SenderConnection:
+                return SenderConnection(channel)
+
+        return _Factory()
+
+    def listen(self) -> Any:
+        """Start listening; returns the listening port. Raises CannotListenError when taken."""
+        return endpoints.listen(self.reactor, self.config.listen, self.factory(), self.config.tls)
+
+    def awaiting(self, within_s: float) -> int:
+        """Requests forwarded in the last `within_s` seconds whose replies have not come yet.
+
+        A durable writer's hint (called on its thread) to wait briefly so their captures share its
+        commit; older ones are slow in coming and not worth waiting for.
+        """
+        count = 0
+        for conn in list(self.connections):
+            session = conn.session
+            if session is not None:
+                count += session.awaiting_replies(session.clock() - within_s)
+        return count
+
+    # -- writer pressure ---------------------------------------------------------------------------
+
+    def pause_all(self, paused: bool) -> None:
+        for conn in list(self.connections):
+            conn.set_store_pressure(paused)
+
+
+class CommitRelay:
+    """Hands durable-commit callbacks from the writer thread to the reactor, one wake-up per batch.
+
+    A group commit finishes many exchanges at once; one `callFromThread` for all of them (instead of
+    one each) keeps the reactor from being woken per message.
+    """
+
+    def __init__(self, reactor: Any) -> None:
+        self.reactor = reactor
+        self.queue: deque = deque()
+        self.scheduled = False
+
+    def __call__(self, conn: SenderConnection, entry: list, result: Any) -> None:
+        """Runs on the writer thread."""
+        self.queue.append((conn, entry, result))
+        if not self.scheduled:
+            self.scheduled = True
+            self.reactor.callFromThread(self.drain)
+
+    def drain(self) -> None:
+        self.scheduled = False
+        queue = self.queue
+        while queue:
+            conn, entry, result = queue.popleft()
+            conn.committed(entry, result)
+
+
+class UpstreamConnection(protocol.Protocol):
+    def __init__(self, owner: SenderConnection) -> None:
+        self.owner = owner
+
+    def connectionMade(self) -> None:
+        set_nodelay(self.transport)
+
+    def dataReceived(self, data: bytes) -> None:
+        owner = self.owner
+        owner.channel.stats.bytes_in += len(data)
+        if owner.upstream is self:
+            owner.run(owner.session.upstream_data(data))
+
+    def connectionLost(self, reason: Any = None) -> None:
+        self.owner.upstream_lost(self, reason)
+
+
+class SenderConnection(protocol.Protocol):
+    """One sender connection: runs its session's actions."""
+
+    def __init__(self, channel: MLLPChannel) -> None:
+        self.channel = channel
+        self.reactor = channel.reactor
+        self.session: MLLPSession | None = None
+        self.upstream: UpstreamConnection | None = None
+        self.deadlines: dict[tuple, float] = {}
+        self._tick: Any = None
+        self._tick_at = math.inf
+        self.ops: deque = deque()
+        """Sender-bound actions in order: [ready, actions] entries (ready once their capture allows)."""
+        self.to_sender = Outbox(self.reactor, on_idle=self._flush)
+        self.to_upstream = Outbox(self.reactor)
+        self.connected = False
+        self._paused_by = set()
+
+    # -- Twisted callbacks ---------------------------------------------------------------------------
+
+    def connectionMade(self) -> None:
+        set_nodelay(self.transport)
+        peer = self.transport.getPeer()
+        client = f"{getattr(peer, 'host', '?')}:{getattr(peer, 'port', '?')}"
+        self.session = MLLPSession(self.channel.settings, client_addr=client, faults=self.channel.faults)
+        self.to_sender.transport = self.transport
+        self.connected = True
+        self.channel.connections.add(self)
+        self.channel.stats.connection_opened()
+        writer = self.channel.writer
+        if writer is not None and getattr(writer, "saturated", False):
+            self.set_store_pressure(True)
+
+    def dataReceived(self, data: bytes) -> None:
+        self.channel.stats.bytes_in += len(data)
+        self.run(self.session.sender_data(data))
+
+    def connectionLost(self, reason: Any = None) -> None:
+        self.connected = False
+        self.to_sender.transport = None
+        self.channel.connections.discard(self)
+        self.channel.stats.connection_closed()
+        self.run(self.session.sender_closed())
+        self._maybe_done()
+
+    # -- running actions -----------------------------------------------------------------------------
+
+    def run(self, actions: list) -> None:
+        for action in actions:
+            cls = action.__class__
+            if cls is ToUpstream:
+                self.channel.stats.bytes_out += len(action.data)
+                self.to_upstream.write(action.data, action.bps)
+            elif cls is Capture:
+                self._capture(action)
+            elif cls is ToSender or cls is CloseSender:
+                if self.ops:
+                    self.ops.append([True, deque((action,))])
+                    self._flush()
+                else:
+                    self._sender_action(action)
+            elif cls is StartTimer:
+                self._start_timer(action)
+            elif cls is CancelTimer:
+                self.deadlines.pop(action.key, None)
+            elif cls is Connect:
+                self._connect()
+            elif cls is CloseUpstream:
+                if self.upstream is not None:
+                    self.to_upstream.close()
+            elif cls is PauseSender:
+                self._pause("queue")
+            elif cls is ResumeSender:
+                self._resume("queue")
+        self._maybe_done()
+
+    def _capture(self, cap: Capture) -> None:
+        ex = cap.exchange
+        channel = self.channel
+        writer = channel.writer
+        if channel.durable:
+            entry = [False, deque(cap.then)]
+            self.ops.append(entry)
+            try:
+                writer.submit(ex, partial(channel.relay, self, entry))
+            except Exception as exc:  # noqa: BLE001 - a closed writer must not kill the connection
+                self.committed(entry, exc)
+        else:
+            self._then(cap.then)  # fast and off: the sender is not kept waiting for the bookkeeping
+            if writer is not None:
+                try:
+                    writer.submit(ex)
+                except Exception as exc:  # noqa: BLE001
+                    channel.store_errors += 1
+                    channel.log("error", f"capture failed: {exc}")
+        stats = channel.stats
+        stats.outcome(ex.outcome)
+        if ex.latency_ms is not None and ex.response is not None:
+            stats.observe_latency(ex.latency_ms / 1000.0)
+        if ex.outcome not in ("ok", "nak", "fault"):
+            channel.warn(ex)
+
+    def _then(self, then: list) -> None:
+        if not then:
+            return
+        if self.ops:
+            self.ops.append([True, deque(then)])
+            self._flush()
+        else:
+            for action in then:
+                self._sender_action(action)
+
+    def committed(self, entry: list, result: Any) -> None:
+        if isinstance(result, BaseException):
+            # Not on disk: the sender must not get the reply (durable promise); closing makes it resend.
+            self.channel.store_errors += 1
+            self.channel.log(
+                "error", f"channel {self.channel.name}: capture commit failed, reply withheld: {result}"
+            )
+            entry[1] = deque([CloseSender()])
+        entry[0] = True
+        self._flush()
+        self._maybe_done()
+
+    def _flush(self) -> None:
+        ops = self.ops
+        while ops and not self.to_sender.busy:
+            entry = ops[0]
+            if not entry[0]:
+                return
+            actions = entry[1]
+            while actions and not self.to_sender.busy:
+                self._sender_action(actions.popleft())
+            if not actions:
+                ops.popleft()
+
+    def _sender_action(self, action: Any) -> None:
+        cls = action.__class__
+        if cls is ToSender:
+            if self.connected:
+                self.channel.stats.bytes_out += len(action.data)
+                self.to_sender.write(action.data, action.bps)
+        elif cls is CloseSender:
+            if self.connected:
+                self.to_sender.close(action.abort)
+        elif cls is StartTimer:
+            self._start_timer(action)
+
+    def _start_timer(self, action: StartTimer) -> None:
+        """Timers are deadlines in a dict under one reactor call (cancelling is a dict pop).
+
+        Every message starts and cancels an ACK timer; a DelayedCall each would cost more than the
+        rest of the message's bookkeeping.
+        """
+        at = self.reactor.seconds() + action.seconds
+        self.deadlines[action.key] = at
+        if at < self._tick_at:
+            self._schedule(at)
+
+    def _schedule(self, at: float) -> None:
+        delay = max(0.0, at - self.reactor.seconds())
+        if self._tick is not None and self._tick.active():
+            self._tick.reset(delay)
+        else:
+            self._tick = self.reactor.callLater(delay, self._on_tick)
+        self._tick_at = at
+
+    def _on_tick(self) -> None:
+        self._tick = None
+        self._tick_at = math.inf
+        now = self.reactor.seconds()
+        due = sorted((at, key) for key, at in self.deadlines.items() if at <= now)
+        for at, key in due:
+            if self.deadlines.get(key) == at:
+                del self.deadlines[key]
+                self.run(self.session.timer(key))
+        if self.deadlines:
+            first = min(self.deadlines.values())
+            if first < self._tick_at:
+                self._schedule(first)
+
+    # -- upstream ------------------------------------------------------------------------------------
+
+    def _connect(self) -> None:
+        addresses = self.channel.config.upstreams
+        errors: list[str] = []
+
+        def attempt(i: int) -> None:
+            if i >= len(addresses):
+                self.run(self.session.upstream_connect_failed("; ".join(errors)))
+                return
+            address = addresses[i]
+            proto = UpstreamConnection(self)
+            started = time.monotonic()
+            d = connectProtocol(self.channel.dialer.endpoint(address), proto)
+
+            def ok(_: Any) -> None:
+                self.upstream = proto
+                self.to_upstream.transport = proto.transport
+                self.to_upstream.queue.clear()
+                self.to_upstream.busy = False
+                if i > 0:
+                    self.channel.log(
+                        "warning",
+                        f"channel {self.channel.name}: upstream {addresses[0]} unavailable, using {address}",
+                    )
+                self.run(self.session.upstream_connected(str(address)))
+
+            def failed(failure: Any) -> None:
+                waited = time.monotonic() - started
+                errors.append(f"{address}: {failure.getErrorMessage()} (after {waited:.1f} s)")
+                attempt(i + 1)
+
+            d.addCallbacks(ok, failed)
+
+        attempt(0)
+
+    def upstream_lost(self, proto: UpstreamConnection, reason: Any) -> None:
+        if proto is not self.upstream:
+            return
+        self.upstream = None
+        self.to_upstream.transport = None
+        text = reason.getErrorMessage() if reason is not None else "connection closed"
+        self.run(self.session.upstream_closed(text))
+        self._maybe_done()
+
+    # -- back-pressure -----------------------------------------------------------------------------
+
+    def set_store_pressure(self, on: bool) -> None:
+        if on:
+            self._pause("store")
+        else:
+            self._resume("store")
+
+    def _pause(self, why: str) -> None:
+        if not self._paused_by and self.connected:
+            self.transport.pauseProducing()
+        self._paused_by.add(why)
+
+    def _resume(self, why: str) -> None:
+        self._paused_by.discard(why)
+        if not self._paused_by and self.connected:
+            self.transport.resumeProducing()
+
+    def _maybe_done(self) -> None:
+        if self.session is not None and self.session.finished and not self.ops and self.upstream is None:
+            self.deadlines.clear()
+            if self._tick is not None and self._tick.active():
+                self._tick.cancel()
+            self._tick = None
+            self._tick_at = math.inf

@@ -1,0 +1,37 @@
+from harness.proxy.stats import LATENCY_BUCKETS_S, ChannelStats
+
+
+def test_outcomes_bump_their_counters():
+    stats = ChannelStats()
+    for outcome in ["ok", "ok", "nak", "timeout", "fault", "malformed", "upstream_down", "late_ack", "weird"]:
+        stats.outcome(outcome)
+    snap = stats.snapshot()
+    assert snap["messages"] == 9
+    assert (snap["ok"], snap["nak"], snap["timeouts"], snap["faults"], snap["malformed"]) == (2, 1, 1, 1, 1)
+    assert (snap["upstream_down"], snap["late_acks"], snap["errors"]) == (1, 1, 1)
+
+
+def test_connections_and_bytes():
+    stats = ChannelStats()
+    stats.connection_opened()
+    stats.connection_opened()
+    stats.connection_closed()
+    stats.bytes_in += 100
+    stats.bytes_out += 20
+    snap = stats.snapshot()
+    assert snap["connections"] == 2 and snap["open_connections"] == 1
+    assert snap["bytes"] == 120
+
+
+def test_histogram_is_cumulative_and_ends_with_inf():
+    stats = ChannelStats()
+    for seconds in (0.0001, 0.001, 0.003, 0.2, 100.0):
+        stats.observe_latency(seconds)
+    buckets, total = stats.histogram()
+    assert len(buckets) == len(LATENCY_BUCKETS_S) + 1
+    assert buckets[-1] == ("+Inf", 5)
+    counts = dict(buckets)
+    assert counts["0.0005"] == 1 and counts["0.001"] == 2 and counts["0.005"] == 3 and counts["60.0"] == 4
+    assert [c for _, c in buckets] == sorted(c for _, c in buckets)
+    assert abs(total - 100.2041) < 1e-9
+    assert stats.snapshot()["latency_mean_ms"] == round(100.2041 * 1000 / 5, 3)
