@@ -16,7 +16,16 @@ from typing import Any
 
 PROTOCOLS = ("mllp", "http")
 KINDS = ("hl7v2", "fhir", "soap", "medins", "cdc", "raw")
-OUTCOMES = ("ok", "nak", "timeout", "upstream_down", "malformed", "fault", "late_ack", "error")
+OUTCOMES = (
+    "ok", "nak", "timeout", "upstream_down", "malformed", "fault", "late_ack", "error",
+    "bad_ack", "ambiguous_ack", "no_ack_expected", "pending",
+)  # fmt: skip
+"""ok: accepted; nak: AE AR CE CR (HTTP: an error answer); bad_ack: a reply whose MSA-1 is empty or
+unknown, or without MSA; ambiguous_ack: a reply that could belong to more than one request (never
+relayed); no_ack_expected: the message asked for no acknowledgement (MSH-15/16 NE/NE); pending: the
+accept ACK came and the application ACK is still awaited (completed in place when it comes)."""
+SUCCESS_OUTCOMES = frozenset({"ok", "no_ack_expected"})
+"""Outcomes that are not failures in summaries, replay and load results."""
 
 
 @dataclass(slots=True)
@@ -39,6 +48,12 @@ class Exchange:
     """The response exactly as received from the upstream or sent by a fault; None when there was none."""
     outcome: str = "ok"
     ack_code: str | None = None
+    """MSA-1 of `response`: the reply that ended the exchange (original mode: the ACK; enhanced mode:
+    the application ACK, or the accept ACK when no application ACK follows it)."""
+    accept_ack_code: str | None = None
+    """Enhanced mode: MSA-1 of the accept ACK (CA) that came before the application ACK."""
+    accept_response: bytes | None = None
+    """Enhanced mode: the accept ACK's bytes, when an application ACK was still to follow it."""
     message_type: str | None = None
     """'ADT^A01' for HL7 v2; the kind's own operation name elsewhere."""
     control_id: str | None = None
@@ -76,6 +91,7 @@ class Exchange:
             "upstream_addr": self.upstream_addr,
             "outcome": self.outcome,
             "ack_code": self.ack_code,
+            "accept_ack_code": self.accept_ack_code,
             "message_type": self.message_type,
             "control_id": self.control_id,
             "charset": self.charset,

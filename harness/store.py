@@ -34,7 +34,8 @@ from harness.exchange import Exchange
 log = logging.getLogger(__name__)
 
 # Schema history, oldest first: v1 MLLP capture, v2 replay runs and their links to originals,
-# v3 HTTP exchanges. Entry n holds the statements that take a version-n file to version n+1.
+# v3 HTTP exchanges, v4 the accept ACK of enhanced-mode exchanges. Entry n holds the statements that
+# take a version-n file to version n+1.
 MIGRATIONS: list[tuple[str, ...]] = [
     (
         """CREATE TABLE exchanges (
@@ -86,6 +87,10 @@ MIGRATIONS: list[tuple[str, ...]] = [
         "ALTER TABLE exchanges ADD COLUMN path TEXT",
         "ALTER TABLE exchanges ADD COLUMN status INTEGER",
     ),
+    (
+        "ALTER TABLE exchanges ADD COLUMN accept_ack_code TEXT",
+        "ALTER TABLE exchanges ADD COLUMN accept_response BLOB",
+    ),
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -94,9 +99,10 @@ _COLUMNS = (
     "channel", "protocol", "kind", "started_at", "ended_at", "latency_ms", "client_addr",
     "upstream_addr", "request", "response", "outcome", "ack_code", "message_type", "control_id",
     "charset", "fault", "method", "path", "status", "meta", "run_id", "original_id", "error", "notes",
+    "accept_ack_code", "accept_response",
 )  # fmt: skip
 _JSON_COLUMNS = frozenset({"fault", "meta", "notes"})
-_BODY_COLUMNS = frozenset({"request", "response"})
+_BODY_COLUMNS = frozenset({"request", "response", "accept_response"})
 _INSERT = f"INSERT INTO exchanges ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))})"
 _CHUNKS = (256, 64, 16, 4, 1)
 """Rows per multi-row INSERT: a batch goes in as few statements as these sizes allow."""
@@ -108,6 +114,23 @@ def _insert_many(size: int) -> str:
 
 
 _INSERTS = {size: _insert_many(size) for size in _CHUNKS}
+_UPDATE = f"UPDATE exchanges SET {', '.join(f'{c} = ?' for c in _COLUMNS)} WHERE id = ?"
+
+
+class _Update(tuple):
+    """A row that completes an exchange stored earlier: (target id or None, batch index or None, row).
+
+    The target is the id of the row it replaces, or, when that row is in the same batch and has no id
+    yet, its index in the batch. A target that was never stored (its insert failed) is inserted.
+    """
+
+    __slots__ = ()
+
+    def __new__(cls, target: int | None, index: int | None, row: tuple) -> _Update:
+        return tuple.__new__(cls, (target, index, row))
+
+    def __getnewargs__(self) -> tuple:  # pickled for the writer process
+        return tuple(self)
 _ORDERS = {
     "id": "id ASC",
     "-id": "id DESC",
@@ -130,6 +153,7 @@ def _dumps(value: Any) -> str:
 _ROW = operator.attrgetter(*_COLUMNS)
 _FAULT, _META, _NOTES = (_COLUMNS.index(name) for name in ("fault", "meta", "notes"))
 _REQUEST, _RESPONSE = _COLUMNS.index("request"), _COLUMNS.index("response")
+_ACCEPT_RESPONSE = _COLUMNS.index("accept_response")
 _META_JSON: dict[tuple, str] = {}
 """meta dicts of strings seen lately -> their JSON: a channel's messages mostly share the same few."""
 
@@ -159,7 +183,7 @@ def _to_row(ex: Exchange) -> tuple:
     row[_META] = _meta_json(row[_META])
     notes = row[_NOTES]
     row[_NOTES] = _dumps(list(notes)) if notes else "[]"
-    for i in (_REQUEST, _RESPONSE):
+    for i in (_REQUEST, _RESPONSE, _ACCEPT_RESPONSE):
         value = row[i]
         if value is not None and value.__class__ is not bytes:
             row[i] = bytes(value)
@@ -605,6 +629,12 @@ class Store:
 
 
 Callback = Callable[[int | BaseException], None]
+_Item = tuple[Exchange, "Callback | None", "Exchange | None"]
+
+
+def _item(queued: tuple) -> _Item:
+    """A queue entry (exchange, callback, submitted at, replaces) as a batch item."""
+    return queued[0], queued[1], queued[3]
 
 
 class CaptureWriter:
@@ -724,15 +754,21 @@ class CaptureWriter:
             "saturated": self._saturated,
         }
 
-    def submit(self, ex: Exchange, callback: Callback | None = None) -> None:
-        """Queue one exchange; returns at once (see the class docstring for the full-queue policy)."""
+    def submit(
+        self, ex: Exchange, callback: Callback | None = None, *, replaces: Exchange | None = None
+    ) -> None:
+        """Queue one exchange; returns at once (see the class docstring for the full-queue policy).
+
+        `replaces`: an exchange submitted earlier that this one completes (an enhanced-mode exchange
+        stored at its accept ACK): its row is updated in place, and `ex.id` becomes its id.
+        """
         pressure = False
         with self._cond:
             if self._closing:
                 raise RuntimeError(f"capture writer for {self.path} is closed")
             while len(self._queue) >= self._hard_limit and not self._closing and self._thread.is_alive():
                 self._cond.wait(0.05)
-            self._queue.append((ex, callback, time.monotonic()))
+            self._queue.append((ex, callback, time.monotonic(), replaces))
             self._submitted += 1
             if not self._saturated and len(self._queue) >= self._high_water:
                 self._saturated = pressure = True
@@ -789,12 +825,12 @@ class CaptureWriter:
                     self._linger()
                 with self._cond:
                     n = min(len(self._queue), self._max_batch)
-                    batch = [self._queue.popleft()[:2] for _ in range(n)]
+                    batch = [_item(self._queue.popleft()) for _ in range(n)]
                 self._write(batch)
         except BaseException as exc:  # a bug here must not leave callers waiting forever
             log.exception("capture writer for %s stopped", self.path)
             with self._cond:
-                failed = [item[:2] for item in self._queue]
+                failed = [_item(item) for item in self._queue]
                 self._queue.clear()
                 self._closing = True
             self._finish(failed, [exc] * len(failed))
@@ -840,13 +876,18 @@ class CaptureWriter:
                 return
             self._hurry.wait(remaining)
 
-    def _write(self, batch: list[tuple[Exchange, Callback | None]]) -> None:
+    def _write(self, batch: list[_Item]) -> None:
         rows: list[tuple | BaseException] = []
-        for ex, _ in batch:
+        index = {id(ex): i for i, (ex, _, _) in enumerate(batch)}
+        for ex, _, replaces in batch:
             try:
-                rows.append(_to_row(ex))
+                row = _to_row(ex)
             except (TypeError, ValueError, OverflowError) as exc:
                 rows.append(exc)
+                continue
+            if replaces is not None:
+                row = _Update(replaces.id, None if replaces.id is not None else index.get(id(replaces)), row)
+            rows.append(row)
         if self._child is not None:
             results = self._child.write(rows)
         else:
@@ -855,10 +896,8 @@ class CaptureWriter:
             self.commits += 1
         self._finish(batch, results)
 
-    def _finish(
-        self, batch: list[tuple[Exchange, Callback | None]], results: list[int | BaseException]
-    ) -> None:
-        for (ex, callback), result in zip(batch, results, strict=True):
+    def _finish(self, batch: list[_Item], results: list[int | BaseException]) -> None:
+        for (ex, callback, _), result in zip(batch, results, strict=True):
             if isinstance(result, int):
                 ex.id = result
                 self.written += 1
@@ -899,7 +938,8 @@ def _commit_rows(conn: sqlite3.Connection, rows: list[tuple | BaseException]) ->
 
 
 def _insert_rows(conn: sqlite3.Connection, rows: list[tuple | BaseException]) -> list[int | BaseException]:
-    """Insert rows in multi-row statements, one row at a time where a statement fails.
+    """Insert rows in multi-row statements, one row at a time where a statement fails; `_Update` rows
+    complete a row stored earlier (in this batch or before) in place, in their turn.
 
     One statement per chunk means one sqlite3_step, so a writer thread gives the GIL up and takes it
     back once per chunk rather than once per row: in the proxy's process every such hand-off competes
@@ -910,7 +950,14 @@ def _insert_rows(conn: sqlite3.Connection, rows: list[tuple | BaseException]) ->
     i, n = 0, len(rows)
     limit = max(1, conn.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) // len(_COLUMNS))
     while i < n:
-        size = next(c for c in _CHUNKS if c <= n - i and c <= limit)
+        if isinstance(rows[i], _Update):
+            results.append(_apply_update(conn, rows[i], results))
+            i += 1
+            continue
+        run = 1
+        while i + run < n and not isinstance(rows[i + run], _Update):
+            run += 1
+        size = next(c for c in _CHUNKS if c <= run and c <= limit)
         chunk = rows[i : i + size]
         i += size
         if size > 1 and not any(isinstance(r, BaseException) for r in chunk):
@@ -930,6 +977,20 @@ def _insert_rows(conn: sqlite3.Connection, rows: list[tuple | BaseException]) ->
             except (sqlite3.Error, TypeError, ValueError, OverflowError) as exc:
                 results.append(exc)
     return results
+
+
+def _apply_update(conn: sqlite3.Connection, update: _Update, results: list) -> int | BaseException:
+    """Complete a stored row in place; insert the row when its first version never made it to disk."""
+    target, index, row = update
+    if target is None and index is not None and index < len(results) and isinstance(results[index], int):
+        target = results[index]
+    try:
+        if target is not None:
+            if conn.execute(_UPDATE, (*row, target)).rowcount == 1:
+                return target
+        return conn.execute(_INSERT, row).lastrowid
+    except (sqlite3.Error, TypeError, ValueError, OverflowError) as exc:
+        return exc
 
 
 class WriterProcess:

@@ -23,6 +23,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
+from harness.hl7v2.ackmode import AckMode
 from harness.hl7v2.charset import CharsetError, declared_in, resolve
 from harness.hl7v2.escape import Delimiters, escape
 from harness.hl7v2.message import HL7ParseError, check_encoding_characters, parse_path
@@ -50,7 +51,6 @@ ERROR_CODES = {
 }
 
 OUTCOMES = ("ok", "error", "reject", "commit_error", "commit_reject")
-_APP_CODES = {"ok": "AA", "error": "AE", "reject": "AR", "commit_error": "AE", "commit_reject": "AR"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,36 +62,17 @@ class AckPlan:
     enhanced: bool = False
 
 
-def _wanted(condition: str | None, success: bool) -> bool:
-    cond = (condition or "AL").strip().upper() or "AL"
-    if cond == "NE":
-        return False
-    if cond == "ER":
-        return not success
-    if cond == "SU":
-        return success
-    return True  # AL, and anything unrecognised: answering is safer than silence
-
-
 def plan(accept_ack_type: str | None, app_ack_type: str | None, outcome: str = "ok") -> AckPlan:
     """Which ACK codes a receiver owes for a message, given its MSH-15/MSH-16 and what happened to it.
 
     outcome: ``ok``; ``error`` / ``reject`` (the application failed or refused it after accepting it);
     ``commit_error`` / ``commit_reject`` (it could not be accepted, e.g. storage failed, or is refused
-    outright, e.g. unsupported type or version). In original mode both kinds map to AE / AR.
+    outright, e.g. unsupported type or version). In original mode both kinds map to AE / AR. The rules
+    are `harness.hl7v2.ackmode.AckMode.owed`.
     """
-    if outcome not in OUTCOMES:
-        raise ValueError(f"outcome {outcome!r}: expected one of {', '.join(OUTCOMES)}")
-    enhanced = bool((accept_ack_type or "").strip() or (app_ack_type or "").strip())
-    app_code = _APP_CODES[outcome]
-    if not enhanced:
-        return AckPlan(None, app_code)
-    accept_code = {"commit_error": "CE", "commit_reject": "CR"}.get(outcome, "CA")
-    accept = accept_code if _wanted(accept_ack_type, accept_code == "CA") else None
-    if accept_code != "CA":
-        return AckPlan(accept, None, True)
-    application = app_code if _wanted(app_ack_type, app_code == "AA") else None
-    return AckPlan(accept, application, True)
+    mode = AckMode.of(accept_ack_type, app_ack_type)
+    accept, application = mode.owed(outcome)
+    return AckPlan(accept, application, mode.enhanced)
 
 
 def _now() -> str:

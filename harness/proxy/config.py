@@ -96,6 +96,10 @@ class MLLPChannelConfig(ChannelConfig):
     max_frame_bytes: int = DEFAULT_MAX_FRAME
     max_in_flight: int = 1
     """Requests outstanding at the upstream at once; 1 is classic MLLP stop-and-wait."""
+    app_ack_timeout_s: float | None = None
+    """Enhanced mode: after a CA, how long the application ACK may take (None: ack_timeout_s)."""
+    conditional_ack_wait_s: float | None = None
+    """How long a reply owed only on error or success (MSH-15/16 ER, SU) is awaited (None: ack_timeout_s)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -341,6 +345,12 @@ def _charset(section: Section) -> str | None:
         raise ConfigError(section.path("charset"), f"unknown charset {value!r}") from None
 
 
+def _optional_seconds(section: Section, key: str) -> float | None:
+    if section.raw(key) is None:
+        return None
+    return section.number(key, 0.0, above=0)
+
+
 def parse_mllp_channel(section: Section, name: str) -> MLLPChannelConfig:
     common = _common(section, name, "mllp")
     channel = MLLPChannelConfig(
@@ -353,6 +363,8 @@ def parse_mllp_channel(section: Section, name: str) -> MLLPChannelConfig:
         on_malformed=section.choice("on_malformed", ON_MALFORMED, "forward"),
         max_frame_bytes=section.integer("max_frame_bytes", DEFAULT_MAX_FRAME, minimum=64),
         max_in_flight=section.integer("max_in_flight", 1, minimum=1),
+        app_ack_timeout_s=_optional_seconds(section, "app_ack_timeout_s"),
+        conditional_ack_wait_s=_optional_seconds(section, "conditional_ack_wait_s"),
     )
     section.finish(also=("protocol",))
     return channel

@@ -25,6 +25,9 @@ COUNTERS = (
     "malformed",
     "upstream_down",
     "late_acks",
+    "bad_acks",
+    "ambiguous_acks",
+    "no_ack_expected",
     "errors",
     "bytes_in",
     "bytes_out",
@@ -39,6 +42,9 @@ OUTCOME_COUNTERS = {
     "malformed": "malformed",
     "upstream_down": "upstream_down",
     "late_ack": "late_acks",
+    "bad_ack": "bad_acks",
+    "ambiguous_ack": "ambiguous_acks",
+    "no_ack_expected": "no_ack_expected",
     "error": "errors",
 }
 """Exchange outcome -> the counter it bumps (see harness.exchange: ok nak timeout ... error)."""

@@ -23,6 +23,9 @@ class FaultContext:
     """Response direction only: the request the reply answers (a NAK is built against it)."""
     request_meta: Any = None
     """Response direction only: the request's `Meta`, when the caller has it."""
+    reply: str | None = None
+    """Response direction only: which reply this is, "accept" (CA CE CR), "application" (AA AE AR, and
+    the one ACK of original mode) or "bad" (no usable MSA-1)."""
 
 
 @dataclass(slots=True)

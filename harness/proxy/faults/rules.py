@@ -210,8 +210,26 @@ class Paths(Condition):
         return True
 
 
+REPLY_KINDS = ("accept", "application", "bad")
+
+
+class ReplyKind(Condition):
+    """`"accept"` (CA CE CR), `"application"` (AA AE AR, and original mode's one ACK) or `"bad"` (no
+    usable MSA-1), or a list: which of a message's replies a response rule acts on. Enhanced mode sends
+    two replies per message; without this key a response rule is offered each of them."""
+
+    def __init__(self, spec: Any, where: str) -> None:
+        kinds = spec if isinstance(spec, list) else [spec]
+        if not kinds or any(kind not in REPLY_KINDS for kind in kinds):
+            raise RuleError(where, f"expected {' | '.join(REPLY_KINDS)} or a list of them, got {spec!r}")
+        self.kinds = frozenset(kinds)
+
+    def test(self, subject: Subject) -> bool:
+        return subject.direction == "response" and getattr(subject.ctx, "reply", None) in self.kinds
+
+
 CONDITIONS: dict[str, dict[str, Callable[[Any, str], Condition]]] = {
-    "mllp": {"message_type": MessageType, "meta": MetaFields, "paths": Paths},
+    "mllp": {"message_type": MessageType, "meta": MetaFields, "paths": Paths, "reply": ReplyKind},
 }
 """Content condition keys by protocol; HTTP registers its own (method, path, header, json, xpath, meta)."""
 

@@ -237,22 +237,24 @@ class SenderConnection(protocol.Protocol):
             entry = [False, deque(cap.then)]
             self.ops.append(entry)
             try:
-                writer.submit(ex, partial(channel.relay, self, entry))
+                writer.submit(ex, partial(channel.relay, self, entry), replaces=cap.replaces)
             except Exception as exc:  # noqa: BLE001 - a closed writer must not kill the connection
                 self.committed(entry, exc)
         else:
             self._then(cap.then)  # fast and off: the sender is not kept waiting for the bookkeeping
             if writer is not None:
                 try:
-                    writer.submit(ex)
+                    writer.submit(ex, replaces=cap.replaces)
                 except Exception as exc:  # noqa: BLE001
                     channel.store_errors += 1
                     channel.log("error", f"capture failed: {exc}")
+        if ex.outcome == "pending":
+            return  # counted once, when the application ACK (or its absence) completes it
         stats = channel.stats
         stats.outcome(ex.outcome)
-        if ex.latency_ms is not None and ex.response is not None:
+        if ex.latency_ms is not None and (ex.response is not None or ex.accept_response is not None):
             stats.observe_latency(ex.latency_ms / 1000.0)
-        if ex.outcome not in ("ok", "nak", "fault"):
+        if ex.outcome not in ("ok", "nak", "fault", "no_ack_expected"):
             channel.warn(ex)
 
     def _then(self, then: list) -> None:

@@ -7,9 +7,23 @@ decision lives here, testable without sockets:
 - Requests are forwarded as MLLP frames around the exact payload bytes received; at most
   `max_in_flight` are outstanding at the upstream, the rest wait in order (senders that pipeline
   are served; upstreams that take one message at a time are not overrun).
-- Replies are matched to outstanding requests by MSA-2 (oldest first among equal ids). A reply that
-  matches nothing outstanding — e.g. one arriving after its request timed out — is captured as
-  `late_ack` and never relayed: it could be taken for the ACK of the sender's next message.
+- What a message expects back is `harness.hl7v2.ackmode.AckMode` (MSH-15/MSH-16): original mode one
+  ACK; enhanced mode an accept ACK and then an application ACK as asked; NE/NE nothing. Every reply
+  the upstream sends for a message is relayed to the sender in order, and recorded on the message's
+  one exchange (`accept_ack_code` / `accept_response` for the accept ACK, `ack_code` / `response` for
+  the application ACK). A message stops holding its in-flight slot once its first reply came (or at
+  once, when nothing is required back), so a CA lets the next message go as it does for the sender.
+- A reply is relayed only when exactly one request can own it: the outstanding request whose
+  MSH-10 is the reply's MSA-2 and that can still take that kind of reply (a CA only before any
+  reply). A reply that matches nothing outstanding — e.g. one arriving after its request timed out —
+  is captured as `late_ack` and never relayed: it could be taken for the ACK of the sender's next
+  message. A reply that could belong to more than one request — a current one and one that ended
+  unanswered within the late window, or several current ones, when a sender reuses control ids — is
+  `ambiguous_ack`, never relayed; the requests keep waiting for replies of their own. A reply without
+  MSA-2 belongs to the only request that could own it; with several it is `ambiguous_ack` and the
+  proxy acts per `on_ack_timeout`.
+- Replies whose MSA-1 is not one of AA AE AR CA CE CR, or that carry no MSA, are relayed when they
+  can be attributed and recorded `bad_ack`: never `ok`.
 - The upstream connection is opened lazily (the shell tries the upstream and its backups in order)
   and reopened for the next message when the upstream closed after a reply. A request that was
   written on a reused connection which then closed without answering is resent once on a fresh
@@ -19,11 +33,13 @@ decision lives here, testable without sockets:
   connection is closed or it gets an AR/CR, per channel setting; the capture says which.
 - Every exchange is handed to the capture as a `Capture` action whose `then` actions (the reply to
   the sender, a close) the shell runs only once the capture allows it (durable: after the commit).
-  Actions bound for the sender keep their order across captures.
+  An exchange with two replies is captured at the first (outcome `pending`) and completed in place at
+  the second (`Capture.replaces`). Actions bound for the sender keep their order across captures.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections import deque
 from collections.abc import Callable
@@ -31,6 +47,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from harness.exchange import Exchange
+from harness.hl7v2.ackmode import ORIGINAL, AckMode, AckState, reply_kind
 from harness.hl7v2.meta import Meta, extract
 from harness.mllp import (
     EndBlockWithoutCR,
@@ -46,11 +63,9 @@ from harness.proxy.faults.plan import Plan
 
 _VT = b"\x0b"
 _END = b"\x1c\r"
-_ACCEPTED = ("AA", "CA")
-_NAK_CODES = ("AE", "AR", "CE", "CR")
 _MESSAGE_STARTS = (b"MSH", b"FHS", b"BHS", b"\xef\xbb\xbfMSH")
 LATE_MEMORY = 256
-"""How many timed-out requests per connection are remembered to tie a late ACK to its request."""
+"""How many requests that ended unanswered are remembered per connection to tie a late ACK to them."""
 PAUSE_AT = 1000
 """Queued requests at which the sender is no longer read from (resumed at a tenth of it)."""
 
@@ -110,10 +125,15 @@ class ResumeSender:
 
 @dataclass(slots=True)
 class Capture:
-    """Record `exchange`; then run `then` (bound for the sender) once the capture mode allows it."""
+    """Record `exchange`; then run `then` (bound for the sender) once the capture mode allows it.
+
+    `replaces`: an exchange captured earlier (the `pending` row of a two-reply exchange) that this one
+    completes; the store updates that row instead of adding one.
+    """
 
     exchange: Exchange
     then: list = field(default_factory=list)
+    replaces: Exchange | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,6 +148,10 @@ class SessionSettings:
     on_malformed: str = "forward"
     max_frame_bytes: int = 16 * 1024 * 1024
     max_in_flight: int = 1
+    app_ack_timeout_s: float | None = None
+    """After a CA, how long the application ACK may take (None: `ack_timeout_s`)."""
+    conditional_ack_wait_s: float | None = None
+    """How long a reply that only comes on error or success (ER/SU) is waited for (None: `ack_timeout_s`)."""
 
     @classmethod
     def from_channel(cls, channel: Any) -> SessionSettings:
@@ -140,7 +164,22 @@ class SessionSettings:
             on_malformed=channel.on_malformed,
             max_frame_bytes=channel.max_frame_bytes,
             max_in_flight=channel.max_in_flight,
+            app_ack_timeout_s=channel.app_ack_timeout_s,
+            conditional_ack_wait_s=channel.conditional_ack_wait_s,
         )
+
+    @property
+    def app_timeout(self) -> float:
+        return self.ack_timeout_s if self.app_ack_timeout_s is None else self.app_ack_timeout_s
+
+    @property
+    def conditional_wait(self) -> float:
+        return self.ack_timeout_s if self.conditional_ack_wait_s is None else self.conditional_ack_wait_s
+
+    @property
+    def late_window(self) -> float:
+        """How long a request that ended unanswered can still own a reply that arrives."""
+        return max(self.ack_timeout_s, self.app_timeout, self.conditional_wait)
 
 
 def frame(payload: bytes) -> bytes:
@@ -156,17 +195,25 @@ class _Request:
         "payload",
         "meta",
         "key",
+        "ack",
         "received_at",
         "forwarded_at",
+        "conn",
         "plan",
         "fault",
+        "response_faults",
+        "altered",
         "ready",
         "on_reused",
         "retried",
         "extra",
         "notes",
         "malformed",
-        "timed_out_at",
+        "ended_at",
+        "accept_reply",
+        "accept_at",
+        "row",
+        "answered",
     )
 
     def __init__(self, seq: int, payload: bytes, meta: Meta, received_at: float) -> None:
@@ -174,18 +221,32 @@ class _Request:
         self.payload = payload
         self.meta = meta
         self.key = meta.control_id or ""
+        self.ack: AckState = ORIGINAL.start()
         self.received_at = received_at
         self.forwarded_at = 0.0
+        self.conn = 0
+        """Which upstream connection of the session it was forwarded on (1, 2, ...)."""
         self.plan: Plan | None = None
         self.fault: Any = None
+        self.response_faults: list | None = None
+        self.altered = False
+        """A fault changed what the sender got for one of its replies."""
         self.ready = True
         self.on_reused = False
         self.retried = False
         self.extra = 0
-        """Duplicate copies forwarded whose replies are still expected."""
+        """Replies still expected from duplicate copies forwarded by a fault."""
         self.notes: list[str] | None = None
         self.malformed = False
-        self.timed_out_at = 0.0
+        self.ended_at = 0.0
+        """When it ended without its (last) reply: timed out, silent, asked for none, unattributable."""
+        self.accept_reply: bytes | None = None
+        self.accept_at = 0.0
+        self.row: Exchange | None = None
+        """The `pending` exchange captured at the accept ACK, completed in place by the next capture."""
+        self.answered = False
+        """A reply that can only be a message's last (AA AE AR CE CR, or one without a usable MSA-1)
+        was tied to it: no further reply can be its."""
 
     def note(self, text: str) -> None:
         if self.notes is None:
@@ -196,7 +257,7 @@ class _Request:
 def _exchange_meta(meta: Meta) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for name in ("structure", "version", "processing_id", "sending_app", "sending_facility",
-                 "receiving_app", "receiving_facility"):
+                 "receiving_app", "receiving_facility", "accept_ack_type", "app_ack_type"):
         value = getattr(meta, name)
         if value is not None:
             out[name] = value
@@ -229,12 +290,18 @@ class MLLPSession:
         self._seq = 0
         self._queue: deque[_Request] = deque()
         self._in_flight: list[_Request] = []
+        """Forwarded, no reply yet, a reply required: each holds one of `max_in_flight` slots."""
+        self._open: list[_Request] = []
+        """Forwarded and still owed a reply without holding a slot (after a CA; ER/SU conditions)."""
         self._duplicates: list[_Request] = []
-        self._timed_out: deque[_Request] = deque(maxlen=LATE_MEMORY)
+        self._ended: deque[_Request] = deque(maxlen=LATE_MEMORY)
+        """Requests that ended without their (last) reply, oldest first: owners of late replies."""
         self._held: dict[int, list] = {}
+        self._hold_seq = 0
         self._frame_notes: list[str] = []
-        self.upstream_state = "down"  # down | connecting | up
+        self.upstream_state = "down"  # down | connecting | up | closing
         self.upstream_addr: str | None = None
+        self._conn = 0
         self._replies_on_connection = 0
         self.sender_open = True
         """False once the sender closed or the proxy decided to close it."""
@@ -247,7 +314,7 @@ class MLLPSession:
 
     def awaiting_replies(self, forwarded_since: float = 0.0) -> int:
         """Requests forwarded (at or after `forwarded_since`, session clock) whose reply has not come."""
-        return sum(1 for req in list(self._in_flight) if req.forwarded_at >= forwarded_since)
+        return sum(1 for req in (*self._in_flight, *self._open) if req.forwarded_at >= forwarded_since)
 
     # -- events from the sender ------------------------------------------------------------------
 
@@ -266,8 +333,8 @@ class MLLPSession:
             self._on_sender_problem(event, actions)
         self.sender_open = False
         self._sender_connected = False
-        for seq in list(self._held):
-            actions.append(CancelTimer(("hold", seq)))
+        for key in list(self._held):
+            actions.append(CancelTimer(("hold", key)))
         self._held.clear()
         if self.closed_by_proxy:
             # The proxy closed the sender: it got no ACK for what is still queued and will resend it.
@@ -292,6 +359,7 @@ class MLLPSession:
         actions: list = []
         self.upstream_state = "up"
         self.upstream_addr = addr
+        self._conn += 1
         self._replies_on_connection = 0
         self._pump(actions)
         self._maybe_finish(actions)
@@ -338,8 +406,17 @@ class MLLPSession:
                 )
         for req in reversed(retry):
             self._queue.appendleft(req)
-        for req in self._duplicates:
+        open_, self._open = self._open, []
+        for req in open_:
             actions.append(CancelTimer(("ack", req.seq)))
+            waited = "the application ACK" if req.ack.accept_code else "a conditional ACK (ER/SU)"
+            error = f"upstream closed the connection while {waited} was still owed ({reason})"
+            if req.ack.waiting() == "required":
+                self._upstream_down(req, error, actions)
+            else:
+                actions.append(self._capture(req, None, "upstream_down", error=error))
+        for req in self._duplicates:
+            actions.append(CancelTimer(("dup", req.seq)))
             for _ in range(req.extra):
                 actions.append(self._capture_copy(req, None, "upstream closed before answering the copy"))
         self._duplicates = []
@@ -356,7 +433,9 @@ class MLLPSession:
         actions: list = []
         kind = key[0]
         if kind == "ack":
-            self._on_ack_timeout(key[1], actions)
+            self._on_wait_over(key[1], actions)
+        elif kind == "dup":
+            self._on_copies_timeout(key[1], actions)
         elif kind == "delay":
             for req in self._queue:
                 if req.seq == key[1]:
@@ -398,6 +477,11 @@ class MLLPSession:
                 )
                 return
             req.note(f"malformed ({reason}); forwarded as received")
+        elif meta.accept_ack_type is not None or meta.app_ack_type is not None:
+            mode = AckMode.of(meta.accept_ack_type, meta.app_ack_type)
+            req.ack = mode.start()
+            for problem in mode.problems:
+                req.note(problem)
         if self.faults is not None and self.faults.has_rules("request"):
             applied = self.faults.decide("request", payload, meta, self._fault_ctx)
             if applied is not None:
@@ -426,8 +510,7 @@ class MLLPSession:
                 self._closing()
                 then.append(CloseSender())
             if reply is not None and plan.hold_reply_s > 0:
-                self._held[req.seq] = then
-                then = [StartTimer(("hold", req.seq), plan.hold_reply_s)]
+                then = self._hold(then, plan.hold_reply_s)
             actions.append(self._capture(req, reply, "fault", then=then))
             return False
         if plan.delay_s > 0:
@@ -458,8 +541,8 @@ class MLLPSession:
     def _forward(self, req: _Request, actions: list) -> None:
         plan = req.plan
         req.forwarded_at = self.clock()
+        req.conn = self._conn
         req.on_reused = self._replies_on_connection > 0
-        self._in_flight.append(req)
         if plan is None:
             actions.append(ToUpstream(frame(req.payload)))
         else:
@@ -471,44 +554,135 @@ class MLLPSession:
                 data = frame(req.payload)
             for _ in range(plan.forward_count):
                 actions.append(ToUpstream(data, plan.throttle_request_bps))
-            req.extra = plan.forward_count - 1
+            if plan.forward_count > 1:
+                req.extra = (plan.forward_count - 1) * _replies_per_copy(req.ack.mode)
+                self._duplicates.append(req)
+                actions.append(StartTimer(("dup", req.seq), self.settings.ack_timeout_s))
             if plan.close_sender == "after_forward" and self.sender_open:
                 self._closing()
                 actions.append(CloseSender())
-        actions.append(StartTimer(("ack", req.seq), self.settings.ack_timeout_s))
+        waiting = req.ack.waiting()
+        if waiting == "required":
+            self._in_flight.append(req)
+            actions.append(StartTimer(("ack", req.seq), self.settings.ack_timeout_s))
+        elif waiting == "conditional":
+            self._open.append(req)
+            actions.append(StartTimer(("ack", req.seq), self.settings.conditional_wait))
+        else:
+            self._remember_unanswered(req, req.forwarded_at)
+            actions.append(
+                self._capture(
+                    req, None, "no_ack_expected",
+                    note="MSH-15/16 NE/NE: the message asks for no acknowledgement; forwarded",
+                )
+            )
 
     # -- replies ---------------------------------------------------------------------------------
 
     def _on_reply(self, payload: bytes, actions: list) -> None:
         now = self.clock()
         meta = reply_meta(payload, self.settings.charset)
+        code = meta.ack_code
         key = meta.ack_control_id or ""
         self._replies_on_connection += 1
-        for i, req in enumerate(self._in_flight):
-            if req.key == key:
-                del self._in_flight[i]
-                break
-        else:
-            for i, req in enumerate(self._duplicates):
-                if req.key == key:
-                    req.extra -= 1
-                    if req.extra == 0:
-                        del self._duplicates[i]
-                        actions.append(CancelTimer(("ack", req.seq)))
-                    actions.append(self._capture_copy(req, payload, None, reply_meta=meta, now=now))
+        if key:
+            candidates = [req for req in self._outstanding() if req.key == key and req.ack.accepts(code)]
+            ghost = self._ghost(key, now)
+            if not candidates:
+                if self._copy_reply(key, payload, meta, now, actions):
                     return
-            self._late_reply(payload, meta, key, now, actions)
-            return
-        if req.extra:
-            self._duplicates.append(req)
+                self._late_reply(payload, meta, key, ghost, now, actions)
+                return
+            if ghost is not None or len(candidates) > 1:
+                owners = [f"#{req.seq}" for req in candidates]
+                if ghost is not None:
+                    why = (f"message #{ghost.seq}, which ended unanswered, or message {owners[0]}, still "
+                           "waiting, with the same control id")
+                else:
+                    why = f"any of messages {', '.join(owners)}, all waiting with the same control id"
+                actions.append(
+                    self._stray(
+                        payload, meta, now, "ambiguous_ack", key,
+                        f"reply with MSA-2 {key!r} could answer {why}; not relayed",
+                    )
+                )
+                return
+            owner = candidates[0]
         else:
+            candidates = [req for req in self._outstanding() if req.ack.accepts(code)]
+            ghosts = [g for g in self._ended if self._fresh(g, now)]
+            if len(candidates) == 1 and len(self._outstanding()) == 1 and not ghosts:
+                owner = candidates[0]
+                owner.note("the reply has no MSA-2; it is the reply of the only request outstanding")
+            elif not self._outstanding():
+                self._late_reply(payload, meta, key, ghosts[0] if len(ghosts) == 1 else None, now, actions)
+                return
+            else:
+                self._unattributable(payload, meta, now, ghosts, actions)
+                return
+        self._attribute(owner, payload, meta, now, actions)
+
+    def _outstanding(self) -> list[_Request]:
+        """Requests still owed a reply, in the order they were forwarded."""
+        if not self._open:
+            return self._in_flight
+        return sorted((*self._in_flight, *self._open), key=lambda req: req.seq)
+
+    def _fresh(self, req: _Request, now: float) -> bool:
+        return req.conn == self._conn and now - req.ended_at <= self.settings.late_window
+
+    def _ghost(self, key: str, now: float) -> _Request | None:
+        """The oldest request with this control id that ended unanswered and could still own a reply."""
+        for req in self._ended:
+            if req.key == key and self._fresh(req, now):
+                return req
+        return None
+
+    def _remember_unanswered(self, req: _Request, now: float) -> None:
+        """Keep a request that ended before its last reply came: a reply that comes later is its."""
+        req.ended_at = now
+        self._ended.append(req)
+
+    def _attribute(self, req: _Request, reply: bytes, meta: Meta, now: float, actions: list) -> None:
+        """A reply that belongs to `req`: record it, relay it, and see what the request still awaits."""
+        kind = reply_kind(meta.ack_code)
+        req.answered = _is_last(meta.ack_code)
+        was_waiting = req.ack.waiting()
+        complete = req.ack.take(meta.ack_code)
+        if req in self._in_flight:
+            self._in_flight.remove(req)
+        elif req in self._open:
+            self._open.remove(req)
+        if complete:
             actions.append(CancelTimer(("ack", req.seq)))
-        self._answered(req, payload, meta, now, actions)
+            if not req.answered:  # ended on a CA: an application ACK may still come, wanted or not
+                self._remember_unanswered(req, now)
+            then, note = self._reply_actions(req, reply, meta, kind)
+            actions.append(self._capture(req, reply, None, reply_meta=meta, now=now, then=then, note=note))
+        elif kind == "accept" and req.accept_reply is None:
+            req.accept_reply, req.accept_at = reply, now
+            then, note = self._reply_actions(req, reply, meta, kind)
+            cap = self._capture(req, None, "pending", now=now, then=then, note=note)
+            req.row = cap.exchange
+            actions.append(cap)
+            self._open.append(req)
+            waiting = req.ack.waiting()
+            seconds = self.settings.app_timeout if waiting == "required" else self.settings.conditional_wait
+            actions.append(StartTimer(("ack", req.seq), seconds))
+        else:
+            # a reply that does not move the exchange on (a second CA): relayed, noted, still waiting
+            then, note = self._reply_actions(req, reply, meta, kind)
+            req.note(note or f"a further reply {meta.ack_code} was relayed")
+            self._then_now(then, actions)
+            if was_waiting == "required" and req.ack.awaiting_first:
+                self._in_flight.append(req)
+            else:
+                self._open.append(req)
         self._pump(actions)
 
-    def _answered(self, req: _Request, reply: bytes, meta: Meta, now: float, actions: list) -> None:
+    def _reply_actions(self, req: _Request, reply: bytes, meta: Meta, kind: str) -> tuple[list, str | None]:
+        """What the sender gets for one reply, after the request's fault plan and any response rule."""
         plan = req.plan
-        response_fault = None
         if self.faults is not None and self.faults.has_rules("response"):
             ctx = FaultContext(
                 channel=self.settings.channel,
@@ -516,19 +690,19 @@ class MLLPSession:
                 charset=self.settings.charset,
                 request=req.payload,
                 request_meta=req.meta,
+                reply=kind,
             )
-            response_fault = self.faults.decide("response", reply, meta, ctx, plan=plan)
-            if response_fault is not None:
-                plan = response_fault.plan
-        outcome = "nak" if meta.ack_code in _NAK_CODES else "ok"
-        if req.malformed:
-            outcome = "malformed"
-        deliverable = self.sender_open
+            base = dataclasses.replace(plan, notes=list(plan.notes)) if plan is not None else None
+            applied = self.faults.decide("response", reply, meta, ctx, plan=base)
+            if applied is not None:
+                plan = applied.plan
+                if req.response_faults is None:
+                    req.response_faults = []
+                req.response_faults.append((applied, kind))
         if plan is None:
-            then = [ToSender(frame(reply))] if deliverable else []
-            note = None if deliverable else "not relayed: the sender's connection was already closed"
-            actions.append(self._capture(req, reply, outcome, reply_meta=meta, now=now, then=then, note=note))
-            return
+            if not self.sender_open:
+                return [], f"{_REPLY_NAMES[kind]} not relayed: the sender's connection was already closed"
+            return [ToSender(frame(reply))], None
         then: list = []
         sent = reply
         altered = plan.forward_payload is not None or plan.forward_raw is not None
@@ -539,81 +713,138 @@ class MLLPSession:
         data = frame(sent)
         if plan.reply_raw_transform is not None:
             data, altered = plan.reply_raw_transform(data), True
-        note = None
         if plan.reset_sender or not plan.reply_to_sender or plan.close_sender == "mid_frame":
             altered = True
-        if not deliverable:
-            note = "not relayed: the sender's connection was already closed"
-        elif plan.reset_sender:
+        req.altered = req.altered or altered
+        if not self.sender_open:
+            return [], f"{_REPLY_NAMES[kind]} not relayed: the sender's connection was already closed"
+        if plan.reset_sender:
             self._closing()
             then.append(CloseSender(abort=True))
-            altered = True
         elif not plan.reply_to_sender:
-            altered = True
             if plan.close_sender:
                 self._closing()
                 then.append(CloseSender())
         elif plan.close_sender == "mid_frame":
             self._closing()
             then += [ToSender(data[: max(1, len(data) // 2)], plan.throttle_reply_bps), CloseSender()]
-            altered = True
         else:
             then.append(ToSender(data, plan.throttle_reply_bps))
             if plan.close_sender:
                 self._closing()
                 then.append(CloseSender())
         if then and plan.hold_reply_s > 0:
-            self._held[req.seq] = then
-            then = [StartTimer(("hold", req.seq), plan.hold_reply_s)]
-        actions.append(
-            self._capture(
-                req, reply, "fault" if altered else outcome, reply_meta=meta, now=now, then=then,
-                note=note, response_fault=response_fault,
-            )
-        )
+            then = self._hold(then, plan.hold_reply_s)
+        return then, None
 
-    def _late_reply(self, reply: bytes, meta: Meta, key: str, now: float, actions: list) -> None:
-        for req in self._timed_out:
+    def _hold(self, then: list, seconds: float) -> list:
+        self._hold_seq += 1
+        self._held[self._hold_seq] = then
+        return [StartTimer(("hold", self._hold_seq), seconds)]
+
+    @staticmethod
+    def _then_now(then: list, actions: list) -> None:
+        """Sender-bound actions that need no capture of their own (the shell still keeps their order)."""
+        actions.extend(then)
+
+    def _copy_reply(self, key: str, payload: bytes, meta: Meta, now: float, actions: list) -> bool:
+        for req in self._duplicates:
             if req.key == key:
-                self._timed_out.remove(req)
-                waited = (now - req.timed_out_at) * 1000.0
-                actions.append(
-                    self._capture(
-                        req, reply, "late_ack", reply_meta=meta, now=now,
-                        note=f"reply arrived {waited:.0f} ms after the {self.settings.ack_timeout_s:g} s "
-                        "ACK timeout; not relayed to the sender",
-                    )
+                req.extra -= 1
+                if req.extra <= 0:
+                    self._duplicates.remove(req)
+                    actions.append(CancelTimer(("dup", req.seq)))
+                actions.append(self._capture_copy(req, payload, None, reply_meta=meta, now=now))
+                return True
+        return False
+
+    def _late_reply(
+        self, reply: bytes, meta: Meta, key: str, ghost: _Request | None, now: float, actions: list
+    ) -> None:
+        if ghost is not None:
+            if _is_last(meta.ack_code):
+                self._ended.remove(ghost)  # no further reply can be its: its control id is free again
+            waited = (now - ghost.ended_at) * 1000.0
+            if ghost.ack.mode.expects_nothing:
+                why = "the message asked for no ACK (MSH-15/16 NE/NE)"
+            elif ghost.ack.silent is not None:
+                why = f"after the {self.settings.conditional_wait:g} s wait for a conditional ACK ended"
+            else:
+                limit = self.settings.app_timeout if ghost.ack.accept_code else self.settings.ack_timeout_s
+                why = f"after the {limit:g} s ACK timeout"
+            actions.append(
+                self._capture(
+                    ghost, reply, "late_ack", reply_meta=meta, now=now, late=True,
+                    note=f"reply arrived {waited:.0f} ms {why}; not relayed to the sender",
                 )
-                return
-        stray = _Request(0, b"", Meta(), now)
-        stray.key = key
+            )
+            return
+        where = f"with MSA-2 {key!r}" if key else "without MSA-2"
         actions.append(
-            self._capture(
-                stray, reply, "late_ack", reply_meta=meta, now=now,
-                control_id=meta.ack_control_id,
-                note=f"reply with MSA-2 {key!r} matches no outstanding request on this connection; "
-                "not relayed to the sender",
+            self._stray(
+                reply, meta, now, "late_ack", meta.ack_control_id,
+                f"reply {where} matches no outstanding request on this connection; not relayed to the sender",
             )
         )
 
-    def _on_ack_timeout(self, seq: int, actions: list) -> None:
-        for i, req in enumerate(self._in_flight):
-            if req.seq == seq:
-                del self._in_flight[i]
-                break
-        else:
-            for i, req in enumerate(self._duplicates):
+    def _unattributable(
+        self, reply: bytes, meta: Meta, now: float, ghosts: list[_Request], actions: list
+    ) -> None:
+        """A reply without MSA-2 that more than one request could own: never relayed."""
+        owners = self._outstanding()
+        ids = ", ".join(repr(r.key) for r in (*ghosts, *owners))
+        actions.append(
+            self._stray(
+                reply, meta, now, "ambiguous_ack", None,
+                f"reply without MSA-2 while {len(owners) + len(ghosts)} requests could own it ({ids}); "
+                "not relayed",
+            )
+        )
+        policy = self.settings.on_ack_timeout
+        if policy == "wait":
+            return
+        error = "the upstream sent a reply without MSA-2 that cannot be attributed to one request"
+        self._in_flight, self._open = [], []
+        for req in owners:
+            actions.append(CancelTimer(("ack", req.seq)))
+            self._remember_unanswered(req, now)
+            then: list = []
+            note = None
+            if self.sender_open and policy == "close":
+                self._closing()
+                then.append(CloseSender())
+                note = "the sender's connection was closed (on_ack_timeout: close)"
+            elif self.sender_open and policy == "nak":
+                then.append(ToSender(frame(self._nak(req, "upstream reply could not be attributed"))))
+                note = "the sender got a reject from the proxy (on_ack_timeout: nak)"
+            actions.append(
+                self._capture(req, None, "ambiguous_ack", error=error, now=now, then=then, note=note)
+            )
+        self._pump(actions)
+
+    def _on_wait_over(self, seq: int, actions: list) -> None:
+        """The wait for a request's reply ended: a timeout, or the meaning of a conditional silence."""
+        for pool in (self._in_flight, self._open):
+            for req in pool:
                 if req.seq == seq:
-                    del self._duplicates[i]
-                    for _ in range(req.extra):
-                        actions.append(self._capture_copy(req, None, "no reply to the copy in time"))
-                    return
+                    pool.remove(req)
+                    break
+            else:
+                continue
+            break
+        else:
             return
         now = self.clock()
-        req.timed_out_at = now
-        self._timed_out.append(req)
-        timeout = self.settings.ack_timeout_s
-        error = f"no reply from the upstream within {timeout:g} s"
+        self._remember_unanswered(req, now)
+        if req.ack.waiting() == "conditional":
+            verdict = req.ack.silence()
+            actions.append(self._capture(req, None, verdict, now=now))
+            self._pump(actions)
+            return
+        application = req.ack.accept_code is not None
+        timeout = self.settings.app_timeout if application else self.settings.ack_timeout_s
+        what = "application ACK after the CA" if application else "reply from the upstream"
+        error = f"no {what} within {timeout:g} s"
         then: list = []
         if self.sender_open:
             policy = self.settings.on_ack_timeout
@@ -621,12 +852,22 @@ class MLLPSession:
                 self._closing()
                 then.append(CloseSender())
             elif policy == "nak":
-                then.append(ToSender(frame(self._nak(req, f"upstream did not answer within {timeout:g} s"))))
-        ex = self._capture(req, None, "timeout", error=error, now=now, then=then)
+                missing = "send the application ACK" if application else "answer"
+                text = f"upstream did not {missing} within {timeout:g} s"
+                then.append(ToSender(frame(self._nak(req, text))))
+        note = None
         if self.settings.on_ack_timeout == "nak" and then:
-            ex.exchange.notes.append("the sender got an AR from the proxy (on_ack_timeout: nak)")
-        actions.append(ex)
+            note = "the sender got a reject from the proxy (on_ack_timeout: nak)"
+        actions.append(self._capture(req, None, "timeout", error=error, now=now, then=then, note=note))
         self._pump(actions)
+
+    def _on_copies_timeout(self, seq: int, actions: list) -> None:
+        for req in self._duplicates:
+            if req.seq == seq:
+                self._duplicates.remove(req)
+                for _ in range(req.extra):
+                    actions.append(self._capture_copy(req, None, "no reply to the copy in time"))
+                return
 
     # -- failures --------------------------------------------------------------------------------
 
@@ -637,7 +878,7 @@ class MLLPSession:
             if self.settings.on_upstream_down == "nak":
                 nak = self._nak(req, "upstream unavailable")
                 then.append(ToSender(frame(nak)))
-                note = "the sender got an AR from the proxy (on_upstream_down: nak)"
+                note = "the sender got a reject from the proxy (on_upstream_down: nak)"
             elif not self.closed_by_proxy:
                 self._closing()
                 then.append(CloseSender())
@@ -645,11 +886,12 @@ class MLLPSession:
         actions.append(self._capture(req, None, "upstream_down", error=error, then=then, note=note))
 
     def _nak(self, req: _Request, text: str) -> bytes:
-        """The proxy's own NAK: AR (CR in enhanced mode), never an accept."""
+        """The proxy's own reject, never an accept: CR while an accept ACK is awaited, else AR."""
         from harness.hl7v2.ack import build_ack, reject_unparseable
 
-        meta = req.meta
-        code = "CR" if (meta.accept_ack_type or meta.app_ack_type) else "AR"
+        mode = req.ack.mode
+        awaiting_accept = mode.enhanced and mode.accept != "NE" and req.ack.accept_code is None
+        code = "CR" if awaiting_accept else "AR"
         if req.malformed:
             return reject_unparseable(req.payload, text)
         try:
@@ -699,21 +941,29 @@ class MLLPSession:
             return
         now = self.clock()
         data = event.payload if isinstance(event, Truncated) else getattr(event, "head", b"")
-        stray = _Request(0, b"", Meta(), now)
         actions.append(
-            self._capture(
-                stray, data, "error", error=f"from the upstream: {event.describe()}",
-                note="not relayed to the sender",
-            )
+            self._stray(data, Meta(), now, "error", None, "not relayed to the sender",
+                        error=f"from the upstream: {event.describe()}")
         )
 
     # -- capture -------------------------------------------------------------------------------
+
+    def _stray(
+        self, reply: bytes, meta: Meta, now: float, outcome: str, control_id: str | None, note: str,
+        *, error: str | None = None,
+    ) -> Capture:
+        """A reply that belongs to no request: its own exchange with an empty request."""
+        stray = _Request(0, b"", Meta(), now)
+        return self._capture(
+            stray, reply, outcome, reply_meta=meta, now=now, control_id=control_id, note=note, error=error,
+            late=True,
+        )
 
     def _capture(
         self,
         req: _Request,
         response: bytes | None,
-        outcome: str,
+        outcome: str | None,
         *,
         reply_meta: Meta | None = None,
         now: float | None = None,
@@ -721,23 +971,41 @@ class MLLPSession:
         then: list | None = None,
         note: str | None = None,
         control_id: str | None = None,
-        response_fault: Any = None,
+        late: bool = False,
     ) -> Capture:
+        """The exchange of `req` as it stands. `outcome` None: what its replies add up to.
+
+        `late`: a row of its own for a reply that came after its request's exchange ended.
+        """
         meta = req.meta
         ended = self.clock() if now is None else now
+        if outcome is None:
+            outcome = req.ack.verdict()
+            if req.malformed:
+                outcome = "malformed"
+            elif req.altered:
+                outcome = "fault"
         fault = None
+        records = [applied.record() | {"reply": kind} for applied, kind in req.response_faults or ()]
         if req.fault is not None:
             fault = req.fault.record()
-            if response_fault is not None:
-                fault["also"] = [response_fault.record()]
-        elif response_fault is not None:
-            fault = response_fault.record()
+            if records:
+                fault["also"] = records
+        elif records:
+            fault = records[0]
+            if len(records) > 1:
+                fault["also"] = records[1:]
         notes = list(req.notes) if req.notes else []
+        if not late:
+            notes += [n for n in req.ack.notes if n not in notes]
         if note:
             notes.append(note)
         ex_meta = _exchange_meta(meta)
         if reply_meta is not None and reply_meta.problems:
             ex_meta["response_problems"] = list(reply_meta.problems)
+        accept_reply = None if late else req.accept_reply
+        if accept_reply is not None:
+            ex_meta["accept_latency_ms"] = round(max(0.0, (req.accept_at - req.received_at) * 1000.0), 3)
         ex = Exchange(
             channel=self.settings.channel,
             protocol="mllp",
@@ -746,11 +1014,13 @@ class MLLPSession:
             ended_at=ended,
             latency_ms=max(0.0, (ended - req.received_at) * 1000.0),
             client_addr=self.client_addr,
-            upstream_addr=self.upstream_addr if req.forwarded_at else None,
+            upstream_addr=self.upstream_addr if req.forwarded_at or late else None,
             request=req.payload,
             response=response,
             outcome=outcome,
             ack_code=reply_meta.ack_code if reply_meta is not None else _ack_code_of(response),
+            accept_ack_code=None if accept_reply is None else req.ack.accept_code,
+            accept_response=accept_reply,
             message_type=meta.message_code,
             control_id=meta.control_id if control_id is None else control_id,
             charset=meta.charset,
@@ -759,29 +1029,34 @@ class MLLPSession:
             error=error,
             notes=notes,
         )
-        return Capture(ex, then or [])
+        replaces = None if late else req.row
+        if not late and outcome != "pending":
+            req.row = None
+        return Capture(ex, then or [], replaces)
 
     def _capture_copy(
         self, req: _Request, reply: bytes | None, error: str | None, *, reply_meta: Meta | None = None,
         now: float | None = None,
     ) -> Capture:
         """The reply to an extra copy forwarded by a duplicate fault: captured, never relayed."""
-        cap = self._capture(
-            req, reply, "fault", reply_meta=reply_meta, now=now, error=error,
+        return self._capture(
+            req, reply, "fault", reply_meta=reply_meta, now=now, error=error, late=True,
             note="extra copy forwarded by a duplicate fault; its reply is not relayed",
         )
-        return cap
 
     def _maybe_finish(self, actions: list) -> None:
         if self.finished or self.sender_open:
             return
-        if self._queue or self._in_flight or self._duplicates or self._held:
+        if self._queue or self._in_flight or self._open or self._duplicates or self._held:
             return
         if self.upstream_state == "connecting":
             return
         if self.upstream_state == "up":
-            recent = self._timed_out and (self.clock() - self._timed_out[-1].timed_out_at) < (
-                self.settings.ack_timeout_s
+            now = self.clock()
+            recent = any(
+                req.conn == self._conn and now - req.ended_at < self.settings.ack_timeout_s
+                and not req.ack.mode.expects_nothing
+                for req in self._ended
             )
             if recent and not self._lingering:
                 # keep listening for a while so a late ACK is still captured
@@ -794,6 +1069,21 @@ class MLLPSession:
             self.upstream_state = "closing"
             return
         self.finished = True
+
+
+_REPLY_NAMES = {"accept": "accept ACK", "application": "ACK", "bad": "reply"}
+
+
+def _is_last(code: str | None) -> bool:
+    """Whether a reply with this MSA-1 is always a message's last: all but a CA."""
+    return code != "CA"
+
+
+def _replies_per_copy(mode: AckMode) -> int:
+    """How many replies a duplicate copy is expected to draw when everything succeeds."""
+    if not mode.enhanced:
+        return 1
+    return sum(1 for condition in (mode.accept, mode.application) if condition in ("AL", "SU"))
 
 
 def reply_meta(payload: bytes, charset: str | None = None) -> Meta:
