@@ -82,7 +82,7 @@ class DemoContext:
     timeout: float = 10.0
     target: tuple[str, int] | None = None  # where senders send; each step in the chain may move it
     children: dict[str, Child] = field(default_factory=dict)
-    results: list = field(default_factory=list)  # harness.cli.send.Sent
+    results: list = field(default_factory=list)  # harness.send.Sent
 
     def start_child(self, name: str, args: list[str], startup_timeout: float = 30.0) -> tuple[str, int]:
         child = Child(name, args)
@@ -114,9 +114,9 @@ class SendFixtures:
     name = "send the HL7 v2 fixtures with harness send"
 
     def run(self, ctx: DemoContext) -> None:
-        from harness.cli.send import send_messages
         from harness.hl7v2.files import HL7FileError, iter_messages
         from harness.mllp_client import MLLPClient
+        from harness.send import send_messages
 
         if ctx.target is None:
             raise DemoFailure("nothing to send to: no listener was started")
@@ -133,8 +133,8 @@ class SendFixtures:
             ctx.echo("  " + sent.line().replace(str(ROOT) + os.sep, ""))
 
         with MLLPClient(host, port, timeout=ctx.timeout) as client:
-            _, connect_failed = send_messages(client, messages, emit)
-        if connect_failed:
+            summary = send_messages(client, messages, emit)
+        if summary.connect_failed:
             raise DemoFailure(f"could not connect to {host}:{port}")
 
 

@@ -22,7 +22,7 @@ def test_demo_command_succeeds_and_cleans_up(processes):
     assert proc.returncode == 0, out
     assert out.rstrip().endswith("demo OK")
     port = int(re.search(r"listening on 127\.0\.0\.1:(\d+)", out).group(1))
-    assert re.search(r"HIS20240315083012001 +CA ", out)
+    assert re.search(r"HIS20240315083012001 +ADT\^A01 +CA ", out)
     assert "adt_batch.hl7#1" in out
     assert "mock mllp: exit 0" in out
     assert "2207: HTTP 200 infcode 0" in out and "GET /fhir/Patient/" in out  # the HTTP steps

@@ -23,7 +23,7 @@ def test_demo_puts_the_proxy_in_front_and_summarises_the_capture(tmp_path):
     ]
     assert demo.run(echo=lines.append, steps=steps) == 0, "\n".join(lines)
     out = "\n".join(lines)
-    assert re.search(r"EMR20240315140230007 +AE ", out)  # the NAK fault
+    assert re.search(r"EMR20240315140230007 +ADT\^A08 +AE ", out)  # the NAK fault
     assert "proxy: exit 0" in out and "outcome" in out and "fault" in out
     port = int(re.search(r"harness proxy listening on 127\.0\.0\.1:(\d+)", out).group(1))
     try:

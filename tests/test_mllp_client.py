@@ -281,3 +281,101 @@ def test_large_message_and_many_in_a_row(serve):
         results = [client.send(message(f"Q{i}")) for i in range(200)]
     assert all(r.ack_code == "AA" and not r.late_acks for r in results)
     assert server.received[0] == big
+
+
+# -- acknowledgement modes ------------------------------------------------------------------------
+
+
+def enhanced(control_id: str, msh15: str = "AL", msh16: str = "AL") -> bytes:
+    return (
+        f"MSH|^~\\&|HIS|H1|HC|H1|20240101120000||ADT^A01|{control_id}|P|2.5|||{msh15}|{msh16}\r"
+        "PID|1||123^^^H1^MR||ZHANG^SAN\r"
+    ).encode()
+
+
+def reply(msg: bytes, code: str) -> bytes:
+    return encode(build_ack(msg, code, text=None if code in ("AA", "CA") else f"{code} from the script"))
+
+
+@pytest.mark.parametrize("together", [False, True])
+def test_enhanced_mode_waits_for_the_application_ack_after_the_ca(serve, together):
+    def commit_then_reject(conn, next_message):
+        while (msg := next_message()) is not None:
+            if together:
+                conn.sendall(reply(msg, "CA") + reply(msg, "AE"))  # both in one segment
+            else:
+                conn.sendall(reply(msg, "CA"))
+                time.sleep(0.05)
+                conn.sendall(reply(msg, "AE"))
+
+    server = serve(commit_then_reject)
+    with MLLPClient("127.0.0.1", server.port, timeout=5) as client:
+        first, second = client.send(enhanced("E1")), client.send(enhanced("E2"))
+    for result, cid in ((first, "E1"), (second, "E2")):
+        assert (result.accept_ack_code, result.ack_code, result.outcome) == ("CA", "AE", "nak")
+        assert result.control_id == cid and result.late_acks == [] and not result.accepted
+        assert result.ack_text == "AE from the script; Application internal error"
+        assert result.accept_rtt_ms <= result.rtt_ms
+    assert b"MSA|CA|E1" in first.accept_ack and b"MSA|AE|E1" in first.ack
+
+
+def test_a_missing_application_ack_times_out_on_its_own_clock(serve):
+    def commit_only(conn, next_message):
+        while (msg := next_message()) is not None:
+            time.sleep(0.2)
+            conn.sendall(reply(msg, "CA"))
+
+    server = serve(commit_only)
+    with MLLPClient("127.0.0.1", server.port, timeout=1, app_timeout=0.3) as client:
+        result = client.send(enhanced("E1"))
+    assert (result.accept_ack_code, result.ack_code, result.outcome) == ("CA", None, "timeout")
+    assert "no application ACK after the CA" in result.error and "within 0.3 s" in result.error
+
+
+def test_no_ack_messages_do_not_wait_and_stray_replies_go_to_the_next_result(serve):
+    def answers_everything(conn, next_message):
+        while (msg := next_message()) is not None:
+            conn.sendall(reply(msg, "AA"))
+
+    server = serve(answers_everything)  # an engine that ignores MSH-15/16 NE
+    with MLLPClient("127.0.0.1", server.port, timeout=5) as client:
+        quiet = client.send(enhanced("N1", "NE", "NE"))
+        time.sleep(0.1)
+        loud = client.send(message("L1"))
+    assert (quiet.outcome, quiet.ack_code, quiet.rtt_ms) == ("no_ack_expected", None, None)
+    assert quiet.accepted
+    assert (loud.outcome, loud.ack_code) == ("ok", "AA")
+    assert [(a.control_id, a.ack_code, a.earlier) for a in loud.late_acks] == [("N1", "AA", True)]
+
+
+def test_error_only_acks_are_awaited_briefly_and_silence_is_success(serve):
+    def silent_unless_bad(conn, next_message):
+        while (msg := next_message()) is not None:
+            if b"BAD" in msg:
+                conn.sendall(reply(msg, "AE"))
+
+    server = serve(silent_unless_bad)
+    with MLLPClient("127.0.0.1", server.port, timeout=5, conditional_wait=0.2) as client:
+        fine = client.send(enhanced("OK1", "ER", "ER"))
+        bad = client.send(enhanced("BAD1", "ER", "ER"))
+    assert (fine.outcome, fine.ack_code) == ("ok", None) and "no error ACK came" in fine.notes[-1]
+    assert (bad.outcome, bad.ack_code) == ("nak", "AE")
+
+
+@pytest.mark.parametrize(
+    ("answer", "outcome", "code"),
+    [
+        (b"MSH|^~\\&|HC||||20240101||ACK|R1|P|2.5\rMSA|XX|B1\r", "bad_ack", "XX"),
+        (b"MSH|^~\\&|HC||||20240101||ACK|R1|P|2.5\rMSA|AR|\r", "nak", "AR"),
+        (b"MSH|^~\\&|HC||||20240101||ACK|R1|P|2.5\r", "bad_ack", None),
+    ],
+)
+def test_replies_that_are_not_accepts_fail_the_message(serve, answer, outcome, code):
+    def odd(conn, next_message):
+        while next_message() is not None:
+            conn.sendall(encode(answer))
+
+    server = serve(odd)
+    with MLLPClient("127.0.0.1", server.port, timeout=5) as client:
+        result = client.send(message("B1"))
+    assert (result.outcome, result.ack_code, result.accepted) == (outcome, code, False)

@@ -50,7 +50,8 @@ OutcomeOpt = Annotated[
     typer.Option(
         "--outcome",
         "-o",
-        help="ok, nak, timeout, upstream_down, malformed, fault, late_ack, error (repeatable or a,b).",
+        help="ok, nak, timeout, upstream_down, malformed, fault, late_ack, error, bad_ack, ambiguous_ack, "
+        "no_ack_expected, pending (repeatable or a,b).",
     ),
 ]
 KindOpt = Annotated[
@@ -286,7 +287,7 @@ def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
                 "channel": ex.channel,
                 "type": _type_text(ex),
                 "control id": ex.control_id or "",
-                "ack": ex.ack_code or "",
+                "ack": "+".join(c for c in (ex.accept_ack_code, ex.ack_code) if c) or "",
                 "outcome": f"[{style}]{ex.outcome}[/]",
                 "latency ms": latency,
                 "fault": _fault_text(ex.fault),
@@ -312,7 +313,10 @@ def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
         ] = False,
         as_json: Annotated[bool, typer.Option("--json", help="One JSON object, bodies as text.")] = False,
     ) -> None:
-        """Print one exchange in full: its fields, then request and response, one segment a line."""
+        """Print one exchange in full: its fields, then request and response, one segment a line.
+
+        An enhanced-mode exchange shows the accept ACK (accept_response) before the application ACK.
+        """
         with _open(store) as db:
             ex = db.get(exchange_id)
         if ex is None:
@@ -324,9 +328,13 @@ def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
             sys.stdout.buffer.write(data)
             sys.stdout.buffer.flush()
             return
+        bodies = [("request", ex.request)]
+        if ex.accept_response is not None:
+            bodies.append(("accept_response", ex.accept_response))
+        bodies.append(("response", ex.response))
         if as_json:
             view = ex.to_json()
-            for name, data in (("request", ex.request), ("response", ex.response)):
+            for name, data in bodies:
                 text, warning = _decode(data, ex.charset) if data is not None else (None, None)
                 view[name] = text
                 if warning:
@@ -340,7 +348,7 @@ def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
                 continue
             text = json.dumps(value, ensure_ascii=False) if isinstance(value, dict | list) else str(value)
             typer.echo(f"{key:<{width}}  {text}")
-        for name, data in (("request", ex.request), ("response", ex.response)):
+        for name, data in bodies:
             if data is None:
                 typer.echo(f"\n-- {name}: none")
                 continue

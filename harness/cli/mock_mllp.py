@@ -20,6 +20,10 @@ def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
             str, typer.Option(help="ACK code: AA AE AR (CA CE CR: enhanced mode, per MSH-15/16).")
         ] = "AA",
         delay_ms: Annotated[float, typer.Option(min=0, help="Wait this long before answering.")] = 0.0,
+        app_delay_ms: Annotated[
+            float,
+            typer.Option(min=0, help="Enhanced mode: send the application ACK this long after the CA."),
+        ] = 0.0,
         close_after_each: Annotated[
             bool, typer.Option("--close-after-each", help="Close the connection after each answer.")
         ] = False,
@@ -49,6 +53,11 @@ def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
     ) -> None:
         """An MLLP ACK server for tests and demos; one log line per message on stdout.
 
+        It answers as MSH-15/16 ask: original mode one ACK (--answer AA, AE or AR); enhanced mode the
+        accept ACK CA and then the application ACK (--answer or a matching --answer-rule decides it: AE
+        gives CA then AE, CE or CR give only that), each when its field asks (AL, ER, SU); NE/NE
+        nothing.
+
         Prints "listening on HOST:PORT" once listening; stops cleanly on SIGINT/SIGTERM.
         """
         try:
@@ -62,6 +71,7 @@ def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
             settings = MockSettings(
                 answer=answer.strip().upper(),
                 delay_ms=delay_ms,
+                app_delay_ms=app_delay_ms,
                 close_after_each=close_after_each,
                 no_answer=no_answer,
                 malformed=malformed.strip().lower(),

@@ -139,7 +139,8 @@ def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
         outcome: Annotated[
             list[str] | None,
             typer.Option(
-                help="Only these outcomes: ok nak timeout upstream_down malformed fault late_ack error."
+                help="Only these outcomes: ok nak timeout upstream_down malformed fault late_ack error "
+                "bad_ack ambiguous_ack no_ack_expected."
             ),
         ] = None,
         where: Annotated[

@@ -243,3 +243,30 @@ def reject_unparseable(payload: bytes, reason: str, *, error_code: str = "207") 
     err = d.field.join(err_fields[:9])
     out = "\r".join([d.field.join(msh), "MSA|AR|", err]) + "\r"
     return out.encode("ascii" if ascii_only else "utf-8", "surrogateescape")
+
+
+def ack_text(reply: bytes, charset: str | None = None) -> str | None:
+    """What an ACK says about its message, for people: MSA-3, then each ERR's ERR-8 (user message),
+    ERR-3.2 (error code text) or, before v2.5, ERR-1.4.2; repeats dropped. None when it says nothing
+    or does not parse."""
+    from harness.hl7v2.message import Message
+
+    try:
+        message = Message.parse(reply, charset)
+    except (ValueError, LookupError):
+        return None
+    texts: list[str] = []
+
+    def add(path: str) -> None:
+        try:
+            value = message.get(path)
+        except (ValueError, IndexError):
+            return
+        if value and value.strip() and value.strip() not in texts:
+            texts.append(value.strip())
+
+    add("MSA-3")
+    for n in range(1, min(message.count("ERR"), 20) + 1):
+        for path in (f"ERR[{n}]-8", f"ERR[{n}]-3.2", f"ERR[{n}]-1.4.2"):
+            add(path)
+    return "; ".join(texts) or None

@@ -210,6 +210,9 @@ class ProxyServer:
             self.admin_port.stopListening()
         for channel in self.channels.values():
             for conn in list(channel.connections):
+                shutdown = getattr(conn, "shutdown", None)
+                if shutdown is not None:
+                    shutdown()  # what is still in flight is captured before the writers flush
                 conn.transport.loseConnection()
         written = 0
         for writer in self.writers.values():

@@ -3,12 +3,15 @@
 Protocol-neutral: a `Comparator` turns two `Observed` responses into a `Comparison`; the generic
 `classify` does the judging over flat path -> value views, so an HTTP kind only has to provide its own
 flattening (JSON paths, XPaths) and ignore rules. The HL7 v2 comparator here flattens to terse field
-paths (`MSA-1`, `ERR[2]-3`).
+paths (`MSA-1`, `ERR[2]-3`); in enhanced mode both replies are compared, the accept ACK's fields under
+`accept/` (`accept/MSA-1`). Messages that ask for no acknowledgement (NE/NE) compare as ``exact``
+when neither side got one.
 
 Classes, in the order they are decided:
-- ``missing``: the replay got no reply (timeout, connection closed);
+- ``missing``: the replay got no reply (timeout, connection closed), or only the accept ACK of the
+  two its enhanced-mode message asks for;
 - ``new_error``: the original was accepted (AA/CA) and the replay was not (AE/AR/CE/CR, an unreadable
-  reply, or an error before anything came back);
+  reply, a reply whose MSA-1 is not an acknowledgement code, or an error before anything came back);
 - ``different``: ACK codes differ, or any field outside the ignore rules differs;
 - ``equivalent``: only ignored fields differ;
 - ``exact``: nothing differs.
@@ -28,6 +31,7 @@ FAILING: frozenset[str] = frozenset({"different", "missing", "new_error"})
 
 ACCEPT_CODES = frozenset({"AA", "CA"})
 ERROR_CODES = frozenset({"AE", "AR", "CE", "CR"})
+_KNOWN_CODES = ACCEPT_CODES | ERROR_CODES
 
 # Outcomes meaning nothing came back from the peer (as opposed to a local error before sending).
 NO_REPLY_OUTCOMES = frozenset({"timeout", "upstream_down", "late_ack"})
@@ -80,6 +84,9 @@ HL7V2_DEFAULT_IGNORES: tuple[IgnoreRule, ...] = (
     IgnoreRule("MSH-7"),
     IgnoreRule("MSH-10"),
     IgnoreRule("ERR*", timestamps_only=True),
+    IgnoreRule("accept/MSH-7"),
+    IgnoreRule("accept/MSH-10"),
+    IgnoreRule("accept/ERR*", timestamps_only=True),
 )
 
 
@@ -99,6 +106,8 @@ class Observed:
     control_id: str | None = None
     original_control_id: str | None = None
     latency_ms: float | None = None
+    accept_response: bytes | None = None
+    """Enhanced mode: the accept ACK that came before `response` (the application ACK)."""
 
     def original_id_for(self, value: str | None) -> str | None:
         if value is not None and self.control_id is not None and value == self.control_id:
@@ -248,9 +257,9 @@ def hl7v2_fields(payload: bytes, charset: str | None = None, *, only: str | None
     return out
 
 
-def _ack_code(fields: Mapping[str, str], sep: str = "^") -> str | None:
-    value = fields.get("MSA-1")
-    return value.split(sep)[0].strip() or None if value else None
+def _ack_code(fields: Mapping[str, str], prefix: str = "") -> str | None:
+    value = fields.get(prefix + "MSA-1")
+    return value.split("^")[0].strip() or None if value else None
 
 
 def _first_component(value: str | None) -> str | None:
@@ -267,12 +276,21 @@ class HL7v2Comparator:
         self.ignore = tuple(ignore)
 
     def compare(self, original: Observed | None, replay: Observed) -> Comparison:
+        if replay.outcome == "no_ack_expected":
+            if original is None or original.outcome == "no_ack_expected":
+                return Comparison("exact", None, None, note="the message asks for no acknowledgement")
+            return Comparison(
+                "different", self._code_of(original), None,
+                note="the replayed message asks for no acknowledgement; the original got one",
+            )
         if replay.response is None:
             local = replay.outcome not in NO_REPLY_OUTCOMES and replay.error is not None
             original_code = self._code_of(original)
             if local:
                 return Comparison("new_error", original_code, None, note=f"replay failed: {replay.error}")
             why = replay.error or replay.outcome or "no reply"
+            if replay.accept_response is not None:
+                why = f"the accept ACK came, the application ACK did not ({why})"
             return Comparison("missing", original_code, None, note=f"no reply to the replay ({why})")
         try:
             new = hl7v2_fields(replay.response, replay.charset)
@@ -281,6 +299,9 @@ class HL7v2Comparator:
                 "new_error", self._code_of(original), None, note=f"replay reply is not HL7 v2: {exc}"
             )
         replay_code = _ack_code(new)
+        if replay.outcome == "bad_ack" or (replay_code is not None and replay_code not in _KNOWN_CODES):
+            note = f"the replay's reply is not an acknowledgement (MSA-1 {replay_code!r})"
+            return Comparison("new_error", self._code_of(original), replay_code, note=note)
         if original is None:
             if replay_code in ACCEPT_CODES:
                 return Comparison("equivalent", None, replay_code, note="no captured reply; accepted")
@@ -309,10 +330,32 @@ class HL7v2Comparator:
                 replay.original_id_for(_first_component(new.get("MSA-2"))),
             )
         }
+        old_accept, new_accept = self._accept_fields(original), self._accept_fields(replay)
+        if old_accept or new_accept:
+            old.update(old_accept)
+            new.update(new_accept)
+            mapped["accept/MSA-2"] = (
+                original.original_id_for(_first_component(old_accept.get("accept/MSA-2"))),
+                replay.original_id_for(_first_component(new_accept.get("accept/MSA-2"))),
+            )
         diffs = diff_fields(old, new, self.ignore, mapped=mapped)
         cls = classify(original_code, replay_code, diffs)
+        accept_before, accept_now = _ack_code(old_accept, "accept/"), _ack_code(new_accept, "accept/")
+        if accept_before in ACCEPT_CODES and accept_now is not None and accept_now not in ACCEPT_CODES:
+            cls = "new_error"  # committed before, refused at commit now
         recovered = original_code not in ACCEPT_CODES and replay_code in ACCEPT_CODES
         return Comparison(cls, original_code, replay_code, diffs, note=note, recovered=recovered)
+
+    @staticmethod
+    def _accept_fields(observed: Observed) -> dict[str, str]:
+        """The accept ACK (enhanced mode) as fields under `accept/`, compared like the final reply."""
+        if observed.accept_response is None:
+            return {}
+        try:
+            fields = hl7v2_fields(observed.accept_response, observed.charset)
+        except ValueError:
+            return {"accept/MSA-1": "?"}
+        return {f"accept/{path}": value for path, value in fields.items()}
 
     @staticmethod
     def _code_of(observed: Observed | None) -> str | None:

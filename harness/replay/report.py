@@ -143,6 +143,7 @@ def observed(ex: Exchange | None) -> Observed | None:
         control_id=ex.control_id,
         original_control_id=replay_meta.get("original_control_id", ex.control_id),
         latency_ms=ex.latency_ms,
+        accept_response=ex.accept_response,
     )
 
 

@@ -131,7 +131,8 @@ def answered_keys(store: Store, run_id: int) -> set[str]:
     done: set[str] = set()
     for ex in store.query(ExchangeFilter(run_id=run_id), bodies=False):
         key = (ex.meta.get("replay") or {}).get("item")
-        if key and (ex.outcome in ("ok", "nak") or ex.ack_code is not None):
+        delivered = ex.outcome in ("ok", "nak", "bad_ack", "no_ack_expected")
+        if key and (delivered or ex.ack_code is not None or ex.accept_ack_code is not None):
             done.add(key)
     return done
 
@@ -219,7 +220,11 @@ class ReplayRun:
                     if ex.response is not None:
                         p.replied += 1
                         code = ex.ack_code or "?"
+                        if ex.accept_ack_code is not None:
+                            code = f"{ex.accept_ack_code}+{code}"
                         p.codes[code] = p.codes.get(code, 0) + 1
+                    elif ex.outcome == "no_ack_expected":
+                        p.codes["NE/NE"] = p.codes.get("NE/NE", 0) + 1
                     elif ex.outcome == "error":
                         p.errors += 1
                     else:
@@ -323,6 +328,8 @@ class ReplayRun:
             response=sent.response,
             outcome=sent.outcome,
             ack_code=sent.ack_code,
+            accept_ack_code=sent.accept_ack_code,
+            accept_response=sent.accept_response,
             message_type=item.message_type,
             control_id=control_id,
             charset=item.charset,

@@ -13,8 +13,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
-ACCEPT_CODES = frozenset({"AA", "CA"})
-
 
 @dataclass(slots=True)
 class Sent:
@@ -24,13 +22,16 @@ class Sent:
     ended_at: float
     response: bytes | None
     outcome: str
-    """ok | nak | timeout | upstream_down | error"""
+    """The exchange outcomes: ok, nak, bad_ack, timeout, no_ack_expected, upstream_down, error."""
     ack_code: str | None = None
     latency_ms: float | None = None
     error: str | None = None
     notes: list[str] = field(default_factory=list)
     unreachable: bool = False
     """The target could not be reached at all (refused, unreachable): later sends would fail too."""
+    accept_response: bytes | None = None
+    """Enhanced mode: the accept ACK that came before the application ACK."""
+    accept_ack_code: str | None = None
 
 
 class Sender(Protocol):
@@ -45,16 +46,6 @@ class Sender(Protocol):
 
 
 SenderFactory = Callable[[], Sender]
-
-# MLLPClient error kinds -> exchange outcomes
-_OUTCOMES = {
-    "connect": "upstream_down",
-    "send": "upstream_down",
-    "closed": "upstream_down",
-    "timeout": "timeout",
-    "invalid": "error",
-}
-
 
 class MLLPSender:
     """A `Sender` over `harness.mllp_client.MLLPClient`."""
@@ -79,19 +70,15 @@ class MLLPSender:
             )
         if result.reconnected:
             notes.append("reconnected")
-        if result.error is not None:
-            outcome = _OUTCOMES.get(result.error_kind or "", "error")
-            response = result.ack  # an ACK may have come before the trouble
-        else:
-            outcome = "ok" if result.ack_code in ACCEPT_CODES else "nak"
-            response = result.ack
         latency = result.rtt_ms if result.rtt_ms is not None else (ended - started) * 1000.0
         return Sent(
             started_at=started,
             ended_at=ended,
-            response=response,
-            outcome=outcome,
+            response=result.ack,
+            outcome=result.outcome,
             ack_code=result.ack_code,
+            accept_response=result.accept_ack,
+            accept_ack_code=result.accept_ack_code,
             latency_ms=latency,
             error=result.error,
             notes=notes,

@@ -71,6 +71,8 @@ class AnswerRule:
 class MockSettings:
     answer: str = "AA"
     delay_ms: float = 0.0
+    app_delay_ms: float = 0.0
+    """Enhanced mode: how long after the accept ACK the application ACK follows."""
     close_after_each: bool = False
     no_answer: bool = False
     malformed: str = "reject"  # or "close"
@@ -86,20 +88,24 @@ class MockSettings:
                 raise ValueError(f"{name} {getattr(self, name)!r}: expected one of {', '.join(ANSWER_CODES)}")
         if self.malformed not in ("reject", "close"):
             raise ValueError(f"malformed {self.malformed!r}: expected reject or close")
-        if self.nak_every < 0 or self.delay_ms < 0:
-            raise ValueError("nak_every and delay_ms must not be negative")
+        if self.nak_every < 0 or self.delay_ms < 0 or self.app_delay_ms < 0:
+            raise ValueError("nak_every, delay_ms and app_delay_ms must not be negative")
         if self.max_frame < 1:
             raise ValueError(f"max_frame {self.max_frame}: must be at least 1 byte")
 
 
 @dataclass(slots=True)
 class Reply:
-    """What to do with one message: send these ACKs (unframed) after delay_s, then maybe close."""
+    """What to do with one message: send these ACKs (unframed) after delay_s, then maybe close.
+
+    With two ACKs (enhanced mode: accept, then application) the second follows the first after
+    app_delay_s."""
 
     acks: list[bytes] = field(default_factory=list)
     codes: list[str] = field(default_factory=list)
     close: bool = False
     delay_s: float = 0.0
+    app_delay_s: float = 0.0
     log: str = ""
 
 
@@ -132,7 +138,9 @@ class Responder:
         self.count += 1
         s = self.settings
         meta = extract(payload, s.charset)
-        reply = Reply(delay_s=s.delay_ms / 1000.0, close=s.close_after_each)
+        reply = Reply(
+            delay_s=s.delay_ms / 1000.0, close=s.close_after_each, app_delay_s=s.app_delay_ms / 1000.0
+        )
         head = f"#{self.count} control_id={meta.control_id or '-'} type={meta.message_code or '-'}"
         if s.no_answer:
             reply.log = f"{head} answer=none (--no-answer)"
@@ -218,8 +226,14 @@ class MockMLLPProtocol(Protocol):
     def _send(self, reply: Reply) -> None:
         if self.lost:
             return
-        if reply.acks:
-            self.transport.write(b"".join(encode(ack) for ack in reply.acks))
+        acks = reply.acks
+        if len(acks) > 1 and reply.app_delay_s > 0:
+            self.transport.write(encode(acks[0]))
+            rest = Reply(acks=acks[1:], codes=reply.codes[1:], close=reply.close)
+            reactor.callLater(reply.app_delay_s, self._send, rest)
+            return
+        if acks:
+            self.transport.write(b"".join(encode(ack) for ack in acks))
         if reply.close:
             self.transport.loseConnection()
 

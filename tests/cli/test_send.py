@@ -32,7 +32,15 @@ def send(processes, target: str, *args: str, timeout: float = 60) -> tuple[int, 
 
 
 def json_lines(out: str) -> list[dict]:
-    return [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+    """The per-message objects of `--json` output (the last line is the summary object)."""
+    rows = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+    return [row for row in rows if row.get("type") == "message"]
+
+
+def summary_of(out: str) -> dict:
+    rows = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+    assert rows and rows[-1]["type"] == "summary", out
+    return rows[-1]
 
 
 def test_send_fixtures_all_accepted(processes):
@@ -43,6 +51,9 @@ def test_send_fixtures_all_accepted(processes):
     assert [r["control_id"] for r in rows] == CONTROL_IDS
     # adt_a01 asks for enhanced mode (MSH-15 AL, MSH-16 NE): a commit ACK; the rest original mode
     assert [r["ack_code"] for r in rows] == ["CA", "AA", "AA", "AA", "AA"]
+    assert [r["message_type"] for r in rows][:2] == ["ADT^A01", "ORU^R01"]
+    assert summary_of(out) == {"type": "summary", "target": f"127.0.0.1:{mock.port}", "messages": 5,
+                               "outcomes": {"ok": 5}, "exit_code": 0}
     assert all(r["error"] is None and r["rtt_ms"] >= 0 for r in rows)
     batch = [(Path(r["source"]).name, r["index"]) for r in rows][-2:]
     assert batch == [("adt_batch.hl7", 0), ("adt_batch.hl7", 1)]
@@ -54,7 +65,8 @@ def test_plain_output_one_line_per_message(processes):
     code, out = send(processes, f"127.0.0.1:{mock.port}", FILES[1])
     assert code == 0
     line = next(x for x in out.splitlines() if x.startswith("LIS"))
-    assert line.split()[:2] == ["LIS20240315101500042", "AA"] and " ms " in line
+    assert line.split()[:3] == ["LIS20240315101500042", "ORU^R01", "AA"] and " ms " in line
+    assert "1 message(s) sent to" in out and "1 accepted" in out
 
 
 def test_segments_go_out_with_cr_whatever_the_file_used(processes, tmp_path):
@@ -125,31 +137,54 @@ def test_file_without_msh_exit_2_naming_it(processes, tmp_path):
     assert code == 2 and "notes.txt" in out and "before any MSH" in out
 
 
-def test_enhanced_mode_application_ack_is_told_apart(processes, tmp_path):
-    """MSH-15/16 AL/AL: the mock sends CA then AA; the AA shows up as the application ACK."""
+def test_enhanced_mode_waits_for_the_application_ack_and_names_it_on_its_own_line(processes, tmp_path):
+    """MSH-15/16 AL/AL: the mock sends CA then the application ACK; send waits for both, per message."""
     messages = "".join(
         f"MSH|^~\\&|HIS|H1|HC|H1|20240101||ADT^A01|EN{i}|P|2.5|||AL|AL\rPID|1||{i}^^^H1^MR\r"
         for i in range(2)
     )
     (tmp_path / "enhanced.hl7").write_text(messages)
-    mock = start_mock(processes)
-    mock_done = "control_id=EN1 type=ADT\\^A01 answer=CA\\+AA"
+    mock = start_mock(processes, "--app-delay-ms", "50")
     code, out = send(processes, f"127.0.0.1:{mock.port}", str(tmp_path / "enhanced.hl7"), "--json")
-    mock.wait_for(mock_done)
-    first, second = json_lines(out)
-    assert code == 0 and first["ack_code"] == "CA" and second["ack_code"] == "CA"
-    # the first message's AA arrives after its CA: reported with the next result, never taken for it
-    assert [(a["control_id"], a["ack_code"], a["application"]) for a in second["late_acks"]] == [
-        ("EN0", "AA", True)
+    rows = json_lines(out)
+    assert code == 0, out
+    assert [(r["control_id"], r["accept_ack_code"], r["ack_code"], r["outcome"]) for r in rows] == [
+        ("EN0", "CA", "AA", "ok"), ("EN1", "CA", "AA", "ok"),
     ]
-    code, out = send(processes, f"127.0.0.1:{mock.port}", str(tmp_path / "enhanced.hl7"))
-    assert "(application ACK for EN0: AA)" in out
+    assert all(r["late_acks"] == [] and r["accept_rtt_ms"] <= r["rtt_ms"] for r in rows)
+    assert summary_of(out)["outcomes"] == {"ok": 2}
     mock.stop()
-    refusing = start_mock(processes, "--answer", "AE")  # CA, then the application's AE
+    refusing = start_mock(processes, "--answer-rule", "PID-3.1=1:AE")  # CA for both, AE for EN1
     code, out = send(processes, f"127.0.0.1:{refusing.port}", str(tmp_path / "enhanced.hl7"), "--json")
     first, second = json_lines(out)
-    assert first["ack_code"] == "CA" and second["late_acks"][0]["ack_code"] == "AE"
     assert code == 1
+    assert (first["accept_ack_code"], first["ack_code"], first["late_acks"]) == ("CA", "AA", [])
+    assert (second["accept_ack_code"], second["ack_code"], second["outcome"]) == ("CA", "AE", "nak")
+    assert "AE answered by harness mock mllp" in second["ack_text"]
+    assert summary_of(out)["outcomes"] == {"ok": 1, "nak": 1} and summary_of(out)["exit_code"] == 1
+    code, out = send(processes, f"127.0.0.1:{refusing.port}", str(tmp_path / "enhanced.hl7"))
+    line = next(x for x in out.splitlines() if x.startswith("EN1"))
+    assert "CA+AE" in line and "nak: AE answered by harness mock mllp" in line
+    assert "1 accepted, 1 rejected" in out
+
+
+def test_no_ack_messages_are_sent_without_waiting_and_do_not_fail_the_run(processes, tmp_path):
+    lines = []
+    for i in range(4):
+        ack_mode = "|||NE|NE" if i % 2 else ""
+        lines.append(f"MSH|^~\\&|HIS|H1|HC|H1|20240101||ADT^A08|Q{i}|P|2.5{ack_mode}\rPID|1||{i}^^^H1^MR\r")
+    (tmp_path / "mixed.hl7").write_text("".join(lines))
+    mock = start_mock(processes)
+    code, out = send(processes, f"127.0.0.1:{mock.port}", str(tmp_path / "mixed.hl7"), "--json")
+    rows = json_lines(out)
+    assert code == 0, out
+    assert [(r["control_id"], r["outcome"], r["ack_code"]) for r in rows] == [
+        ("Q0", "ok", "AA"), ("Q1", "no_ack_expected", None),
+        ("Q2", "ok", "AA"), ("Q3", "no_ack_expected", None),
+    ]
+    assert summary_of(out)["outcomes"] == {"ok": 2, "no_ack_expected": 2}
+    mock.wait_for("control_id=Q3")
+    assert len(mock.messages()) == 4
 
 
 def test_tls(processes, tmp_path):

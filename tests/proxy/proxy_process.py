@@ -55,8 +55,10 @@ def proxy_log(config: Path) -> str:
     return config.with_name("proxy.log").read_text()
 
 
-def start_hl7apy_upstream(processes: Any, port: int, log: Path) -> Any:
-    proc = processes.start([sys.executable, str(HL7APY_UPSTREAM), str(port), str(log)], cwd=ROOT)
+def start_hl7apy_upstream(processes: Any, port: int, log: Path, fail_on: str | None = None) -> Any:
+    """hl7apy's MLLPServer; with `fail_on`, messages holding that text get an AR without MSA-2."""
+    args = [str(port), str(log)] + ([fail_on] if fail_on else [])
+    proc = processes.start([sys.executable, str(HL7APY_UPSTREAM), *args], cwd=ROOT)
     wait_for_port(port, proc=proc)
     return proc
 

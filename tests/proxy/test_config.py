@@ -167,3 +167,13 @@ def test_healthconnect_yaml_is_a_valid_config_for_the_documented_layout():
     assert adt.upstreams == (Address("10.10.1.21", 12575), Address("10.10.1.22", 12575))
     assert (adt.capture, config.channels["lis-oru"].capture) == ("durable", "fast")
     assert config.channels["medins"].protocol == "http"
+
+
+def test_enhanced_mode_timeouts_default_to_the_ack_timeout_and_must_be_positive():
+    base = {"protocol": "mllp", "listen": "127.0.0.1:0", "upstream": "127.0.0.1:1"}
+    adt = parse_config({"channels": {"adt": base}}).channels["adt"]
+    assert (adt.app_ack_timeout_s, adt.conditional_ack_wait_s) == (None, None)
+    adt = parse_config({"channels": {"adt": {**base, "app_ack_timeout_s": 120, "conditional_ack_wait_s": 5}}})
+    assert (adt.channels["adt"].app_ack_timeout_s, adt.channels["adt"].conditional_ack_wait_s) == (120.0, 5.0)
+    with pytest.raises(ConfigError, match="channels.adt.app_ack_timeout_s: must be greater than 0"):
+        parse_config({"channels": {"adt": {**base, "app_ack_timeout_s": 0}}})

@@ -161,3 +161,38 @@ def test_parse_ignore_and_extra_rules():
     assert r.classification == "equivalent"
     with pytest.raises(ValueError, match="no comparator"):
         comparator_for("x-unknown")
+
+
+# -- acknowledgement modes ------------------------------------------------------------------------
+
+
+def test_enhanced_mode_compares_both_replies():
+    original = obs(ack("AA", msh10="A1"), accept_response=ack("CA", msh10="C1"))
+    same = obs(ack("AA", msh10="A2", ts="20261126080000"), accept_response=ack("CA", msh10="C2"))
+    r = cmp.compare(original, same)
+    assert r.classification == "equivalent"
+    assert {d.path for d in r.differences} == {"MSH-7", "MSH-10", "accept/MSH-10"}
+
+
+def test_a_commit_refused_on_replay_is_a_new_error_even_if_the_application_ack_agrees():
+    original = obs(ack("AA"), accept_response=ack("CA"))
+    replay = obs(ack("AA"), accept_response=ack("CR"))
+    r = cmp.compare(original, replay)
+    assert r.classification == "new_error"
+    assert [(d.path, d.original, d.replay) for d in r.differences] == [("accept/MSA-1", "CA", "CR")]
+
+
+def test_only_the_accept_ack_on_replay_is_missing():
+    r = cmp.compare(obs(ack("AA"), accept_response=ack("CA")),
+                    obs(None, outcome="timeout", accept_response=ack("CA"), error="no application ACK"))
+    assert r.classification == "missing" and "the accept ACK came, the application ACK did not" in r.note
+
+
+def test_a_reply_that_is_not_an_acknowledgement_is_a_new_error():
+    r = cmp.compare(obs(ack("AA")), obs(ack("XX"), outcome="bad_ack"))
+    assert r.classification == "new_error" and "not an acknowledgement" in r.note
+
+
+def test_no_ack_messages_compare_exact_when_neither_side_got_one():
+    r = cmp.compare(obs(None, outcome="no_ack_expected"), obs(None, outcome="no_ack_expected"))
+    assert r.classification == "exact" and not r.failed

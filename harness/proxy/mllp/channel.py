@@ -198,6 +198,11 @@ class SenderConnection(protocol.Protocol):
         self.run(self.session.sender_closed())
         self._maybe_done()
 
+    def shutdown(self) -> None:
+        """The proxy is stopping: capture what is still in flight before the writers flush."""
+        if self.session is not None:
+            self.run(self.session.shutdown())
+
     # -- running actions -----------------------------------------------------------------------------
 
     def run(self, actions: list) -> None:

@@ -427,6 +427,22 @@ class MLLPSession:
         self._maybe_finish(actions)
         return actions
 
+    def shutdown(self) -> list:
+        """The proxy is stopping: what is still owed a reply or waiting to go is captured as it stands."""
+        actions: list = []
+        now = self.clock()
+        for req in self._outstanding():
+            actions.append(CancelTimer(("ack", req.seq)))
+            what = "the application ACK" if req.ack.accept_code else "a reply"
+            error = f"the proxy stopped before {what} came from the upstream"
+            actions.append(self._capture(req, None, "error", now=now, error=error))
+        self._in_flight, self._open = [], []
+        while self._queue:
+            req = self._queue.popleft()
+            error = "not forwarded: the proxy stopped"
+            actions.append(self._capture(req, None, "error", now=now, error=error))
+        return actions
+
     # -- timers ----------------------------------------------------------------------------------
 
     def timer(self, key: tuple) -> list:

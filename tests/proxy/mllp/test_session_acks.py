@@ -297,3 +297,15 @@ def test_a_response_rule_can_target_the_accept_ack_alone():
     assert to_sender(out) == [frame(ack(msg, "AA"))]
     (ex,) = captures(out)
     assert ex.outcome == "fault" and ex.fault["reply"] == "accept" and ex.fault["action"] == "drop"
+
+
+def test_stopping_the_proxy_captures_what_is_still_owed_a_reply():
+    d = Driver()
+    d.connect()
+    one, two = adt("E1", msh15="AL", msh16="AL"), adt("E2")
+    d.send(one, two)
+    d.reply(ack(one, "CA"))  # E2 goes now; E1 waits for its application ACK
+    out = d.run("shutdown")
+    done = [(c.exchange.control_id, c.exchange.outcome, c.replaces is not None) for c in capture_actions(out)]
+    assert done == [("E1", "error", True), ("E2", "error", False)]
+    assert "before the application ACK came" in captures(out)[0].error
