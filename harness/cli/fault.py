@@ -38,7 +38,7 @@ TimeoutOpt = Annotated[float, typer.Option("--timeout", min=0.1, help="Seconds t
 
 SHORTHAND = (
     "type", "code", "text", "ms", "jitter_ms", "after_ms", "mode", "target", "when", "count", "bytes_per_s",
-    "framing", "offset", "keep_bytes", "charset", "action_seed", "direction", "message_type", "path",
+    "framing", "offset", "keep_bytes", "charset", "action_seed", "direction", "reply", "message_type", "path",
     "every_nth", "first_n", "probability", "seed", "limit", "id", "description",
 )  # fmt: skip
 """The `harness fault add` options that build a rule without --rule."""
@@ -122,6 +122,7 @@ def rule_from_options(options: dict[str, Any]) -> dict[str, Any]:
     """Build a rule from the shorthand options (None values are left out)."""
     match_keys = {
         "direction": "direction",
+        "reply": "reply",
         "message_type": "message_type",
         "every_nth": "every_nth",
         "first_n": "first_n",
@@ -229,6 +230,10 @@ def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
         ] = None,
         action_seed: Annotated[int | None, typer.Option(help="corrupt: seed of its own choices.")] = None,
         direction: Annotated[str | None, typer.Option(help="Match: request (default) or response.")] = None,
+        reply: Annotated[
+            str | None,
+            typer.Option(help="Match (response rules): accept (CA CE CR) or application (AA AE AR) reply."),
+        ] = None,
         message_type: Annotated[
             str | None, typer.Option(help="Match: ADT^A01, ADT, ADT^A0*, re:REGEX.")
         ] = None,

@@ -130,6 +130,8 @@ def test_rule_from_shorthand_options():
     }
     with pytest.raises(Exception, match="PATH=VALUE"):
         rule_from_options({"type": "drop", "path": ["PID-3.1"]})
+    accept_only = rule_from_options({"type": "drop", "direction": "response", "reply": "accept"})
+    assert accept_only["match"] == {"direction": "response", "reply": "accept"}
 
 
 def test_help():
