@@ -34,8 +34,8 @@ from harness.exchange import Exchange
 log = logging.getLogger(__name__)
 
 # Schema history, oldest first: v1 MLLP capture, v2 replay runs and their links to originals,
-# v3 HTTP exchanges, v4 the accept ACK of enhanced-mode exchanges. Entry n holds the statements that
-# take a version-n file to version n+1.
+# v3 HTTP exchanges, v4 the accept ACK of enhanced-mode exchanges and the writer's health probe. Entry
+# n holds the statements that take a version-n file to version n+1.
 MIGRATIONS: list[tuple[str, ...]] = [
     (
         """CREATE TABLE exchanges (
@@ -90,6 +90,7 @@ MIGRATIONS: list[tuple[str, ...]] = [
     (
         "ALTER TABLE exchanges ADD COLUMN accept_ack_code TEXT",
         "ALTER TABLE exchanges ADD COLUMN accept_response BLOB",
+        "CREATE TABLE store_probe (id INTEGER PRIMARY KEY, at REAL NOT NULL)",
     ),
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -175,7 +176,12 @@ def _meta_json(meta: dict[str, Any] | None) -> str:
 
 
 def _to_row(ex: Exchange) -> tuple:
-    """The exchange as an INSERT's parameters: one C-level attribute fetch, JSON only where needed."""
+    """The exchange as an INSERT's parameters: one C-level attribute fetch, JSON only where needed.
+
+    Capturing never depends on text: bodies are stored as bytes whatever they hold, and a metadata
+    string that cannot be stored as text (a lone surrogate from bytes that decoded as nothing, or a JSON
+    "\\ud800") is stored with U+FFFD in its place and a note saying so, never refused.
+    """
     row = list(_ROW(ex))
     fault = row[_FAULT]
     if fault is not None:
@@ -187,7 +193,32 @@ def _to_row(ex: Exchange) -> tuple:
         value = row[i]
         if value is not None and value.__class__ is not bytes:
             row[i] = bytes(value)
+    replaced = False
+    for i in _TEXT_COLUMNS:
+        value = row[i]
+        if value.__class__ is str and not value.isascii() and not _storable(value):
+            row[i] = _SURROGATES.sub("\ufffd", value)
+            replaced = True
+    if replaced:
+        notes = json.loads(row[_NOTES])
+        notes.append(_REPLACED_NOTE)
+        row[_NOTES] = _SURROGATES.sub("\ufffd", _dumps(notes))
     return tuple(row)
+
+
+_SURROGATES = re.compile("[\ud800-\udfff]")
+_REPLACED_NOTE = "metadata held characters that are not text (undecodable bytes); stored as U+FFFD"
+_TEXT_COLUMNS = tuple(
+    i for i, name in enumerate(_COLUMNS) if name not in ("request", "response", "accept_response")
+)
+
+
+def _storable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _from_row(columns: Sequence[str], row: Sequence[Any]) -> Exchange:
@@ -629,6 +660,25 @@ class Store:
 
 
 Callback = Callable[[int | BaseException], None]
+
+
+@dataclass(slots=True)
+class StoreHealth:
+    """Whether the writer can record exchanges now, and if not, why (what /health and the proxy read)."""
+
+    ok: bool = True
+    reason: str | None = None
+    since: float = field(default_factory=time.time)
+
+
+def file_identity(path: Path) -> tuple[int, int] | None:
+    """(device, inode) of the file at path, None when there is none: a store deleted or replaced while
+    open keeps taking writes into a file nobody will read again."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino
 _Item = tuple[Exchange, "Callback | None", "Exchange | None"]
 
 
@@ -686,6 +736,9 @@ class CaptureWriter:
         process: bool = False,
         commit_delay_s: float = 0.0,
         siblings: Callable[[], int] | None = None,
+        on_health: Callable[[StoreHealth], None] | None = None,
+        check_interval_s: float = 0.5,
+        quick_check: bool = False,
     ) -> None:
         if mode not in ("durable", "fast"):
             raise ValueError(
@@ -693,13 +746,26 @@ class CaptureWriter:
             )
         self.mode = mode
         self.path = Path(path)
-        synchronous = "FULL" if mode == "durable" else "NORMAL"
+        self._synchronous = synchronous = "FULL" if mode == "durable" else "NORMAL"
         self._store: Store | None = None
         self._child: WriterProcess | None = None
         if process:
-            self._child = WriterProcess(self.path, synchronous)
+            self._child = WriterProcess(self.path, synchronous, quick_check=quick_check)
         else:
             self._store = Store(path, synchronous=synchronous, check_same_thread=False)
+            if quick_check:
+                problem = _quick_check(self._store._conn)
+                if problem:
+                    self._store.close()
+                    raise StoreError(_damaged(self.path, problem))
+        self._identity = file_identity(self.path)
+        self.health = StoreHealth()
+        self.on_health = on_health
+        """Called on the writer thread whenever `health` changes."""
+        self._check_interval_s = check_interval_s
+        self._next_recovery = 0.0
+        self.errors_by_channel: dict[str, int] = {}
+        """Exchanges of each channel that could not be recorded."""
         self._window_s = window_s
         self._max_batch = max(1, max_batch)
         self._high_water = max(1, high_water)
@@ -752,6 +818,8 @@ class CaptureWriter:
             "commits": self.commits,
             "callback_errors": self.callback_errors,
             "saturated": self._saturated,
+            "healthy": self.health.ok,
+            "health_reason": self.health.reason,
         }
 
     def submit(
@@ -816,9 +884,17 @@ class CaptureWriter:
             while True:
                 with self._cond:
                     while not self._queue and not self._closing:
-                        self._cond.wait()
+                        if not self._cond.wait(self._check_interval_s):
+                            break  # idle: look at the store's health below
                     if not self._queue:
-                        return
+                        if self._closing:
+                            return
+                        idle = True
+                    else:
+                        idle = False
+                if idle:
+                    self._check()
+                    continue
                 if self.mode == "fast":
                     self._gather()
                 elif self._commit_delay_s > 0 and self.siblings is not None:
@@ -888,13 +964,109 @@ class CaptureWriter:
             if replaces is not None:
                 row = _Update(replaces.id, None if replaces.id is not None else index.get(id(replaces)), row)
             rows.append(row)
-        if self._child is not None:
-            results = self._child.write(rows)
-        else:
-            results = _commit_rows(self._store._conn, rows)
-        if any(not isinstance(r, BaseException) for r in results):
+        results = self._commit(rows)
+        stored = any(not isinstance(r, BaseException) for r in results)
+        if stored:
             self.commits += 1
+            self._set_health(True)
+        elif any(isinstance(r, sqlite3.Error | StoreError) for r in results):
+            first = next(r for r in results if isinstance(r, BaseException))
+            self._set_health(False, f"exchanges cannot be recorded: {first}")
         self._finish(batch, results)
+
+    def _commit(self, rows: list[tuple | BaseException]) -> list[int | BaseException]:
+        """One batch into the store: restarting a writer process that died (and trying the batch again,
+        without storing twice what its last transaction may have committed), and failing the batch
+        when the file on disk is no longer the one being written."""
+        gone = self._replaced()
+        if gone:
+            return [StoreError(gone)] * len(rows)
+        if self._child is None:
+            results = _commit_rows(self._store._conn, rows)
+        else:
+            if not self._child.alive and not self._restart():
+                return [StoreError(self.health.reason or "capture writer process is down")] * len(rows)
+            results = self._child.write(rows)
+            if self._child.broken and self._restart():
+                results = self._child.write(rows, dedupe=True)
+        gone = self._replaced()
+        if gone:  # committed into a file that was deleted or replaced meanwhile: nobody will read it
+            return [StoreError(gone)] * len(rows)
+        return results
+
+    def _replaced(self) -> str | None:
+        if file_identity(self.path) == self._identity:
+            return None
+        reason = f"capture store {self.path} was deleted or replaced while the proxy was writing to it"
+        self._set_health(False, reason)
+        return reason
+
+    def _restart(self) -> bool:
+        """Start a new writer process (the last one died); False when the store cannot be opened."""
+        dead = self._child
+        reason = dead.broken or "capture writer process died"
+        self._set_health(False, str(reason))
+        log.error("capture writer for %s: %s; starting a new one", self.path, reason)
+        dead.close(timeout=1.0)
+        try:
+            self._child = WriterProcess(self.path, self._synchronous)
+        except Exception as exc:  # noqa: BLE001 - the store cannot be opened: stay down, try again later
+            self._child = dead
+            self._set_health(False, f"capture writer process cannot be restarted: {exc}")
+            return False
+        return True
+
+    def _check(self) -> None:
+        """While idle: notice a dead writer process or a replaced file at once, and recover by itself."""
+        if self._replaced():
+            if time.monotonic() >= self._next_recovery:
+                self._next_recovery = time.monotonic() + 1.0
+                self._reopen()
+            return
+        if self._child is not None and not self._child.alive:
+            self._restart()
+            return
+        if not self.health.ok and time.monotonic() >= self._next_recovery:
+            self._next_recovery = time.monotonic() + 1.0
+            problem = self._child.probe() if self._child is not None else _probe(self._store._conn)
+            if problem is None:
+                self._set_health(True)
+            else:
+                self._set_health(False, f"exchanges cannot be recorded: {problem}")
+
+    def _reopen(self) -> None:
+        """The store file was deleted or replaced: open (or create) the one at the path now."""
+        try:
+            if self._child is not None:
+                child = WriterProcess(self.path, self._synchronous)
+                self._child.close(timeout=1.0)
+                self._child = child
+            else:
+                store = Store(self.path, synchronous=self._synchronous, check_same_thread=False)
+                self._store.close()
+                self._store = store
+        except Exception as exc:  # noqa: BLE001 - stay down, try again later
+            self._set_health(False, f"capture store {self.path} was deleted or replaced and cannot be "
+                             f"reopened: {exc}")
+            return
+        self._identity = file_identity(self.path)
+        log.error("capture store %s was deleted or replaced; writing to the file now at that path", self.path)
+        self._set_health(True)
+
+    def _set_health(self, ok: bool, reason: str | None = None) -> None:
+        """Record the store's state; listeners hear of it when it flips, the first reason standing."""
+        if self.health.ok == ok:
+            return
+        self.health = StoreHealth(ok, None if ok else reason)
+        if ok:
+            log.warning("capture store %s records exchanges again", self.path)
+        else:
+            log.error("capture store %s cannot record exchanges: %s", self.path, reason)
+        if self.on_health is not None:
+            try:
+                self.on_health(self.health)
+            except Exception:  # noqa: BLE001 - a broken listener must not stop the writer
+                log.exception("store health listener failed")
 
     def _finish(self, batch: list[_Item], results: list[int | BaseException]) -> None:
         for (ex, callback, _), result in zip(batch, results, strict=True):
@@ -903,6 +1075,7 @@ class CaptureWriter:
                 self.written += 1
             else:
                 self.errors += 1
+                self.errors_by_channel[ex.channel] = self.errors_by_channel.get(ex.channel, 0) + 1
                 self.last_error = result
                 log.error("capture of %s exchange %s failed: %s", ex.channel, ex.control_id, result)
             if callback is not None:
@@ -922,11 +1095,35 @@ class CaptureWriter:
             self._on_pressure(False)
 
 
-def _commit_rows(conn: sqlite3.Connection, rows: list[tuple | BaseException]) -> list[int | BaseException]:
-    """One write transaction for a batch of rows; the new ids, or per row the error that kept it out."""
+def _commit_rows(
+    conn: sqlite3.Connection, rows: list[tuple | BaseException], dedupe: bool = False
+) -> list[int | BaseException]:
+    """One write transaction for a batch of rows; the new ids, or per row the error that kept it out.
+
+    `dedupe`: the batch is being written again after the process writing it died, so its transaction
+    may have committed: a row already stored (same channel, start time, control id and request) keeps
+    its id instead of being stored twice.
+    """
     try:
         conn.execute("BEGIN IMMEDIATE")
-        results = _insert_rows(conn, rows)
+        if dedupe:
+            results: list[int | BaseException] = []
+            fresh: list[tuple | BaseException] = []
+            positions: list[int] = []
+            for i, row in enumerate(rows):
+                plain = isinstance(row, tuple) and not isinstance(row, _Update)
+                found = _stored_id(conn, row) if plain else None
+                results.append(found if found is not None else row)  # type: ignore[arg-type]
+                if found is None:
+                    positions.append(i)
+                    fresh.append(row)
+            for i, result in zip(positions, _insert_rows(conn, fresh), strict=True):
+                results[i] = result
+        else:
+            results = _insert_rows(conn, rows)
+        if not conn.in_transaction:  # SQLite rolled the whole transaction back (SQLITE_FULL, IOERR, ...)
+            cause = next((r for r in results if isinstance(r, sqlite3.Error)), None)
+            return [cause or StoreError("the write transaction was rolled back")] * len(rows)
         conn.execute("COMMIT")
         return results
     except sqlite3.Error as exc:
@@ -935,6 +1132,49 @@ def _commit_rows(conn: sqlite3.Connection, rows: list[tuple | BaseException]) ->
         except sqlite3.Error:
             pass
         return [exc] * len(rows)
+
+
+_CHANNEL, _STARTED, _CONTROL_ID = (_COLUMNS.index(c) for c in ("channel", "started_at", "control_id"))
+
+
+def _stored_id(conn: sqlite3.Connection, row: tuple) -> int | None:
+    found = conn.execute(
+        "SELECT id FROM exchanges WHERE channel = ? AND started_at = ? AND control_id IS ? AND request = ?"
+        " LIMIT 1",
+        (row[_CHANNEL], row[_STARTED], row[_CONTROL_ID], row[_REQUEST]),
+    ).fetchone()
+    return found[0] if found else None
+
+
+def _probe(conn: sqlite3.Connection) -> str | None:
+    """One small durable write: None when the store takes writes, else what stops it (disk full, ...)."""
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+        conn.execute("INSERT OR REPLACE INTO store_probe (id, at) VALUES (1, ?)", (time.time(),))
+        conn.execute("COMMIT")
+        return None
+    except sqlite3.Error as exc:
+        try:
+            conn.execute("ROLLBACK")
+        except sqlite3.Error:
+            pass
+        return str(exc)
+
+
+def _quick_check(conn: sqlite3.Connection) -> str | None:
+    """SQLite's quick_check (reads every page, cheaper than integrity_check): None when the file is sound."""
+    try:
+        rows = [row[0] for row in conn.execute("PRAGMA quick_check(5)")]
+    except sqlite3.DatabaseError as exc:
+        return str(exc)
+    return None if rows == ["ok"] else "; ".join(str(r) for r in rows)
+
+
+def _damaged(path: Path, problem: str) -> str:
+    return (
+        f"capture store {path} is damaged ({problem}); move it aside and start with a new store, or "
+        f"recover what it holds with `sqlite3 {path} .recover`"
+    )
 
 
 def _insert_rows(conn: sqlite3.Connection, rows: list[tuple | BaseException]) -> list[int | BaseException]:
@@ -996,16 +1236,18 @@ def _apply_update(conn: sqlite3.Connection, update: _Update, results: list) -> i
 class WriterProcess:
     """A child process that owns the store's write connection; `write(rows)` commits one batch there.
 
-    Framing on its stdin/stdout: a 4-byte big-endian length, then a pickled list (rows one way; ids
-    or exceptions, sent after COMMIT returned, the other). Pickle is safe here: both ends are this
-    module, over a private pipe. The child opens the store before it answers the first frame, so a
-    store that cannot be opened fails here, in the constructor, with the child's message. It exits
-    when its stdin closes (this process ended or `close()`), after committing what it had read; it
-    ignores SIGINT and SIGTERM so a Ctrl-C or a process-group TERM cannot cut it off before the
-    parent's final flush.
+    Framing on its stdin/stdout: a 4-byte big-endian length, then a pickled request — ("write", rows,
+    dedupe) or ("probe",) — one way and its answer (ids or exceptions, sent after COMMIT returned; or
+    the probe's problem) the other. Pickle is safe here: both ends are this module, over a private
+    pipe. The child opens the store (and with `quick_check` reads every page) before it answers the
+    first frame, so a store that cannot be opened fails here, in the constructor, with the child's
+    message. It exits when its stdin closes (this process ended or `close()`), after committing what it
+    had read; it ignores SIGINT and SIGTERM so a Ctrl-C or a process-group TERM cannot cut it off before
+    the parent's final flush. When it dies anyway (kill -9, the OOM killer), `broken` says so and
+    `CaptureWriter` starts a new one.
     """
 
-    def __init__(self, path: Path, synchronous: str) -> None:
+    def __init__(self, path: Path, synchronous: str, *, quick_check: bool = False) -> None:
         import subprocess
         import sys
 
@@ -1013,29 +1255,53 @@ class WriterProcess:
         self.path = Path(path).resolve()
         self._proc = subprocess.Popen(
             [sys.executable, "-c", "from harness.store import _serve_writer; _serve_writer()",
-             str(self.path), synchronous],
+             str(self.path), synchronous, "quick_check" if quick_check else "-"],
             cwd=root, stdin=subprocess.PIPE, stdout=subprocess.PIPE, bufsize=0,
         )  # fmt: skip
-        self._broken: BaseException | None = None
-        ready = self._receive()
+        self.broken: BaseException | None = None
+        try:
+            ready = self._receive()
+        except (OSError, EOFError, ValueError) as exc:
+            ready = StoreError(f"capture writer process for {self.path} did not start: {exc}")
         if isinstance(ready, BaseException):
             self.close()
             raise ready if isinstance(ready, StoreError) else StoreError(str(ready))
 
-    def write(self, rows: list[tuple | BaseException]) -> list[int | BaseException]:
-        import pickle
+    @property
+    def pid(self) -> int:
+        return self._proc.pid
 
-        if self._broken is None:
+    @property
+    def alive(self) -> bool:
+        return self.broken is None and self._proc.poll() is None
+
+    def write(self, rows: list[tuple | BaseException], dedupe: bool = False) -> list[int | BaseException]:
+        if self.broken is None:
             try:
-                data = pickle.dumps(rows, protocol=pickle.HIGHEST_PROTOCOL)
-                self._proc.stdin.write(len(data).to_bytes(4, "big") + data)
-                results = self._receive()
+                results = self._ask(("write", rows, dedupe))
                 if isinstance(results, list) and len(results) == len(rows):
                     return results
-                self._broken = StoreError(f"capture writer process for {self.path}: unexpected answer")
+                self.broken = StoreError(f"capture writer process for {self.path}: unexpected answer")
             except (OSError, EOFError, ValueError) as exc:
-                self._broken = StoreError(f"capture writer process for {self.path} is gone: {exc}")
-        return [self._broken] * len(rows)
+                self.broken = StoreError(f"capture writer process for {self.path} is gone: {exc}")
+        return [self.broken] * len(rows)
+
+    def probe(self) -> str | None:
+        """None when the store takes a small durable write now, else what stops it."""
+        if self.broken is not None:
+            return str(self.broken)
+        try:
+            return self._ask(("probe",))
+        except (OSError, EOFError, ValueError) as exc:
+            self.broken = StoreError(f"capture writer process for {self.path} is gone: {exc}")
+            return str(self.broken)
+
+    def _ask(self, request: tuple) -> Any:
+        import pickle
+
+        data = pickle.dumps(request, protocol=pickle.HIGHEST_PROTOCOL)
+        self._proc.stdin.write(len(data).to_bytes(4, "big") + data)
+        return self._receive()
 
     def _receive(self) -> Any:
         import pickle
@@ -1069,7 +1335,7 @@ class WriterProcess:
 
 
 def _serve_writer() -> None:
-    """The child's side of `WriterProcess` (argv: store path, synchronous)."""
+    """The child's side of `WriterProcess` (argv: store path, synchronous, quick_check or -)."""
     import pickle
     import signal
     import sys
@@ -1102,6 +1368,12 @@ def _serve_writer() -> None:
     except Exception as exc:  # noqa: BLE001 - reported to the parent, which raises it
         send(StoreError(str(exc)))
         return
+    if sys.argv[3:4] == ["quick_check"]:
+        problem = _quick_check(store._conn)
+        if problem:
+            store.close()
+            send(StoreError(_damaged(store.path, problem)))
+            return
     send("ready")
     conn = store._conn
     with store:
@@ -1109,4 +1381,8 @@ def _serve_writer() -> None:
             body = read(int.from_bytes(head, "big"))
             if body is None:
                 return
-            send(_commit_rows(conn, pickle.loads(body)))
+            request = pickle.loads(body)
+            if request[0] == "probe":
+                send(_probe(conn))
+            else:
+                send(_commit_rows(conn, request[1], dedupe=request[2]))

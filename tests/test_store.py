@@ -9,6 +9,7 @@ import stat
 import subprocess
 import sys
 import threading
+import time
 import tracemalloc
 from pathlib import Path
 
@@ -601,3 +602,91 @@ def test_sigkill_loses_nothing_confirmed(tmp_path, processes, mode):
     # Commits happen in submission order, so whatever was lost is a tail: the open group, never a hole.
     assert stored == list(range(len(stored)))
     assert len(stored) - max(confirmed) - 1 <= 2000  # at most one group past the last confirmed commit
+
+
+# -- store health ---------------------------------------------------------------------------------
+
+
+def test_a_full_disk_marks_the_store_down_and_recovery_brings_it_back(tmp_path):
+    health = []
+    writer = CaptureWriter(tmp_path / "c.db", "durable", check_interval_s=0.05, on_health=health.append)
+    try:
+        writer.submit(make("fits"))
+        assert writer.flush(30)
+        pages = writer._store._conn.execute("PRAGMA page_count").fetchone()[0]
+        writer._store._conn.execute(f"PRAGMA max_page_count = {pages}")  # SQLite's own 'disk is full'
+        results = []
+        writer.submit(make("too-much", request=b"x" * 200_000), results.append)
+        assert writer.flush(30)
+        assert isinstance(results[0], sqlite3.Error) and not writer.health.ok
+        assert "full" in writer.health.reason and writer.errors_by_channel == {"adt": 1}
+        writer._store._conn.execute("PRAGMA max_page_count = 1073741823")  # room again
+        deadline = time.monotonic() + 20
+        while not writer.health.ok and time.monotonic() < deadline:
+            time.sleep(0.05)  # the probe write, about once a second, finds room
+        assert writer.health.ok
+    finally:
+        writer.close()
+    assert [h.ok for h in health] == [False, True]
+
+
+@pytest.mark.parametrize("process", [False, True])
+def test_a_store_deleted_while_open_fails_what_went_into_it_and_a_new_file_takes_over(tmp_path, process):
+    path = tmp_path / "c.db"
+    health = []
+    writer = CaptureWriter(path, "durable", process=process, check_interval_s=0.05, on_health=health.append)
+    try:
+        writer.submit(make("kept"))
+        assert writer.flush(30)
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{path}{suffix}").unlink(missing_ok=True)
+        results = []
+        writer.submit(make("lost"), results.append)
+        assert writer.flush(30)
+        assert isinstance(results[0], StoreError) and "deleted or replaced" in str(results[0])
+        deadline = time.monotonic() + 20
+        while not writer.health.ok and time.monotonic() < deadline:
+            time.sleep(0.05)
+        writer.submit(make("after"), results.append)
+        assert writer.flush(30) and isinstance(results[1], int)
+    finally:
+        writer.close()
+    assert [h.ok for h in health] == [False, True]
+    with Store(path) as store:  # the new file holds what came after; the deleted one is gone
+        assert [ex.control_id for ex in store.query()] == ["after"]
+
+
+@pytest.mark.parametrize("process", [False, True])
+def test_a_damaged_store_is_refused_at_start_with_the_way_out(tmp_path, process):
+    path = tmp_path / "c.db"
+    with Store(path) as store:
+        store.add_many([make(str(i), request=b"MSH|" + b"y" * 3000) for i in range(200)])
+        store._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    size = path.stat().st_size
+    with open(path, "r+b") as f:  # one zeroed page in the middle of the table
+        f.seek((size // 4096 // 2) * 4096)
+        f.write(b"\0" * 4096)
+    with pytest.raises(StoreError, match=r"is damaged .*\.recover"):
+        CaptureWriter(path, "durable", process=process, quick_check=True)
+
+
+def test_metadata_that_is_not_text_never_keeps_an_exchange_out(tmp_path):
+    raw = b"MSH|^~\\&|HIS\xff|F|HC|HOSP|2026||ADT^A01|C\xfe1|P|2.5\rPID|1||9\r"
+    ex = make(
+        "C1",
+        request=raw,
+        response=b"MSH|^~\\&|HC||||2026||ACK|A1|P|2.5\rMSA|AA|C\xfe1\r",
+        meta={"sending_app": "HIS\udcff", "msgid": "\ud800"},
+        notes=["read with surrogateescape"],
+        error="bad \udcff",
+    )
+    ex.control_id = "C\udcfe1"  # what surrogateescape makes of the undecodable MSH-10
+    with CaptureWriter(tmp_path / "c.db", "durable") as writer:
+        writer.submit(ex)
+        assert writer.flush(30) and writer.stats()["errors"] == 0
+    with Store(tmp_path / "c.db") as store:
+        (back,) = store.query()
+    assert back.request == raw  # the bytes as they crossed the wire
+    assert (back.control_id, back.meta["sending_app"]) == ("C\ufffd1", "HIS\ufffd")
+    assert back.meta["msgid"] == "\ufffd" and back.error == "bad \ufffd"
+    assert back.notes[-1].startswith("metadata held characters that are not text")

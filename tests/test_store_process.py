@@ -6,6 +6,7 @@ import os
 import signal
 import sqlite3
 import threading
+import time
 
 import pytest
 
@@ -71,23 +72,39 @@ def test_a_store_that_cannot_be_opened_fails_at_construction(tmp_path):
         CaptureWriter(bad, "durable", process=True)
 
 
-def test_a_dead_child_fails_every_unconfirmed_exchange(tmp_path):
-    results = []
-    writer = CaptureWriter(tmp_path / "c.db", "durable", process=True)
+def test_a_dead_child_is_replaced_and_its_health_reported(tmp_path):
+    results, health = [], []
+    writer = CaptureWriter(tmp_path / "c.db", "durable", process=True, check_interval_s=0.05,
+                           on_health=health.append)
     try:
         writer.submit(make("before"), results.append)
         assert writer.flush(30)
-        os.kill(writer._child._proc.pid, signal.SIGKILL)
-        writer._child._proc.wait(10)
+        first = writer._child.pid
+        os.kill(first, signal.SIGKILL)  # the OOM killer, or an operator
+        deadline = time.monotonic() + 20
+        while writer._child.pid == first and time.monotonic() < deadline:
+            time.sleep(0.02)  # noticed while idle, without any write
+        assert writer._child.pid != first and writer._child.alive
         for cid in ("after1", "after2"):
             writer.submit(make(cid), results.append)
         assert writer.flush(30)
     finally:
         writer.close()
-    assert isinstance(results[0], int)
-    assert all(isinstance(r, StoreError) for r in results[1:]) and len(results) == 3  # never an id
+    assert all(isinstance(r, int) for r in results) and len(results) == 3
+    assert [h.ok for h in health] == [False, True] and "died" in health[0].reason
     with Store(tmp_path / "c.db") as store:
-        assert [ex.control_id for ex in store.query()] == ["before"]
+        assert [ex.control_id for ex in store.query()] == ["before", "after1", "after2"]
+
+
+def test_a_batch_written_again_after_a_crash_is_not_stored_twice(tmp_path):
+    from harness.store import _commit_rows, _to_row
+
+    with Store(tmp_path / "c.db") as store:
+        rows = [_to_row(make(str(i))) for i in range(3)]
+        first = _commit_rows(store._conn, rows[:2])  # the dead process's transaction had committed these
+        again = _commit_rows(store._conn, rows, dedupe=True)
+        assert again[:2] == first and isinstance(again[2], int) and again[2] not in first
+        assert store.count() == 3
 
 
 def test_close_flushes_and_the_child_exits(tmp_path):

@@ -96,7 +96,7 @@ def _version_tuple(version: str) -> tuple[int, ...]:
 
 def _header(message: bytes, charset: str | None) -> tuple[list[str], Delimiters, str]:
     """The message's MSH fields (encoded text; MSH-n at index n-1), its delimiters and codec."""
-    cs = resolve(declared_in(message), charset)
+    cs = resolve(declared_in(message), charset, data=message)
     try:
         text = message.decode(cs.codec, "surrogateescape")
     except LookupError:

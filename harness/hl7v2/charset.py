@@ -79,6 +79,9 @@ ALIASES: dict[str, str] = {
 }
 
 DEFAULT_CODEC = "utf-8"
+FALLBACK_CODEC = "gb18030"
+"""What `auto` reads a message as when nothing declares its charset and its bytes are not UTF-8: the
+most common Chinese HIS message is GBK without MSH-18 (GB18030 is GBK's superset)."""
 
 
 class CharsetError(ValueError):
@@ -121,8 +124,16 @@ def lookup(name: str) -> str | None:
 
 
 @lru_cache(maxsize=256)
-def resolve(msh18: str | None, explicit: str | None = None) -> Charset:
-    """Choose the codec: explicit setting, else MSH-18, else UTF-8. Never raises."""
+def resolve(
+    msh18: str | None,
+    explicit: str | None = None,
+    *,
+    data: bytes | None = None,
+    fallback: str = FALLBACK_CODEC,
+) -> Charset:
+    """Choose the codec: explicit setting, else MSH-18, else UTF-8 — or, when `data` is given, is not
+    valid UTF-8 and is valid in `fallback` (GB18030 by default), that. Bytes valid in neither stay UTF-8
+    (their bad bytes are reported where they are): a guess must not move a delimiter. Never raises."""
     for source, name in (("explicit charset", explicit), ("MSH-18", msh18)):
         if name is None or not name.strip():
             continue
@@ -141,7 +152,21 @@ def resolve(msh18: str | None, explicit: str | None = None) -> Charset:
             return Charset(codec, name)
         warning = f"{source} {name!r} is not a known character set; decoding as {DEFAULT_CODEC}"
         return Charset(DEFAULT_CODEC, name, warning)
+    if data is not None and not _decodes(data, DEFAULT_CODEC):
+        codec = lookup(fallback) or FALLBACK_CODEC
+        if _decodes(data, codec):
+            return Charset(codec)
     return Charset(DEFAULT_CODEC)
+
+
+def _decodes(data: bytes, codec: str) -> bool:
+    if data.isascii():
+        return True
+    try:
+        data.decode(codec)
+    except (UnicodeDecodeError, LookupError):
+        return False
+    return True
 
 
 def decode(data: bytes, codec: str) -> str:

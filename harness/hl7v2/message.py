@@ -154,12 +154,13 @@ class Message:
     # -- parsing -----------------------------------------------------------------------------------
     @classmethod
     def parse(cls, data: bytes | str, charset: str | None = None) -> Message:
-        """Parse bytes (decoded with ``charset``, else MSH-18, else UTF-8) or already-decoded text."""
+        """Parse bytes (decoded with ``charset``, else MSH-18, else UTF-8 when they are valid UTF-8, else
+        GB18030) or already-decoded text."""
         self = cls()
         cs: Charset | None = None
         if isinstance(data, bytes | bytearray | memoryview):
             raw = bytes(data)
-            cs = resolve(declared_in(raw), charset)
+            cs = resolve(declared_in(raw), charset, data=raw)
             if not _is_wide(cs.codec):
                 nul = raw.find(b"\x00")
                 if nul >= 0:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from harness.hl7v2.charset import declared_in, resolve
+from harness.hl7v2.charset import FALLBACK_CODEC, declared_in, resolve
 from harness.hl7v2.escape import Delimiters, unescape
 
 __all__ = ["Meta", "extract"]
@@ -71,14 +71,17 @@ def _component(fields: list[str], n: int, k: int, delims: Delimiters) -> str | N
     return comps[k - 1] or None
 
 
-def extract(payload: bytes, charset: str | None = None) -> Meta:
-    """Metadata of one message (unframed bytes). Never raises: problems are listed in ``problems``."""
+def extract(payload: bytes, charset: str | None = None, fallback: str = FALLBACK_CODEC) -> Meta:
+    """Metadata of one message (unframed bytes). Never raises: problems are listed in ``problems``.
+
+    Charset: `charset` when given, else MSH-18, else UTF-8 when the bytes are valid UTF-8, else
+    `fallback` (GB18030: a GBK HIS that declares nothing)."""
     try:
         if charset is None and payload.__class__ is bytes:
             meta = _extract_usual(payload)
             if meta is not None:
                 return meta
-        return _extract(payload, charset)
+        return _extract(payload, charset, fallback)
     except Exception as exc:  # a bug here must never take a connection down
         return Meta(problems=(f"metadata extraction failed: {type(exc).__name__}: {exc}",))
 
@@ -162,14 +165,14 @@ def _plain(fields: list[str], i: int, n: int) -> str | None:
     return v or None
 
 
-def _extract(payload: bytes, charset: str | None) -> Meta:
+def _extract(payload: bytes, charset: str | None, fallback: str = FALLBACK_CODEC) -> Meta:
     problems: list[str] = []
     if not isinstance(payload, bytes | bytearray | memoryview):
         return Meta(problems=(f"payload is {type(payload).__name__}, not bytes",))
     payload = bytes(payload)
     if not payload:
         return Meta(problems=("empty message",))
-    cs = resolve(declared_in(payload), charset)
+    cs = resolve(declared_in(payload), charset, data=payload, fallback=fallback)
     if cs.warning:
         problems.append(cs.warning)
     codec = cs.codec

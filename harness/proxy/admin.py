@@ -79,6 +79,21 @@ class AdminChannel:
     stats: ChannelStats = field(default_factory=ChannelStats)
     faults: FaultEngine | None = None
     kind: str | None = None
+    store: Any = None
+    """The channel's capture writer (`harness.store.CaptureWriter`: `health`, `errors_by_channel`), or
+    None when it captures nothing."""
+
+    def store_down(self) -> str | None:
+        """Why the channel's exchanges cannot be recorded now, or None."""
+        health = getattr(self.store, "health", None)
+        if health is None or health.ok:
+            return None
+        return health.reason or "capture store unavailable"
+
+    def uncaptured(self) -> int:
+        """Exchanges of this channel the store could not record."""
+        counts = getattr(self.store, "errors_by_channel", None) or {}
+        return counts.get(self.name, 0)
 
     def to_json(self) -> dict[str, Any]:
         data: dict[str, Any] = {
@@ -93,7 +108,11 @@ class AdminChannel:
         if self.faults is not None:
             counters["faults_applied"] = self.faults.applied
             counters["fault_rules"] = len(self.faults)
+        counters["uncaptured"] = self.uncaptured()
         data["counters"] = counters
+        if self.store is not None:
+            down = self.store_down()
+            data["store"] = {"ok": down is None, "reason": down}
         return data
 
 
@@ -145,6 +164,16 @@ class ChannelCollector:
         latency = HistogramMetricFamily(
             "harness_latency_seconds", "Request-to-reply time of exchanges", labels=["channel"]
         )
+        store_up = GaugeMetricFamily(
+            "harness_store_up",
+            "1 when the channel's capture store records exchanges, else 0",
+            labels=["channel"],
+        )
+        uncaptured = CounterMetricFamily(
+            "harness_uncaptured_exchanges",
+            "Exchanges the capture store could not record",
+            labels=["channel"],
+        )
         for name, channel in self.channels.items():
             s = channel.stats
             connections.add_metric([name], s.connections)
@@ -159,7 +188,11 @@ class ChannelCollector:
                 rules.add_metric([name], len(channel.faults))
             buckets, total = s.histogram()
             latency.add_metric([name], buckets, total)
+            if channel.store is not None:
+                store_up.add_metric([name], 0 if channel.store_down() else 1)
+                uncaptured.add_metric([name], channel.uncaptured())
         yield from (connections, open_conns, messages, outcomes, transferred, applied, rules, latency)
+        yield from (store_up, uncaptured)
 
 
 class AdminAPI:
@@ -246,14 +279,16 @@ class AdminAPI:
         )
 
     def _health(self) -> Response:
-        return _json(
-            200,
-            {
-                "status": "ok",
-                "channels": len(self.channels),
-                "uptime_s": round(time.time() - self.started, 3),
-            },
-        )
+        """200 while every channel can record what it proxies; 503 naming the channels that cannot."""
+        down = {name: why for name, ch in self.channels.items() if (why := ch.store_down()) is not None}
+        body: dict[str, Any] = {
+            "status": "unavailable" if down else "ok",
+            "channels": len(self.channels),
+            "uptime_s": round(time.time() - self.started, 3),
+        }
+        if down:
+            body["store_down"] = down
+        return _json(503 if down else 200, body)
 
     def _metrics(self) -> Response:
         return Response(200, generate_latest(self.registry), CONTENT_TYPE_LATEST)

@@ -28,6 +28,7 @@ CAPTURE_MODES = ("durable", "fast", "off")
 ON_UPSTREAM_DOWN = ("close", "nak")
 ON_ACK_TIMEOUT = ("close", "nak", "wait")
 ON_MALFORMED = ("forward", "refuse")
+ON_STORE_ERROR = ("close", "nak")
 MLLP_KINDS = ("hl7v2",)
 
 
@@ -96,6 +97,12 @@ class MLLPChannelConfig(ChannelConfig):
     max_frame_bytes: int = DEFAULT_MAX_FRAME
     max_in_flight: int = 1
     """Requests outstanding at the upstream at once; 1 is classic MLLP stop-and-wait."""
+    on_store_error: str = "close"
+    """Durable capture, store unable to record: close the sender's connection, or answer AR/CR."""
+    max_pending_bytes: int = 8 * 1024 * 1024
+    frame_timeout_s: float = 30.0
+    idle_timeout_s: float = 0.0
+    max_connections: int = 512
     app_ack_timeout_s: float | None = None
     """Enhanced mode: after a CA, how long the application ACK may take (None: ack_timeout_s)."""
     conditional_ack_wait_s: float | None = None
@@ -363,6 +370,11 @@ def parse_mllp_channel(section: Section, name: str) -> MLLPChannelConfig:
         on_malformed=section.choice("on_malformed", ON_MALFORMED, "forward"),
         max_frame_bytes=section.integer("max_frame_bytes", DEFAULT_MAX_FRAME, minimum=64),
         max_in_flight=section.integer("max_in_flight", 1, minimum=1),
+        on_store_error=section.choice("on_store_error", ON_STORE_ERROR, "close"),
+        max_pending_bytes=section.integer("max_pending_bytes", 8 * 1024 * 1024, minimum=1024),
+        frame_timeout_s=section.number("frame_timeout_s", 30.0, above=0),
+        idle_timeout_s=section.number("idle_timeout_s", 0.0, minimum=0),
+        max_connections=section.integer("max_connections", 512, minimum=1),
         app_ack_timeout_s=_optional_seconds(section, "app_ack_timeout_s"),
         conditional_ack_wait_s=_optional_seconds(section, "conditional_ack_wait_s"),
     )

@@ -121,6 +121,7 @@ class ProxyServer:
             writer = CaptureWriter(
                 self.store_path, mode, on_pressure=self._pressure, process=True,
                 commit_delay_s=DURABLE_COMMIT_DELAY_S if mode == "durable" else 0.0,
+                on_health=self._health, quick_check=not self.writers,
             )  # fmt: skip
             writer.siblings = lambda: sum(
                 ch.awaiting(DURABLE_COMMIT_DELAY_S)
@@ -131,6 +132,21 @@ class ProxyServer:
             raise StartError(f"store {str(self.store_path)!r} cannot be opened: {exc}") from None
         self.writers[mode] = writer
         return writer
+
+    def _health(self, health: Any) -> None:
+        """Runs on a writer thread when the store stops or starts recording again."""
+
+        def report() -> None:
+            if health.ok:
+                self.log("warning", f"capture store {self.store_path} records exchanges again")
+            else:
+                self.log(
+                    "error",
+                    f"capture store {self.store_path} cannot record exchanges: {health.reason}; durable "
+                    "channels refuse new messages (on_store_error), fast channels relay them uncaptured",
+                )
+
+        self.reactor.callFromThread(report)
 
     def _pressure(self, on: bool) -> None:
         def apply() -> None:
@@ -178,6 +194,7 @@ class ProxyServer:
                 stats=channel.stats,
                 faults=channel.faults,
                 kind=channel.config.kind,
+                store=channel.writer,
             )
         try:
             self.admin_port = start_admin(
@@ -214,15 +231,23 @@ class ProxyServer:
                 if shutdown is not None:
                     shutdown()  # what is still in flight is captured before the writers flush
                 conn.transport.loseConnection()
-        written = 0
+        written = failed = 0
+        last_error = None
         for writer in self.writers.values():
             try:
-                writer.flush(timeout=10)
+                if not writer.flush(timeout=10):
+                    self.log("error", f"capture writer did not finish in 10 s; {writer.pending} pending")
+                    failed += writer.pending
                 writer.close()
             except Exception as exc:  # noqa: BLE001 - report, keep stopping
                 self.log("error", f"capture writer did not close cleanly: {exc}")
             written += getattr(writer, "written", 0)
-        self.log("info", f"proxy stopped; {written} exchange(s) captured to {self.store_path}")
+            failed += getattr(writer, "errors", 0)
+            last_error = getattr(writer, "last_error", None) or last_error
+        line = f"proxy stopped; {written} exchange(s) captured to {self.store_path}"
+        if failed:
+            line += f"; {failed} exchange(s) could NOT be captured (last error: {last_error})"
+        self.log("error" if failed else "info", line)
 
 
 def _reason(exc: Any) -> str:

@@ -229,7 +229,7 @@ def hl7v2_fields(payload: bytes, charset: str | None = None, *, only: str | None
     """
     from harness.hl7v2 import charset as charsets
 
-    codec = charsets.resolve(charsets.declared_in(payload), charset).codec
+    codec = charsets.resolve(charsets.declared_in(payload), charset, data=payload).codec
     text = charsets.decode(payload, codec)
     segments = [s for s in text.replace("\r\n", "\r").replace("\n", "\r").split("\r") if s.strip()]
     if not segments or not segments[0].startswith("MSH") or len(segments[0]) < 4:

@@ -88,10 +88,22 @@ def test_gbk_message_with_delimiter_trail_bytes() -> None:
 def test_explicit_charset_wins() -> None:
     msg = b"MSH|^~\\&|" + "云南".encode("gbk") + b"|F|R|RF|2026||ADT^A01|1|P|2.5\r"
     assert extract(msg, "GBK").sending_app == "云南"
-    bad = extract(msg)  # no MSH-18: UTF-8, which these bytes are not
+    bad = extract(msg, "utf-8")  # said to be UTF-8, which these bytes are not
     assert bad.charset == "utf-8"
     assert any("offset 9" in p and "cannot be decoded" in p for p in bad.problems)
     assert bad.control_id == "1"  # the rest is still read
+
+
+def test_auto_reads_gbk_without_msh18_as_gb18030_and_anything_else_as_utf8() -> None:
+    gbk = b"MSH|^~\\&|HIS|" + "昆明市第一人民医院".encode("gbk") + b"|R|RF|2026||ADT^A01|1|P|2.5\r"
+    meta = extract(gbk)
+    assert (meta.charset, meta.sending_facility, meta.problems) == ("gb18030", "昆明市第一人民医院", ())
+    assert extract(gbk, fallback="big5").charset == "utf-8"  # not Big5 either: UTF-8, bad bytes noted
+    utf8 = b"MSH|^~\\&|HIS|" + "昆明".encode() + b"|R|RF|2026||ADT^A01|1|P|2.5\r"
+    assert extract(utf8).charset == "utf-8"
+    neither = b"MSH|^~\\&|HIS\xff\xfe|F|R|RF|2026||ADT^A01|1|P|2.5\r"  # \xfe| would swallow a delimiter
+    meta = extract(neither)
+    assert meta.charset == "utf-8" and meta.control_id == "1" and meta.problems
 
 
 @pytest.mark.parametrize(

@@ -63,6 +63,7 @@ class MLLPChannel:
         self.stats = stats or ChannelStats()
         self.writer = writer if config.capture != "off" else None
         self.durable = config.capture == "durable" and self.writer is not None
+        self.store_ok = self._store_ok if self.durable else None
         self.log = log
         self.connections: set[SenderConnection] = set()
         self.store_errors = 0
@@ -71,6 +72,9 @@ class MLLPChannel:
         self.dialer = UpstreamDialer(
             reactor, connect_timeout_s=config.connect_timeout_s, tls=config.upstream_tls
         )
+
+    def _store_ok(self) -> bool:
+        return self.writer.health.ok
 
     # -- listening ---------------------------------------------------------------------------------
 
@@ -177,7 +181,10 @@ class SenderConnection(protocol.Protocol):
         set_nodelay(self.transport)
         peer = self.transport.getPeer()
         client = f"{getattr(peer, 'host', '?')}:{getattr(peer, 'port', '?')}"
-        self.session = MLLPSession(self.channel.settings, client_addr=client, faults=self.channel.faults)
+        channel = self.channel
+        self.session = MLLPSession(
+            channel.settings, client_addr=client, faults=channel.faults, store_ok=channel.store_ok
+        )
         self.to_sender.transport = self.transport
         self.connected = True
         self.channel.connections.add(self)
@@ -238,7 +245,7 @@ class SenderConnection(protocol.Protocol):
         ex = cap.exchange
         channel = self.channel
         writer = channel.writer
-        if channel.durable:
+        if channel.durable and not cap.optional:
             entry = [False, deque(cap.then)]
             self.ops.append(entry)
             try:

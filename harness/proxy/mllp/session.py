@@ -68,6 +68,8 @@ LATE_MEMORY = 256
 """How many requests that ended unanswered are remembered per connection to tie a late ACK to them."""
 PAUSE_AT = 1000
 """Queued requests at which the sender is no longer read from (resumed at a tenth of it)."""
+TRUNCATED_KEEP = 65536
+"""Bytes of a frame that never ended kept in the capture (the rest is counted, not stored)."""
 
 
 # -- actions -------------------------------------------------------------------------------------
@@ -134,6 +136,9 @@ class Capture:
     exchange: Exchange
     then: list = field(default_factory=list)
     replaces: Exchange | None = None
+    optional: bool = False
+    """Recorded if the store can, but nothing waits for it: a refusal that must reach the sender even
+    when the store is why it is refused."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,6 +153,14 @@ class SessionSettings:
     on_malformed: str = "forward"
     max_frame_bytes: int = 16 * 1024 * 1024
     max_in_flight: int = 1
+    max_pending_bytes: int = 8 * 1024 * 1024
+    """Bytes of received requests waiting to be forwarded at which the sender is no longer read from."""
+    frame_timeout_s: float = 30.0
+    """A frame started and not ended within this is given up: captured as malformed, connection closed."""
+    idle_timeout_s: float = 0.0
+    """Close a sender connection with nothing in flight and no traffic for this long; 0: never."""
+    on_store_error: str = "close"
+    """Durable channels, while the store cannot record: close the sender's connection, or `nak` it."""
     app_ack_timeout_s: float | None = None
     """After a CA, how long the application ACK may take (None: `ack_timeout_s`)."""
     conditional_ack_wait_s: float | None = None
@@ -164,6 +177,10 @@ class SessionSettings:
             on_malformed=channel.on_malformed,
             max_frame_bytes=channel.max_frame_bytes,
             max_in_flight=channel.max_in_flight,
+            max_pending_bytes=channel.max_pending_bytes,
+            frame_timeout_s=channel.frame_timeout_s,
+            idle_timeout_s=channel.idle_timeout_s,
+            on_store_error=channel.on_store_error,
             app_ack_timeout_s=channel.app_ack_timeout_s,
             conditional_ack_wait_s=channel.conditional_ack_wait_s,
         )
@@ -276,10 +293,13 @@ class MLLPSession:
         client_addr: str | None = None,
         faults: Any = None,
         clock: Callable[[], float] = time.time,
+        store_ok: Callable[[], bool] | None = None,
     ) -> None:
         self.settings = settings
         self.client_addr = client_addr
         self.faults = faults
+        self.store_ok = store_ok
+        """Durable channels: whether the store can record now; while it cannot, nothing is forwarded."""
         """The channel's `harness.proxy.faults.engine.FaultEngine`, or None."""
         self.clock = clock
         self._sender_decoder = MLLPDecoder(settings.max_frame_bytes)
@@ -308,6 +328,8 @@ class MLLPSession:
         self.closed_by_proxy = False
         self._sender_connected = True
         self._paused = False
+        self._queued_bytes = 0
+        self._frame_timer = False
         self._lingering = False
         self.finished = False
         """True once nothing is left to do (the shell may drop the session)."""
@@ -320,11 +342,20 @@ class MLLPSession:
 
     def sender_data(self, data: bytes) -> list:
         actions: list = []
-        for event in self._sender_decoder.feed(data):
+        decoder = self._sender_decoder
+        for event in decoder.feed(data):
             if event.__class__ is Frame:
                 self._on_frame(event.payload, actions)
             else:
                 self._on_sender_problem(event, actions)
+        if decoder.in_frame != self._frame_timer:
+            self._frame_timer = decoder.in_frame
+            if self._frame_timer:
+                actions.append(StartTimer(("frame",), self.settings.frame_timeout_s))
+            else:
+                actions.append(CancelTimer(("frame",)))
+        if self.settings.idle_timeout_s:
+            actions.append(StartTimer(("idle",), self.settings.idle_timeout_s))
         return actions
 
     def sender_closed(self) -> list:
@@ -347,6 +378,7 @@ class MLLPSession:
                         req, None, "error", error="not forwarded: the proxy closed the sender's connection"
                     )
                 )
+            self._queued_bytes = 0
         else:
             # The sender sent these and left: they were accepted on the wire, so they still go.
             self._pump(actions)
@@ -371,6 +403,7 @@ class MLLPSession:
         self.upstream_state = "down"
         failed = [req for req in self._queue if req.ready]
         self._queue = deque(req for req in self._queue if not req.ready)
+        self._queued_bytes = sum(len(req.payload) for req in self._queue)
         for req in failed:
             self._upstream_down(req, f"upstream unavailable: {error}", actions)
         self._maybe_finish(actions)
@@ -378,6 +411,8 @@ class MLLPSession:
 
     def upstream_data(self, data: bytes) -> list:
         actions: list = []
+        if self.settings.idle_timeout_s:
+            actions.append(StartTimer(("idle",), self.settings.idle_timeout_s))
         for event in self._upstream_decoder.feed(data):
             if event.__class__ is Frame:
                 self._on_reply(event.payload, actions)
@@ -406,6 +441,7 @@ class MLLPSession:
                 )
         for req in reversed(retry):
             self._queue.appendleft(req)
+            self._queued_bytes += len(req.payload)
         open_, self._open = self._open, []
         for req in open_:
             actions.append(CancelTimer(("ack", req.seq)))
@@ -441,6 +477,7 @@ class MLLPSession:
             req = self._queue.popleft()
             error = "not forwarded: the proxy stopped"
             actions.append(self._capture(req, None, "error", now=now, error=error))
+        self._queued_bytes = 0
         return actions
 
     # -- timers ----------------------------------------------------------------------------------
@@ -464,8 +501,35 @@ class MLLPSession:
                 actions.extend(held)
         elif kind == "linger":
             self._lingering = False  # _maybe_finish closes the upstream now
+        elif kind == "frame":
+            self._on_frame_timeout(actions)
+        elif kind == "idle":
+            self._on_idle(actions)
         self._maybe_finish(actions)
         return actions
+
+    def _on_frame_timeout(self, actions: list) -> None:
+        """A frame started and never ended: give it up, keep its first bytes, close the connection (the
+        stream's framing cannot be trusted after it)."""
+        self._frame_timer = False
+        if not self._sender_decoder.in_frame or not self.sender_open:
+            return
+        note = f"no end block within frame_timeout_s ({self.settings.frame_timeout_s:g} s)"
+        self._frame_notes.append(note)
+        for event in self._sender_decoder.close():
+            self._on_sender_problem(event, actions)
+        self._frame_notes.clear()
+        self._closing()
+        actions.append(CloseSender())
+
+    def _on_idle(self, actions: list) -> None:
+        if not self.sender_open:
+            return
+        if self._queue or self._in_flight or self._open or self._held or self._sender_decoder.in_frame:
+            actions.append(StartTimer(("idle",), self.settings.idle_timeout_s))
+            return
+        self._closing()
+        actions.append(CloseSender())
 
     # -- requests --------------------------------------------------------------------------------
 
@@ -479,6 +543,9 @@ class MLLPSession:
         if not self.sender_open:
             error = "not forwarded: arrived after the proxy decided to close the connection"
             actions.append(self._capture(req, None, "error", error=error))
+            return
+        if self.store_ok is not None and not self.store_ok():
+            self._refuse_unrecordable(req, actions)
             return
         if not payload.startswith(_MESSAGE_STARTS):
             req.malformed = True
@@ -506,10 +573,28 @@ class MLLPSession:
                 if not self._apply_request_plan(req, applied.plan, actions):
                     return
         self._queue.append(req)
-        if len(self._queue) >= PAUSE_AT and not self._paused:
+        self._queued_bytes += len(payload)
+        too_much = len(self._queue) >= PAUSE_AT or self._queued_bytes > self.settings.max_pending_bytes
+        if too_much and not self._paused:
             self._paused = True
             actions.append(PauseSender())
         self._pump(actions)
+
+    def _refuse_unrecordable(self, req: _Request, actions: list) -> None:
+        """A durable channel whose store cannot record: the message is not forwarded, the sender told."""
+        error = "not forwarded: the capture store cannot record exchanges now"
+        if self.settings.on_store_error == "nak":
+            note = "the sender got a reject (on_store_error: nak)"
+            nak = self._nak(req, "capture store unavailable; message not forwarded")
+            refusal: list = [ToSender(frame(nak))]
+        else:
+            note = "the sender's connection was closed (on_store_error: close)"
+            self._closing()
+            refusal = [CloseSender()]
+        cap = self._capture(req, None, "error", error=error, note=note)
+        cap.optional = True
+        actions.append(cap)
+        actions.extend(refusal)
 
     def _apply_request_plan(self, req: _Request, plan: Plan, actions: list) -> bool:
         """Carry out what happens before forwarding; False when the request stops here."""
@@ -549,8 +634,13 @@ class MLLPSession:
                     actions.append(Connect())
                 break
             self._queue.popleft()
+            self._queued_bytes -= len(req.payload)
             self._forward(req, actions)
-        if self._paused and len(self._queue) <= PAUSE_AT // 10:
+        if (
+            self._paused
+            and len(self._queue) <= PAUSE_AT // 10
+            and self._queued_bytes <= self.settings.max_pending_bytes // 2
+        ):
             self._paused = False
             actions.append(ResumeSender())
 
@@ -929,15 +1019,19 @@ class MLLPSession:
             return
         now = self.clock()
         if isinstance(event, Truncated):
-            data = event.payload
+            data = event.payload[:TRUNCATED_KEEP]
         else:
             data = getattr(event, "head", b"")
         self._seq += 1
         req = _Request(self._seq, data, Meta(), now)
         req.malformed = True
+        if self._frame_notes:
+            req.notes, self._frame_notes = list(self._frame_notes), []
         then: list = []
         error = event.describe()
         note = "not forwarded (it would desynchronise the upstream's framing)"
+        if isinstance(event, Truncated) and len(event.payload) > TRUNCATED_KEEP:
+            note += f"; only its first {TRUNCATED_KEEP} of {len(event.payload)} bytes are kept here"
         if isinstance(event, FrameTooLarge):
             note = f"not forwarded; only the first {len(data)} bytes are kept here"
             if event.complete and self.sender_open:

@@ -309,3 +309,22 @@ def test_stopping_the_proxy_captures_what_is_still_owed_a_reply():
     done = [(c.exchange.control_id, c.exchange.outcome, c.replaces is not None) for c in capture_actions(out)]
     assert done == [("E1", "error", True), ("E2", "error", False)]
     assert "before the application ACK came" in captures(out)[0].error
+
+
+@pytest.mark.parametrize("policy", ["close", "nak"])
+def test_a_durable_channel_whose_store_cannot_record_forwards_nothing(policy):
+    healthy = [False]
+    d = Driver(on_store_error=policy)
+    d.session.store_ok = lambda: healthy[0]
+    d.connect()
+    out = d.send(adt("S1"))
+    assert of(out, ToUpstream) == []
+    (cap,) = capture_actions(out)
+    assert cap.optional and cap.then == [] and cap.exchange.outcome == "error"
+    assert "capture store cannot record" in cap.exchange.error
+    if policy == "nak":
+        assert codes([a.data for a in out if type(a).__name__ == "ToSender"]) == [("AR", "S1")]
+        healthy[0] = True
+        assert of(d.send(adt("S2")), ToUpstream) == [ToUpstream(frame(adt("S2")))]  # back to normal
+    else:
+        assert CloseSender() in out and not d.session.sender_open
