@@ -12,7 +12,9 @@ from datetime import date
 
 from harness.hl7v2 import charset as charsets
 from harness.hl7v2.reference import Standard
+from harness.hl7v2.validation import coding
 from harness.hl7v2.validation.findings import Finding, Location, finding
+from harness.hl7v2.validation.usage import datatype_elements
 
 _DT = re.compile(r"(\d{4})(?:(\d{2})(\d{2})?)?")
 _OFFSET = r"(?:[+-](?:1[0-4]|0\d)[0-5]\d)?"
@@ -23,8 +25,6 @@ _DTM = re.compile(
 _NM = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)")
 _SI = re.compile(r"\d+")
 
-# table 0396 (coding systems) admits local systems 99zzz / L and, in practice, OIDs
-_LOCAL_CODING_SYSTEM = re.compile(r"99\w*|L|\d+(?:\.\d+)+")
 TEXTUAL = frozenset({"ST", "TX", "FT", "GTS", "TN", "CM", "varies"})
 CODED = frozenset({"ID", "IS"})
 
@@ -103,15 +103,19 @@ class Ctx:
         "field",
         "rep_no",
         "standard_delimiters",
+        "coding_systems",
     )
 
-    def __init__(self, comp: str, sub: str, rep: str, esc: str, out: list) -> None:
+    def __init__(
+        self, comp: str, sub: str, rep: str, esc: str, out: list, coding_systems: frozenset = frozenset()
+    ) -> None:
         self.comp, self.sub, self.rep, self.esc, self.out = comp, sub, rep, esc, out
         self.standard_delimiters = (comp, rep, esc, sub) == ("^", "~", "\\", "&")
         self.seg_index = 0
         self.seg = ""
         self.field = 0
         self.rep_no = None
+        self.coding_systems = coding_systems  # declared by the profile: accepted in table 0396
 
     def loc(self, comp: int | None, sub: int | None) -> Location:
         return Location(self.seg_index, self.seg, self.field, self.rep_no, comp, sub)
@@ -128,7 +132,9 @@ def _make_base(std: Standard, dt: str, table: str | None, name: str):
     table_sev = "warning" if dt == "ID" else "info"
     if codes is not None and table == "HL70125":  # value type: any datatype of the version is one
         codes = codes | frozenset(std.base) | frozenset(std.datatypes)
-    local_ok = _LOCAL_CODING_SYSTEM.fullmatch if table == "HL70396" else None
+    systems = codes is not None and table == coding.TABLE
+    if systems:  # coding systems: the names of every version, the table's patterns, the profile's
+        codes = coding.known()
     textual = dt not in FORMATS
     withdrawn = dt == "WD"
     label = name.replace("_", " ").lower() if name and name != "WITHDRAWN" else "this element"
@@ -161,12 +167,18 @@ def _make_base(std: Standard, dt: str, table: str | None, name: str):
                     actual=str(len(value)),
                 )
             )
-        if codes is not None and value not in codes and not (local_ok and local_ok(value)):
+        if (
+            codes is not None
+            and value not in codes
+            and not (systems and coding.accepted(value, ctx.coding_systems))
+        ):
             sev, extra = table_sev, ""
             if table == "HL70211":  # charset names seen in the field (GBK ...) are read all the same
                 codec = charsets.lookup(value)
                 if codec:
                     sev, extra = "info", f"; it is read as {codec}"
+            elif systems:
+                sev, extra = coding.judge(value)
             ctx.out.append(
                 finding(
                     "HL7-TABLE-VALUE",
@@ -250,6 +262,18 @@ def _missing_part(dt: str, part_name: str, number: int, label: str, within: str,
     )
 
 
+def _disputed_part(dt: str, part_name: str, number: int, label: str, why: str, loc: Location) -> Finding:
+    """An empty component that one source of the standard calls required and the other does not."""
+    return finding(
+        "HL7-SOURCE-CONFLICT",
+        loc,
+        f"{dt} {part_name} {number} ({label}) is empty; the sources of the standard disagree on whether "
+        f"it is required ({why}), so this is not counted as an error",
+        expected="a value, if required",
+        actual="empty",
+    )
+
+
 def checker(std: Standard, dt: str, table: str | None, depth: int, name: str = ""):
     """The compiled checker for a datatype at a depth (0 field, 1 component, 2 subcomponent)."""
     key = (std.version, dt, table, depth, name)
@@ -303,8 +327,10 @@ def checker(std: Standard, dt: str, table: str | None, depth: int, name: str = "
         _CHECKERS[key] = got
         return got
 
-    subs = [checker(std, c[1], c[2], depth + 1, c[0]) for c in comps]
-    required = [(i, c[0].replace("_", " ").lower()) for i, c in enumerate(comps) if len(c) > 3 and c[3] >= 1]
+    elements = datatype_elements(std, dt)
+    subs = [checker(std, c[1], c[2], depth + 1, el.name) for c, el in zip(comps, elements, strict=True)]
+    required = [(i, el.name) for i, el in enumerate(elements) if el.usage == "R"]
+    disputed = [(i, el.name, el.conflict) for i, el in enumerate(elements) if el.conflict]
     n = len(subs)
     # plain text parts (no table, no format) are checked inline: only a long value, an escape or a
     # nested delimiter needs the component's checker
@@ -331,6 +357,9 @@ def checker(std: Standard, dt: str, table: str | None, depth: int, name: str = "
                     ctx.out.append(
                         _missing_part(dt, "component", i + 1, cname, "field", ctx.loc(i + 1, None))
                     )
+            for i, cname, why in disputed:
+                if i >= len(parts) or not parts[i]:
+                    ctx.out.append(_disputed_part(dt, "component", i + 1, cname, why, ctx.loc(i + 1, None)))
             if id_codes and parts[0] and parts[0] not in id_codes:
                 ctx.out.append(
                     finding(
@@ -361,6 +390,9 @@ def checker(std: Standard, dt: str, table: str | None, depth: int, name: str = "
                     ctx.out.append(
                         _missing_part(dt, "subcomponent", i + 1, cname, "component", ctx.loc(c, i + 1))
                     )
+            for i, cname, why in disputed:
+                if i >= len(parts) or not parts[i]:
+                    ctx.out.append(_disputed_part(dt, "subcomponent", i + 1, cname, why, ctx.loc(c, i + 1)))
 
     _CHECKERS[key] = composite
     return composite

@@ -114,6 +114,11 @@ CODES: dict[str, tuple[str, str]] = {
         ERROR,
         "a required component of a field (or subcomponent) that has a value is empty",
     ),
+    "HL7-SOURCE-CONFLICT": (
+        WARNING,
+        "the two sources of the standard (hl7apy, hl7-dictionary) disagree on whether an element is required "
+        "or may repeat, and the message depends on it; not counted as an error",
+    ),
     "HL7-FIELD-UNDEFINED": (WARNING, "a value beyond the fields the segment defines"),
     "HL7-COMPONENT-UNDEFINED": (WARNING, "a value beyond the components the datatype defines"),
     "HL7-WITHDRAWN": (WARNING, "a value in a field or component the version withdrew"),
