@@ -137,7 +137,7 @@ def _make_base(std: Standard, dt: str, table: str | None, name: str):
         codes = coding.known()
     textual = dt not in FORMATS
     withdrawn = dt == "WD"
-    label = name.replace("_", " ").lower() if name and name != "WITHDRAWN" else "this element"
+    label = name if name and name not in ("WITHDRAWN", "withdrawn") else "This element"
 
     def check(ctx: Ctx, value: str, c: int | None, s: int | None) -> None:
         if withdrawn:
@@ -145,7 +145,7 @@ def _make_base(std: Standard, dt: str, table: str | None, name: str):
                 finding(
                     "HL7-WITHDRAWN",
                     ctx.loc(c, s),
-                    f"{label} is withdrawn in HL7 {std.version} and should be empty",
+                    f"{label} is withdrawn in HL7 {std.version}; it should be empty",
                     expected="empty",
                     actual=value,
                 )
@@ -154,7 +154,11 @@ def _make_base(std: Standard, dt: str, table: str | None, name: str):
         if fmt is not None and not fmt[0](value):
             ctx.out.append(
                 finding(
-                    fmt[1], ctx.loc(c, s), f"{label} is not a valid {dt} value", expected=fmt[2], actual=value
+                    fmt[1],
+                    ctx.loc(c, s),
+                    f"{label}: {value!r} is not a valid {dt} value",
+                    expected=fmt[2],
+                    actual=value,
                 )
             )
         if maxlen and len(value) > maxlen:
@@ -162,7 +166,7 @@ def _make_base(std: Standard, dt: str, table: str | None, name: str):
                 finding(
                     "HL7-LENGTH-EXCEEDED",
                     ctx.loc(c, s),
-                    f"{label} is {len(value)} characters long; {dt} allows {maxlen}",
+                    f"{label} is {len(value)} characters long; {dt} allows at most {maxlen}",
                     expected=f"at most {maxlen}",
                     actual=str(len(value)),
                 )
@@ -183,7 +187,7 @@ def _make_base(std: Standard, dt: str, table: str | None, name: str):
                 finding(
                     "HL7-TABLE-VALUE",
                     ctx.loc(c, s),
-                    f"{label} value {value!r} is not in HL7 table {table[-4:]}{extra}",
+                    f"{label}: {value!r} is not a code of HL7 table {table[-4:]}{extra}",
                     expected=f"a code of table {table}",
                     actual=value,
                     severity=sev,
@@ -305,7 +309,8 @@ def checker(std: Standard, dt: str, table: str | None, depth: int, name: str = "
                             finding(
                                 "HL7-COMPONENT-UNDEFINED",
                                 ctx.loc(2, None),
-                                f"{dt} has no components but the value has some",
+                                f"{name or 'The field'} is a {dt}, which has no components, but the "
+                                f"value has some",
                                 expected=f"one {dt} value",
                                 actual=value,
                             )

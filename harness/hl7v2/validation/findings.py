@@ -137,6 +137,10 @@ CODES: dict[str, tuple[str, str]] = {
         ERROR,
         "the validator itself failed on this message (a bug); the message is still listed",
     ),
+    "WAIVER-EXPIRED": (
+        WARNING,
+        "a waiver whose expiry date has passed: the findings it covered count again",
+    ),
     "PROFILE-MESSAGE-TYPE": (ERROR, "a message type the profile does not allow"),
     "PROFILE-VERSION": (ERROR, "a version other than the profile's"),
     "PROFILE-CHARSET": (ERROR, "a character set other than the profile's"),
