@@ -104,6 +104,7 @@ class Ctx:
         "rep_no",
         "standard_delimiters",
         "coding_systems",
+        "label",
     )
 
     def __init__(
@@ -116,6 +117,11 @@ class Ctx:
         self.field = 0
         self.rep_no = None
         self.coding_systems = coding_systems  # declared by the profile: accepted in table 0396
+        self.label = ""  # the standard's name of the field being checked
+
+    def named(self, label: str, c: int | None) -> str:
+        """How a finding names the element: the field's name, then the component's."""
+        return label if c is None or not self.label else f"{self.label}, {label}"
 
     def loc(self, comp: int | None, sub: int | None) -> Location:
         return Location(self.seg_index, self.seg, self.field, self.rep_no, comp, sub)
@@ -145,7 +151,7 @@ def _make_base(std: Standard, dt: str, table: str | None, name: str):
                 finding(
                     "HL7-WITHDRAWN",
                     ctx.loc(c, s),
-                    f"{label} is withdrawn in HL7 {std.version}; it should be empty",
+                    f"{ctx.named(label, c)} is withdrawn in HL7 {std.version}; it should be empty",
                     expected="empty",
                     actual=value,
                 )
@@ -156,7 +162,7 @@ def _make_base(std: Standard, dt: str, table: str | None, name: str):
                 finding(
                     fmt[1],
                     ctx.loc(c, s),
-                    f"{label}: {value!r} is not a valid {dt} value",
+                    f"{ctx.named(label, c)}: {value!r} is not a valid {dt} value",
                     expected=fmt[2],
                     actual=value,
                 )
@@ -166,7 +172,7 @@ def _make_base(std: Standard, dt: str, table: str | None, name: str):
                 finding(
                     "HL7-LENGTH-EXCEEDED",
                     ctx.loc(c, s),
-                    f"{label} is {len(value)} characters long; {dt} allows at most {maxlen}",
+                    f"{ctx.named(label, c)} is {len(value)} characters long; {dt} allows at most {maxlen}",
                     expected=f"at most {maxlen}",
                     actual=str(len(value)),
                 )
@@ -187,7 +193,7 @@ def _make_base(std: Standard, dt: str, table: str | None, name: str):
                 finding(
                     "HL7-TABLE-VALUE",
                     ctx.loc(c, s),
-                    f"{label}: {value!r} is not a code of HL7 table {table[-4:]}{extra}",
+                    f"{ctx.named(label, c)}: {value!r} is not a code of HL7 table {table[-4:]}{extra}",
                     expected=f"a code of table {table}",
                     actual=value,
                     severity=sev,
@@ -200,7 +206,7 @@ def _make_base(std: Standard, dt: str, table: str | None, name: str):
                     finding(
                         "HL7-ESCAPE-INVALID",
                         ctx.loc(c, s),
-                        f"{label} holds a malformed escape sequence {bad!r}",
+                        f"{ctx.named(label, c)} holds a malformed escape sequence {bad!r}",
                         expected="\\F\\ \\S\\ \\T\\ \\R\\ \\E\\ \\Xhh..\\ \\H\\ \\N\\ \\.br\\ …",
                         actual=bad,
                     )

@@ -175,6 +175,7 @@ def check_segment(std: Standard, ctx: Ctx, rules: SegmentRules, fields: list[str
             continue  # the same value passed every check before (codes, units, ids repeat a lot)
         before = len(out)
         ctx.field = number
+        ctx.label = rules.fields[number - 1].name
         check = checks[number]
         if obx_type is not None and number == 5:
             rule = rules.fields[4]

@@ -117,8 +117,11 @@ class WaiverSet:
                     "expires": w.expires.isoformat() if w.expires else None,
                 }
                 break
+        already = {f.get("waiver") for f in msg["findings"] if f["code"] == "WAIVER-EXPIRED"}
         for i, locations in expired_hits.items():
             w = self.waivers[i]
+            if w.where in already:
+                continue
             shown = ", ".join(locations[:5]) + (
                 f" and {len(locations) - 5} more" if len(locations) > 5 else ""
             )
@@ -135,6 +138,7 @@ class WaiverSet:
                     ),
                     "expected": f"a waiver valid on {self.today.isoformat()}",
                     "actual": f"expired {w.expires.isoformat()}",
+                    "waiver": w.where,
                 }
             )
         msg["valid"] = not any(f["severity"] == "error" and not f.get("waived") for f in msg["findings"])
