@@ -31,7 +31,7 @@ bench: $(STAMP)
 
 # headless Chromium and a CJK font, for the tests that render HTML reports (Debian; needs root)
 browser:
-	apt-get install -y chromium fonts-wqy-zenhei
+	apt-get install -y chromium fonts-wqy-zenhei || (apt-get update && apt-get install -y chromium fonts-wqy-zenhei)
 
 clean:
 	rm -rf $(VENV) build *.egg-info reports/*.db reports/*.db-wal reports/*.db-shm
