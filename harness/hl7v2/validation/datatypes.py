@@ -104,7 +104,7 @@ class Ctx:
         "rep_no",
         "standard_delimiters",
         "coding_systems",
-        "label",
+        "field_defs",
     )
 
     def __init__(
@@ -117,11 +117,13 @@ class Ctx:
         self.field = 0
         self.rep_no = None
         self.coding_systems = coding_systems  # declared by the profile: accepted in table 0396
-        self.label = ""  # the standard's name of the field being checked
+        self.field_defs: tuple = ()  # the current segment's field rules (names), set per segment
 
     def named(self, label: str, c: int | None) -> str:
         """How a finding names the element: the field's name, then the component's."""
-        return label if c is None or not self.label else f"{self.label}, {label}"
+        if c is None or not 0 < self.field <= len(self.field_defs):
+            return label
+        return f"{self.field_defs[self.field - 1].name}, {label}"
 
     def loc(self, comp: int | None, sub: int | None) -> Location:
         return Location(self.seg_index, self.seg, self.field, self.rep_no, comp, sub)
@@ -340,8 +342,13 @@ def checker(std: Standard, dt: str, table: str | None, depth: int, name: str = "
 
     elements = datatype_elements(std, dt)
     subs = [checker(std, c[1], c[2], depth + 1, el.name) for c, el in zip(comps, elements, strict=True)]
-    required = [(i, el.name) for i, el in enumerate(elements) if el.usage == "R"]
-    disputed = [(i, el.name, el.conflict) for i, el in enumerate(elements) if el.conflict]
+    # parts that must not be empty when the whole has a value: required (why None), or disputed (why: the
+    # sources' disagreement, a HL7-SOURCE-CONFLICT warning)
+    musts = tuple(
+        (i, el.name, None if el.usage == "R" else el.conflict)
+        for i, el in enumerate(elements)
+        if el.usage == "R" or el.conflict
+    )
     n = len(subs)
     # plain text parts (no table, no format) are checked inline: only a long value, an escape or a
     # nested delimiter needs the component's checker
@@ -363,14 +370,16 @@ def checker(std: Standard, dt: str, table: str | None, depth: int, name: str = "
                 if lim and len(part) <= lim and ctx.esc not in part and ctx.sub not in part:
                     continue
                 subs[i](ctx, part, i + 1, None)
-            for i, cname in required:
-                if i >= len(parts) or not parts[i]:
-                    ctx.out.append(
-                        _missing_part(dt, "component", i + 1, cname, "field", ctx.loc(i + 1, None))
-                    )
-            for i, cname, why in disputed:
-                if i >= len(parts) or not parts[i]:
-                    ctx.out.append(_disputed_part(dt, "component", i + 1, cname, why, ctx.loc(i + 1, None)))
+            if musts:
+                np = len(parts)
+                for i, cname, why in musts:
+                    if i >= np or not parts[i]:
+                        loc = ctx.loc(i + 1, None)
+                        ctx.out.append(
+                            _missing_part(dt, "component", i + 1, cname, "field", loc)
+                            if why is None
+                            else _disputed_part(dt, "component", i + 1, cname, why, loc)
+                        )
             if id_codes and parts[0] and parts[0] not in id_codes:
                 ctx.out.append(
                     finding(
@@ -396,14 +405,16 @@ def checker(std: Standard, dt: str, table: str | None, depth: int, name: str = "
                 if lim and len(part) <= lim and ctx.esc not in part:
                     continue
                 subs[i](ctx, part, c, i + 1)
-            for i, cname in required:
-                if i >= len(parts) or not parts[i]:
-                    ctx.out.append(
-                        _missing_part(dt, "subcomponent", i + 1, cname, "component", ctx.loc(c, i + 1))
-                    )
-            for i, cname, why in disputed:
-                if i >= len(parts) or not parts[i]:
-                    ctx.out.append(_disputed_part(dt, "subcomponent", i + 1, cname, why, ctx.loc(c, i + 1)))
+            if musts:
+                np = len(parts)
+                for i, cname, why in musts:
+                    if i >= np or not parts[i]:
+                        loc = ctx.loc(c, i + 1)
+                        ctx.out.append(
+                            _missing_part(dt, "subcomponent", i + 1, cname, "component", loc)
+                            if why is None
+                            else _disputed_part(dt, "subcomponent", i + 1, cname, why, loc)
+                        )
 
     _CHECKERS[key] = composite
     return composite

@@ -92,26 +92,10 @@ def _empty(fields: list[str], k: int) -> bool:
     return k >= len(fields) or not fields[k] or fields[k] == '""'
 
 
-def check_segment(std: Standard, ctx: Ctx, rules: SegmentRules, fields: list[str], is_msh: bool) -> None:
-    """Append findings for one segment's fields (fields[0] is the segment id)."""
+def _usage_findings(ctx: Ctx, rules: SegmentRules, fields: list[str], shift: int) -> None:
+    """Conditional fields whose condition holds, and fields the two sources disagree on, left empty."""
     out = ctx.out
     seg = rules.segment
-    # fields[k] is field k, except in MSH where fields[1] is MSH-2 (MSH-1 is the separator itself)
-    shift = 1 if is_msh else 0
-    ndef = len(rules.fields)
-    for number in rules.required:
-        k = number - shift
-        if k >= len(fields) or not fields[k]:
-            rule = rules.fields[number - 1]
-            out.append(
-                finding(
-                    "HL7-FIELD-REQUIRED",
-                    Location(ctx.seg_index, seg, number),
-                    f"{seg}-{number} ({_label(rule)}) is required but empty",
-                    expected=f"a {rule.datatype} value",
-                    actual="empty",
-                )
-            )
     for number in rules.conditional:
         if _empty(fields, number - shift):
             rule = rules.fields[number - 1]
@@ -140,6 +124,31 @@ def check_segment(std: Standard, ctx: Ctx, rules: SegmentRules, fields: list[str
                     actual="empty",
                 )
             )
+
+
+def check_segment(std: Standard, ctx: Ctx, rules: SegmentRules, fields: list[str], is_msh: bool) -> None:
+    """Append findings for one segment's fields (fields[0] is the segment id)."""
+    out = ctx.out
+    seg = rules.segment
+    ctx.field_defs = rules.fields
+    # fields[k] is field k, except in MSH where fields[1] is MSH-2 (MSH-1 is the separator itself)
+    shift = 1 if is_msh else 0
+    ndef = len(rules.fields)
+    for number in rules.required:
+        k = number - shift
+        if k >= len(fields) or not fields[k]:
+            rule = rules.fields[number - 1]
+            out.append(
+                finding(
+                    "HL7-FIELD-REQUIRED",
+                    Location(ctx.seg_index, seg, number),
+                    f"{seg}-{number} ({_label(rule)}) is required but empty",
+                    expected=f"a {rule.datatype} value",
+                    actual="empty",
+                )
+            )
+    if rules.conditional or rules.disputed:
+        _usage_findings(ctx, rules, fields, shift)
     rep = ctx.rep
     esc = ctx.esc
     comp = ctx.comp
@@ -175,7 +184,6 @@ def check_segment(std: Standard, ctx: Ctx, rules: SegmentRules, fields: list[str
             continue  # the same value passed every check before (codes, units, ids repeat a lot)
         before = len(out)
         ctx.field = number
-        ctx.label = rules.fields[number - 1].name
         check = checks[number]
         if obx_type is not None and number == 5:
             rule = rules.fields[4]
