@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: demo test test-slow lint bench clean
+.PHONY: demo test test-slow lint bench browser clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -17,17 +17,21 @@ demo: $(STAMP)
 	$(BIN)/harness demo
 
 test: $(STAMP)
-	$(BIN)/ruff check harness tests bench loadtests conftest.py
+	$(BIN)/ruff check harness tests bench loadtests tools conftest.py
 	$(BIN)/python -m pytest -q
 
 test-slow: $(STAMP)
 	$(BIN)/python -m pytest -q -m slow
 
 lint: $(STAMP)
-	$(BIN)/ruff check harness tests bench loadtests conftest.py
+	$(BIN)/ruff check harness tests bench loadtests tools conftest.py
 
 bench: $(STAMP)
 	@for script in bench/bench_*.py; do echo "== $$script"; $(BIN)/python $$script || exit 1; done
+
+# headless Chromium and a CJK font, for the tests that render HTML reports (Debian; needs root)
+browser:
+	apt-get install -y chromium fonts-wqy-zenhei || (apt-get update && apt-get install -y chromium fonts-wqy-zenhei)
 
 clean:
 	rm -rf $(VENV) build *.egg-info reports/*.db reports/*.db-wal reports/*.db-shm

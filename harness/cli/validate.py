@@ -17,6 +17,7 @@ from harness.cli._common import EXIT_CHECKS_FAILED, EXIT_OK, fail_usage
 from harness.cli._store_filter import check_times, split_outcomes
 
 FORMATS = ("text", "json", "junit", "html")
+SEVERITIES = ("error", "warning", "info")
 
 
 def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
@@ -66,6 +67,29 @@ def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
         responses: Annotated[
             bool, typer.Option("--responses", help="Store: validate the captured responses (ACKs) too.")
         ] = False,
+        waiver_files: Annotated[
+            list[Path] | None,
+            typer.Option(
+                "--waivers",
+                "-w",
+                help="YAML file of accepted findings with reasons (repeatable; a profile may add more).",
+            ),
+        ] = None,
+        fail_on: Annotated[
+            str,
+            typer.Option(
+                "--fail-on",
+                help="Exit 1 when an unwaived finding of this severity or worse: error or warning.",
+            ),
+        ] = "error",
+        min_severity: Annotated[
+            str | None,
+            typer.Option(
+                "--min-severity",
+                help="Findings listed from this severity: error, warning or info (default: warning for text, "
+                "info for HTML and JUnit; JSON keeps every finding).",
+            ),
+        ] = None,
         show_info: Annotated[bool, typer.Option("--info", help="Text: list info findings too.")] = False,
         max_listed: Annotated[
             int, typer.Option("--max-listed", help="Text/HTML: list at most this many messages.")
@@ -77,10 +101,11 @@ def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
     ) -> None:
         """Check HL7 v2 messages against the standard (and a profile): every finding, with its location.
 
-        Exit 0 when no message has an error, 1 when any has, 2 on usage errors.
+        Exit 0 when no message has an unwaived finding at the --fail-on severity (default error), 1 when any
+        has, 2 on usage errors (including a bad profile or waiver file).
         """
         from harness.hl7v2 import reference
-        from harness.hl7v2.validation import report
+        from harness.hl7v2.validation import report, waivers
         from harness.hl7v2.validation.batch import validate_many
         from harness.hl7v2.validation.profile import ProfileError
         from harness.hl7v2.validation.profile import load as load_profile
@@ -89,6 +114,10 @@ def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
             fmt = "json"
         if fmt not in FORMATS:
             raise fail_usage(f"--format {fmt!r}: expected one of {', '.join(FORMATS)}")
+        if fail_on not in report.FAIL_ON:
+            raise fail_usage(f"--fail-on {fail_on!r}: expected one of {', '.join(report.FAIL_ON)}")
+        if min_severity is not None and min_severity not in SEVERITIES:
+            raise fail_usage(f"--min-severity {min_severity!r}: expected one of {', '.join(SEVERITIES)}")
         if version is not None:
             try:
                 version = reference.normalise_version(version)
@@ -101,11 +130,17 @@ def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
             raise fail_usage("--channel/--since/--until/--type/--outcome/--responses need --store")
         if jobs < 0:
             raise fail_usage("--jobs must be 0 (one per CPU) or more")
+        loaded_profile = None
         if profile is not None:
             try:
-                load_profile(profile)  # fail early, with the file and key, before any work
+                loaded_profile = load_profile(profile)  # fail early, with the file and key, before any work
             except ProfileError as exc:
                 raise fail_usage(str(exc)) from None
+        waiver_paths = [str(p) for p in waiver_files or []] + list(getattr(loaded_profile, "waivers", ()))
+        try:
+            waiver_set = waivers.load(waiver_paths)
+        except waivers.WaiverError as exc:
+            raise fail_usage(str(exc)) from None
         try:
             reference.load(version or "2.5")  # compile/cache once here, not in every worker
         except Exception as exc:  # noqa: BLE001 - a broken hl7apy install is an environment error
@@ -119,10 +154,15 @@ def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
 
         show_progress = progress if progress is not None else sys.stderr.isatty()
         messages: list[dict] = []
-        summary = report.Summary()
-        for msg in unreadable:
+        summary = report.Summary(fail_on)
+
+        def take(msg: dict) -> None:
+            waiver_set.apply(msg)
             messages.append(msg)
             summary.add(msg)
+
+        for msg in unreadable:
+            take(msg)
         started = time.perf_counter()
         results = validate_many(
             items, version=version, profile_path=str(profile) if profile else None, charset=charset, jobs=jobs
@@ -135,48 +175,74 @@ def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
                 TextColumn("validating"),
                 BarColumn(),
                 MofNCompleteColumn(),
+                TextColumn("messages"),
                 TimeRemainingColumn(),
                 console=Console(stderr=True),
                 transient=True,
             ) as bar:
-                task = bar.add_task("validate", total=total)
-                for i, msg in enumerate(results, 1):
-                    messages.append(msg)
-                    summary.add(msg)
-                    if i % 500 == 0:
+                task = bar.add_task("validate", total=total + len(unreadable), completed=len(unreadable))
+                for i, msg in enumerate(results, len(unreadable) + 1):
+                    take(msg)
+                    if i % 50 == 0:
                         bar.update(task, completed=i)
+                bar.update(task, completed=len(messages))
         else:
             for msg in results:
-                messages.append(msg)
-                summary.add(msg)
+                take(msg)
         elapsed = time.perf_counter() - started
         if not messages:
             raise fail_usage(f"no HL7 v2 messages found in {source_name}")
         s = summary.as_dict(elapsed)
+        run = _run_meta(source_name, loaded_profile, waiver_paths, fail_on, min_severity or "info")
+        run["waivers"] = waiver_set.report()
         if fmt == "json":
-            text = report.render_json(messages, s)
+            text = report.render_json(messages, s, run)
         elif fmt == "junit":
             text = report.render_junit(messages, s)
         elif fmt == "html":
-            title = f"{source_name}" + (f" against profile {profile}" if profile else "")
-            text = report.render_html(messages, s, title=title, max_listed=max(max_listed, 2000))
+            text = report.render_html(
+                messages,
+                s,
+                max_listed=max(max_listed, 2000),
+                run=run,
+                waivers=run["waivers"],
+                min_severity=min_severity or "info",
+            )
         else:
-            text = report.render_text(messages, s, show_info=show_info, max_listed=max_listed)
+            text = report.render_text(
+                messages, s, show_info=show_info, max_listed=max_listed, min_severity=min_severity
+            )
         if out is not None:
             try:
                 out.parent.mkdir(parents=True, exist_ok=True)
                 out.write_text(text, encoding="utf-8")
             except OSError as exc:
                 raise fail_usage(f"--out {out}: {exc.strerror or exc}") from None
-            typer.echo(
-                f"{s['messages']} message(s), {s['invalid']} invalid, {s['errors']} error(s), "
-                f"{s['warnings']} warning(s); report: {out}",
-                err=True,
-            )
+            typer.echo(f"{report.verdict_line(s)}; report: {out}", err=True)
         else:
             sys.stdout.write(text)
             sys.stdout.flush()
-        raise typer.Exit(EXIT_CHECKS_FAILED if s["invalid"] else EXIT_OK)
+        raise typer.Exit(EXIT_CHECKS_FAILED if s["failed"] else EXIT_OK)
+
+
+def _run_meta(selection: str, profile, waiver_paths: list[str], fail_on: str, min_severity: str) -> dict:
+    """What a report says about its run: selection, profile, waivers, thresholds, date, version."""
+    import datetime as dt
+
+    from harness import __version__
+
+    profiles = []
+    if profile is not None:
+        profiles.append({"name": profile.name, "source": profile.source, "description": profile.description})
+    return {
+        "selection": selection,
+        "profiles": profiles,
+        "waiver_files": waiver_paths,
+        "fail_on": fail_on,
+        "min_severity": min_severity,
+        "generated": dt.datetime.now().astimezone().isoformat(timespec="seconds"),
+        "harness_version": __version__,
+    }
 
 
 def _file_items(paths: list[Path]):

@@ -137,3 +137,101 @@ def test_unreadable_file_is_a_finding(tmp_path):
     bad = [m for m in doc["messages"] if not m["valid"]]
     assert len(bad) == 1 and bad[0]["source"].endswith("junk.hl7")
     assert bad[0]["findings"][0]["code"] == "HL7-PARSE-FILE"
+
+
+# a message with a warning only: MSH-15 (accept acknowledgment type) 'ZZ' is outside HL7 table 0155
+WARN = (
+    "MSH|^~\\&|HIS|H53|HC|H53|20240301083000||ADT^A01^ADT_A01|{cid}|P|2.5|||ZZ\r"
+    "EVN|A01|20240301083000\rPID|1||P{cid}^^^H53^MR||ZHANG^SAN||19800101|M\rPV1|1|I\r"
+)
+
+
+def test_fail_on_sets_the_exit_code(tmp_path):
+    path = write(tmp_path, "w.hl7", WARN.format(cid="1"))
+    r = runner.invoke(app, ["validate", str(path), "--json"])
+    doc = json.loads(r.stdout)
+    assert doc["summary"]["warnings"] >= 1 and doc["summary"]["errors"] == 0
+    assert r.exit_code == 0 and doc["summary"]["verdict"] == "PASS"
+    r = runner.invoke(app, ["validate", str(path), "--fail-on", "warning", "--json"])
+    assert r.exit_code == 1 and json.loads(r.stdout)["summary"]["verdict"] == "FAIL"
+    bad = write(tmp_path, "b.hl7", BAD.format(cid="2"))
+    assert runner.invoke(app, ["validate", str(bad), "--fail-on", "error"]).exit_code == 1
+    r = runner.invoke(app, ["validate", str(path), "--fail-on", "info"])
+    assert r.exit_code == 2 and "--fail-on 'info'" in r.output
+    r = runner.invoke(app, ["validate", str(path), "--min-severity", "fatal"])
+    assert r.exit_code == 2 and "--min-severity" in r.output
+
+
+def test_a_waived_warning_no_longer_fails_on_warning(tmp_path):
+    path = write(tmp_path, "w.hl7", WARN.format(cid="1"))
+    codes = {
+        f["code"]
+        for f in json.loads(runner.invoke(app, ["validate", str(path), "--json"]).stdout)["messages"][0][
+            "findings"
+        ]
+    }
+    waiver_file = tmp_path / "waivers.yaml"
+    lines = "".join(f"  - code: {c}\n    reason: accepted for the pilot\n" for c in sorted(codes))
+    waiver_file.write_text("waivers:\n" + lines, encoding="utf-8")
+    r = runner.invoke(app, ["validate", str(path), "--fail-on", "warning", "--waivers", str(waiver_file)])
+    assert r.exit_code == 0, r.output
+    assert "PASS:" in r.output and "waived" in r.output
+
+
+def test_a_waiver_file_makes_a_known_deviation_pass_with_its_reason_in_every_report(tmp_path):
+    path = write(tmp_path, "m.hl7", GOOD.format(cid="1"), BAD.format(cid="2"))
+    r = runner.invoke(app, ["validate", str(path), "--json"])
+    bad_codes = {
+        f["code"] for f in json.loads(r.stdout)["messages"][1]["findings"] if f["severity"] == "error"
+    }
+    assert bad_codes == {"HL7-STRUCT-MISSING-SEGMENT", "HL7-FIELD-REQUIRED", "HL7-DATATYPE-DTM"}
+    waiver_file = tmp_path / "waivers.yaml"
+    waiver_file.write_text(
+        "waivers:\n"
+        "  - code: HL7-STRUCT-MISSING-SEGMENT\n    control_id: '2'\n    reason: 旧HIS不发送EVN段\n"
+        "  - code: HL7-FIELD-REQUIRED\n    location: PID-3\n    reason: 患者ID在PID-2中发送\n"
+        "  - code: HL7-DATATYPE-DTM\n    location: PID-7\n    reason: 出生日期只有年月\n"
+        "    expires: 2099-01-01\n",
+        encoding="utf-8",
+    )
+    r = runner.invoke(app, ["validate", str(path), "--waivers", str(waiver_file)])
+    assert r.exit_code == 0, r.output
+    assert "waived by waivers.yaml:5: 患者ID在PID-2中发送" in r.output
+    r = runner.invoke(app, ["validate", str(path), "--waivers", str(waiver_file), "--json"])
+    doc = json.loads(r.stdout)
+    assert doc["summary"]["waived"] == 4 and doc["summary"]["invalid"] == 0  # EVN and PV1 missing
+    assert [w["used"] for w in doc["run"]["waivers"]] == [2, 1, 1]
+    html = tmp_path / "r.html"
+    runner.invoke(app, ["validate", str(path), "--waivers", str(waiver_file), "-f", "html", "-O", str(html)])
+    text = html.read_text(encoding="utf-8")
+    assert "出生日期只有年月" in text and 'class="verdict PASS"' in text
+    # named by a profile instead, relative to the profile file
+    prof = tmp_path / "profile.yaml"
+    prof.write_text("name: his\nwaivers: waivers.yaml\n", encoding="utf-8")
+    r = runner.invoke(app, ["validate", str(path), "--profile", str(prof), "--json"])
+    assert r.exit_code == 0 and json.loads(r.stdout)["summary"]["waived"] == 4
+    # a waiver without a reason is a usage error naming the file and entry
+    waiver_file.write_text("waivers:\n  - code: HL7-FIELD-REQUIRED\n", encoding="utf-8")
+    r = runner.invoke(app, ["validate", str(path), "--waivers", str(waiver_file)])
+    assert r.exit_code == 2 and "waivers.yaml: waivers[1] (line 2).reason: required" in r.output
+
+
+def test_min_severity_chooses_what_the_text_report_lists(tmp_path):
+    path = write(tmp_path, "m.hl7", WARN.format(cid="1"), BAD.format(cid="2"))
+    out = runner.invoke(app, ["validate", str(path), "--min-severity", "error"]).output
+    assert "HL7-DATATYPE-DTM" in out and "valid   " not in out.split("\n\n")[0]
+    out = runner.invoke(app, ["validate", str(path), "--min-severity", "warning"]).output
+    assert out.index("INVALID") < out.index("valid   "), "failing messages are listed first"
+
+
+def test_text_report_groups_repeated_codes_with_their_locations(tmp_path):
+    obx = "".join(f"OBX|{i}|NM|GLU^Glucose^L||5.{i}|mmol/L|||||F|||2024130{i}\r" for i in range(1, 5))
+    oru = (
+        "MSH|^~\\&|LIS|H|HIS|H|20240301083000||ORU^R01^ORU_R01|L1|P|2.5.1\r"
+        "PID|1||P1^^^H^MR||ZHANG^SAN||19800101|M\rOBR|1|O1|F1|GLU^Glucose^L|||20240301083000\r" + obx
+    )
+    path = write(tmp_path, "oru.hl7", oru)
+    out = runner.invoke(app, ["validate", str(path)]).output
+    line = next(x for x in out.splitlines() if "HL7-DATATYPE-DTM" in x and " x4 " in x)
+    assert "4:OBX-14.1, 5:OBX-14.1, 6:OBX-14.1, 7:OBX-14.1" in line
+    assert "e.g. Date/Time of the Observation, Time: '20241301' is not a valid DTM value" in out

@@ -12,7 +12,9 @@ from datetime import date
 
 from harness.hl7v2 import charset as charsets
 from harness.hl7v2.reference import Standard
+from harness.hl7v2.validation import coding
 from harness.hl7v2.validation.findings import Finding, Location, finding
+from harness.hl7v2.validation.usage import datatype_elements
 
 _DT = re.compile(r"(\d{4})(?:(\d{2})(\d{2})?)?")
 _OFFSET = r"(?:[+-](?:1[0-4]|0\d)[0-5]\d)?"
@@ -23,8 +25,6 @@ _DTM = re.compile(
 _NM = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)")
 _SI = re.compile(r"\d+")
 
-# table 0396 (coding systems) admits local systems 99zzz / L and, in practice, OIDs
-_LOCAL_CODING_SYSTEM = re.compile(r"99\w*|L|\d+(?:\.\d+)+")
 TEXTUAL = frozenset({"ST", "TX", "FT", "GTS", "TN", "CM", "varies"})
 CODED = frozenset({"ID", "IS"})
 
@@ -103,15 +103,27 @@ class Ctx:
         "field",
         "rep_no",
         "standard_delimiters",
+        "coding_systems",
+        "field_defs",
     )
 
-    def __init__(self, comp: str, sub: str, rep: str, esc: str, out: list) -> None:
+    def __init__(
+        self, comp: str, sub: str, rep: str, esc: str, out: list, coding_systems: frozenset = frozenset()
+    ) -> None:
         self.comp, self.sub, self.rep, self.esc, self.out = comp, sub, rep, esc, out
         self.standard_delimiters = (comp, rep, esc, sub) == ("^", "~", "\\", "&")
         self.seg_index = 0
         self.seg = ""
         self.field = 0
         self.rep_no = None
+        self.coding_systems = coding_systems  # declared by the profile: accepted in table 0396
+        self.field_defs: tuple = ()  # the current segment's field rules (names), set per segment
+
+    def named(self, label: str, c: int | None) -> str:
+        """How a finding names the element: the field's name, then the component's."""
+        if c is None or not 0 < self.field <= len(self.field_defs):
+            return label
+        return f"{self.field_defs[self.field - 1].name}, {label}"
 
     def loc(self, comp: int | None, sub: int | None) -> Location:
         return Location(self.seg_index, self.seg, self.field, self.rep_no, comp, sub)
@@ -128,10 +140,12 @@ def _make_base(std: Standard, dt: str, table: str | None, name: str):
     table_sev = "warning" if dt == "ID" else "info"
     if codes is not None and table == "HL70125":  # value type: any datatype of the version is one
         codes = codes | frozenset(std.base) | frozenset(std.datatypes)
-    local_ok = _LOCAL_CODING_SYSTEM.fullmatch if table == "HL70396" else None
+    systems = codes is not None and table == coding.TABLE
+    if systems:  # coding systems: the names of every version, the table's patterns, the profile's
+        codes = coding.known()
     textual = dt not in FORMATS
     withdrawn = dt == "WD"
-    label = name.replace("_", " ").lower() if name and name != "WITHDRAWN" else "this element"
+    label = name if name and name not in ("WITHDRAWN", "withdrawn") else "This element"
 
     def check(ctx: Ctx, value: str, c: int | None, s: int | None) -> None:
         if withdrawn:
@@ -139,7 +153,7 @@ def _make_base(std: Standard, dt: str, table: str | None, name: str):
                 finding(
                     "HL7-WITHDRAWN",
                     ctx.loc(c, s),
-                    f"{label} is withdrawn in HL7 {std.version} and should be empty",
+                    f"{ctx.named(label, c)} is withdrawn in HL7 {std.version}; it should be empty",
                     expected="empty",
                     actual=value,
                 )
@@ -148,7 +162,11 @@ def _make_base(std: Standard, dt: str, table: str | None, name: str):
         if fmt is not None and not fmt[0](value):
             ctx.out.append(
                 finding(
-                    fmt[1], ctx.loc(c, s), f"{label} is not a valid {dt} value", expected=fmt[2], actual=value
+                    fmt[1],
+                    ctx.loc(c, s),
+                    f"{ctx.named(label, c)}: {value!r} is not a valid {dt} value",
+                    expected=fmt[2],
+                    actual=value,
                 )
             )
         if maxlen and len(value) > maxlen:
@@ -156,22 +174,28 @@ def _make_base(std: Standard, dt: str, table: str | None, name: str):
                 finding(
                     "HL7-LENGTH-EXCEEDED",
                     ctx.loc(c, s),
-                    f"{label} is {len(value)} characters long; {dt} allows {maxlen}",
+                    f"{ctx.named(label, c)} is {len(value)} characters long; {dt} allows at most {maxlen}",
                     expected=f"at most {maxlen}",
                     actual=str(len(value)),
                 )
             )
-        if codes is not None and value not in codes and not (local_ok and local_ok(value)):
+        if (
+            codes is not None
+            and value not in codes
+            and not (systems and coding.accepted(value, ctx.coding_systems))
+        ):
             sev, extra = table_sev, ""
             if table == "HL70211":  # charset names seen in the field (GBK ...) are read all the same
                 codec = charsets.lookup(value)
                 if codec:
                     sev, extra = "info", f"; it is read as {codec}"
+            elif systems:
+                sev, extra = coding.judge(value)
             ctx.out.append(
                 finding(
                     "HL7-TABLE-VALUE",
                     ctx.loc(c, s),
-                    f"{label} value {value!r} is not in HL7 table {table[-4:]}{extra}",
+                    f"{ctx.named(label, c)}: {value!r} is not a code of HL7 table {table[-4:]}{extra}",
                     expected=f"a code of table {table}",
                     actual=value,
                     severity=sev,
@@ -184,7 +208,7 @@ def _make_base(std: Standard, dt: str, table: str | None, name: str):
                     finding(
                         "HL7-ESCAPE-INVALID",
                         ctx.loc(c, s),
-                        f"{label} holds a malformed escape sequence {bad!r}",
+                        f"{ctx.named(label, c)} holds a malformed escape sequence {bad!r}",
                         expected="\\F\\ \\S\\ \\T\\ \\R\\ \\E\\ \\Xhh..\\ \\H\\ \\N\\ \\.br\\ …",
                         actual=bad,
                     )
@@ -250,6 +274,18 @@ def _missing_part(dt: str, part_name: str, number: int, label: str, within: str,
     )
 
 
+def _disputed_part(dt: str, part_name: str, number: int, label: str, why: str, loc: Location) -> Finding:
+    """An empty component that one source of the standard calls required and the other does not."""
+    return finding(
+        "HL7-SOURCE-CONFLICT",
+        loc,
+        f"{dt} {part_name} {number} ({label}) is empty; the sources of the standard disagree on whether "
+        f"it is required ({why}), so this is not counted as an error",
+        expected="a value, if required",
+        actual="empty",
+    )
+
+
 def checker(std: Standard, dt: str, table: str | None, depth: int, name: str = ""):
     """The compiled checker for a datatype at a depth (0 field, 1 component, 2 subcomponent)."""
     key = (std.version, dt, table, depth, name)
@@ -281,7 +317,8 @@ def checker(std: Standard, dt: str, table: str | None, depth: int, name: str = "
                             finding(
                                 "HL7-COMPONENT-UNDEFINED",
                                 ctx.loc(2, None),
-                                f"{dt} has no components but the value has some",
+                                f"{name or 'The field'} is a {dt}, which has no components, but the "
+                                f"value has some",
                                 expected=f"one {dt} value",
                                 actual=value,
                             )
@@ -303,8 +340,15 @@ def checker(std: Standard, dt: str, table: str | None, depth: int, name: str = "
         _CHECKERS[key] = got
         return got
 
-    subs = [checker(std, c[1], c[2], depth + 1, c[0]) for c in comps]
-    required = [(i, c[0].replace("_", " ").lower()) for i, c in enumerate(comps) if len(c) > 3 and c[3] >= 1]
+    elements = datatype_elements(std, dt)
+    subs = [checker(std, c[1], c[2], depth + 1, el.name) for c, el in zip(comps, elements, strict=True)]
+    # parts that must not be empty when the whole has a value: required (why None), or disputed (why: the
+    # sources' disagreement, a HL7-SOURCE-CONFLICT warning)
+    musts = tuple(
+        (i, el.name, None if el.usage == "R" else el.conflict)
+        for i, el in enumerate(elements)
+        if el.usage == "R" or el.conflict
+    )
     n = len(subs)
     # plain text parts (no table, no format) are checked inline: only a long value, an escape or a
     # nested delimiter needs the component's checker
@@ -326,11 +370,16 @@ def checker(std: Standard, dt: str, table: str | None, depth: int, name: str = "
                 if lim and len(part) <= lim and ctx.esc not in part and ctx.sub not in part:
                     continue
                 subs[i](ctx, part, i + 1, None)
-            for i, cname in required:
-                if i >= len(parts) or not parts[i]:
-                    ctx.out.append(
-                        _missing_part(dt, "component", i + 1, cname, "field", ctx.loc(i + 1, None))
-                    )
+            if musts:
+                np = len(parts)
+                for i, cname, why in musts:
+                    if i >= np or not parts[i]:
+                        loc = ctx.loc(i + 1, None)
+                        ctx.out.append(
+                            _missing_part(dt, "component", i + 1, cname, "field", loc)
+                            if why is None
+                            else _disputed_part(dt, "component", i + 1, cname, why, loc)
+                        )
             if id_codes and parts[0] and parts[0] not in id_codes:
                 ctx.out.append(
                     finding(
@@ -356,11 +405,16 @@ def checker(std: Standard, dt: str, table: str | None, depth: int, name: str = "
                 if lim and len(part) <= lim and ctx.esc not in part:
                     continue
                 subs[i](ctx, part, c, i + 1)
-            for i, cname in required:
-                if i >= len(parts) or not parts[i]:
-                    ctx.out.append(
-                        _missing_part(dt, "subcomponent", i + 1, cname, "component", ctx.loc(c, i + 1))
-                    )
+            if musts:
+                np = len(parts)
+                for i, cname, why in musts:
+                    if i >= np or not parts[i]:
+                        loc = ctx.loc(c, i + 1)
+                        ctx.out.append(
+                            _missing_part(dt, "subcomponent", i + 1, cname, "component", loc)
+                            if why is None
+                            else _disputed_part(dt, "subcomponent", i + 1, cname, why, loc)
+                        )
 
     _CHECKERS[key] = composite
     return composite

@@ -1,7 +1,9 @@
 """Field checks of one segment: usage (required fields), cardinality (repetitions), values.
 
-Rules are compiled once per (version, segment id) from the standard: the required field numbers,
-and for every defined field its maximum repetitions and its datatype checker. Checking a segment
+Rules are compiled once per (version, segment id) from the standard, with each field's usage reconciled
+from two sources (usage.py): the required field numbers, the conditional ones whose condition is known,
+the ones the sources disagree on, and for every defined field its maximum repetitions and its datatype
+checker. Checking a segment
 walks only the fields present in it, so the many empty fields of PID or PV1 cost nothing.
 """
 
@@ -12,6 +14,7 @@ from dataclasses import dataclass
 from harness.hl7v2.reference import Standard
 from harness.hl7v2.validation.datatypes import Ctx, _text_limit, checker
 from harness.hl7v2.validation.findings import Location, finding
+from harness.hl7v2.validation.usage import Element, segment_elements
 
 
 @dataclass(slots=True)
@@ -23,6 +26,7 @@ class FieldRule:
     max: int
     table: str | None
     check: object
+    element: Element | None = None
 
 
 @dataclass(slots=True)
@@ -30,6 +34,8 @@ class SegmentRules:
     segment: str
     fields: tuple[FieldRule, ...]
     required: tuple[int, ...]
+    conditional: tuple[int, ...] = ()  # usage C with a known condition (usage.CONDITIONS)
+    disputed: tuple[int, ...] = ()  # required in one source only: empty -> HL7-SOURCE-CONFLICT
     checks: tuple = ()  # by field number (index 0 unused): the datatype checker
     limits: tuple = ()  # by field number: text length limit for inline checks, 0 = call the checker
     clean: tuple = ()  # by field number: values seen to pass every check (standard delimiters only)
@@ -49,13 +55,24 @@ def rules_for(std: Standard, segment: str) -> SegmentRules | None:
         _RULES[key] = None
         return None
     rules = []
-    for i, (name, dt, lo, hi, table) in enumerate(defs):
-        rules.append(FieldRule(i + 1, name, dt, lo, hi, table, checker(std, dt, table, 0, name)))
-    required = tuple(r.number for r in rules if r.min > 0 and not (segment == "MSH" and r.number <= 2))
+    elements = segment_elements(std, segment)
+    for i, (_name, dt, lo, hi, table) in enumerate(defs):
+        el = elements[i]
+        rules.append(FieldRule(i + 1, el.name, dt, lo, hi, table, checker(std, dt, table, 0, el.name), el))
+    own = segment == "MSH"  # MSH-1 and MSH-2 are the delimiters themselves, checked when the message is split
+    required = tuple(r.number for r in rules if r.element.usage == "R" and not (own and r.number <= 2))
+    conditional = tuple(r.number for r in rules if r.element.condition is not None)
+    disputed = tuple(
+        r.number
+        for r in rules
+        if r.element.conflict and r.element.condition is None and not (own and r.number <= 2)
+    )
     checks = (None, *(r.check for r in rules))
     limits = (0, *(_text_limit(std, r.datatype, r.table) if r.max == 1 else 0 for r in rules))
     clean = tuple(set() for _ in range(len(rules) + 1))
-    got = _RULES[key] = SegmentRules(segment, tuple(rules), required, checks, limits, clean)
+    got = _RULES[key] = SegmentRules(
+        segment, tuple(rules), required, conditional, disputed, checks, limits, clean
+    )
     return got
 
 
@@ -68,13 +85,52 @@ def clear_memo() -> None:
 
 
 def _label(rule: FieldRule) -> str:
-    return rule.name.replace("_", " ").lower() if rule.name else f"field {rule.number}"
+    return rule.name or f"field {rule.number}"
+
+
+def _empty(fields: list[str], k: int) -> bool:
+    return k >= len(fields) or not fields[k] or fields[k] == '""'
+
+
+def _usage_findings(ctx: Ctx, rules: SegmentRules, fields: list[str], shift: int) -> None:
+    """Conditional fields whose condition holds, and fields the two sources disagree on, left empty."""
+    out = ctx.out
+    seg = rules.segment
+    for number in rules.conditional:
+        if _empty(fields, number - shift):
+            rule = rules.fields[number - 1]
+            cond = rule.element.condition
+            if not _empty(fields, cond.when_valued - shift):
+                out.append(
+                    finding(
+                        "HL7-FIELD-REQUIRED",
+                        Location(ctx.seg_index, seg, number),
+                        f"{seg}-{number} ({_label(rule)}) is conditional (C) and required here because "
+                        f"{cond.text}, but it is empty",
+                        expected=f"a {rule.datatype} value",
+                        actual="empty",
+                    )
+                )
+    for number in rules.disputed:
+        if _empty(fields, number - shift):
+            rule = rules.fields[number - 1]
+            out.append(
+                finding(
+                    "HL7-SOURCE-CONFLICT",
+                    Location(ctx.seg_index, seg, number),
+                    f"{seg}-{number} ({_label(rule)}) is empty; the sources of the standard disagree on "
+                    f"whether it is required ({rule.element.conflict}), so this is not counted as an error",
+                    expected=f"{rule.element.usage} (reconciled usage)",
+                    actual="empty",
+                )
+            )
 
 
 def check_segment(std: Standard, ctx: Ctx, rules: SegmentRules, fields: list[str], is_msh: bool) -> None:
     """Append findings for one segment's fields (fields[0] is the segment id)."""
     out = ctx.out
     seg = rules.segment
+    ctx.field_defs = rules.fields
     # fields[k] is field k, except in MSH where fields[1] is MSH-2 (MSH-1 is the separator itself)
     shift = 1 if is_msh else 0
     ndef = len(rules.fields)
@@ -91,13 +147,15 @@ def check_segment(std: Standard, ctx: Ctx, rules: SegmentRules, fields: list[str
                     actual="empty",
                 )
             )
+    if rules.conditional or rules.disputed:
+        _usage_findings(ctx, rules, fields, shift)
     rep = ctx.rep
     esc = ctx.esc
     comp = ctx.comp
     checks = rules.checks
     limits = rules.limits
     clean = rules.clean
-    memo = ctx.standard_delimiters
+    memo = ctx.standard_delimiters and not ctx.coding_systems  # remembered values hold for every profile
     obx_type = None
     if seg == "OBX" and len(fields) > 2 and fields[2]:
         obx_type = fields[2].split(comp, 1)[0]
@@ -134,16 +192,30 @@ def check_segment(std: Standard, ctx: Ctx, rules: SegmentRules, fields: list[str
         if rep in value and not (is_msh and number == 2):
             reps = value.split(rep)
             rule = rules.fields[number - 1]
-            if rule.max == 1 and sum(1 for r in reps if r) > 1:
-                out.append(
-                    finding(
-                        "HL7-FIELD-REPETITION",
-                        Location(ctx.seg_index, seg, number),
-                        f"{seg}-{number} ({_label(rule)}) repeats {len(reps)} times; it may not repeat",
-                        expected="1 repetition",
-                        actual=f"{len(reps)} repetitions",
+            disputed = rule.element.repeat_conflict
+            if (rule.max == 1 or disputed) and sum(1 for r in reps if r) > 1:
+                if disputed:
+                    out.append(
+                        finding(
+                            "HL7-SOURCE-CONFLICT",
+                            Location(ctx.seg_index, seg, number),
+                            f"{seg}-{number} ({_label(rule)}) repeats {len(reps)} times; the sources of the "
+                            f"standard disagree on whether it may ({disputed}), so this is not counted as "
+                            f"an error",
+                            expected="1 repetition" if rule.max == 1 else "repetitions allowed",
+                            actual=f"{len(reps)} repetitions",
+                        )
                     )
-                )
+                else:
+                    out.append(
+                        finding(
+                            "HL7-FIELD-REPETITION",
+                            Location(ctx.seg_index, seg, number),
+                            f"{seg}-{number} ({_label(rule)}) repeats {len(reps)} times; it may not repeat",
+                            expected="1 repetition",
+                            actual=f"{len(reps)} repetitions",
+                        )
+                    )
             for i, r in enumerate(reps):
                 if r and r != '""':
                     ctx.rep_no = i + 1

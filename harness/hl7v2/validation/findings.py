@@ -114,6 +114,11 @@ CODES: dict[str, tuple[str, str]] = {
         ERROR,
         "a required component of a field (or subcomponent) that has a value is empty",
     ),
+    "HL7-SOURCE-CONFLICT": (
+        WARNING,
+        "the two sources of the standard (hl7apy, hl7-dictionary) disagree on whether an element is required "
+        "or may repeat, and the message depends on it; not counted as an error",
+    ),
     "HL7-FIELD-UNDEFINED": (WARNING, "a value beyond the fields the segment defines"),
     "HL7-COMPONENT-UNDEFINED": (WARNING, "a value beyond the components the datatype defines"),
     "HL7-WITHDRAWN": (WARNING, "a value in a field or component the version withdrew"),
@@ -131,6 +136,10 @@ CODES: dict[str, tuple[str, str]] = {
     "HL7-INTERNAL": (
         ERROR,
         "the validator itself failed on this message (a bug); the message is still listed",
+    ),
+    "WAIVER-EXPIRED": (
+        WARNING,
+        "a waiver whose expiry date has passed: the findings it covered count again",
     ),
     "PROFILE-MESSAGE-TYPE": (ERROR, "a message type the profile does not allow"),
     "PROFILE-VERSION": (ERROR, "a version other than the profile's"),

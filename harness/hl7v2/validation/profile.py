@@ -76,6 +76,9 @@ class Profile:
     common: Rules = field(default_factory=Rules)
     per_message: dict[str, Rules] = field(default_factory=dict)
     structures: dict[str, tuple] = field(default_factory=dict)  # "ADT^A01" or structure id -> body
+    coding_systems: frozenset[str] = frozenset()  # local coding systems accepted in table 0396 (CWE.3 ...)
+    coding_system_labels: dict[str, str] = field(default_factory=dict)
+    waivers: tuple[str, ...] = ()  # waiver files named by the profile (absolute paths)
 
     # -- what the validator asks -------------------------------------------------------------
 
@@ -370,6 +373,12 @@ def _resolved_yaml(path: Path, seen: set) -> dict:
         raise ProfileError(f"{path}: 'extends' forms a cycle")
     seen.add(real)
     data = _yaml_file(path)
+    if "waivers" in data:  # waiver files are relative to the profile that names them
+        names = data["waivers"]
+        names = [names] if isinstance(names, str) else names
+        if not isinstance(names, list) or not all(isinstance(n, str) and n for n in names):
+            raise ProfileError(f"{path}: waivers must be a file path or a list of file paths")
+        data["waivers"] = [str(path.parent / n) if not Path(n).is_absolute() else n for n in names]
     parent = data.pop("extends", None)
     if parent:
         if not isinstance(parent, str):
@@ -401,6 +410,8 @@ KNOWN_KEYS = {
     "segments",
     "fields",
     "messages",
+    "coding_systems",
+    "waivers",
 }
 
 
@@ -433,6 +444,18 @@ def _build(data: dict, path: Path) -> Profile:
         prof.z_segments = z
     else:
         raise ProfileError(f"{path}: z_segments must be allow, forbid or a list of allowed Z-segment ids")
+    systems = data.get("coding_systems")
+    if systems is not None:
+        if isinstance(systems, list):
+            systems = {str(s): "" for s in systems}
+        if not isinstance(systems, dict) or not all(str(k).strip() for k in systems):
+            raise ProfileError(
+                f"{path}: coding_systems must map each coding system name (as sent in CWE.3) to a "
+                f"description, e.g. {{GBT2261.1: 'GB/T 2261.1 人的性别代码'}}"
+            )
+        prof.coding_system_labels = {str(k): str(v or "") for k, v in systems.items()}
+        prof.coding_systems = frozenset(prof.coding_system_labels)
+    prof.waivers = tuple(data.get("waivers") or ())
     value_sets = _value_sets(data.get("value_sets") or {}, path)
     prof.common = _rules(data, value_sets, path, "")
     for code, body in (data.get("messages") or {}).items():

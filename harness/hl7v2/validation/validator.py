@@ -347,7 +347,7 @@ class Validator:
             out.extend(st.check(ids, idx))
 
         if std is not None:
-            ctx = Ctx(comp, sub, rep, esc, out)
+            ctx = Ctx(comp, sub, rep, esc, out, getattr(profile, "coding_systems", None) or frozenset())
             for i, sid, fields in split:
                 rules = rules_for(std, sid)
                 if rules is None:

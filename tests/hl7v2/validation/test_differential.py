@@ -270,6 +270,17 @@ def tn_format(h, r, text):
     return h[1] == "ValueError" and "TN data" in h[2] and r.valid
 
 
+def source_conflict(h, r, text):
+    m = re.match(r"Missing required child (\w+)\.\1_(\d+)", h[2]) if h[1] == "ValidationError" else None
+    if not m or not r.valid:
+        return False
+    seg, number = m.group(1), int(m.group(2))
+    return any(
+        f.code == "HL7-SOURCE-CONFLICT" and f.location.segment == seg and f.location.field == number
+        for f in r.findings
+    )
+
+
 def hl7apy_crash(h, r, text):
     return h[0] is None
 
@@ -297,6 +308,7 @@ CATEGORIES = {
     "empty-required-group": empty_required_group,
     "tn-format": tn_format,
     "any-segment": any_segment,
+    "source-conflict": source_conflict,
     "hl7apy-crash": hl7apy_crash,
     "charset-or-syntax": charset_or_syntax,
 }

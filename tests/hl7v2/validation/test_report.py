@@ -34,8 +34,16 @@ def test_summary_counts_by_code_and_type():
     msgs = results()
     s = summary(msgs)
     assert (s["messages"], s["valid"], s["invalid"], s["errors"]) == (2, 1, 1, 1)
-    assert s["by_code"]["HL7-DATATYPE-DTM"] == {"severity": "error", "count": 1, "messages": 1}
-    assert s["by_message_type"]["ADT^A01"] == {"messages": 2, "invalid": 1, "errors": 1, "warnings": 0}
+    assert s["by_code"]["HL7-DATATYPE-DTM"] == {"severity": "error", "count": 1, "waived": 0, "messages": 1}
+    assert s["by_message_type"]["ADT^A01"] == {
+        "messages": 2,
+        "invalid": 1,
+        "failed": 1,
+        "errors": 1,
+        "warnings": 0,
+        "waived": 0,
+    }
+    assert (s["verdict"], s["failed"], s["fail_on"]) == ("FAIL", 1, "error")
     assert s["messages_per_s"] == 4.0
 
 
