@@ -147,6 +147,11 @@ class ChannelCollector:
         connections = CounterMetricFamily(
             "harness_connections", "Sender connections accepted", labels=["channel"]
         )
+        refused = CounterMetricFamily(
+            "harness_refused_connections",
+            "Sender connections refused (max_connections, or the descriptor budget spent)",
+            labels=["channel"],
+        )
         open_conns = GaugeMetricFamily(
             "harness_open_connections", "Sender connections open now", labels=["channel"]
         )
@@ -177,6 +182,7 @@ class ChannelCollector:
         for name, channel in self.channels.items():
             s = channel.stats
             connections.add_metric([name], s.connections)
+            refused.add_metric([name], s.refused_connections)
             open_conns.add_metric([name], s.open_connections)
             messages.add_metric([name], s.messages)
             for outcome in OUTCOME_COUNTERS.values():
@@ -192,7 +198,7 @@ class ChannelCollector:
                 store_up.add_metric([name], 0 if channel.store_down() else 1)
                 uncaptured.add_metric([name], channel.uncaptured())
         yield from (connections, open_conns, messages, outcomes, transferred, applied, rules, latency)
-        yield from (store_up, uncaptured)
+        yield from (store_up, uncaptured, refused)
 
 
 class AdminAPI:

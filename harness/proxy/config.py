@@ -99,6 +99,7 @@ class MLLPChannelConfig(ChannelConfig):
     """Requests outstanding at the upstream at once; 1 is classic MLLP stop-and-wait."""
     on_store_error: str = "close"
     """Durable capture, store unable to record: close the sender's connection, or answer AR/CR."""
+    resend_on_stale_connection: bool = False
     max_pending_bytes: int = 8 * 1024 * 1024
     frame_timeout_s: float = 30.0
     idle_timeout_s: float = 0.0
@@ -371,6 +372,7 @@ def parse_mllp_channel(section: Section, name: str) -> MLLPChannelConfig:
         max_frame_bytes=section.integer("max_frame_bytes", DEFAULT_MAX_FRAME, minimum=64),
         max_in_flight=section.integer("max_in_flight", 1, minimum=1),
         on_store_error=section.choice("on_store_error", ON_STORE_ERROR, "close"),
+        resend_on_stale_connection=section.boolean("resend_on_stale_connection", False),
         max_pending_bytes=section.integer("max_pending_bytes", 8 * 1024 * 1024, minimum=1024),
         frame_timeout_s=section.number("frame_timeout_s", 30.0, above=0),
         idle_timeout_s=section.number("idle_timeout_s", 0.0, minimum=0),

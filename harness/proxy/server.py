@@ -70,16 +70,19 @@ class ProxyServer:
         self.admin_port: Any = None
         self.admin_channels: dict[str, Any] = {}
         self.listening: dict[str, Address] = {}
+        self.budget: Any = None
         self._stopped = False
 
     # -- start ---------------------------------------------------------------------------------------
 
     def start(self) -> None:
         from harness.proxy.faults.engine import FaultEngine
+        from harness.proxy.limits import ConnectionBudget
         from harness.proxy.mllp.channel import MLLPChannel
         from harness.proxy.stats import ChannelStats
 
         try:
+            budget = self.budget = ConnectionBudget(0)
             for name, cfg in self.config.channels.items():
                 if cfg.protocol == "http":
                     from harness.proxy.http.channel import HTTPChannel as channel_class
@@ -89,8 +92,10 @@ class ProxyServer:
                     raise StartError(f"channels.{name}.protocol: {cfg.protocol!r} has no proxy here yet")
                 engine = FaultEngine(name, cfg.protocol, cfg.faults)
                 writer = self._writer(cfg.capture) if cfg.capture != "off" else None
+                extra = {"budget": budget} if cfg.protocol == "mllp" else {}
                 channel = channel_class(
-                    cfg, self.reactor, faults=engine, stats=ChannelStats(), writer=writer, log=self.log
+                    cfg, self.reactor, faults=engine, stats=ChannelStats(), writer=writer, log=self.log,
+                    **extra,
                 )
                 self.channels[name] = channel
             for name, channel in self.channels.items():
@@ -105,6 +110,7 @@ class ProxyServer:
                     capture=channel.config.capture,
                 )
             self._start_admin()
+            budget.measure()  # once every listener, writer and log file is open
         except BaseException:
             self._close_partial()
             raise

@@ -29,6 +29,7 @@ COUNTERS = (
     "ambiguous_acks",
     "no_ack_expected",
     "errors",
+    "refused_connections",
     "bytes_in",
     "bytes_out",
 )

@@ -177,3 +177,16 @@ def test_enhanced_mode_timeouts_default_to_the_ack_timeout_and_must_be_positive(
     assert (adt.channels["adt"].app_ack_timeout_s, adt.channels["adt"].conditional_ack_wait_s) == (120.0, 5.0)
     with pytest.raises(ConfigError, match="channels.adt.app_ack_timeout_s: must be greater than 0"):
         parse_config({"channels": {"adt": {**base, "app_ack_timeout_s": 0}}})
+
+
+def test_the_bounds_have_documented_defaults_and_refuse_nonsense():
+    base = {"protocol": "mllp", "listen": "127.0.0.1:0", "upstream": "127.0.0.1:1"}
+    adt = parse_config({"channels": {"adt": base}}).channels["adt"]
+    assert (adt.on_store_error, adt.resend_on_stale_connection) == ("close", False)
+    assert (adt.max_pending_bytes, adt.frame_timeout_s, adt.idle_timeout_s, adt.max_connections) == (
+        8 * 1024 * 1024, 30.0, 0.0, 512,
+    )
+    with pytest.raises(ConfigError, match="channels.adt.on_store_error: expected one of close | nak"):
+        parse_config({"channels": {"adt": {**base, "on_store_error": "ignore"}}})
+    with pytest.raises(ConfigError, match="channels.adt.max_connections: must be at least 1"):
+        parse_config({"channels": {"adt": {**base, "max_connections": 0}}})

@@ -20,9 +20,11 @@ from typing import Any
 from twisted.internet import protocol
 from twisted.internet.endpoints import connectProtocol
 
+from harness.exchange import Exchange
 from harness.proxy import endpoints
 from harness.proxy.config import MLLPChannelConfig
 from harness.proxy.endpoints import UpstreamDialer, set_nodelay
+from harness.proxy.limits import Backlog, ConnectionBudget
 from harness.proxy.log import FailureLog, log_stderr
 from harness.proxy.mllp.session import (
     CancelTimer,
@@ -32,6 +34,7 @@ from harness.proxy.mllp.session import (
     Connect,
     MLLPSession,
     PauseSender,
+    ReplaceUpstream,
     ResumeSender,
     SessionSettings,
     StartTimer,
@@ -40,6 +43,9 @@ from harness.proxy.mllp.session import (
 )
 from harness.proxy.outbox import Outbox
 from harness.proxy.stats import ChannelStats
+
+SOCKETS_PER_SENDER = 2
+"""A sender's socket and its upstream socket: the upstream's place is held from the accept on."""
 
 
 class MLLPChannel:
@@ -54,8 +60,11 @@ class MLLPChannel:
         stats: ChannelStats | None = None,
         writer: Any = None,
         log: Callable[..., None] = log_stderr,
+        budget: ConnectionBudget | None = None,
     ) -> None:
         self.config = config
+        self.budget = budget
+        """The process's descriptor budget (shared by every channel), or None for no such limit."""
         self.name = config.name
         self.reactor = reactor
         self.settings = SessionSettings.from_channel(config)
@@ -64,6 +73,8 @@ class MLLPChannel:
         self.writer = writer if config.capture != "off" else None
         self.durable = config.capture == "durable" and self.writer is not None
         self.store_ok = self._store_ok if self.durable else None
+        self.fresh_per_message = False
+        """Learned from the upstream: it closes its connection after each reply."""
         self.log = log
         self.connections: set[SenderConnection] = set()
         self.store_errors = 0
@@ -84,10 +95,25 @@ class MLLPChannel:
         class _Factory(protocol.Factory):
             noisy = False
 
-            def buildProtocol(self, addr: Any) -> SenderConnection:
-                return SenderConnection(channel)
+            def buildProtocol(self, addr: Any) -> protocol.Protocol:
+                why = channel.refusal()
+                return RefusedConnection(channel, why) if why else SenderConnection(channel)
 
         return _Factory()
+
+    def refusal(self) -> str | None:
+        """Why a new sender connection cannot be taken now (None: it can; its sockets are reserved)."""
+        limit = self.config.max_connections
+        if len(self.connections) >= limit:
+            return f"max_connections ({limit}) reached on channel {self.name}"
+        if self.budget is not None and not self.budget.take(SOCKETS_PER_SENDER):
+            return (f"the proxy's file descriptor budget is spent ({self.budget.used} of {self.budget.limit} "
+                    "in use); connections already accepted keep theirs")
+        return None
+
+    def release(self) -> None:
+        if self.budget is not None:
+            self.budget.give(SOCKETS_PER_SENDER)
 
     def listen(self) -> Any:
         """Start listening; returns the listening port. Raises CannotListenError when taken."""
@@ -140,12 +166,43 @@ class CommitRelay:
             conn.committed(entry, result)
 
 
+class RefusedConnection(protocol.Protocol):
+    """A sender the channel cannot take now: a capture row says who and why, then the socket closes."""
+
+    def __init__(self, channel: MLLPChannel, why: str) -> None:
+        self.channel = channel
+        self.why = why
+
+    def connectionMade(self) -> None:
+        channel = self.channel
+        peer = self.transport.getPeer()
+        client = f"{getattr(peer, 'host', '?')}:{getattr(peer, 'port', '?')}"
+        channel.stats.refused_connections += 1
+        ex = Exchange(channel=channel.name, protocol="mllp", kind="hl7v2", client_addr=client,
+                      outcome="error", error=f"connection refused: {self.why}")
+        ex.finish(ex.started_at)
+        if channel.writer is not None:
+            try:
+                channel.writer.submit(ex)
+            except Exception:  # noqa: BLE001 - a closed writer must not keep the socket open
+                pass
+        channel.warn(ex)
+        self.transport.abortConnection()
+
+
 class UpstreamConnection(protocol.Protocol):
     def __init__(self, owner: SenderConnection) -> None:
         self.owner = owner
 
     def connectionMade(self) -> None:
         set_nodelay(self.transport)
+        owner = self.owner
+        # the upstream not reading what the proxy writes: stop reading the sender until it does
+        self.transport.registerProducer(
+            Backlog(lambda: owner._pause("upstream_backlog"), lambda: owner._resume("upstream_backlog")), True
+        )
+        if owner.upstream_reads_paused:
+            self.transport.pauseProducing()
 
     def dataReceived(self, data: bytes) -> None:
         owner = self.owner
@@ -174,6 +231,8 @@ class SenderConnection(protocol.Protocol):
         self.to_upstream = Outbox(self.reactor)
         self.connected = False
         self._paused_by = set()
+        self.upstream_reads_paused = False
+        """The sender is not reading its replies: the upstream's are left in its socket meanwhile."""
 
     # -- Twisted callbacks ---------------------------------------------------------------------------
 
@@ -183,9 +242,12 @@ class SenderConnection(protocol.Protocol):
         client = f"{getattr(peer, 'host', '?')}:{getattr(peer, 'port', '?')}"
         channel = self.channel
         self.session = MLLPSession(
-            channel.settings, client_addr=client, faults=channel.faults, store_ok=channel.store_ok
+            channel.settings, client_addr=client, faults=channel.faults, store_ok=channel.store_ok,
+            fresh_per_message=channel.fresh_per_message,
         )
         self.to_sender.transport = self.transport
+        # the sender not reading its replies: stop reading it and the upstream until it does
+        self.transport.registerProducer(Backlog(self._sender_full, self._sender_drained), True)
         self.connected = True
         self.channel.connections.add(self)
         self.channel.stats.connection_opened()
@@ -200,6 +262,8 @@ class SenderConnection(protocol.Protocol):
     def connectionLost(self, reason: Any = None) -> None:
         self.connected = False
         self.to_sender.transport = None
+        if self in self.channel.connections:
+            self.channel.release()
         self.channel.connections.discard(self)
         self.channel.stats.connection_closed()
         self.run(self.session.sender_closed())
@@ -235,6 +299,12 @@ class SenderConnection(protocol.Protocol):
             elif cls is CloseUpstream:
                 if self.upstream is not None:
                     self.to_upstream.close()
+            elif cls is ReplaceUpstream:
+                old, self.upstream = self.upstream, None
+                self.to_upstream.transport = None
+                if old is not None and old.transport is not None:
+                    old.transport.loseConnection()  # its close is not this session's news any more
+                self._connect()
             elif cls is PauseSender:
                 self._pause("queue")
             elif cls is ResumeSender:
@@ -391,6 +461,8 @@ class SenderConnection(protocol.Protocol):
         self.to_upstream.transport = None
         text = reason.getErrorMessage() if reason is not None else "connection closed"
         self.run(self.session.upstream_closed(text))
+        if self.session.fresh_per_message:
+            self.channel.fresh_per_message = True
         self._maybe_done()
 
     # -- back-pressure -----------------------------------------------------------------------------
@@ -400,6 +472,18 @@ class SenderConnection(protocol.Protocol):
             self._pause("store")
         else:
             self._resume("store")
+
+    def _sender_full(self) -> None:
+        self._pause("sender_backlog")
+        self.upstream_reads_paused = True
+        if self.upstream is not None and self.upstream.transport is not None:
+            self.upstream.transport.pauseProducing()
+
+    def _sender_drained(self) -> None:
+        self._resume("sender_backlog")
+        self.upstream_reads_paused = False
+        if self.upstream is not None and self.upstream.transport is not None:
+            self.upstream.transport.resumeProducing()
 
     def _pause(self, why: str) -> None:
         if not self._paused_by and self.connected:

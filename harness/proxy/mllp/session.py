@@ -105,6 +105,11 @@ class CloseUpstream:
 
 
 @dataclass(slots=True)
+class ReplaceUpstream:
+    """Close the upstream connection (it answered and will be closed by the peer) and open a new one."""
+
+
+@dataclass(slots=True)
 class StartTimer:
     key: tuple
     seconds: float
@@ -161,6 +166,9 @@ class SessionSettings:
     """Close a sender connection with nothing in flight and no traffic for this long; 0: never."""
     on_store_error: str = "close"
     """Durable channels, while the store cannot record: close the sender's connection, or `nak` it."""
+    resend_on_stale_connection: bool = False
+    """Resend a request written on a reused upstream connection that closed without answering (the
+    upstream may then see it twice: at-least-once). Off: at-most-once, the sender is told instead."""
     app_ack_timeout_s: float | None = None
     """After a CA, how long the application ACK may take (None: `ack_timeout_s`)."""
     conditional_ack_wait_s: float | None = None
@@ -181,6 +189,7 @@ class SessionSettings:
             frame_timeout_s=channel.frame_timeout_s,
             idle_timeout_s=channel.idle_timeout_s,
             on_store_error=channel.on_store_error,
+            resend_on_stale_connection=channel.resend_on_stale_connection,
             app_ack_timeout_s=channel.app_ack_timeout_s,
             conditional_ack_wait_s=channel.conditional_ack_wait_s,
         )
@@ -294,12 +303,16 @@ class MLLPSession:
         faults: Any = None,
         clock: Callable[[], float] = time.time,
         store_ok: Callable[[], bool] | None = None,
+        fresh_per_message: bool = False,
     ) -> None:
         self.settings = settings
         self.client_addr = client_addr
         self.faults = faults
         self.store_ok = store_ok
         """Durable channels: whether the store can record now; while it cannot, nothing is forwarded."""
+        self.fresh_per_message = fresh_per_message
+        """The upstream closes its connection after each reply (hl7apy's server, some engines): every
+        message then goes on a new connection, so none is written to one the peer is closing."""
         """The channel's `harness.proxy.faults.engine.FaultEngine`, or None."""
         self.clock = clock
         self._sender_decoder = MLLPDecoder(settings.max_frame_bytes)
@@ -426,14 +439,18 @@ class MLLPSession:
         for event in self._upstream_decoder.close():
             self._on_upstream_problem(event, actions)
         self.upstream_state = "down"
+        if self._replies_on_connection and not self._in_flight and not self._open:
+            self.fresh_per_message = True  # it answered, then closed an idle connection: learn it
         self._replies_on_connection = 0
         unanswered, self._in_flight = self._in_flight, []
         retry: list[_Request] = []
+        resend = self.settings.resend_on_stale_connection
         for req in unanswered:
             actions.append(CancelTimer(("ack", req.seq)))
-            if req.on_reused and not req.retried and req.extra == 0 and not self.closed_by_proxy:
+            if resend and req.on_reused and not req.retried and req.extra == 0 and not self.closed_by_proxy:
                 req.retried = True
-                req.note("the upstream closed a reused connection without answering; resent on a new one")
+                req.note("the upstream closed a reused connection without answering; resent on a new one "
+                         "(resend_on_stale_connection: the upstream may have it twice)")
                 retry.append(req)
             else:
                 self._upstream_down(
@@ -632,6 +649,11 @@ class MLLPSession:
                 if self.upstream_state == "down":
                     self.upstream_state = "connecting"
                     actions.append(Connect())
+                break
+            idle = not self._in_flight and not self._open
+            if self.fresh_per_message and self._replies_on_connection and idle:
+                self.upstream_state = "connecting"
+                actions.append(ReplaceUpstream())
                 break
             self._queue.popleft()
             self._queued_bytes -= len(req.payload)

@@ -14,6 +14,7 @@ from harness.proxy.mllp.session import (
     Connect,
     MLLPSession,
     PauseSender,
+    ReplaceUpstream,
     SessionSettings,
     StartTimer,
     ToSender,
@@ -223,8 +224,8 @@ def test_upstream_that_closes_after_each_reply_gets_a_new_connection_per_message
     assert of(d.connect(), ToUpstream) == [ToUpstream(frame(two))]
 
 
-def test_a_message_lost_on_a_stale_reused_connection_is_resent_once():
-    d = Driver()
+def test_with_resend_on_a_message_lost_on_a_stale_reused_connection_is_resent_once():
+    d = Driver(resend_on_stale_connection=True)
     d.connect()
     one, two = adt("A1"), adt("A2")
     d.send(one)
@@ -235,7 +236,7 @@ def test_a_message_lost_on_a_stale_reused_connection_is_resent_once():
     assert of(d.connect(), ToUpstream) == [ToUpstream(frame(two))]
     out = d.reply(ack(two))
     (ex,) = captures(out)
-    assert ex.outcome == "ok" and "resent on a new one" in ex.notes[0]
+    assert ex.outcome == "ok" and "resent on a new one" in ex.notes[0] and "twice" in ex.notes[0]
     # a fresh connection that closes without answering is not retried: that is the upstream failing
     three = adt("A3")
     d.run("upstream_closed", "peer closed")
@@ -244,6 +245,35 @@ def test_a_message_lost_on_a_stale_reused_connection_is_resent_once():
     out = d.run("upstream_closed", "reset by peer")
     (ex,) = captures(out)
     assert ex.outcome == "upstream_down" and "before answering" in ex.error
+
+
+def test_by_default_a_message_lost_on_a_stale_connection_is_never_sent_twice():
+    d = Driver()
+    d.connect()
+    one, two = adt("A1"), adt("A2")
+    d.send(one)
+    d.reply(ack(one))
+    d.send(two)
+    out = d.run("upstream_closed", "peer closed")
+    (ex,) = captures(out)
+    assert ex.outcome == "upstream_down" and closes(out) == [CloseSender()]  # the sender resends, if it will
+    assert of(out, Connect) == []
+
+
+def test_an_upstream_that_closes_after_each_reply_gets_a_new_connection_for_every_message():
+    d = Driver()
+    d.connect()
+    one, two, three = adt("A1"), adt("A2"), adt("A3")
+    d.send(one)
+    d.reply(ack(one))
+    d.run("upstream_closed", "peer closed")  # answered, then closed while idle: learnt
+    assert d.session.fresh_per_message
+    assert of(d.send(two), Connect) == [Connect()]
+    d.connect()
+    d.reply(ack(two))
+    out = d.send(three)  # the old connection is not reused, even before the peer's close arrives
+    assert of(out, ReplaceUpstream) == [ReplaceUpstream()] and of(out, ToUpstream) == []
+    assert of(d.connect(), ToUpstream) == [ToUpstream(frame(three))]
 
 
 @pytest.mark.parametrize("enhanced", [False, True])
