@@ -14,7 +14,7 @@ from collections import Counter
 from xml.sax.saxutils import escape as xml_escape
 from xml.sax.saxutils import quoteattr
 
-from harness.hl7v2.validation.charts import COLOURS, Bar, bar_chart
+from harness.report.charts import COLOURS, Bar, bar_chart
 
 SEVERITY_RANK = {"error": 0, "warning": 1, "info": 2}
 FAIL_ON = ("error", "warning")

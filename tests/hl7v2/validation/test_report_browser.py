@@ -8,31 +8,16 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
-from lxml import html as lxml_html
 from typer.testing import CliRunner
 
 from harness.cli import app
+from tests.browser import chromium, needs_chromium, rendered
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-pytestmark = pytest.mark.skipif(
-    CHROMIUM is None,
-    reason="headless Chromium is not installed (Debian chromium and fonts-wqy-zenhei: `make browser`)",
-)
-FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
+pytestmark = needs_chromium
 MSGS = (
     "MSH|^~\\&|HIS|H53010001|HC|H53010001|20240301083000||ADT^A01^ADT_A01|M1|P|2.5|||AL|NE||UNICODE UTF-8\r"
     "EVN|A01|20240301083000\rPID|1||P1^^^H53010001^MR||张^伟||19801301|M\rPV1|1|I\r"
@@ -42,16 +27,6 @@ MSGS = (
     "EVN|A01|20240301083000\rPID|1||P3^^^H53010001^MR||王^芳||19800101|F\rPV1|1|I\r"
 )
 REASON = "出生日期由旧系统迁移，月份为13（升级前接受）"
-
-
-def chromium(tmp_path: Path, url: str, *extra: str) -> subprocess.CompletedProcess:
-    profile = tmp_path / "chromium-profile"
-    return subprocess.run(
-        [CHROMIUM, *FLAGS, f"--user-data-dir={profile}", *extra, url],
-        capture_output=True,
-        text=True,
-        timeout=90,
-    )
 
 
 @pytest.fixture(scope="module")
@@ -82,13 +57,6 @@ def report(tmp_path_factory) -> Path:
     )
     assert r.exit_code == 1, r.output  # M2 lacks its PV1
     return out
-
-
-def rendered(tmp_path: Path, page: Path):
-    proc = chromium(tmp_path, page.as_uri(), "--dump-dom")
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    assert "<html" in proc.stdout, proc.stderr[-2000:]
-    return lxml_html.fromstring(proc.stdout)
 
 
 def text_of(node) -> str:
