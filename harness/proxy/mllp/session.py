@@ -68,6 +68,9 @@ LATE_MEMORY = 256
 """How many requests that ended unanswered are remembered per connection to tie a late ACK to them."""
 PAUSE_AT = 1000
 """Queued requests at which the sender is no longer read from (resumed at a tenth of it)."""
+CLOSE_AFTER_REPLY_S = 1.0
+"""An upstream that closes its connection this soon after a reply closes after every reply (an idle
+timeout on the engine's side takes longer): new connection per message from then on."""
 TRUNCATED_KEEP = 65536
 """Bytes of a frame that never ended kept in the capture (the rest is counted, not stored)."""
 
@@ -308,12 +311,12 @@ class MLLPSession:
         self.settings = settings
         self.client_addr = client_addr
         self.faults = faults
+        """The channel's `harness.proxy.faults.engine.FaultEngine`, or None."""
         self.store_ok = store_ok
         """Durable channels: whether the store can record now; while it cannot, nothing is forwarded."""
         self.fresh_per_message = fresh_per_message
         """The upstream closes its connection after each reply (hl7apy's server, some engines): every
         message then goes on a new connection, so none is written to one the peer is closing."""
-        """The channel's `harness.proxy.faults.engine.FaultEngine`, or None."""
         self.clock = clock
         self._sender_decoder = MLLPDecoder(settings.max_frame_bytes)
         self._upstream_decoder = MLLPDecoder(settings.max_frame_bytes)
@@ -336,6 +339,7 @@ class MLLPSession:
         self.upstream_addr: str | None = None
         self._conn = 0
         self._replies_on_connection = 0
+        self._last_reply_at = 0.0
         self.sender_open = True
         """False once the sender closed or the proxy decided to close it."""
         self.closed_by_proxy = False
@@ -438,9 +442,16 @@ class MLLPSession:
         actions: list = []
         for event in self._upstream_decoder.close():
             self._on_upstream_problem(event, actions)
+        by_peer = self.upstream_state == "up"
         self.upstream_state = "down"
-        if self._replies_on_connection and not self._in_flight and not self._open:
-            self.fresh_per_message = True  # it answered, then closed an idle connection: learn it
+        if (
+            by_peer
+            and self._replies_on_connection
+            and not self._in_flight
+            and not self._open
+            and self.clock() - self._last_reply_at < CLOSE_AFTER_REPLY_S
+        ):
+            self.fresh_per_message = True  # it answered, then closed the connection at once: learn it
         self._replies_on_connection = 0
         unanswered, self._in_flight = self._in_flight, []
         retry: list[_Request] = []
@@ -650,7 +661,7 @@ class MLLPSession:
                     self.upstream_state = "connecting"
                     actions.append(Connect())
                 break
-            idle = not self._in_flight and not self._open
+            idle = not self._in_flight and not self._open and not self._duplicates
             if self.fresh_per_message and self._replies_on_connection and idle:
                 self.upstream_state = "connecting"
                 actions.append(ReplaceUpstream())
@@ -713,6 +724,7 @@ class MLLPSession:
         code = meta.ack_code
         key = meta.ack_control_id or ""
         self._replies_on_connection += 1
+        self._last_reply_at = now
         if key:
             candidates = [req for req in self._outstanding() if req.key == key and req.ack.accepts(code)]
             ghost = self._ghost(key, now)

@@ -260,13 +260,23 @@ def test_by_default_a_message_lost_on_a_stale_connection_is_never_sent_twice():
     assert of(out, Connect) == []
 
 
+def test_an_engine_closing_idle_connections_later_is_not_taken_for_one_closing_after_each_reply():
+    d = Driver()
+    d.connect()
+    d.send(adt("A1"))
+    d.reply(ack(adt("A1")))
+    d.clock.now += 60  # the engine's idle timeout, not a close after the reply
+    d.run("upstream_closed", "peer closed")
+    assert not d.session.fresh_per_message
+
+
 def test_an_upstream_that_closes_after_each_reply_gets_a_new_connection_for_every_message():
     d = Driver()
     d.connect()
     one, two, three = adt("A1"), adt("A2"), adt("A3")
     d.send(one)
     d.reply(ack(one))
-    d.run("upstream_closed", "peer closed")  # answered, then closed while idle: learnt
+    d.run("upstream_closed", "peer closed")  # answered, then closed at once: learnt
     assert d.session.fresh_per_message
     assert of(d.send(two), Connect) == [Connect()]
     d.connect()
