@@ -54,7 +54,11 @@ def start(args: list[str], port: int, cwd: Path = ROOT) -> subprocess.Popen:
         [*HARNESS, *args], cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         start_new_session=True,
     )
-    wait_for_port(port, proc)
+    try:
+        wait_for_port(port, proc)
+    except BaseException:
+        processes.stop(proc, timeout=5)
+        raise
     return proc
 
 
@@ -226,13 +230,13 @@ def main() -> None:
                     cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
                 )  # fmt: skip
                 wait_for_port(relay_port, relay)
-            for tree, cwd in trees.items():
-                for capture in captures:
-                    port = free_port()
-                    config = proxy_config(Path(tmp), port, up_port, capture, tag=tree)
-                    proc = start(["proxy", "--config", str(config)], port, cwd)
-                    proxies[f"{tree} {capture}"] = (proc, port)
-            try:
+            try:  # every child started so far is stopped, even when a later one fails to start
+                for tree, cwd in trees.items():
+                    for capture in captures:
+                        port = free_port()
+                        config = proxy_config(Path(tmp), port, up_port, capture, tag=tree)
+                        proc = start(["proxy", "--config", str(config)], port, cwd)
+                        proxies[f"{tree} {capture}"] = (proc, port)
                 for _ in range(args.rounds):
                     runs["direct"].append(
                         measure(up_port, args.connections, args.messages, args.size, upstream=upstream.pid)
