@@ -360,11 +360,7 @@ class MLLPSession:
     def sender_data(self, data: bytes) -> list:
         actions: list = []
         decoder = self._sender_decoder
-        for event in decoder.feed(data):
-            if event.__class__ is Frame:
-                self._on_frame(event.payload, actions)
-            else:
-                self._on_sender_problem(event, actions)
+        self._sender_events(decoder.feed(data), actions)
         if decoder.in_frame != self._frame_timer:
             self._frame_timer = decoder.in_frame
             if self._frame_timer:
@@ -375,10 +371,16 @@ class MLLPSession:
             actions.append(StartTimer(("idle",), self.settings.idle_timeout_s))
         return actions
 
+    def _sender_events(self, events: list, actions: list) -> None:
+        for event in events:
+            if event.__class__ is Frame:
+                self._on_frame(event.payload, actions)
+            else:
+                self._on_sender_problem(event, actions)
+
     def sender_closed(self) -> list:
         actions: list = []
-        for event in self._sender_decoder.close():
-            self._on_sender_problem(event, actions)
+        self._sender_events(self._sender_decoder.close(), actions)  # a frame ended by 0x1C alone, too
         self.sender_open = False
         self._sender_connected = False
         for key in list(self._held):
@@ -440,9 +442,13 @@ class MLLPSession:
 
     def upstream_closed(self, reason: str = "connection closed") -> list:
         actions: list = []
-        for event in self._upstream_decoder.close():
-            self._on_upstream_problem(event, actions)
         by_peer = self.upstream_state == "up"
+        self.upstream_state = "closing"  # nothing more is forwarded on it while its last bytes are read
+        for event in self._upstream_decoder.close():  # a reply ended by 0x1C alone is still a reply
+            if event.__class__ is Frame:
+                self._on_reply(event.payload, actions)
+            else:
+                self._on_upstream_problem(event, actions)
         self.upstream_state = "down"
         if (
             by_peer
@@ -544,8 +550,7 @@ class MLLPSession:
             return
         note = f"no end block within frame_timeout_s ({self.settings.frame_timeout_s:g} s)"
         self._frame_notes.append(note)
-        for event in self._sender_decoder.close():
-            self._on_sender_problem(event, actions)
+        self._sender_events(self._sender_decoder.close(), actions)
         self._frame_notes.clear()
         self._closing()
         actions.append(CloseSender())

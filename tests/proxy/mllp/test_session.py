@@ -450,3 +450,18 @@ def test_a_stale_connection_is_not_retried_once_the_proxy_has_closed_the_sender(
     (ex,) = captures(out)
     assert ex.control_id == "S3" and ex.outcome == "upstream_down"
     assert of(out, Connect) == [] and d.session.finished
+
+
+def test_a_last_frame_ended_by_0x1c_alone_before_a_close_is_still_a_message_and_a_reply():
+    d = Driver()
+    d.connect()
+    msg = adt("E1")
+    out = d.run("sender_data", b"\x0b" + msg + b"\x1c")  # no CR yet: the frame may still end properly
+    assert of(out, ToUpstream) == []
+    out = d.run("sender_closed")  # the sender left: the frame was complete all the same
+    assert of(out, ToUpstream) == [ToUpstream(frame(msg))]
+    out = d.run("upstream_data", b"\x0b" + ack(msg) + b"\x1c")
+    assert captures(out) == []
+    out = d.run("upstream_closed", "peer closed")
+    (ex,) = captures(out)
+    assert (ex.control_id, ex.outcome, ex.response) == ("E1", "ok", ack(msg))
