@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
+from harness.codecs import KINDS as HTTP_KINDS
 from harness.proxy.config import (
     CHANNEL_PARSERS,
     ChannelConfig,
@@ -22,7 +23,6 @@ from harness.proxy.config import (
     _show,
 )
 
-HTTP_KINDS = ("fhir", "soap", "medins", "cdc", "raw")
 ON_UPSTREAM_DOWN = ("status", "close")
 DEFAULT_MAX_BODY = 64 * 1024 * 1024
 DEFAULT_CAPTURE_BODY = 1024 * 1024
