@@ -50,6 +50,10 @@ _QUOTED = rb'"(?:[\t \x21\x23-\x5b\x5d-\x7e\x80-\xff]|\\[\t \x21-\x7e\x80-\xff])
 _FIELD_LINE = re.compile(rb"(" + _TOKEN + rb"):([\t\x20-\x7e\x80-\xff]*)")
 """`name: value`: a token, a colon, a value of visible characters, spaces and tabs (obs-text allowed);
 no control character (NUL, bare CR or LF, ...) anywhere."""
+_FIELD_BLOCK = re.compile(
+    rb"(?:" + _TOKEN + rb":[\t\x20-\x7e\x80-\xff]*(?:\r\n(?=[" + _TCHAR + rb"])|\Z))*"
+)
+"""Header lines joined by CRLF, each a field line (what `_FIELD_LINE` says, for all lines at once)."""
 _REQUEST_LINE = re.compile(rb"(" + _TOKEN + rb") ([\x21-\x7e]+) HTTP/([0-9])\.([0-9])")
 _STATUS_LINE = re.compile(rb"HTTP/([0-9])\.([0-9]) ([0-9]{3})(?: ([\t\x20-\x7e\x80-\xff]*))?")
 _LENGTH = re.compile(rb"[0-9]{1,18}")
@@ -229,6 +233,11 @@ def _fields(lines: list[bytes], first: int) -> list[tuple[str, str]]:
     """Header (or trailer) lines as (name, value); refuses obs-fold and anything not a field line."""
     if len(lines) > MAX_FIELDS:
         raise HttpError(f"more than {MAX_FIELDS} header lines", 431)
+    if _FIELD_BLOCK.fullmatch(b"\r\n".join(lines)) is not None:  # the usual case: one regex for all
+        return [
+            (name.decode("ascii"), value.strip(b" \t").decode("latin-1"))
+            for name, _, value in (line.partition(b":") for line in lines)
+        ]
     headers: list[tuple[str, str]] = []
     match = _FIELD_LINE.fullmatch
     for number, line in enumerate(lines, start=first):

@@ -25,6 +25,8 @@ _SURROGATE = re.compile("[\ud800-\udfff]")
 
 def storable(meta: dict[str, Any]) -> dict[str, Any]:
     """`meta` with every value storable; the changes noted in `meta["problems"]`."""
+    if _plain(meta):
+        return meta
     notes: set[str] = set()
     clean = _clean(meta, 0, notes)
     if not isinstance(clean, dict):  # pragma: no cover - a dict stays a dict
@@ -35,6 +37,18 @@ def storable(meta: dict[str, Any]) -> dict[str, Any]:
         problems.extend(sorted(notes))
         clean["problems"] = problems
     return clean
+
+
+def _plain(meta: dict[str, Any]) -> bool:
+    """Short ASCII-or-clean text and plain scalars only (the usual case): nothing to change."""
+    for value in meta.values():
+        cls = value.__class__
+        if cls is str:
+            if len(value) > MAX_TEXT or not value.isascii() and _SURROGATE.search(value) is not None:
+                return False
+        elif not (value is None or cls is int or cls is bool):
+            return False
+    return True
 
 
 def _clean(value: Any, depth: int, notes: set[str]) -> Any:

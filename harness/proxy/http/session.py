@@ -283,8 +283,36 @@ class HttpSession:
         self.leg = Leg.NONE
         self.ex: _Exchange | None = None
         self.last_data = b""
+        self.timers: set[str] = set()
+        """Timers this session started and has not cancelled (only those are cancelled)."""
+        self.paused: set[str] = set()
+        """Reasons this session stopped reading the client for."""
 
     # -- state -------------------------------------------------------------------------------------
+
+    def _start(self, out: list, key: str, seconds: float) -> None:
+        self.timers.add(key)
+        out.append(StartTimer(key, seconds))
+
+    def _cancel(self, out: list, *keys: str) -> None:
+        timers = self.timers
+        for key in keys:
+            if key in timers:
+                timers.discard(key)
+                out.append(CancelTimer(key))
+
+    def _pause(self, out: list, reason: str) -> None:
+        """Stop reading the client for `reason`."""
+        if reason not in self.paused:
+            self.paused.add(reason)
+            out.append(Pause("client", reason))
+
+    def _resume(self, out: list, *reasons: str) -> None:
+        paused = self.paused
+        for reason in reasons:
+            if reason in paused:
+                paused.discard(reason)
+                out.append(Resume("client", reason))
 
     def _read(self, event: str) -> None:
         self.reading = _next(_READING, self.reading, event)
@@ -299,7 +327,9 @@ class HttpSession:
 
     def start(self) -> list:
         """The client connected."""
-        return [StartTimer("idle", self.settings.idle_timeout_s)]
+        out: list = []
+        self._start(out, "idle", self.settings.idle_timeout_s)
+        return out
 
     # -- the client ----------------------------------------------------------------------------------
 
@@ -310,19 +340,21 @@ class HttpSession:
         self.last_data = (self.last_data + data)[-KEPT_BYTES:] if self.ex is None else b""
         if self.reading is Reading.IDLE and self.ex is None:
             self._read("bytes")
-            out += [CancelTimer("idle"), StartTimer("head", self.settings.head_timeout_s)]
+            self._cancel(out, "idle")
+            self._start(out, "head", self.settings.head_timeout_s)
         events = self.reader.feed(data)
         self.queue.extend(events)
         if self.ex is not None and self.ex.req_done:
             self.queued += len(data)
             if self.queued > PIPELINE_BYTES:
-                out.append(Pause("client", "pipeline"))
+                self._pause(out, "pipeline")
         self._pump(out)
         return out
 
     def client_closed(self) -> list:
         """The client went away (or reset)."""
-        out: list = [CancelTimer(k) for k in ("idle", "head", "body")]
+        out: list = []
+        self._cancel(out, "idle", "head", "body")
         ex = self.ex
         self.reading = Reading.CLOSED
         self.queue.clear()
@@ -337,7 +369,12 @@ class HttpSession:
 
     def upstream_full(self, full: bool) -> list:
         """The upstream's transport cannot take more of the request body (or can again)."""
-        return [Pause("client", "upstream") if full else Resume("client", "upstream")]
+        out: list = []
+        if full:
+            self._pause(out, "upstream")
+        else:
+            self._resume(out, "upstream")
+        return out
 
     def _pump(self, out: list) -> None:
         queue = self.queue
@@ -360,7 +397,7 @@ class HttpSession:
     def _begin(self, head: Head, out: list) -> None:
         settings = self.settings
         self._read("head")
-        out.append(CancelTimer("head"))
+        self._cancel(out, "head")
         length = head.content_length
         if length is not None and length > settings.max_body_bytes:
             text = (
@@ -372,11 +409,15 @@ class HttpSession:
         ex = self.ex = _Exchange(head)
         self._go("head")
         self.last_data = b""
+        self.timers: set[str] = set()
+        """Timers this session started and has not cancelled (only those are cancelled)."""
+        self.paused: set[str] = set()
+        """Reasons this session stopped reading the client for."""
         if (head.get("Expect") or "").lower() == "100-continue":
             ex.answered_continue = True
             out.append(ToClient(b"HTTP/1.1 100 Continue\r\n\r\n"))
         if head.chunked or head.content_length:
-            out.append(StartTimer("body", settings.body_timeout_s))
+            self._start(out, "body", settings.body_timeout_s)
 
     def _request_body(self, event: Body, out: list) -> None:
         ex = self.ex
@@ -413,7 +454,7 @@ class HttpSession:
     def _request_end(self, event: End, out: list) -> None:
         ex = self.ex
         ex.req_done = True
-        out.append(CancelTimer("body"))
+        self._cancel(out, "body")
         if self.reading is not Reading.CLOSING:
             self._read("end")
         if event.raw:
@@ -425,7 +466,7 @@ class HttpSession:
                 ex.pending.append(event.raw)
         if self.leg in (Leg.SENT, Leg.STREAMING, Leg.HOLDING):
             ex.sent_whole = True
-            out.append(Resume("client", "stream"))
+            self._resume(out, "stream")
         if self.leg is Leg.HELD:
             self._decide(out, streaming=False)
 
@@ -446,7 +487,8 @@ class HttpSession:
         ex = self.ex
         self.queue.clear()
         self._read("close")
-        out += [CancelTimer("head"), CancelTimer("body"), Pause("client", "closing")]
+        self._cancel(out, "head", "body")
+        self._pause(out, "closing")
         message = f"{status} {reason} from the harness proxy: {text}"
         if ex is not None and (ex.head_sent or ex.status_sent is not None):
             self._capture_cut(out, outcome, text, abort=True)
@@ -493,7 +535,7 @@ class HttpSession:
                 f"request body over capture_body_bytes ({settings.capture_body_bytes}): streamed; "
                 "metadata and rules saw only the first part"
             )
-            out.append(Pause("client", "stream"))  # until an upstream takes the rest
+            self._pause(out, "stream")  # until an upstream takes the rest
         plan = HttpPlan()
         engine = self.faults
         if engine is not None and engine.has_rules("request"):
@@ -503,13 +545,13 @@ class HttpSession:
         if ex.fault is not None or engine is not None and engine.has_rules("response"):
             ex.plan = plan
         if ex.fault is not None and not plan.forward:
-            out.append(Pause("client", "fault"))  # what follows is not read until this one is answered
+            self._pause(out, "fault")  # what follows is not read until this one is answered
             ex.after_delay = "reset" if plan.reset else "reply"
         else:
             ex.after_delay = "connect"
         if plan.delay_s:
             self._go("delay")
-            out.append(StartTimer("delay", plan.delay_s))
+            self._start(out, "delay", plan.delay_s)
             return
         self._after_delay(out)
 
@@ -541,8 +583,8 @@ class HttpSession:
         if ex.req_done:
             ex.sent_whole = True
         else:
-            out.append(Resume("client", "stream"))
-        out.append(StartTimer("response", self.settings.response_timeout_s))
+            self._resume(out, "stream")
+        self._start(out, "response", self.settings.response_timeout_s)
         return out
 
     def _request_head(self, address: str) -> bytes:
@@ -610,7 +652,8 @@ class HttpSession:
             ex.retried = True
             ex.pending = [b"".join(ex.req_raw[2:])]
             self._go("retry")
-            return [*out, CancelTimer("response"), Connect(fresh=True)]
+            self._cancel(out, "response")
+            return [*out, Connect(fresh=True)]
         if ex.head_sent:  # FIN: the client sees the response cut
             self._capture_cut(out, "upstream_down", f"upstream closed mid-response: {why}")
             return out
@@ -622,6 +665,7 @@ class HttpSession:
     # -- timers --------------------------------------------------------------------------------------
 
     def timer(self, key: str) -> list:
+        self.timers.discard(key)
         out: list = []
         settings = self.settings
         if key == "idle":
@@ -674,7 +718,7 @@ class HttpSession:
 
     def _response_head(self, head: Head, out: list) -> None:
         ex = self.ex
-        out.append(CancelTimer("response"))
+        self._cancel(out, "response")
         ex.resp_head = head
         ex.resp_raw = [head.raw, b"\r\n\r\n"]
         engine = self.faults
@@ -923,9 +967,8 @@ class HttpSession:
         ex = self.ex
         self.ex = None
         self._go("answer")
-        out += [CancelTimer("delay"), CancelTimer("response"), CancelTimer("body")]
-        for reason in ("stream", "fault", "pipeline"):
-            out.append(Resume("client", reason))
+        self._cancel(out, "delay", "response", "body")
+        self._resume(out, "stream", "fault", "pipeline", "upstream")
         if self.leg is not Leg.NONE:  # pragma: no cover - _go("answer") always lands on NONE
             raise SessionBug(f"exchange finished in {self.leg}")
         if ex.close_after or not ex.req_done or self.reading is Reading.CLOSING:
@@ -941,9 +984,9 @@ class HttpSession:
             self._read("answered")
             if self.queue or not self.reader.idle:
                 self._read("bytes")
-                out.append(StartTimer("head", self.settings.head_timeout_s))
+                self._start(out, "head", self.settings.head_timeout_s)
             else:
-                out.append(StartTimer("idle", self.settings.idle_timeout_s))
+                self._start(out, "idle", self.settings.idle_timeout_s)
             self._pump(out)
 
 
