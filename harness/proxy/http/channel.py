@@ -137,6 +137,7 @@ class HTTPChannel:
         """Back to the pool after a complete response on a keep-alive connection (else closed)."""
         conn.owner = None
         if not self.pool.put(conn):
+            conn.transport.unregisterProducer()
             conn.transport.loseConnection()
 
 
@@ -272,6 +273,7 @@ class ClientConnection(protocol.Protocol):
             elif cls is CloseUpstream:
                 up = self._detach()
                 if up is not None:
+                    up.transport.unregisterProducer()
                     up.transport.abortConnection() if command.abort else up.transport.loseConnection()
             elif cls is Pause or cls is Resume:
                 pauser = self.reading if command.side == "client" else self.upstream_reading
@@ -294,6 +296,8 @@ class ClientConnection(protocol.Protocol):
             self.channel.stats.bytes_out += len(command.data)
             self.outbox.write(command.data, command.bps)
         else:
+            # Twisted does not close a transport while a producer is registered on it
+            self.transport.unregisterProducer()
             self.outbox.close(command.abort)
 
     def _flush(self) -> None:

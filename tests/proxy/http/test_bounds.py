@@ -186,3 +186,21 @@ def test_a_body_trickling_in_is_cut_off_at_body_timeout(stack):
         s.settimeout(5)
         got = s.recv(65536)
     assert got.startswith(b"HTTP/1.1 408") and b"body_timeout_s" in got
+
+
+def test_a_slow_reader_of_a_response_that_ends_the_connection_still_sees_its_end(stack):
+    """Back-pressure must not keep the connection from closing after the response (Twisted does not
+    close a transport while a producer is registered on it)."""
+    size = 8 * 1024 * 1024
+    with socket.create_connection(("127.0.0.1", stack["ports"]["fast"]), timeout=30) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+        s.sendall(f"GET /slow-big/{size} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode())
+        time.sleep(1.5)  # the proxy's buffer towards us fills up and the upstream is paused
+        got = b""
+        while True:
+            data = s.recv(1 << 20)
+            if not data:
+                break
+            got += data
+    head, _, body = got.partition(b"\r\n\r\n")
+    assert b"Connection: close" in head and len(body) == size
