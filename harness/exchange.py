@@ -14,8 +14,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from harness.codecs import KINDS as HTTP_KINDS
+
 PROTOCOLS = ("mllp", "http")
-KINDS = ("hl7v2", "fhir", "soap", "medins", "cdc", "raw")
+KINDS = ("hl7v2", *HTTP_KINDS)
 OUTCOMES = (
     "ok", "nak", "timeout", "upstream_down", "malformed", "fault", "late_ack", "error",
     "bad_ack", "ambiguous_ack", "no_ack_expected", "pending",

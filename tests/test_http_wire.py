@@ -82,11 +82,11 @@ def test_interim_responses_come_before_the_final_one():
     [
         (b"GARBAGE\r\n\r\n", "request line"),
         (b"GET / HTTP/1.1\r\nBad Header\r\n\r\n", "header line 2"),
-        (b"POST / HTTP/1.1\r\nContent-Length: 1, 2\r\n\r\n", "Content-Length"),
-        (b"POST / HTTP/1.1\r\nContent-Length: -1\r\n\r\n", "Content-Length"),
-        (b"POST / HTTP/1.1\r\nTransfer-Encoding: gzip\r\n\r\n", "Transfer-Encoding"),
-        (b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", "chunk size"),
-        (b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nabXX", "CRLF"),
+        (b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 1, 2\r\n\r\n", "Content-Length"),
+        (b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: -1\r\n\r\n", "Content-Length"),
+        (b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\n", "Transfer-Encoding"),
+        (b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", "chunk size"),
+        (b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nabXX", "CRLF"),
         (b"GET / HTTP/1.1\r\n" + b"X: " + b"a" * 70000, "longer than"),
     ],
 )
@@ -95,12 +95,12 @@ def test_bad_input_is_reported_with_what_and_where(data, words):
     events = reader.feed(data)
     assert isinstance(events[-1], Broken), events
     assert words in events[-1].problem
-    assert reader.feed(b"GET / HTTP/1.1\r\n\r\n") == []  # stops after a broken message
+    assert reader.feed(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n") == []  # stops after a broken message
 
 
 def test_cut_short_message_is_reported_at_close():
     reader = MessageReader()
-    reader.feed(b"POST / HTTP/1.1\r\nContent-Length: 10\r\n\r\nabc")
+    reader.feed(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nabc")
     (event,) = reader.close()
     assert isinstance(event, Broken) and "body" in event.problem
 
@@ -137,7 +137,61 @@ def test_reader_never_raises_on_any_bytes(data, step):
 @settings(max_examples=60, deadline=None)
 @given(st.lists(st.binary(min_size=1, max_size=40), max_size=6), st.integers(min_value=1, max_value=17))
 def test_chunked_round_trip_property(chunks, step):
-    wire = b"POST /x HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"
+    wire = b"POST /x HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
     body = b"".join(b"%x\r\n%s\r\n" % (len(c), c) for c in chunks) + b"0\r\n\r\n"
     kinds, raw, data = summary(collect(MessageReader(), wire + body, step))
     assert data == b"".join(chunks) and raw == body and kinds[-1] == "End"
+
+
+@pytest.mark.parametrize(
+    ("head", "words"),
+    [
+        (b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nTransfer-Encoding: chunked", "both Content-Length"),
+        (b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 3", "more than one Content-Length"),
+        ("HTTP/1.1 200 OK\r\nContent-Length: ²".encode(), "ASCII digits"),
+        (b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: Content-Length", "Connection header names"),
+        (b"HTTP/1.1 200 OK\r\nX: a\x00b\r\nContent-Length: 0", "control character 0x00"),
+        (b"HTTP/1.1 200 OK\r\nX: a\r\n b", "folded"),
+        (b"HTTP/1.1 200 OK\nContent-Length: 0", "LF without CR"),
+        (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked, gzip", "chunked must come last"),
+        (b"HTTP/2 200 OK", "status line"),
+    ],
+)
+def test_a_response_with_ambiguous_framing_is_broken_with_502(head, words):
+    events = MessageReader(request=False).feed(head + b"\r\n\r\n")
+    assert isinstance(events[-1], Broken) and events[-1].status == 502, events
+    assert words in events[-1].problem
+
+
+def test_a_response_may_carry_codings_before_chunked_and_its_bytes_pass_unchanged():
+    data = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n"
+    kinds, raw, body = summary(MessageReader(request=False).feed(data))
+    assert kinds == ["Head", "Body", "Body", "End"] and body == b"abc"
+
+
+@pytest.mark.parametrize(
+    ("data", "status"),
+    [
+        (b"GET / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\n", 501),
+        (b"BREW /pot HTTP/1.1\r\nHost: x\r\n\r\n", 501),
+        (b"GET / HTTP/2.0\r\nHost: x\r\n\r\n", 505),
+        (b"GET / HTTP/1.1\r\nHost: x\r\n" + b"X: 1\r\n" * 300 + b"\r\n", 431),
+    ],
+)
+def test_refusals_carry_the_status_to_answer(data, status):
+    events = MessageReader().feed(data)
+    assert isinstance(events[-1], Broken) and events[-1].status == status, events
+
+
+def test_a_head_is_refused_as_soon_as_a_line_is_wrong_not_when_it_ends():
+    reader = MessageReader()
+    assert reader.feed(b"GET / HTTP/1.1\r\nHost: x\r\nX-Ok: 1\r\nX") == []
+    (event,) = reader.feed(b" Bad")
+    assert isinstance(event, Broken) and "header line" in event.problem
+    (event,) = MessageReader().feed(b"GET / HTTP/1.1\nHost")
+    assert isinstance(event, Broken) and "LF without CR" in event.problem
+
+
+def test_nothing_may_follow_a_request_that_closes_the_connection():
+    events = MessageReader().feed(b"GET / HTTP/1.0\r\n\r\nGET /next HTTP/1.0\r\n\r\n")
+    assert [type(e).__name__ for e in events] == ["Head", "End", "Broken"]

@@ -14,8 +14,7 @@ from typing import Annotated
 import typer
 
 from harness.cli._common import fail_usage
-
-HTTP_KINDS = ("fhir", "soap", "medins", "cdc", "raw")
+from harness.codecs import KINDS as HTTP_KINDS
 
 
 def export_http(fmt: str, out: Path, exchanges: Iterable, as_json: bool) -> int:

@@ -13,6 +13,7 @@ from typing import Annotated
 import typer
 
 from harness.cli._common import fail_usage, parse_hostport
+from harness.codecs import KINDS as HTTP_KINDS
 
 
 def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
@@ -40,8 +41,8 @@ def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
             host, port = parse_hostport(listen, what="--listen")
         except ValueError as exc:
             raise fail_usage(str(exc)) from None
-        if kind not in ("fhir", "soap", "medins", "cdc", "raw"):
-            raise fail_usage(f"--kind {kind!r}: expected fhir, soap, medins, cdc or raw")
+        if kind not in HTTP_KINDS:
+            raise fail_usage(f"--kind {kind!r}: expected one of {', '.join(HTTP_KINDS)}")
         mitmdump = shutil.which("mitmdump", path=str(Path(sys.executable).parent)) or shutil.which("mitmdump")
         if mitmdump is None:
             raise fail_usage("mitmdump not found (pip install mitmproxy)")

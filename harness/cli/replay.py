@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from harness.cli._common import EXIT_CHECKS_FAILED, EXIT_OK, EXIT_USAGE, fail_usage, parse_hostport
+from harness.codecs import KINDS as HTTP_KINDS
 
 
 def _split(values: list[str] | None) -> list[str]:
@@ -281,7 +282,7 @@ def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
                         limit=limit,
                         # what the sender carries: HTTP kinds for an http(s):// target, else hl7v2 (MLLP)
                         kinds=(
-                            ["fhir", "soap", "medins", "cdc", "raw"]
+                            list(HTTP_KINDS)
                             if (to or "").startswith(("http://", "https://"))
                             else ["hl7v2"]
                         ),

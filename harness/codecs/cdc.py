@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from harness.codecs import Meta, jsonbody, path_segments, register
+from harness.codecs import HttpKind, Meta, jsonbody, path_segments, register
 
 
-class CdcCodec:
+class CdcCodec(HttpKind):
     kind = "cdc"
 
-    def request_meta(self, method: str, path: str, headers: Mapping[str, str], body: bytes) -> Meta:
+    def read_request(self, method: str, path: str, headers: Mapping[str, str], body: bytes) -> Meta:
         problems: list[str] = []
         meta: Meta = {}
         segments = path_segments(path)
@@ -29,7 +29,7 @@ class CdcCodec:
             meta["problems"] = problems
         return meta
 
-    def response_meta(self, request: Meta, status: int, headers: Mapping[str, str], body: bytes) -> Meta:
+    def read_response(self, request: Meta, status: int, headers: Mapping[str, str], body: bytes) -> Meta:
         problems: list[str] = []
         meta: Meta = {}
         doc = jsonbody.load(body, problems, "response body")
@@ -44,6 +44,24 @@ class CdcCodec:
         if problems:
             meta["problems"] = problems
         return meta
+
+
+    def message_type(self, meta: Meta) -> str | None:
+        table = meta.get("table")
+        return None if table is None else str(table)
+
+    def control_id(self, meta: Meta) -> str | None:
+        serial = meta.get("serial_number")
+        return None if serial is None else str(serial)
+
+    def ack_code(self, status: int | None, meta: Meta) -> str | None:
+        if "result" in meta:
+            result = meta["result"]
+            return "true" if result is True else "false" if result is False else str(result)
+        return super().ack_code(status, meta)
+
+    def accepted(self, status: int, meta: Meta) -> bool:
+        return status < 400 and meta.get("result") is True
 
 
 register(CdcCodec())

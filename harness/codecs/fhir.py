@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 
-from harness.codecs import Meta, header, jsonbody, path_segments, register
+from harness.codecs import HttpKind, Meta, header, jsonbody, path_segments, register
 
 _TYPE = re.compile(r"^[A-Z][A-Za-z]+$")
 _KEYWORDS = ("metadata", "_history", "_search")
@@ -91,10 +91,19 @@ def _outcome_issues(resource: dict) -> list[dict]:
     return issues
 
 
-class FhirCodec:
-    kind = "fhir"
+FHIR_IGNORES = (
+    "meta.lastUpdated", "meta.versionId", "id", "entry[*].resource.id", "entry[*].resource.meta.*",
+    "entry[*].fullUrl", "entry[*].response.location", "entry[*].response.etag",
+    "entry[*].response.lastModified", "header.location", "header.etag", "header.last-modified",
+    "CapabilityStatement.date",
+)  # fmt: skip
 
-    def request_meta(self, method: str, path: str, headers: Mapping[str, str], body: bytes) -> Meta:
+
+class FhirCodec(HttpKind):
+    kind = "fhir"
+    compare_ignores = FHIR_IGNORES
+
+    def read_request(self, method: str, path: str, headers: Mapping[str, str], body: bytes) -> Meta:
         problems: list[str] = []
         body_type = None
         body_resource = None
@@ -113,7 +122,7 @@ class FhirCodec:
             meta["problems"] = problems
         return meta
 
-    def response_meta(self, request: Meta, status: int, headers: Mapping[str, str], body: bytes) -> Meta:
+    def read_response(self, request: Meta, status: int, headers: Mapping[str, str], body: bytes) -> Meta:
         problems: list[str] = []
         meta: Meta = {"status": status}
         location = header(headers, "Location") or header(headers, "Content-Location")
@@ -135,6 +144,15 @@ class FhirCodec:
         if problems:
             meta["problems"] = problems
         return meta
+
+
+    def message_type(self, meta: Meta) -> str | None:
+        parts = [meta.get("interaction"), meta.get("resource_type")]
+        return " ".join(str(p) for p in parts if p) or None
+
+    def control_id(self, meta: Meta) -> str | None:
+        rid = meta.get("id")
+        return None if rid is None else str(rid)
 
 
 register(FhirCodec())

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from harness.codecs import Meta, jsonbody, register
+from harness.codecs import HttpKind, Meta, jsonbody, register
 
 _REQUEST_KEYS = (
     "infno",
@@ -32,10 +32,21 @@ def infcode_ok(value: object) -> bool | None:
         return False
 
 
-class MedinsCodec:
-    kind = "medins"
+MEDINS_IGNORES = (
+    "inf_refmsgid",
+    "refmsg_time",
+    "respond_time",
+    "output.*.sign_time",
+    "output.signinoutb.sign_no",
+)
 
-    def request_meta(self, method: str, path: str, headers: Mapping[str, str], body: bytes) -> Meta:
+
+class MedinsCodec(HttpKind):
+    kind = "medins"
+    compare_ignores = MEDINS_IGNORES
+    fault_actions = ("medins_error",)
+
+    def read_request(self, method: str, path: str, headers: Mapping[str, str], body: bytes) -> Meta:
         problems: list[str] = []
         meta: Meta = {}
         doc = jsonbody.load(body, problems, "request body") if method.upper() == "POST" else None
@@ -53,7 +64,7 @@ class MedinsCodec:
             meta["problems"] = problems
         return meta
 
-    def response_meta(self, request: Meta, status: int, headers: Mapping[str, str], body: bytes) -> Meta:
+    def read_response(self, request: Meta, status: int, headers: Mapping[str, str], body: bytes) -> Meta:
         problems: list[str] = []
         meta: Meta = {}
         doc = jsonbody.load(body, problems, "response body")
@@ -73,6 +84,25 @@ class MedinsCodec:
         if problems:
             meta["problems"] = problems
         return meta
+
+
+    def message_type(self, meta: Meta) -> str | None:
+        return _text(meta.get("infno"))
+
+    def control_id(self, meta: Meta) -> str | None:
+        return _text(meta.get("msgid"))
+
+    def ack_code(self, status: int | None, meta: Meta) -> str | None:
+        if meta.get("infcode") is not None:
+            return str(meta["infcode"])
+        return super().ack_code(status, meta)
+
+    def accepted(self, status: int, meta: Meta) -> bool:
+        return status < 400 and bool(infcode_ok(meta.get("infcode")))
+
+
+def _text(value: object) -> str | None:
+    return None if value is None else str(value)
 
 
 register(MedinsCodec())

@@ -1,20 +1,12 @@
-"""The `raw` kind: HTTP traffic with no interface-specific metadata."""
+"""The `raw` kind: HTTP traffic with no interface-specific metadata (the HTTP status is the answer)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-
-from harness.codecs import Meta, register
+from harness.codecs import HttpKind, register
 
 
-class RawCodec:
+class RawCodec(HttpKind):
     kind = "raw"
-
-    def request_meta(self, method: str, path: str, headers: Mapping[str, str], body: bytes) -> Meta:
-        return {}
-
-    def response_meta(self, request: Meta, status: int, headers: Mapping[str, str], body: bytes) -> Meta:
-        return {}
 
 
 register(RawCodec())

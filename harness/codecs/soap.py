@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from lxml import etree
 
 from harness import safexml
-from harness.codecs import Meta, header, register
+from harness.codecs import HttpKind, Meta, header, register
 
 SOAP11 = "http://schemas.xmlsoap.org/soap/envelope/"
 SOAP12 = "http://www.w3.org/2003/05/soap-envelope"
@@ -99,10 +99,17 @@ def _read(body: bytes, meta: Meta, problems: list[str], what: str) -> etree._Ele
     return soap_body[0]
 
 
-class SoapCodec:
-    kind = "soap"
+SOAP_IGNORES = (
+    "*#/*/id/@extension", "*#/*/id/@root", "*#/*/creationTime/@value",
+)  # fmt: skip
 
-    def request_meta(self, method: str, path: str, headers: Mapping[str, str], body: bytes) -> Meta:
+
+class SoapCodec(HttpKind):
+    kind = "soap"
+    compare_ignores = SOAP_IGNORES
+    fault_actions = ("soap_fault",)
+
+    def read_request(self, method: str, path: str, headers: Mapping[str, str], body: bytes) -> Meta:
         problems: list[str] = []
         meta: Meta = {}
         action = header(headers, "SOAPAction")
@@ -123,7 +130,7 @@ class SoapCodec:
             meta["problems"] = problems
         return meta
 
-    def response_meta(self, request: Meta, status: int, headers: Mapping[str, str], body: bytes) -> Meta:
+    def read_response(self, request: Meta, status: int, headers: Mapping[str, str], body: bytes) -> Meta:
         problems: list[str] = []
         meta: Meta = {}
         if body:
@@ -144,6 +151,25 @@ class SoapCodec:
         if problems:
             meta["problems"] = problems
         return meta
+
+
+    def message_type(self, meta: Meta) -> str | None:
+        value = (
+            meta.get("action") or meta.get("interaction") or meta.get("soap_action") or meta.get("operation")
+        )
+        return None if value is None else str(value)
+
+    def ack_code(self, status: int | None, meta: Meta) -> str | None:
+        if meta.get("fault_code"):
+            return str(meta["fault_code"])
+        if meta.get("ack_code"):
+            return str(meta["ack_code"])
+        return super().ack_code(status, meta)
+
+    def accepted(self, status: int, meta: Meta) -> bool:
+        if status >= 400 or meta.get("fault_code"):
+            return False
+        return meta.get("ack_code") in (None, "AA", "CA")
 
 
 register(SoapCodec())

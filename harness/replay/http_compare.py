@@ -27,25 +27,6 @@ from harness.replay.compare import (
     diff_fields,
 )
 
-MEDINS_IGNORES = (
-    "inf_refmsgid",
-    "refmsg_time",
-    "respond_time",
-    "output.*.sign_time",
-    "output.signinoutb.sign_no",
-)
-FHIR_IGNORES = (
-    "meta.lastUpdated", "meta.versionId", "id", "entry[*].resource.id", "entry[*].resource.meta.*",
-    "entry[*].fullUrl", "entry[*].response.location", "entry[*].response.etag",
-    "entry[*].response.lastModified", "header.location", "header.etag", "header.last-modified",
-    "CapabilityStatement.date",
-)  # fmt: skip
-SOAP_IGNORES = (
-    "*#/*/id/@extension", "*#/*/id/@root", "*#/*/creationTime/@value",
-)  # fmt: skip
-KIND_IGNORES: dict[str, tuple[str, ...]] = {
-    "medins": MEDINS_IGNORES, "fhir": FHIR_IGNORES, "soap": SOAP_IGNORES, "cdc": (), "raw": (),
-}  # fmt: skip
 KEPT_HEADERS = ("content-type", "location", "etag", "last-modified", "retry-after")
 
 
@@ -112,7 +93,7 @@ class HttpComparator:
 
     def __init__(self, kind: str, ignore: Sequence[IgnoreRule] = ()) -> None:
         self.kind = kind
-        rules = [IgnoreRule(p) for p in KIND_IGNORES.get(kind, ())] + list(ignore)
+        rules = [IgnoreRule(p) for p in codecs.get(kind).compare_ignores] + list(ignore)
         self.ignore = tuple(glob_rule(r) for r in rules)
 
     def view(self, observed: Observed) -> tuple[str | None, bool, dict[str, str], str | None]:
@@ -144,7 +125,7 @@ class HttpComparator:
                     if flat.get("resourceType") == "CapabilityStatement" and "date" in flat:
                         flat["CapabilityStatement.date"] = flat.pop("date")  # the server's own clock
                     fields.update(flat)
-                except (ValueError, UnicodeDecodeError) as exc:
+                except (ValueError, UnicodeDecodeError, RecursionError) as exc:
                     problem = f"body is not JSON: {exc}"
                     fields["body"] = msg.body.decode("utf-8", "replace")
         code = http_summary.ack_code(self.kind, head.status, meta)
@@ -197,5 +178,5 @@ def _factory(kind: str) -> type:
     )
 
 
-for _kind in ("medins", "fhir", "soap", "cdc", "raw"):
+for _kind in codecs.KINDS:
     COMPARATORS.setdefault(_kind, _factory(_kind))

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
+from harness.codecs import KINDS as HTTP_KINDS
 from harness.proxy.config import (
     CHANNEL_PARSERS,
     ChannelConfig,
@@ -22,7 +23,6 @@ from harness.proxy.config import (
     _show,
 )
 
-HTTP_KINDS = ("fhir", "soap", "medins", "cdc", "raw")
 ON_UPSTREAM_DOWN = ("status", "close")
 DEFAULT_MAX_BODY = 64 * 1024 * 1024
 DEFAULT_CAPTURE_BODY = 1024 * 1024
@@ -40,7 +40,13 @@ class HTTPChannelConfig(ChannelConfig):
     response_timeout_s: float = 60.0
     """No complete response head within this: 504 to the client, outcome timeout."""
     idle_timeout_s: float = 120.0
-    """A keep-alive client connection idle this long is closed."""
+    """A keep-alive client connection idle this long (no byte of a next request) is closed."""
+    head_timeout_s: float = 30.0
+    """A request head not complete this long after its first byte: 408, the connection closes (bytes
+    trickling in do not extend it: slowloris)."""
+    body_timeout_s: float = 120.0
+    """A request body not complete this long after its head: 408 (the upstream, when it had a part,
+    is cut off)."""
     on_upstream_down: str = "status"
     """`status`: answer 502 with a body saying why; `close`: close the client's connection."""
     rewrite_host: bool = False
@@ -103,6 +109,8 @@ def parse_http_channel(section: Section, name: str) -> HTTPChannelConfig:
         capture_body_bytes=capture_body,
         response_timeout_s=shim.number("response_timeout_s", 60.0, above=0),
         idle_timeout_s=shim.number("idle_timeout_s", 120.0, above=0),
+        head_timeout_s=shim.number("head_timeout_s", 30.0, above=0),
+        body_timeout_s=shim.number("body_timeout_s", 120.0, above=0),
         on_upstream_down=shim.choice("on_upstream_down", ON_UPSTREAM_DOWN, "status"),
         rewrite_host=shim.boolean("rewrite_host", False),
         x_forwarded_for=shim.boolean("x_forwarded_for", False),

@@ -68,3 +68,11 @@ def test_example_yaml_http_channels_load():
     config = load_config(ROOT / "proxies" / "example.yaml")
     kinds = {c.kind for c in config.channels.values() if c.protocol == "http"}
     assert kinds == {"fhir", "soap", "medins", "cdc"}
+
+
+def test_head_and_body_deadlines_default_and_are_checked():
+    cfg = parse_config(channel()).channels["medins"]
+    assert (cfg.head_timeout_s, cfg.body_timeout_s, cfg.idle_timeout_s) == (30.0, 120.0, 120.0)
+    cfg = parse_config(channel(head_timeout_s=5, body_timeout_s=0.5)).channels["medins"]
+    assert (cfg.head_timeout_s, cfg.body_timeout_s) == (5, 0.5)
+    assert "head_timeout_s" in error_of(channel(head_timeout_s=0))

@@ -531,3 +531,34 @@ def test_durable_capture_survives_a_hard_kill(processes, tmp_path):
     proc.wait()
     with Store(tmp_path / "captures.db") as store:
         assert len(list(store.query(ExchangeFilter(channel=["fhir"])))) == 5
+
+
+@pytest.mark.parametrize("channel", ["medins", "fhir", "cdc"])
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"infno": "2207", "msgid": "H53\\ud800", "resourceType": "\\udfff", "table": "\\ud800"}',
+        b'{"infno": "2207", "input": ' + b"[" * 1200 + b"]" * 1200 + b"}",
+        b'{"infno": "2207", "infcode": ' + b"9" * 4400 + b"}",
+    ],
+    ids=["lone-surrogates", "nested-1200-deep", "4400-digit-integer"],
+)
+def test_bodies_the_codecs_cannot_read_are_still_forwarded_answered_and_captured_as_sent(
+    stack, channel, body
+):
+    path = {"medins": MEDINS_PATH, "fhir": "/fhir/Patient", "cdc": "/cdc/report"}[channel]
+    status, _, answer = request(
+        stack["ports"][channel], "POST", path, body, {"Content-Type": "application/json"}
+    )
+    assert status > 0 and answer  # the upstream's own answer, whatever it thinks of the body
+
+    def mine(got: list) -> list:
+        return [ex for ex in got if ex.request.endswith(body)]
+
+    got = mine(rows(stack, lambda got: bool(mine(got)), channel=[channel]))
+    assert got, "no capture row for the request"
+    ex = got[-1]
+    assert ex.request.endswith(body) and ex.response.endswith(answer)  # bytes as they crossed the wire
+    assert ex.meta.get("problems")
+    if b"\\ud800" in body and channel == "medins":
+        assert ex.control_id == "H53\ufffd"

@@ -25,7 +25,8 @@ SOAP12 = (
 
 
 def view(kind: str, method: str, path: str, body: bytes, headers: dict[str, str] | None = None) -> HttpView:
-    raw = f"{method} {path} HTTP/1.1\r\n" + "".join(f"{k}: {v}\r\n" for k, v in (headers or {}).items())
+    fields = {"Host": "his.example", **(headers or {})}
+    raw = f"{method} {path} HTTP/1.1\r\n" + "".join(f"{k}: {v}\r\n" for k, v in fields.items())
     head = parse_head(raw.rstrip("\r\n").encode("latin-1"), request=True)
     meta = codecs.get(kind).request_meta(method, path, head.mapping(), body)
     return HttpView(kind, method, path, head, body, meta)
