@@ -409,10 +409,6 @@ class HttpSession:
         ex = self.ex = _Exchange(head)
         self._go("head")
         self.last_data = b""
-        self.timers: set[str] = set()
-        """Timers this session started and has not cancelled (only those are cancelled)."""
-        self.paused: set[str] = set()
-        """Reasons this session stopped reading the client for."""
         if (head.get("Expect") or "").lower() == "100-continue":
             ex.answered_continue = True
             out.append(ToClient(b"HTTP/1.1 100 Continue\r\n\r\n"))
