@@ -476,12 +476,16 @@ class SenderConnection(protocol.Protocol):
     def _sender_full(self) -> None:
         self._pause("sender_backlog")
         self.upstream_reads_paused = True
+        if self.session is not None:
+            self.session.replies_held = True
         if self.upstream is not None and self.upstream.transport is not None:
             self.upstream.transport.pauseProducing()
 
     def _sender_drained(self) -> None:
         self._resume("sender_backlog")
         self.upstream_reads_paused = False
+        if self.session is not None:
+            self.session.replies_held = False
         if self.upstream is not None and self.upstream.transport is not None:
             self.upstream.transport.resumeProducing()
 

@@ -317,6 +317,8 @@ class MLLPSession:
         self.fresh_per_message = fresh_per_message
         """The upstream closes its connection after each reply (hl7apy's server, some engines): every
         message then goes on a new connection, so none is written to one the peer is closing."""
+        self.replies_held = False
+        """Set by the shell while it does not read the upstream because the sender is not reading."""
         self.clock = clock
         self._sender_decoder = MLLPDecoder(settings.max_frame_bytes)
         self._upstream_decoder = MLLPDecoder(settings.max_frame_bytes)
@@ -968,7 +970,18 @@ class MLLPSession:
         self._pump(actions)
 
     def _on_wait_over(self, seq: int, actions: list) -> None:
-        """The wait for a request's reply ended: a timeout, or the meaning of a conditional silence."""
+        """The wait for a request's reply ended: a timeout, or the meaning of a conditional silence.
+
+        Not while the upstream's replies are left unread because the sender is not reading its own: the
+        reply may be waiting in the socket, and the upstream is not to blame. The wait starts again."""
+        if self.replies_held:
+            for req in (*self._in_flight, *self._open):
+                if req.seq == seq:
+                    conditional = req.ack.waiting() == "conditional"
+                    settings = self.settings
+                    again = settings.conditional_wait if conditional else settings.ack_timeout_s
+                    actions.append(StartTimer(("ack", seq), again))
+            return
         for pool in (self._in_flight, self._open):
             for req in pool:
                 if req.seq == seq:

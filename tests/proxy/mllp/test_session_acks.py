@@ -328,3 +328,16 @@ def test_a_durable_channel_whose_store_cannot_record_forwards_nothing(policy):
         assert of(d.send(adt("S2")), ToUpstream) == [ToUpstream(frame(adt("S2")))]  # back to normal
     else:
         assert CloseSender() in out and not d.session.sender_open
+
+
+def test_no_timeout_is_blamed_on_the_upstream_while_its_replies_are_held_for_a_sender_not_reading():
+    d = Driver(ack_timeout_s=5)
+    d.connect()
+    d.send(adt("H1"))
+    d.session.replies_held = True  # the shell stopped reading the upstream: the sender is not reading
+    d.clock.now += 5
+    out = d.run("timer", ("ack", 1))
+    assert captures(out) == [] and StartTimer(("ack", 1), 5) in out
+    d.session.replies_held = False
+    d.clock.now += 5
+    assert [ex.outcome for ex in captures(d.run("timer", ("ack", 1)))] == ["timeout"]
