@@ -68,10 +68,11 @@ def is_yunnan(spec: MedinsSpec, code: str) -> bool:
 def check_envelope(spec: MedinsSpec, env: dict, tx: Transaction | None) -> list[str]:
     """Every problem with the envelope, each naming the field."""
     problems: list[str] = []
+    optional = set(tx.behaviour.get("envelope_optional", ())) if tx is not None else set()
     for name, rule in spec.envelope["request"].items():
         value = env.get(name)
         if value is None or value == "":
-            if rule.get("required"):
+            if rule.get("required") and name not in optional:
                 problems.append(f"{name}: missing")
             continue
         if rule.get("type") == "object":
