@@ -328,7 +328,8 @@ class CdcFrontEnd:
         gender = str(columns.get("gender_code", ""))
         if gender in ("1", "2") and gender != idcard.gender(number):
             expected = idcard.gender(number)
-            reasons.append(f"{shown('gender_code')}: {gender} contradicts {column} {number} (gender {expected})")
+            where = shown("gender_code")
+            reasons.append(f"{where}: {gender} contradicts {column} {number} (gender {expected})")
         born = idcard.birth_date(number)
         if "birth_date" in dates and dates["birth_date"] != born:
             reasons.append(
