@@ -152,3 +152,27 @@ def spec_files(root: Path = SPECS) -> Iterator[Path]:
         lines = [ln for ln in head.splitlines() if ln.strip() and not ln.lstrip().startswith("#")]
         if lines and lines[0].startswith("meta:"):
             yield path
+
+
+def coverage(root: Path = SPECS) -> dict[str, dict[str, Any]]:
+    """What the specs model against what the standard (or the public sources) names, per family."""
+    medins_served = set()
+    for path in sorted((root / "medins" / "transactions").glob("*.yaml")):
+        medins_served |= set(load(path, family="medins").body.get("transactions") or {})
+    unmodelled = load(root / "medins" / "unmodelled.yaml", family="medins").body
+    national = {str(k) for k in medins_served if k != "0000"}
+    actions = load(root / "hl7v3" / "services.yaml", family="hl7v3").body["actions"]
+    levels: dict[str, int] = {}
+    for body in actions.values():
+        levels[str(body["level"])] = levels.get(str(body["level"]), 0) + 1
+    cdc = load(root / "cdc" / "tables.yaml", family="cdc").body
+    tables = cdc["tables"]
+    return {
+        "medins": {
+            "modelled": len(national),
+            "named": len(national) + len(unmodelled["national"]),
+            "yunnan_local": sorted(unmodelled["yunnan"]),
+        },
+        "hl7v3": {"modelled": len(actions), "standard": 69, "levels": levels},
+        "cdc": {"modelled": len(tables), "named": len(cdc["transport"]["endpoints"])},
+    }
