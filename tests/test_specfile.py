@@ -55,7 +55,8 @@ def test_hl7v2_profiles_state_their_sources_in_the_leading_comment(path):
             "x: label 'Q'",
         ),
         (
-            "meta: {family: cdc, kind: k, title: t, format: 1, label: M, sources: {A: a}}\nx: {y: {source: B}}\n",
+            "meta: {family: cdc, kind: k, title: t, format: 1, label: M, sources: {A: a}}\n"
+            "x: {y: {source: B}}\n",
             "x.y: source B is not declared",
         ),
         (
