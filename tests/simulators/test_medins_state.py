@@ -395,6 +395,21 @@ def test_yunnan_path_checks_the_dll_credentials_when_configured():
     fail(world.send(world.envelope("0000", {})), "only served on the yunnan transport")
 
 
+def test_dll_path_takes_a_short_msgid_unless_strict():
+    """A Yunnan DLL demo sends msgid '20210626000000001': accepted there, refused on the gateway path."""
+    for strict, accepted in ((False, True), (True, False)):
+        world = World(MedinsSimulator(clock=lambda: CLOCK, strict=strict))
+        env = world.envelope("9001", DATA["world"][0]["input"], {"msgid": "20210626000000001"})
+        answer = world.send(env, "yunnan")
+        if accepted:
+            ok(answer)
+        else:
+            fail(answer, "msgid: '20210626000000001' must start with fixmedins_code")
+        fail(world.send(env), "msgid: '20210626000000001' must start with fixmedins_code")
+    long = World().envelope("9001", DATA["world"][0]["input"], {"msgid": "1" * 49})
+    fail(World().send(long, "yunnan"), "msgid: longer than 48 characters")
+
+
 @pytest.fixture
 def medins_server(processes):
     return start_listening(

@@ -55,7 +55,8 @@ class Centre:
     def serve(self, env: dict, transport: str = "national") -> dict | FileReply:
         infno = env.get("infno")
         tx = self.spec.transactions.get(infno) if isinstance(infno, str) else None
-        problems = validation.check_envelope(self.spec, env, tx)
+        structure = self.strict or transport != "yunnan"
+        problems = validation.check_envelope(self.spec, env, tx, msgid_structure=structure)
         if problems:
             raise MedinsError("; ".join(problems))
         if tx is None:

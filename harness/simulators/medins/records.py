@@ -14,8 +14,6 @@ Filings also change what later transactions accept: a field with `requires_filin
 
 from __future__ import annotations
 
-from typing import Any
-
 from harness.simulators.medins.call import Call, MedinsError
 from harness.simulators.medins.centre import Centre
 from harness.simulators.medins.state import Record
@@ -220,9 +218,3 @@ def _check_filing(centre: Centre, call: Call, rule: dict, row: dict, at: str, fi
         + (f" at institution {call.fixmedins_code}" if rule.get("institution") else "")
     )
 
-
-def get_value(row: dict, path: str) -> Any:
-    value: Any = row
-    for part in path.split("."):
-        value = value.get(part) if isinstance(value, dict) else None
-    return value

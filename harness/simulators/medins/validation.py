@@ -65,8 +65,14 @@ def is_yunnan(spec: MedinsSpec, code: str) -> bool:
     return len(code) == 6 and code.isdigit() and code[:4] + "00" in prefectures and code[4:] != "00"
 
 
-def check_envelope(spec: MedinsSpec, env: dict, tx: Transaction | None) -> list[str]:
-    """Every problem with the envelope, each naming the field."""
+def check_envelope(
+    spec: MedinsSpec, env: dict, tx: Transaction | None, msgid_structure: bool = True
+) -> list[str]:
+    """Every problem with the envelope, each naming the field.
+
+    `msgid_structure=False` checks the msgid's length only: a Yunnan DLL demo sends a 17-digit msgid,
+    so on the DLL path the national structure is enforced in strict mode only.
+    """
     problems: list[str] = []
     optional = set(tx.behaviour.get("envelope_optional", ())) if tx is not None else set()
     for name, rule in spec.envelope["request"].items():
@@ -98,7 +104,7 @@ def check_envelope(spec: MedinsSpec, env: dict, tx: Transaction | None) -> list[
     area = env.get("mdtrtarea_admvs")
     if isinstance(area, str) and re.fullmatch(r"\d{6}", area) and not is_yunnan(spec, area):
         problems.append(f"mdtrtarea_admvs: {area} is not a Yunnan admdvs code (53xxxx)")
-    if tx is None or tx.behaviour.get("msgid") != "template":
+    if msgid_structure and (tx is None or tx.behaviour.get("msgid") != "template"):
         problems.extend(_check_msgid(env))
     return problems
 
