@@ -95,7 +95,7 @@ def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
         max_body: int = typer.Option(10 * 1024 * 1024, "--max-body", help=MAX_BODY_HELP),
         quiet: bool = typer.Option(False, "--quiet", "-q", help=QUIET_HELP),
     ) -> None:
-        """The CDC report-card front end: POST /cdc/{table} with JSON rows; answers {"result": true|false}."""
+        """The CDC front end: POST/DELETE /hclient/emr/receive/{api} with JSON rows of its 20 tables."""
         from harness.simulators.cdc import CdcFrontEnd
 
         _serve(CdcFrontEnd(), listen, max_body, quiet)

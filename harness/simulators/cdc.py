@@ -2,7 +2,8 @@
 
 `POST /hclient/emr/receive/{api}` (api: the table in camelCase, emrInfReport ...) adds or replaces rows
 (one JSON object or a list), `DELETE` with the same body removes them by key, as the hub posts them;
-`/cdc/{table}` (snake_case) is the simulator's earlier path and does the same. The answer is the front
+`/cdc/{table}` (snake_case) is the simulator's earlier path and does the same except that it checks each
+row alone, without references, as it always did (so single report cards still go in). The answer is the front
 end's `{result, desc, id, errorCode, errorName}` plus `reasons`, every problem naming the row (`[2].` in
 a list) and the field as sent. Rows may use the columns' snake_case names or the hub's camelCase names.
 
@@ -99,6 +100,7 @@ class CdcFrontEnd:
     # ---------------------------------------------------------------------------------- HTTP
     def handle(self, request: HttpRequest) -> HttpResponse:
         path = request.path
+        references = True
         if path.startswith(API_PREFIX):
             table = self.by_api.get(path[len(API_PREFIX) :].strip("/"))
             known = ", ".join(self.by_api)
@@ -106,6 +108,7 @@ class CdcFrontEnd:
             name = path[len(LEGACY_PREFIX) :].strip("/")
             table = name if name in self.tables else None
             known = ", ".join(self.tables)
+            references = False
         else:
             return self._answer(
                 404, False, [f"no endpoint at {request.path}; POST {API_PREFIX}{{api}}"], error="404"
@@ -129,7 +132,7 @@ class CdcFrontEnd:
             return self._answer(200, False, reasons, error="400")
         if request.method == "DELETE":
             return self._delete(table, rows)
-        return self._add(table, rows)
+        return self._add(table, rows, references)
 
     def too_large(self, request: HttpRequest, limit: int) -> HttpResponse:
         return self._answer(413, False, [f"body is larger than the {limit}-byte limit"], error="413")
@@ -162,7 +165,7 @@ class CdcFrontEnd:
         return [], [f"body must be a JSON object (one row) or a list of rows, got {type(value).__name__}"]
 
     # ------------------------------------------------------------------------------- add/delete
-    def _add(self, table: str, rows: list[tuple[str, Any]]) -> HttpResponse:
+    def _add(self, table: str, rows: list[tuple[str, Any]], references: bool = True) -> HttpResponse:
         reasons: list[str] = []
         normal: list[dict] = []
         batch: dict[str, dict[str, dict]] = {}
@@ -170,7 +173,7 @@ class CdcFrontEnd:
             if not isinstance(row, dict):
                 reasons.append(f"{at.rstrip('.')}: a row must be a JSON object, got {type(row).__name__}")
                 continue
-            found, columns = self.check_row(table, row, at, batch)
+            found, columns = self.check_row(table, row, at, batch if references else None)
             reasons.extend(found)
             if not found:
                 normal.append(columns)
@@ -237,7 +240,8 @@ class CdcFrontEnd:
                 reasons.append(f"{at.rstrip('.')}: a row must be a JSON object, got {type(row).__name__}")
         return reasons
 
-    def check_row(self, table: str, row: dict, at: str, batch: dict) -> tuple[list[str], dict]:
+    def check_row(self, table: str, row: dict, at: str, batch: dict | None) -> tuple[list[str], dict]:
+        """Every problem with one row, and its columns; `batch=None` skips the references."""
         spec = self.tables[table]
         names = self.names[table]
         reasons: list[str] = []
@@ -309,7 +313,8 @@ class CdcFrontEnd:
             reasons.extend(self._check_idcard(columns, checks["idcard"], shown, dates))
         if "disease" in checks and present(checks["disease"]):
             reasons.extend(self._check_disease(str(columns[checks["disease"]]), shown(checks["disease"])))
-        for column, ref in (spec.get("references") or {}).items():
+        references = (spec.get("references") or {}) if batch is not None else {}
+        for column, ref in references.items():
             if present(column):
                 key = str(columns[column])
                 if key not in self.rows[ref["table"]] and key not in batch.get(ref["table"], {}):

@@ -238,6 +238,17 @@ def test_bad_requests(core):
     assert send(core, "emr_inf_report", REPORT, legacy=True)[1]["result"] is True
 
 
+def test_legacy_path_checks_each_row_alone(core):
+    """The earlier /cdc/{table} path never had references: a lone report card still goes in there."""
+    lone = dict(REPORT, patient_id="P-NOT-SENT")
+    assert send(core, "emr_inf_report", lone, legacy=True)[1]["result"] is True
+    assert send(core, "emr_inf_report", lone)[1]["reasons"] == [
+        "patient_id: no emr_patient_info row P-NOT-SENT (send it first)"
+    ]
+    broken = dict(lone, disease_code="x")
+    assert send(core, "emr_inf_report", broken, legacy=True)[1]["result"] is False
+
+
 # ---------------------------------------------------------------- real sockets
 @pytest.fixture
 def server(processes):

@@ -148,29 +148,9 @@ def details(centre: Centre, call: Call) -> dict:
             for n in ("medfee_sumamt", "fund_pay_sumamt", "acct_pay")
             if abs(decimal(line[n]) - entry.amount(n)) > Decimal("0.001")
         ]
-        result.append(
-            [
-                entry.settlement.psn_no,
-                entry.settlement.mdtrt_id,
-                setl_id,
-                entry.settlement.msgid,
-                "1" if entry.sign < 0 else "0",
-                "1" if differ else "0",
-                "; ".join(differ) or "相符",
-            ]
-        )
+        result.append(_centre_line(setl_id, entry, "1" if differ else "0", "; ".join(differ) or "相符"))
     for setl_id, entry in centre_rows.items():
-        result.append(
-            [
-                entry.settlement.psn_no,
-                entry.settlement.mdtrt_id,
-                setl_id,
-                entry.settlement.msgid,
-                "1" if entry.sign < 0 else "0",
-                "1",
-                "医药机构无此结算",
-            ]
-        )
+        result.append(_centre_line(setl_id, entry, "1", "医药机构无此结算"))
     stored = files.store(centre, "", b"", call.fixmedins_code, "reconciliation")
     stored.filename = f"{stored.file_qury_no}.txt.zip"
     stored.content = files.make_zip(f"{stored.file_qury_no}.txt", result)
@@ -181,6 +161,13 @@ def details(centre: Centre, call: Call) -> dict:
             "dld_endtime": f"{stored.expires:%Y-%m-%d %H:%M:%S}",
         }
     }
+
+
+def _centre_line(setl_id: str, entry: Entry, differs: str, text: str) -> list[str]:
+    """A 3202 result line for a settlement the centre made (the columns of the reconciliation file)."""
+    settlement = entry.settlement
+    sign = "1" if entry.sign < 0 else "0"
+    return [settlement.psn_no, settlement.mdtrt_id, setl_id, settlement.msgid, sign, differs, text]
 
 
 def apply(centre: Centre, call: Call) -> dict:

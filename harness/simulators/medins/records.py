@@ -217,4 +217,3 @@ def _check_filing(centre: Centre, call: Call, rule: dict, row: dict, at: str, fi
         f"{at}.{field_name}: {row.get(field_name)} needs an active {rule['name']} ({rule['by']}) for {shown}"
         + (f" at institution {call.fixmedins_code}" if rule.get("institution") else "")
     )
-

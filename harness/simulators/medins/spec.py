@@ -152,11 +152,7 @@ def _transaction(
 ) -> Transaction:
     if not isinstance(body, dict):
         raise SpecError(f"{where}: must be a mapping")
-    unknown = set(body) - TX_KEYS
-    if unknown:
-        raise SpecError(
-            f"{where}: unknown key(s) {', '.join(sorted(unknown))}; known: {', '.join(sorted(TX_KEYS))}"
-        )
+    _known_keys(body, TX_KEYS, where)
     for key in ("name", "behaviour", "input"):
         if key not in body:
             raise SpecError(f"{where}.{key}: missing")
@@ -190,14 +186,18 @@ def _transaction(
     )
 
 
+def _known_keys(body: dict, known: set[str] | frozenset[str], where: str) -> None:
+    unknown = set(body) - known
+    if unknown:
+        raise SpecError(
+            f"{where}: unknown key(s) {', '.join(sorted(unknown))}; known: {', '.join(sorted(known))}"
+        )
+
+
 def _check_field(spec: Any, where: str, codes: dict) -> None:
     if not isinstance(spec, dict):
         raise SpecError(f"{where}: must be a mapping such as {{name: 人员编号, type: str, max: 30}}")
-    unknown = set(spec) - FIELD_KEYS
-    if unknown:
-        raise SpecError(
-            f"{where}: unknown key(s) {', '.join(sorted(unknown))}; known: {', '.join(sorted(FIELD_KEYS))}"
-        )
+    _known_keys(spec, FIELD_KEYS, where)
     kind = spec.get("type", "str")
     if kind not in FIELD_TYPES:
         raise SpecError(f"{where}.type {kind!r} is not one of {', '.join(FIELD_TYPES)}")
