@@ -118,6 +118,29 @@ def facts(spec: SpecFile) -> Iterator[tuple[str, str, tuple[str, ...]]]:
                 stack.append((f"{where}[{i}]", value, (label, sources)))
 
 
+DESCRIPTIVE = frozenset({"label", "source", "note", "name", "what", "title"})
+
+
+def label_counts(root: Path = SPECS) -> dict[str, dict[str, int]]:
+    """Per family, how many facts carry each label; a fact is one value a check or the simulator uses
+    (a length, a required flag, a code, an element path), so names and notes are not counted."""
+    counts: dict[str, dict[str, int]] = {}
+    for path in spec_files(root):
+        spec = load(path)
+        tally = counts.setdefault(spec.meta["family"], {})
+        stack: list[tuple[Any, str]] = [(spec.body, spec.meta["label"])]
+        while stack:
+            node, label = stack.pop()
+            if isinstance(node, dict):
+                label = node["label"] if isinstance(node.get("label"), str) else label
+                stack.extend((v, label) for k, v in node.items() if k not in DESCRIPTIVE)
+            elif isinstance(node, list):
+                stack.extend((v, label) for v in node)
+            else:
+                tally[label] = tally.get(label, 0) + 1
+    return counts
+
+
 def check_labels(spec: SpecFile) -> None:
     declared = set(spec.meta["sources"])
     for where, label, sources in [

@@ -94,6 +94,16 @@ def test_labels_and_sources_inherit_down_the_tree(tmp_path):
     assert facts == {"t.f": ("M", ("A",)), "t.g": ("V", ("B",)), "t.g.h": ("L", ("B",))}
 
 
+def test_label_counts_count_used_values_by_their_inherited_label(tmp_path):
+    (tmp_path / "cdc").mkdir()
+    (tmp_path / "cdc" / "s.yaml").write_text(
+        "meta: {family: cdc, kind: k, title: t, format: 1, label: V, source: A, sources: {A: a}}\n"
+        "t: {f: {name: 名, max: 2, required: true, label: M}, g: {type: str, note: n, codes: [a, b]}}\n",
+        encoding="utf-8",
+    )
+    assert specfile.label_counts(tmp_path) == {"cdc": {"M": 2, "V": 3}}
+
+
 def test_the_coverage_table_matches_the_files():
     cov = specfile.coverage()
     assert cov["medins"]["modelled"] >= 75
@@ -114,6 +124,11 @@ def test_the_coverage_table_matches_the_files():
     assert rows["CDC front-end tables"] == (str(cov["cdc"]["modelled"]), str(cov["cdc"]["named"]))
     for level, count in cov["hl7v3"]["levels"].items():
         assert f"{level} {count}/{count}" in table
+    names = {"medins": "医保", "hl7v3": "互联互通", "cdc": "CDC", "hl7v2": "HL7 v2 value sets"}
+    for family, tally in specfile.label_counts().items():
+        shown = [str(tally.get(label, 0)) for label in ("V", "V*", "M", "L", "S")]
+        assert f"| {names[family]} | {' | '.join(shown)} |" in table, family
+        assert set(tally) <= set(specfile.LABELS)
 
 
 def test_spec_files_outside_the_families_are_not_required_to_have_a_header():
