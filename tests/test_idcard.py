@@ -41,3 +41,21 @@ def test_make_rejects_bad_arguments():
         idcard.make("53", date(1990, 1, 1), 1)
     with pytest.raises(ValueError):
         idcard.make("530102", date(1990, 1, 1), 1000)
+
+
+def test_taiwan_residence_permit_numbers_use_region_83():
+    # 台湾居民居住证 numbers start 830000; Hong Kong 810000 and Macao 820000 were accepted already.
+    for region in ("830000", "810000", "820000"):
+        number = idcard.make(region, date(1990, 1, 1), 123)
+        assert idcard.is_valid(number), idcard.problem(number)
+        assert idcard.kind(number) == "residence_permit" and idcard.cert_type(number) == "01"
+
+
+def test_foreigners_permanent_residence_numbers_start_with_9():
+    # 2023 外国人永久居留身份证: 9, issuing province (53 Yunnan), nationality code, birth date, check digit.
+    number = idcard.make("953840", date(1980, 6, 1), 21)
+    assert number.startswith("953840") and idcard.is_valid(number)
+    assert idcard.kind(number) == "foreigner" and idcard.cert_type(number) == "07"
+    assert idcard.birth_date(number) == date(1980, 6, 1)
+    assert "issuing province" in idcard.problem(idcard.make("999840", date(1980, 6, 1), 21))
+    assert "check digit" in idcard.problem(number[:17] + ("0" if number[17] != "0" else "1"))

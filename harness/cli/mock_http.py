@@ -40,13 +40,28 @@ def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
         tif_token: str = typer.Option(
             None, "--tif-token", help="Check the gateway's x-tif-* signature headers against this token."
         ),
+        infosyscode: str = typer.Option(
+            None, "--infosyscode", help="Yunnan DLL path: require this infosyscode (what the HIS gives Init)."
+        ),
+        infosyssign: str = typer.Option(
+            None, "--infosyssign", help="Yunnan DLL path: require this infosyssign (with --infosyscode)."
+        ),
         max_body: int = typer.Option(10 * 1024 * 1024, "--max-body", help=MAX_BODY_HELP),
         quiet: bool = typer.Option(False, "--quiet", "-q", help=QUIET_HELP),
     ) -> None:
-        """Yunnan medical-insurance centre: POST /fsi/api/rsfComIfsService/callService (or .../INFNO)."""
+        """Yunnan medical-insurance centre: POST /fsi/api/rsfComIfsService/callService (or .../INFNO), or
+        .../eapdomain/callService as CHSInterfaceYn.dll posts it."""
         from harness.simulators.medins import MedinsSimulator
 
-        _serve(MedinsSimulator(strict=strict, tif_token=tif_token), listen, max_body, quiet)
+        if bool(infosyscode) != bool(infosyssign):
+            raise fail_usage("--infosyscode and --infosyssign go together")
+        credentials = {"infosyscode": infosyscode, "infosyssign": infosyssign} if infosyscode else None
+        _serve(
+            MedinsSimulator(strict=strict, tif_token=tif_token, dll_credentials=credentials),
+            listen,
+            max_body,
+            quiet,
+        )
 
     @mock.command("fhir")
     def fhir(
@@ -80,7 +95,7 @@ def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
         max_body: int = typer.Option(10 * 1024 * 1024, "--max-body", help=MAX_BODY_HELP),
         quiet: bool = typer.Option(False, "--quiet", "-q", help=QUIET_HELP),
     ) -> None:
-        """The CDC report-card front end: POST /cdc/{table} with JSON rows; answers {"result": true|false}."""
+        """The CDC front end: POST/DELETE /hclient/emr/receive/{api} with JSON rows of its 20 tables."""
         from harness.simulators.cdc import CdcFrontEnd
 
         _serve(CdcFrontEnd(), listen, max_body, quiet)

@@ -1,7 +1,12 @@
-"""CDC report-card metadata: the table pushed and the front end's `result`."""
+"""CDC front-end metadata: the table pushed (snake_case, whichever path named it) and the `result`.
+
+The front end's own path names the table in camelCase (`hclient/emr/receive/emrInfReport`), the
+simulator's older one in snake_case (`/cdc/emr_inf_report`); both record `emr_inf_report`.
+"""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 
 from harness.codecs import HttpKind, Meta, jsonbody, path_segments, register
@@ -17,7 +22,7 @@ class CdcCodec(HttpKind):
         doc = jsonbody.load(body, problems, "request body") if method.upper() == "POST" else None
         table = doc.get("table") if isinstance(doc, dict) else None
         if not table and segments:
-            table = segments[-1]
+            table = re.sub(r"(?<=[a-z0-9])([A-Z])", lambda m: "_" + m.group(1).lower(), segments[-1])
         if table:
             meta["table"] = table
         if isinstance(doc, dict):
@@ -38,9 +43,9 @@ class CdcCodec(HttpKind):
                 meta["result"] = doc["result"]
             else:
                 problems.append("response has no result")
-            reasons = doc.get("reasons")
-            if reasons:
-                meta["reasons"] = reasons
+            for key in ("errorCode", "errorName", "reasons"):
+                if doc.get(key):
+                    meta[key] = doc[key]
         if problems:
             meta["problems"] = problems
         return meta

@@ -23,3 +23,16 @@ def test_result_and_reasons():
 
 def test_missing_result():
     assert CDC.response_meta({}, 200, {}, b"{}")["problems"] == ["response has no result"]
+
+
+def test_the_front_ends_camel_case_path_names_the_table_in_snake_case():
+    meta = CDC.request_meta(
+        "POST", "/hclient/emr/receive/emrInfReport", {}, b'{"id": "R1", "disease_code": "0302"}'
+    )
+    assert meta["table"] == "emr_inf_report" and meta["disease_code"] == "0302"
+    answer = b'{"result": false, "desc": "x", "id": null, "errorCode": "400", "errorName": "id: missing"}'
+    assert CDC.response_meta(meta, 200, {}, answer) == {
+        "result": False,
+        "errorCode": "400",
+        "errorName": "id: missing",
+    }

@@ -319,6 +319,7 @@ def test_inpatient_stay():
             "med_type": "21",
             "ipt_no": "ZY0001",
             "atddr_no": "D1",
+            "chfpdr_name": "钱医生",
             "adm_diag_dscr": "肺炎",
             "adm_dept_codg": "A0301",
             "adm_dept_name": "呼吸内科",
@@ -358,6 +359,11 @@ def test_inpatient_stay():
         "insutype": "310",
         "acct_used_flag": "0",
         "mid_setl_flag": "0",
+        # 2303 requires the HIS's own split of the amount (OH Input_2303.cs); the centre recomputes it.
+        "fulamt_ownpay_amt": 0,
+        "overlmt_selfpay": 0,
+        "preselfpay_amt": 0,
+        "inscp_scp_amt": 300,
     }
     fail(post(core, env("2304", {"data": setl})), "not discharged")
     dscg = {

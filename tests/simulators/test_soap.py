@@ -90,26 +90,20 @@ def test_register_query_update_merge(core):
     assert ack(doc)[0] == "AA"
     target = doc.find("hl7:acknowledgement/hl7:targetMessage/hl7:id", NS).get("extension")
     assert target == "8d2f0c3e-6a0b-4d7e-9b61-0a1f5c2e0001"
-    assert doc.find("hl7:receiver/hl7:device/hl7:id/hl7:item", NS).get("extension") == "HIS"
+    assert doc.find("hl7:receiver/hl7:device/hl7:id/hl7:item", NS).get("extension") == "HIS0001"
     code, texts = ack(result_of(post(core, envelope("PatientInfoRegister", MESSAGE)).body))
     assert code == "AE" and "already registered" in texts[0]
 
-    query = (
-        '<PRPA_IN201305UV02 xmlns="urn:hl7-org:v3" ITSVersion="XML_1.0"><id root="2.16.156.10011.2.5.1.1" '
-        'extension="q1"/><creationTime value="20260105093100"/><interactionId root="2.16.156.10011.2.5.1.2" '
-        'extension="PRPA_IN201305UV02"/>'
-        '<receiver><device><id><item extension="HIP"/></id></device></receiver>'
-        '<sender><device><id><item extension="HIS"/></id></device></sender>'
-        "<controlActProcess><queryByParameter>"
-        '<parameterList><livingSubjectId><value root="2.16.156.10011.2.5.1.4" extension="{pid}"/>'
-        "</livingSubjectId></parameterList></queryByParameter></controlActProcess></PRPA_IN201305UV02>"
-    )
-    doc = result_of(post(core, envelope("PatientInfoQuery", query.format(pid="P0001234"))).body)
+    # The 测评 sample's shape (EMR-PL-04 T01): the patient id in queryByParameter/parameterList/id.
+    query = (FIXTURES / "PatientInfoQuery.xml").read_text(encoding="utf-8")
+    doc = result_of(post(core, envelope("PatientInfoQuery", query)).body)
     assert etree.QName(doc).localname == "PRPA_IN201306UV02" and ack(doc)[0] == "AA"
     assert (
         doc.xpath("string(//hl7:patientPerson/hl7:name/hl7:item/hl7:part/@value)", namespaces=NS) == "周兰𬌗"
     )
-    doc = result_of(post(core, envelope("PatientInfoQuery", query.format(pid="NOPE"))).body)
+    doc = result_of(
+        post(core, envelope("PatientInfoQuery", edit(query, 'extension="P0001234"', 'extension="NOPE"'))).body
+    )
     assert ack(doc) == ("AE", ["no patient with id NOPE"])
     assert doc.find(".//hl7:queryResponseCode", NS).get("code") == "NF"
 
@@ -121,14 +115,19 @@ def test_register_query_update_merge(core):
 
     second = edit(MESSAGE, 'extension="P0001234"', 'extension="P0005678"')
     assert ack(result_of(post(core, envelope("PatientInfoRegister", second)).body))[0] == "AA"
-    merge = MESSAGE.replace("PRPA_IN201311UV02", "PRPA_IN201304UV02").replace(
-        "</subject1>",
-        "</subject1><replacementOf><priorRegistration><subject1><priorRegisteredRole>"
-        '<id><item root="2.16.156.10011.2.5.1.4" extension="P0005678"/></id>'
-        "</priorRegisteredRole></subject1></priorRegistration></replacementOf>",
-    )
+    merge = (FIXTURES / "actions" / "PatientInfoMerge.xml").read_text(encoding="utf-8")
     assert ack(result_of(post(core, envelope("PatientInfoMerge", merge)).body))[0] == "AA"
     assert "P0005678" not in core.patients and "P0001234" in core.patients
+
+
+def test_patient_query_with_the_id_only_under_a_value_element_is_refused(core):
+    """The old check looked for queryByParameter//value/@extension; the standard's id is parameterList/id."""
+    post(core, envelope("PatientInfoRegister", MESSAGE))
+    query = (FIXTURES / "PatientInfoQuery.xml").read_text(encoding="utf-8")
+    old_shape = edit(query, '<id root="2.16.156.10011.2.5.1.4" extension="P0001234"/>', "")
+    old_shape = edit(old_shape, 'extension="53010219850307123X"', 'extension="P0001234"')
+    code, texts = ack(result_of(post(core, envelope("PatientInfoQuery", old_shape)).body))
+    assert code == "AE" and any("the queried identifier" in t for t in texts)
 
 
 @pytest.mark.parametrize(
@@ -143,10 +142,10 @@ def test_register_query_update_merge(core):
         (
             "PatientInfoRegister",
             ('<creationTime value="20260105093000"/>', ""),
-            ["missing creationTime@value"],
+            ["missing creationTime"],
         ),
         ("PatientInfoRegister", ('<sender typeCode="SND">', '<origin typeCode="SND">'), ["sender/device/id"]),
-        ("PatientInfoRegister", ('extension="P0001234"', 'extension=""'), ["missing the patient identifier"]),
+        ("PatientInfoRegister", ('extension="P0001234"', 'extension=""'), ["missing 本地系统的患者ID"]),
         ("PatientInfoRegister", ('extension="8d2f0c3e-6a0b-4d7e-9b61-0a1f5c2e0001"', ""), ["message id"]),
         ("NoSuchAction", None, ["unknown action 'NoSuchAction'", "PatientInfoRegister"]),
     ],
@@ -327,4 +326,4 @@ def test_gbk_envelope_is_read_in_its_declared_encoding(core):
     text = text.replace('encoding="UTF-8"', 'encoding="GBK"', 1).replace("周兰𬌗", "周兰华")
     resp = post(core, text.encode("gbk"), {"content-type": "application/soap+xml; charset=GBK"})
     assert ack(result_of(resp.body))[0] == "AA"
-    assert "周兰华" in core.patients["P0001234"]
+    assert "周兰华" in core.patients["P0001234"].payload

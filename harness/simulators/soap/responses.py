@@ -1,9 +1,11 @@
-"""The 互联互通 HIPMessageServer, sans-IO: SOAP 1.1/1.2, a real WSDL, HL7 v3 checks, MCCI acknowledgements.
+"""The 互联互通 HIPMessageServer's HTTP and SOAP surface (moto's responses.py), sans-IO.
 
-`HIPMessageServer(action, message)` carries an HL7 v3 document as text (usually CDATA). The service routes
-by `action` (specs/hl7v3/interactions.yaml), checks the document's interaction id and required elements,
-and answers `HIPMessageServerResult` holding MCCI_IN000002UV01 (AA, or AE with the problems in
-acknowledgementDetail/text); PatientInfoQuery answers PRPA_IN201306UV02 from the patients registered so far.
+`HIPMessageServer(action, message)` carries an HL7 v3 document as text (usually CDATA). The action picks
+its spec (specs/hl7v3/services.yaml: all 69 actions of the standard); the document is checked (root and
+interactionId, the 测评 wrapper, the action's required elements), then the action's registry op runs:
+add, update, upsert, merge, or query, which answers from what was registered. The result, in
+`HIPMessageServerResult`, is MCCI_IN000002UV01 (AA, or AE with one acknowledgementDetail per problem)
+or the action's query response.
 
 A broken envelope (not XML, a DTD or entity, not SOAP, no operation) is a SOAP Fault; a broken inner
 message is an AE, since the transport itself was fine. Every parse goes through harness.safexml, which
@@ -13,26 +15,24 @@ refuses DTDs outright, so neither a billion-laughs bomb nor an external entity i
 from __future__ import annotations
 
 import re
-import uuid
-from collections import OrderedDict
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
-from xml.sax.saxutils import escape, quoteattr
+from xml.sax.saxutils import escape
 
-import yaml
 from lxml import etree
 
 from harness import safexml
+from harness.simulators.soap import documents
+from harness.simulators.soap.checks import check as check_document
+from harness.simulators.soap.registries import Entry, Registries
+from harness.simulators.soap.spec import HL7, NS, SPEC, Action, load
 from harness.simulators.wire import HttpRequest, HttpResponse
 
-SPEC = Path(__file__).resolve().parents[2] / "specs" / "hl7v3" / "interactions.yaml"
 SERVICE_PATH = "/services/HIPMessageServer"
 SOAP11 = "http://schemas.xmlsoap.org/soap/envelope/"
 SOAP12 = "http://www.w3.org/2003/05/soap-envelope"
-HL7 = "urn:hl7-org:v3"
-NS = {"hl7": HL7}
 SOAP_ACTION = "urn:hl7-org:v3/HIPMessageServer"
 CONTENT_TYPES = {"1.1": "text/xml; charset=utf-8", "1.2": "application/soap+xml; charset=utf-8"}
 
@@ -58,22 +58,17 @@ class HipMessageServer:
         spec_path: Path = SPEC,
         *,
         clock: Callable[[], datetime] = _now,
-        max_patients: int = 10_000,
-        device_id: str = "HIP",
+        max_entries: int = 10_000,
+        device_id: str = "HIP0001",
     ) -> None:
-        self.spec = yaml.safe_load(spec_path.read_text(encoding="utf-8"))
+        self.spec = load(spec_path)
         self.clock = clock
         self.device_id = device_id
-        self.oids = self.spec["oids"]
-        self.patients: OrderedDict[str, str] = OrderedDict()  # patient id extension -> patient element XML
-        self.max_patients = max_patients
-        self._common = [
-            (etree.XPath(r["xpath"], namespaces=NS), r["what"]) for r in self.spec["common_required"]
-        ]
-        self._required = {
-            action: [(etree.XPath(r["xpath"], namespaces=NS), r["what"]) for r in body.get("required", [])]
-            for action, body in self.spec["actions"].items()
-        }
+        self.registries = Registries(max_entries)
+
+    @property
+    def patients(self) -> dict[str, Entry]:
+        return self.registries.of("patients")
 
     # ----------------------------------------------------------------- HTTP
     def handle(self, request: HttpRequest) -> HttpResponse:
@@ -168,9 +163,9 @@ class HipMessageServer:
         return action_el.text.strip(), message
 
     # ------------------------------------------------------------- service
+
     def service(self, action: str, message: etree._Element | str) -> str:
-        """Handle one call; returns the HL7 v3 response document (MCCI or PRPA_IN201306UV02) as text."""
-        spec = self.spec["actions"].get(action)
+        """Handle one call; returns the HL7 v3 response document (MCCI or the query response) as text."""
         if isinstance(message, str):
             text = message.strip()
             if not text:
@@ -183,154 +178,77 @@ class HipMessageServer:
                 return self._ack(None, "AE", [f"message is not an acceptable XML document: {exc}"])
         else:
             doc = message
+        spec = self.spec.actions.get(action)
         if spec is None:
-            known = ", ".join(self.spec["actions"])
-            return self._ack(doc, "AE", [f"unknown action {action!r}; known actions: {known}"])
+            known = ", ".join(self.spec.actions)
+            return self._ack(
+                doc, "AE", [f"unknown action {action!r}; the {len(self.spec.actions)} actions: {known}"]
+            )
         problems = self.check(action, doc)
         if problems:
             return self._ack(doc, "AE", problems)
-        effect = spec.get("effect")
-        if effect == "query":
-            return self._query(doc)
-        if effect in ("register", "update", "merge"):
-            problem = getattr(self, f"_{effect}")(doc)
-            if problem:
-                return self._ack(doc, "AE", [problem])
+        if spec.op == "query":
+            return self._query(spec, doc)
+        problem = self._store(spec, doc)
+        if problem:
+            return self._ack(doc, "AE", [problem])
         return self._ack(doc, "AA", [f"{action} accepted"])
 
     def check(self, action: str, doc: etree._Element) -> list[str]:
-        """Problems with an HL7 v3 document for `action`: interaction id, wrapper and payload elements."""
-        spec = self.spec["actions"][action]
-        expected = spec["interaction"]
-        problems = []
-        if etree.QName(doc).namespace != HL7:
-            problems.append(f"root element {doc.tag} is not in the HL7 v3 namespace {HL7}")
-        root_name = safexml.local_name(doc)
-        if root_name != expected:
-            problems.append(
-                f"action {action} expects {expected}, but the message root element is {root_name}"
-            )
-        interaction = doc.find("hl7:interactionId", NS)
-        ext = interaction.get("extension") if interaction is not None else None
-        if ext and ext != expected:
-            problems.append(f"interactionId@extension is {ext}, but action {action} expects {expected}")
-        for xpath, what in self._common + self._required[action]:
-            if not xpath(doc):
-                problems.append(f"missing {what}")
-        return problems
+        """Problems with an HL7 v3 document for `action`: root, interactionId, wrapper and payload."""
+        return check_document(self.spec, self.spec.actions[action], doc)
 
-    # ------------------------------------------------------------- patients
-    def _patient_id(
-        self, doc: etree._Element, xpath: str = "hl7:controlActProcess//hl7:patient/hl7:id"
-    ) -> str:
-        for el in doc.xpath(xpath, namespaces=NS):
-            for candidate in [el, *el.findall("hl7:item", NS)]:
-                if (candidate.get("extension") or "").strip():
-                    return candidate.get("extension").strip()
+    # ------------------------------------------------------------------------------ registries
+    @staticmethod
+    def _key(xpath: etree.XPath, doc: etree._Element) -> str:
+        for value in xpath(doc):
+            if str(value).strip():
+                return str(value).strip()
         return ""
 
-    def _register(self, doc: etree._Element) -> str | None:
-        pid = self._patient_id(doc)
-        if pid in self.patients:
-            return f"patient {pid} is already registered; use PatientInfoUpdate"
-        self._keep(pid, doc)
+    def _store(self, spec: Action, doc: etree._Element) -> str | None:
+        key = self._key(spec.key, doc)
+        if not key:
+            return f"{spec.name}: the identifier ({spec.key.path}) is missing"
+        existing = self.registries.get(spec.registry, key)
+        kind = spec.registry.rstrip("s")
+        if spec.op == "add" and existing is not None:
+            return f"{kind} {key} is already registered (by {existing.action}); send the update action"
+        if spec.op == "update" and existing is None:
+            return f"{kind} {key} is not registered; send the add/register action first"
+        if spec.op == "merge":
+            prior = self._key(spec.prior, doc) if spec.prior is not None else ""
+            missing = [p for p in (key, prior) if not p or self.registries.get(spec.registry, p) is None]
+            if missing:
+                shown = ", ".join(m or "(none)" for m in missing)
+                return f"{kind} {shown} is not registered; both must exist to merge"
+            if key == prior:
+                return f"cannot merge {kind} {key} into itself"
+            self.registries.remove(spec.registry, prior)
+            return None
+        self.registries.put(spec.registry, Entry(key, self._payload(doc), spec.name))
         return None
 
-    def _update(self, doc: etree._Element) -> str | None:
-        pid = self._patient_id(doc)
-        if pid not in self.patients:
-            return f"patient {pid} is not registered; use PatientInfoRegister"
-        self._keep(pid, doc)
-        return None
+    @staticmethod
+    def _payload(doc: etree._Element) -> str:
+        subject = doc.find("hl7:controlActProcess/hl7:subject", NS)
+        parts = [
+            etree.tostring(child, encoding="unicode") for child in (subject if subject is not None else [])
+        ]
+        return "".join(parts)
 
-    def _merge(self, doc: etree._Element) -> str | None:
-        pid = self._patient_id(doc)
-        old = self._patient_id(doc, "hl7:controlActProcess//hl7:priorRegisteredRole/hl7:id")
-        missing = [p for p in (pid, old) if p not in self.patients]
-        if missing:
-            return f"patient {', '.join(missing)} is not registered; both must exist to merge"
-        if pid == old:
-            return f"cannot merge patient {pid} into itself"
-        del self.patients[old]
-        return None
-
-    def _keep(self, pid: str, doc: etree._Element) -> None:
-        patient = doc.xpath("hl7:controlActProcess//hl7:patient", namespaces=NS)
-        self.patients[pid] = etree.tostring(patient[0], encoding="unicode") if patient else ""
-        self.patients.move_to_end(pid)
-        while len(self.patients) > self.max_patients:
-            self.patients.popitem(last=False)
-
-    # ------------------------------------------------------------ responses
-    def _wrapper(self, doc: etree._Element | None, interaction: str) -> tuple[str, str]:
-        """The transmission wrapper of a response (id, time, interaction, receiver = the request's sender)."""
-        sender = ""
-        if doc is not None:
-            ids = doc.xpath("hl7:sender/hl7:device/hl7:id", namespaces=NS)
-            for el in ids[:1]:
-                item = el.find("hl7:item", NS)
-                sender = (item if item is not None else el).get("extension") or ""
-        now = self.clock()
-        head = (
-            f'<id root="{self.oids["message_id"]}" extension="{uuid.uuid4()}"/>'
-            f'<creationTime value="{now:%Y%m%d%H%M%S}"/>'
-            f'<interactionId root="{self.oids["interaction_id"]}" extension="{interaction}"/>'
-            '<processingCode code="P"/><processingModeCode/><acceptAckCode code="AL"/>'
-            f'<receiver typeCode="RCV"><device classCode="DEV" determinerCode="INSTANCE"><id><item '
-            f'root="{self.oids["device_id"]}" extension={quoteattr(sender)}/></id></device></receiver>'
-            f'<sender typeCode="SND"><device classCode="DEV" determinerCode="INSTANCE"><id><item '
-            f'root="{self.oids["device_id"]}" extension={quoteattr(self.device_id)}/></id></device></sender>'
-        )
-        target = ""
-        if doc is not None:
-            msg_id = doc.find("hl7:id", NS)
-            if msg_id is not None:
-                target = (
-                    f"<targetMessage><id root={quoteattr(msg_id.get('root') or '')} "
-                    f"extension={quoteattr(msg_id.get('extension') or '')}/></targetMessage>"
-                )
-        return head, target
-
-    def _acknowledgement(self, code: str, texts: list[str], target: str) -> str:
-        details = "".join(
-            f"<acknowledgementDetail><text value={quoteattr(t)}/></acknowledgementDetail>" for t in texts
-        )
-        return f'<acknowledgement typeCode="{code}">{target}{details}</acknowledgement>'
-
+    # -------------------------------------------------------------------------------- answers
     def _ack(self, doc: etree._Element | None, code: str, texts: list[str]) -> str:
-        head, target = self._wrapper(doc, "MCCI_IN000002UV01")
-        return (
-            f'<MCCI_IN000002UV01 xmlns="{HL7}" ITSVersion="XML_1.0">{head}'
-            f"{self._acknowledgement(code, texts, target)}</MCCI_IN000002UV01>"
-        )
+        head, target = documents.wrapper(self.spec.oids, self.device_id, self.clock(), doc, self.spec.ack)
+        return documents.ack(self.spec.ack, head, code, texts, target)
 
-    def _query(self, doc: etree._Element) -> str:
-        values = doc.xpath(
-            "hl7:controlActProcess/hl7:queryByParameter//hl7:value[normalize-space(@extension)]",
-            namespaces=NS,
-        )
-        pid = values[0].get("extension").strip()
-        head, target = self._wrapper(doc, "PRPA_IN201306UV02")
-        found = self.patients.get(pid)
-        query = doc.find("hl7:controlActProcess/hl7:queryByParameter", NS)
-        query_xml = etree.tostring(query, encoding="unicode") if query is not None else ""
-        if found is None:
-            ack = self._acknowledgement("AE", [f"no patient with id {pid}"], target)
-            subject, response_code = "", "NF"
-        else:
-            ack = self._acknowledgement("AA", ["found 1 patient"], target)
-            subject = (
-                f'<subject typeCode="SUBJ"><registrationEvent classCode="REG" moodCode="EVN">'
-                f'<statusCode code="active"/><subject1 typeCode="SBJ">{found}</subject1>'
-                f"</registrationEvent></subject>"
-            )
-            response_code = "OK"
-        return (
-            f'<PRPA_IN201306UV02 xmlns="{HL7}" ITSVersion="XML_1.0">{head}{ack}'
-            f'<controlActProcess classCode="CACT" moodCode="EVN">{subject}'
-            f'<queryAck><queryResponseCode code="{response_code}"/></queryAck>{query_xml}'
-            f"</controlActProcess></PRPA_IN201306UV02>"
-        )
+    def _query(self, spec: Action, doc: etree._Element) -> str:
+        key = self._key(spec.key, doc)
+        interaction = spec.response(safexml.local_name(doc))
+        head, target = documents.wrapper(self.spec.oids, self.device_id, self.clock(), doc, interaction)
+        entry = self.registries.get(spec.registry, key) if key else None
+        found = [entry.payload] if entry is not None else []
+        return documents.query_response(interaction, head, target, doc, key, found, spec.registry.rstrip("s"))
 
     @staticmethod
     def _envelope_response(version: str, result: str) -> HttpResponse:
