@@ -488,9 +488,10 @@ class MessageReader:
                 what = "CR without LF" if line[where] == 0x0D else "LF without CR"
                 return f"bare line break in the head: {what} at byte {start + where}"
             first = start == 0
+            if eol < 0 and line[-1:] == b"\r":
+                line = line[:-1]  # the line's end has come (its LF has not): it must be whole already
+                eol = len(buf)
             if eol < 0:
-                if line[-1:] == b"\r":
-                    line = line[:-1]
                 prefix = (_REQUEST_LINE_START if first else _FIELD_LINE_START).match(line)
                 if prefix is None or prefix.end() != len(line):
                     what = "request line" if first else "header line"
@@ -503,6 +504,8 @@ class MessageReader:
                     _fields([line], 2)
             except HttpError as exc:
                 return str(exc)
+            if eol >= len(buf):
+                return None  # checked whole; the next call starts at this line again
             self._checked = eol + 2
 
     def _chunk(self, events: list[Event]) -> bool:
