@@ -88,3 +88,6 @@ class Capture:
 
     exchange: Any
     then: list = field(default_factory=list)
+    optional: bool = False
+    """Recorded if the store can, but nothing waits for it: a refusal that must reach the client even
+    when the store is why it is refused."""

@@ -83,6 +83,8 @@ class ChannelConfig:
     tls: ListenerTLS | None = None
     upstream_tls: UpstreamTLS | None = None
     faults: tuple[dict[str, Any], ...] = ()
+    max_connections: int = 512
+    """Client connections at once; more are refused (with a capture row each)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,7 +105,6 @@ class MLLPChannelConfig(ChannelConfig):
     max_pending_bytes: int = 8 * 1024 * 1024
     frame_timeout_s: float = 30.0
     idle_timeout_s: float = 0.0
-    max_connections: int = 512
     app_ack_timeout_s: float | None = None
     """Enhanced mode: after a CA, how long the application ACK may take (None: ack_timeout_s)."""
     conditional_ack_wait_s: float | None = None
@@ -287,6 +288,7 @@ def _common(section: Section, name: str, protocol: str) -> dict[str, Any]:
         "tls": _listener_tls(section),
         "upstream_tls": _upstream_tls(section),
         "faults": tuple(dict(rule) for rule in faults),
+        "max_connections": section.integer("max_connections", 512, minimum=1),
     }
 
 
@@ -376,7 +378,6 @@ def parse_mllp_channel(section: Section, name: str) -> MLLPChannelConfig:
         max_pending_bytes=section.integer("max_pending_bytes", 8 * 1024 * 1024, minimum=1024),
         frame_timeout_s=section.number("frame_timeout_s", 30.0, above=0),
         idle_timeout_s=section.number("idle_timeout_s", 0.0, minimum=0),
-        max_connections=section.integer("max_connections", 512, minimum=1),
         app_ack_timeout_s=_optional_seconds(section, "app_ack_timeout_s"),
         conditional_ack_wait_s=_optional_seconds(section, "conditional_ack_wait_s"),
     )

@@ -15,6 +15,10 @@ import resource
 from collections.abc import Callable
 from typing import Any
 
+from twisted.internet import protocol
+
+from harness.exchange import Exchange
+
 RESERVE = 32
 """Descriptors kept free beyond those open at start (writer pipes, log files, the admin API's peers)."""
 
@@ -80,3 +84,47 @@ class Backlog:
 
     def stopProducing(self) -> None:  # noqa: N802
         pass
+
+
+def refusal(channel: Any, sockets: int) -> str | None:
+    """Why a new client connection of `channel` cannot be taken now; None when it can (its `sockets`
+    places in the descriptor budget are then taken, `release` gives them back)."""
+    limit = channel.config.max_connections
+    if len(channel.connections) >= limit:
+        return f"max_connections ({limit}) reached on channel {channel.name}"
+    budget = getattr(channel, "budget", None)
+    if budget is not None and not budget.take(sockets):
+        return (f"the proxy's file descriptor budget is spent ({budget.used} of {budget.limit} in use); "
+                "connections already accepted keep theirs")
+    return None
+
+
+class RefusedConnection(protocol.Protocol):
+    """A client the channel cannot take now: a capture row says who and why, `greeting` (an HTTP 503)
+    tells the client where the protocol allows, then the socket closes."""
+
+    def __init__(self, channel: Any, why: str, *, kind: str, greeting: bytes = b"") -> None:
+        self.channel = channel
+        self.why = why
+        self.kind = kind
+        self.greeting = greeting
+
+    def connectionMade(self) -> None:  # noqa: N802 - Twisted's name
+        channel = self.channel
+        peer = self.transport.getPeer()
+        client = f"{getattr(peer, 'host', '?')}:{getattr(peer, 'port', '?')}"
+        channel.stats.refused_connections += 1
+        ex = Exchange(channel=channel.name, protocol=channel.config.protocol, kind=self.kind,
+                      client_addr=client, outcome="error", error=f"connection refused: {self.why}")
+        ex.finish(ex.started_at)
+        if channel.writer is not None:
+            try:
+                channel.writer.submit(ex)
+            except Exception:  # noqa: BLE001 - a closed writer must not keep the socket open
+                pass
+        channel.warn(ex)
+        if self.greeting:
+            self.transport.write(self.greeting)
+            self.transport.loseConnection()
+        else:
+            self.transport.abortConnection()

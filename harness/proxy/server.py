@@ -92,10 +92,9 @@ class ProxyServer:
                     raise StartError(f"channels.{name}.protocol: {cfg.protocol!r} has no proxy here yet")
                 engine = FaultEngine(name, cfg.protocol, cfg.faults)
                 writer = self._writer(cfg.capture) if cfg.capture != "off" else None
-                extra = {"budget": budget} if cfg.protocol == "mllp" else {}
                 channel = channel_class(
                     cfg, self.reactor, faults=engine, stats=ChannelStats(), writer=writer, log=self.log,
-                    **extra,
+                    budget=budget,
                 )
                 self.channels[name] = channel
             for name, channel in self.channels.items():

@@ -39,12 +39,15 @@ from harness.proxy.config import Address
 from harness.proxy.endpoints import UpstreamDialer, set_nodelay
 from harness.proxy.http.config import HTTPChannelConfig
 from harness.proxy.http.pool import UpstreamPool
-from harness.proxy.http.session import HttpSession, SessionSettings
+from harness.proxy.http.session import HttpSession, SessionSettings, error_reply
+from harness.proxy.limits import ConnectionBudget, RefusedConnection, refusal
 from harness.proxy.log import FailureLog, log_stderr
 from harness.proxy.outbox import Outbox
 from harness.proxy.shell import CommitGate, CommitRelay, Deadlines, Pauser, count, submit_fast
 from harness.proxy.stats import ChannelStats
 
+SOCKETS_PER_CLIENT = 2
+"""A client's socket and the upstream connection it holds while a request is on its way."""
 GATE_BYTES = 1024 * 1024
 """Client-bound bytes waiting (on a commit, a slow write) beyond which the upstream is not read."""
 
@@ -61,14 +64,18 @@ class HTTPChannel:
         stats: ChannelStats | None = None,
         writer: Any = None,
         log: Any = log_stderr,
+        budget: ConnectionBudget | None = None,
     ) -> None:
         self.config = config
+        self.budget = budget
+        """The process's descriptor budget (shared by every channel), or None for no such limit."""
         self.name = config.name
         self.reactor = reactor
         self.faults = faults
         self.stats = stats or ChannelStats()
         self.writer = writer if config.capture != "off" else None
         self.durable = config.capture == "durable" and self.writer is not None
+        self.store_ok = self._store_ok if self.durable else None
         self.log = log
         self.connections: set[ClientConnection] = set()
         self.store_errors = 0
@@ -81,16 +88,28 @@ class HTTPChannel:
         self.upstream_hosts = [str(a) for a in config.upstreams]
         self.settings = SessionSettings.from_channel(config, durable=self.durable)
 
+    def _store_ok(self) -> bool:
+        return self.writer.health.ok
+
     def factory(self) -> protocol.Factory:
         channel = self
 
         class _Factory(protocol.Factory):
             noisy = False
 
-            def buildProtocol(self, addr: Any) -> ClientConnection:
+            def buildProtocol(self, addr: Any) -> protocol.Protocol:
+                why = refusal(channel, SOCKETS_PER_CLIENT)
+                if why:
+                    text = f"connection refused: {why}"
+                    greeting = error_reply(503, "Service Unavailable", text, close=True)
+                    return RefusedConnection(channel, why, kind=channel.config.kind, greeting=greeting)
                 return ClientConnection(channel)
 
         return _Factory()
+
+    def release_sockets(self) -> None:
+        if self.budget is not None:
+            self.budget.give(SOCKETS_PER_CLIENT)
 
     def listen(self) -> Any:
         config = self.config
@@ -217,7 +236,9 @@ class ClientConnection(protocol.Protocol):
         peer = self.transport.getPeer()
         client = f"{getattr(peer, 'host', '?')}:{getattr(peer, 'port', '?')}"
         channel = self.channel
-        self.session = HttpSession(channel.settings, client_addr=client, faults=channel.faults)
+        self.session = HttpSession(
+            channel.settings, client_addr=client, faults=channel.faults, store_ok=channel.store_ok
+        )
         self.outbox.transport = self.transport
         self.reading.attach(self.transport)
         self.transport.registerProducer(_Pressure(self._client_full), True)
@@ -237,6 +258,8 @@ class ClientConnection(protocol.Protocol):
         self.outbox.transport = None
         self.reading.transport = None
         self.gate.clear()
+        if self in self.channel.connections:
+            self.channel.release_sockets()
         self.channel.connections.discard(self)
         self.channel.stats.connection_closed()
         self.run(self.session.client_closed())
@@ -282,7 +305,7 @@ class ClientConnection(protocol.Protocol):
 
     def _capture(self, cap: Capture) -> None:
         channel = self.channel
-        if channel.durable:
+        if channel.durable and not cap.optional:
             self.gate.submit(channel.writer, cap.exchange, cap.then, channel.relay)
         else:
             self.gate.send(cap.then)

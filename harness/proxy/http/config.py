@@ -49,6 +49,9 @@ class HTTPChannelConfig(ChannelConfig):
     is cut off)."""
     on_upstream_down: str = "status"
     """`status`: answer 502 with a body saying why; `close`: close the client's connection."""
+    on_store_error: str = "status"
+    """Durable capture while the store cannot record: `status` answers 503 (nothing forwarded),
+    `close` closes the client's connection."""
     rewrite_host: bool = False
     """Send the upstream's HOST:PORT as Host instead of the client's Host."""
     x_forwarded_for: bool = False
@@ -112,6 +115,7 @@ def parse_http_channel(section: Section, name: str) -> HTTPChannelConfig:
         head_timeout_s=shim.number("head_timeout_s", 30.0, above=0),
         body_timeout_s=shim.number("body_timeout_s", 120.0, above=0),
         on_upstream_down=shim.choice("on_upstream_down", ON_UPSTREAM_DOWN, "status"),
+        on_store_error=shim.choice("on_store_error", ON_UPSTREAM_DOWN, "status"),
         rewrite_host=shim.boolean("rewrite_host", False),
         x_forwarded_for=shim.boolean("x_forwarded_for", False),
         pool_size=shim.integer("pool_size", 32, minimum=0),

@@ -185,6 +185,7 @@ class SessionSettings:
     """Durable capture: every response that fits the capture limit is held until its commit."""
     response_timeout_s: float = 30.0
     on_upstream_down: str = "status"
+    on_store_error: str = "status"
     max_body_bytes: int = 64 * 1024 * 1024
     capture_body_bytes: int = 1024 * 1024
     rewrite_host: bool = False
@@ -202,6 +203,7 @@ class SessionSettings:
             durable=durable,
             response_timeout_s=config.response_timeout_s,
             on_upstream_down=config.on_upstream_down,
+            on_store_error=config.on_store_error,
             max_body_bytes=config.max_body_bytes,
             capture_body_bytes=config.capture_body_bytes,
             rewrite_host=config.rewrite_host,
@@ -268,8 +270,11 @@ class HttpSession:
         client_addr: str = "?",
         faults: Any = None,
         clock: Any = time.time,
+        store_ok: Any = None,
     ) -> None:
         self.settings = settings
+        self.store_ok = store_ok
+        """Durable channels: whether the store can record now; while it cannot, nothing is forwarded."""
         self.client_addr = client_addr
         self.client_host = client_addr.rpartition(":")[0] or client_addr
         self.faults = faults
@@ -406,6 +411,9 @@ class HttpSession:
             )
             self._refuse(out, 413, "Content Too Large", text, head=head, outcome="error")
             return
+        if self.store_ok is not None and not self.store_ok():
+            self._refuse_unrecordable(out, head)
+            return
         ex = self.ex = _Exchange(head)
         self._go("head")
         self.last_data = b""
@@ -476,6 +484,43 @@ class HttpSession:
             ex.notes.append("the upstream got part of this request and was cut off")
         self._refuse(out, status, reason_for(status), text, head=ex.head if ex else None, outcome="malformed")
 
+    def _refuse_unrecordable(self, out: list, head: Head) -> None:
+        """A durable channel whose store cannot record: nothing is forwarded; 503 (or a close) says so.
+
+        Nothing waits for this refusal's own capture: the store is why it is refused."""
+        text = "the capture store cannot record exchanges now; not forwarded"
+        self.queue.clear()
+        self._read("close")
+        self._cancel(out, "head", "body")
+        self._pause(out, "closing")
+        message = f"503 Service Unavailable from the harness proxy: {text}"
+        data = error_reply(503, "Service Unavailable", message, close=True)
+        if self.settings.on_store_error == "close":
+            record, then = self._refusal(head, None, 503, text, "error"), [CloseClient()]
+        else:
+            record, then = self._refusal(head, data, 503, text, "error"), [ToClient(data), CloseClient()]
+        out.append(Capture(record, then, optional=True))
+
+    def _refusal(
+        self, head: Head | None, data: bytes | None, status: int, text: str, outcome: str
+    ) -> Exchange:
+        """The record of a request the proxy answered itself before it became an exchange."""
+        record = Exchange(
+            channel=self.settings.channel,
+            protocol="http",
+            kind=self.settings.kind,
+            client_addr=self.client_addr,
+            request=head.raw + b"\r\n\r\n" if head is not None else self.last_data,
+            response=data,
+            outcome=outcome,
+            status=status if data is not None else None,
+            error=text,
+            method=head.method if head is not None else None,
+            path=head.target if head is not None else None,
+        )
+        record.finish()
+        return record
+
     def _refuse(
         self, out: list, status: int, reason: str, text: str, *, head: Head | None = None, outcome: str
     ) -> None:
@@ -491,21 +536,7 @@ class HttpSession:
             return
         data = error_reply(status, reason, message, close=True)
         if ex is None:
-            request = head.raw + b"\r\n\r\n" if head is not None else self.last_data
-            record = Exchange(
-                channel=self.settings.channel,
-                protocol="http",
-                kind=self.settings.kind,
-                client_addr=self.client_addr,
-                request=request,
-                response=data,
-                outcome=outcome,
-                status=status,
-                error=text,
-                method=head.method if head is not None else None,
-                path=head.target if head is not None else None,
-            )
-            record.finish()
+            record = self._refusal(head, data, status, text, outcome)
             out.append(Capture(record, [ToClient(data), CloseClient()]))
             return
         ex.close_after = True

@@ -20,11 +20,10 @@ from typing import Any
 from twisted.internet import protocol
 from twisted.internet.endpoints import connectProtocol
 
-from harness.exchange import Exchange
 from harness.proxy import endpoints
 from harness.proxy.config import MLLPChannelConfig
 from harness.proxy.endpoints import UpstreamDialer, set_nodelay
-from harness.proxy.limits import Backlog, ConnectionBudget
+from harness.proxy.limits import Backlog, ConnectionBudget, RefusedConnection, refusal
 from harness.proxy.log import FailureLog, log_stderr
 from harness.proxy.mllp.session import (
     CancelTimer,
@@ -96,20 +95,10 @@ class MLLPChannel:
             noisy = False
 
             def buildProtocol(self, addr: Any) -> protocol.Protocol:
-                why = channel.refusal()
-                return RefusedConnection(channel, why) if why else SenderConnection(channel)
+                why = refusal(channel, SOCKETS_PER_SENDER)
+                return RefusedConnection(channel, why, kind="hl7v2") if why else SenderConnection(channel)
 
         return _Factory()
-
-    def refusal(self) -> str | None:
-        """Why a new sender connection cannot be taken now (None: it can; its sockets are reserved)."""
-        limit = self.config.max_connections
-        if len(self.connections) >= limit:
-            return f"max_connections ({limit}) reached on channel {self.name}"
-        if self.budget is not None and not self.budget.take(SOCKETS_PER_SENDER):
-            return (f"the proxy's file descriptor budget is spent ({self.budget.used} of {self.budget.limit} "
-                    "in use); connections already accepted keep theirs")
-        return None
 
     def release(self) -> None:
         if self.budget is not None:
@@ -164,30 +153,6 @@ class CommitRelay:
         while queue:
             conn, entry, result = queue.popleft()
             conn.committed(entry, result)
-
-
-class RefusedConnection(protocol.Protocol):
-    """A sender the channel cannot take now: a capture row says who and why, then the socket closes."""
-
-    def __init__(self, channel: MLLPChannel, why: str) -> None:
-        self.channel = channel
-        self.why = why
-
-    def connectionMade(self) -> None:
-        channel = self.channel
-        peer = self.transport.getPeer()
-        client = f"{getattr(peer, 'host', '?')}:{getattr(peer, 'port', '?')}"
-        channel.stats.refused_connections += 1
-        ex = Exchange(channel=channel.name, protocol="mllp", kind="hl7v2", client_addr=client,
-                      outcome="error", error=f"connection refused: {self.why}")
-        ex.finish(ex.started_at)
-        if channel.writer is not None:
-            try:
-                channel.writer.submit(ex)
-            except Exception:  # noqa: BLE001 - a closed writer must not keep the socket open
-                pass
-        channel.warn(ex)
-        self.transport.abortConnection()
 
 
 class UpstreamConnection(protocol.Protocol):

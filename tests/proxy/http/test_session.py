@@ -749,3 +749,24 @@ def test_states_move_only_along_their_tables():
     assert s.leg is Leg.STREAMING
     s.upstream_data(OK[-2:])
     assert (s.reading, s.leg) == (Reading.IDLE, Leg.NONE)
+
+
+# -- the store cannot record ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("policy", ["status", "close"])
+def test_a_durable_channel_whose_store_cannot_record_forwards_nothing(policy):
+    s = HttpSession(
+        SessionSettings(channel="medins", kind="medins", durable=True, on_store_error=policy),
+        client_addr="10.1.2.3:50000",
+        store_ok=lambda: False,
+    )
+    out = s.client_data(MEDINS_POST)
+    assert not [c for c in out if isinstance(c, (Connect, ToUpstream))]
+    (cap,) = [c for c in out if type(c).__name__ == "Capture"]
+    assert cap.optional and cap.exchange.outcome == "error" and "capture store" in cap.exchange.error
+    if policy == "status":
+        (reply,) = [c.data for c in cap.then if isinstance(c, ToClient)]
+        assert reply.startswith(b"HTTP/1.1 503 ") and cap.exchange.status == 503
+    else:
+        assert [type(c) for c in cap.then] == [CloseClient]

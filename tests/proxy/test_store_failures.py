@@ -193,3 +193,30 @@ def test_a_fast_channel_keeps_relaying_and_counts_what_it_could_not_capture(proc
     stop(proxy)
     shutil.rmtree(store)
     assert "could NOT be captured" in proxy_log(config)
+
+
+def test_a_durable_http_channel_answers_503_and_forwards_nothing_while_the_store_cannot_record(
+    processes, tmp_path
+):
+    from tests.proxy.http_setup import request, run_proxy, start_simulator, write_http_config
+
+    fhir = start_simulator(processes, "fhir")
+    admin_port = free_port()
+    config, ports = write_http_config(
+        tmp_path, {"fhir": {"kind": "fhir", "upstream": f"http://127.0.0.1:{fhir}"}},
+        admin={"listen": f"127.0.0.1:{admin_port}"},
+    )
+    proxy = run_proxy(processes, config, ports, env={"HARNESS_ADMIN_TOKEN": TOKEN})
+    until(lambda: "admin API listening" in proxy_log(config))
+    store = tmp_path / "captures.db"
+    assert request(ports["fhir"], "GET", "/fhir/metadata")[0] == 200
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{store}{suffix}").unlink(missing_ok=True)
+    store.mkdir()
+    until(lambda: health(admin_port)[0] == 503)
+    status, _, body = request(ports["fhir"], "GET", "/fhir/metadata")
+    assert status == 503 and b"capture store" in body
+    store.rmdir()
+    until(lambda: health(admin_port)[0] == 200)
+    assert request(ports["fhir"], "GET", "/fhir/metadata")[0] == 200
+    stop(proxy)
