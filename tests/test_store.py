@@ -23,9 +23,9 @@ from harness.store import (
     ExchangeFilter,
     Store,
     StoreError,
-    _migrate,
     parse_time,
 )
+from harness.store.sqlite import _migrate
 
 
 def adt(control_id: str, trigger: str = "A01", pid: str = "1001", name: str = "DOE^JOHN") -> bytes:
