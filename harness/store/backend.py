@@ -382,6 +382,12 @@ class Store:
     def _executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
         raise NotImplementedError
 
+    def prepare(self, rows: Sequence[tuple]) -> None:
+        """Before raw rows (id first) are inserted: what they need (PostgreSQL: their days' partitions)."""
+
+    def lock_ids(self) -> None:
+        """Inside a transaction: no new ids are handed out until it ends (a copy reserving a block)."""
+
 
 def _run(row: Sequence[Any]) -> Run:
     rid, kind, created, finished, params, target, status, summary = row

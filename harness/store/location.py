@@ -95,3 +95,32 @@ def redact(url: str) -> str:
         return url
     user = userinfo.split(":", 1)[0]
     return f"{scheme}://{user}:***@{host}"
+
+
+def as_target(value: str | os.PathLike[str]) -> Path | str:
+    """A store named on the command line or in a config, as the code passes it on: a `Path` for a
+    SQLite file, the URL text for PostgreSQL (a `Path` would fold its `//`)."""
+    location = parse_location(value)
+    return location.path if location.path is not None else str(location.url)
+
+
+def exists(target: str | os.PathLike[str]) -> bool:
+    """False only for a SQLite file that is not there; a database server answers for itself on open."""
+    location = parse_location(target)
+    return location.path is None or location.path.exists()
+
+
+def label(target: str | os.PathLike[str]) -> str:
+    """A short name for the store in item labels: the file name, or the database name of a URL."""
+    location = parse_location(target)
+    if location.path is not None:
+        return location.path.name
+    tail = str(location.url).split("?", 1)[0].rstrip("/").rsplit("/", 1)[-1]
+    return tail if tail and "@" not in tail and ":" not in tail else "postgresql"
+
+
+def make_room(target: str | os.PathLike[str]) -> None:
+    """Create the folder a new SQLite file goes in (nothing to do for a database server)."""
+    location = parse_location(target)
+    if location.path is not None:
+        location.path.parent.mkdir(parents=True, exist_ok=True)

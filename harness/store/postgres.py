@@ -171,8 +171,8 @@ class PostgresStore(Store):
         try:
             conn = psycopg.connect(autocommit=True, **self._params(writer=writer))
         except psycopg.OperationalError as exc:
-            text = _first_line(exc)
-            if exc.sqlstate is None or exc.sqlstate in _UNAVAILABLE_STATES:
+            text = " ".join(str(exc).split())
+            if _passing(text):
                 raise StoreUnavailable(f"capture store {self.url}: cannot connect: {text}") from None
             raise StoreError(f"capture store {self.url}: {text}") from None
         except psycopg.Error as exc:
@@ -305,7 +305,12 @@ class PostgresStore(Store):
 
     @staticmethod
     def _version(conn: psycopg.Connection) -> int | None:
-        if conn.execute("SELECT to_regclass('harness_schema')").fetchone()[0] is None:
+        # pg_tables, not to_regclass: a fresh snapshot per statement sees a migration another proxy
+        # committed while this one waited for the migration lock
+        found = conn.execute(
+            "SELECT 1 FROM pg_tables WHERE schemaname = current_schema() AND tablename = 'harness_schema'"
+        ).fetchone()
+        if found is None:
             return None
         row = conn.execute("SELECT version FROM harness_schema").fetchone()
         return int(row[0]) if row else 0
@@ -635,6 +640,13 @@ class PostgresStore(Store):
             out.append(max(int(last) if called else 0, int(high)))
         return out[0], out[1]
 
+    def lock_ids(self) -> None:
+        """Inserts take their lock before their default draws an id, so under this lock the sequences
+        stand still: what `next_ids` reads and `reserve_ids` sets cannot be overtaken meanwhile."""
+        conn = self._ready()
+        conn.execute("SET LOCAL lock_timeout = '10s'")
+        conn.execute("LOCK TABLE exchanges, runs IN SHARE ROW EXCLUSIVE MODE")
+
     def reserve_ids(self, exchanges_through: int, runs_through: int) -> None:
         conn = self._ready()
         for seq, through in (("exchanges_id_seq", exchanges_through), ("runs_id_seq", runs_through)):
@@ -663,6 +675,20 @@ def _row_error(exc: psycopg.Error) -> bool:
     return isinstance(exc, psycopg.DataError | psycopg.IntegrityError) or (
         isinstance(exc, psycopg.ProgrammingError) and exc.sqlstate is None  # failed to adapt a value
     )
+
+
+_PASSING = (
+    "starting up", "shutting down", "in recovery", "too many", "connection slots", "not yet accepting",
+)  # fmt: skip
+"""What a server says when it refuses a connection for now, not for good."""
+
+
+def _passing(text: str) -> bool:
+    """A failed connection worth trying again: no answer at all (refused, timed out, no such host),
+    or a server that is starting, stopping or full; not one that refused the user or the database."""
+    if "FATAL:" not in text:
+        return True
+    return any(phrase in text for phrase in _PASSING)
 
 
 def _first_line(exc: BaseException) -> str:
