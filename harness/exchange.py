@@ -72,7 +72,7 @@ class Exchange:
     error: str | None = None
     notes: list[str] = field(default_factory=list)
     proxy: str | None = None
-    """The proxy instance that captured the exchange (its config's `instance:`), where several share a store."""
+    """The proxy instance that captured the exchange (its config's `instance:`): several share a store."""
 
     def finish(self, ended_at: float | None = None) -> None:
         """Close the exchange now (or at `ended_at`) and derive its latency from the start time."""

@@ -127,8 +127,8 @@ def test_a_database_with_tables_of_its_own_is_not_taken_over(pg_url):
 def test_rows_land_in_day_partitions_created_as_needed(pg_url):
     day = 86400
     with Store(pg_url) as store:
-        store.add_many([Exchange(channel="adt", started_at=d * day + 5.0, request=b"x") for d in (19852, 19853)
-                        ])  # days 19852 and 19853 since 1970: 2024-05-09 and -10 (UTC)
+        days = (19852, 19853)  # since 1970: 2024-05-09 and -10 (UTC)
+        store.add_many([Exchange(channel="adt", started_at=d * day + 5.0, request=b"x") for d in days])
         names = store.partitions()
         assert "exchanges_20240509" in names and "exchanges_20240510" in names
         with psycopg.connect(pg_url) as conn:
