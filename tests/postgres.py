@@ -58,8 +58,11 @@ class PostgresServer:
 
     _names = itertools.count(1)
 
-    def __init__(self, bin_dir: Path) -> None:
+    def __init__(self, bin_dir: Path, *, fsync: bool = False, settings: dict[str, str] | None = None) -> None:
         self.bin = bin_dir
+        self.fsync = fsync
+        """Off for tests (nothing here survives the session anyway); on for benchmarks."""
+        self.settings = settings or {}
         self.root = Path(tempfile.mkdtemp(prefix="harness-pg-"))
         self.data = self.root / "data"
         self.log = self.root / "server.log"
@@ -93,10 +96,12 @@ class PostgresServer:
         return result
 
     def start(self) -> None:
-        options = (
-            f"-p {self.port} -c listen_addresses=127.0.0.1 -c unix_socket_directories={self.root}"
-            " -c fsync=off -c full_page_writes=off -c max_connections=200 -c shared_buffers=64MB"
-        )
+        settings = {
+            "listen_addresses": "127.0.0.1", "unix_socket_directories": str(self.root),
+            "fsync": "on" if self.fsync else "off", "full_page_writes": "on" if self.fsync else "off",
+            "max_connections": "200", "shared_buffers": "64MB", **self.settings,
+        }  # fmt: skip
+        options = f"-p {self.port} " + " ".join(f"-c {key}={value}" for key, value in settings.items())
         self._run(["pg_ctl", "-D", str(self.data), "-l", str(self.log), "-o", options, "-w", "-t", "60",
                    "start"])  # fmt: skip
 
@@ -133,12 +138,12 @@ class PostgresServer:
         shutil.rmtree(self.root, ignore_errors=True)
 
 
-def start_server() -> PostgresServer:
-    """A running server, or a skip saying why there is none."""
+def start_server(**options) -> PostgresServer:
+    """A running server, or a skip saying why there is none (`options`: see `PostgresServer`)."""
     folder = bindir()
     if folder is None:
         pytest.skip(SKIP_REASON)
-    server = PostgresServer(folder)
+    server = PostgresServer(folder, **options)
     try:
         server.start()
     except BaseException:

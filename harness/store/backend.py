@@ -22,6 +22,8 @@ from harness.exchange import Exchange
 RUN_KINDS = ("capture", "replay", "compare")
 RUN_COLUMNS = ("id", "kind", "created_at", "finished_at", "params", "target", "status", "summary")
 _RUN_SELECT = f"SELECT {', '.join(RUN_COLUMNS)} FROM runs"
+PRUNE_BATCH = 5000
+"""Rows `prune` deletes per transaction where it cannot drop whole partitions."""
 
 
 class StoreError(Exception):
@@ -148,6 +150,22 @@ class Store:
     def prune(self, before: float, *, progress: Callable[[str], None] | None = None) -> PruneResult:
         """Remove every exchange that started before `before` (epoch seconds)."""
         raise NotImplementedError
+
+    _PRUNE_DELETE = (
+        "DELETE FROM exchanges WHERE id IN (SELECT id FROM exchanges WHERE started_at < ? LIMIT ?)"
+    )
+
+    def _delete_before(self, result: PruneResult, progress: Callable[[str], None] | None) -> PruneResult:
+        """Delete rows that started before `result.before`, a batch per transaction, so a proxy writing
+        the same store waits at most one batch."""
+        while True:
+            with self._transaction():
+                deleted = self._execute(self._PRUNE_DELETE, (result.before, PRUNE_BATCH)).rowcount
+            result.rows_deleted += deleted
+            if progress is not None and deleted:
+                progress(f"deleted {result.rows_deleted} exchanges one by one")
+            if deleted < PRUNE_BATCH:
+                return result
 
     def info(self) -> dict[str, Any]:
         """What the store holds: backend, schema version, counts by proxy instance, time span."""

@@ -48,6 +48,7 @@ from harness.store.schema import MIGRATIONS, statements
 log = logging.getLogger("harness.store")
 
 DAY_S = 86400
+MIN_SERVER_VERSION = 140000
 CONNECT_TIMEOUT_S = 5
 BACKOFF_FIRST_S = 0.5
 BACKOFF_MAX_S = 5.0
@@ -59,7 +60,6 @@ TCP_USER_TIMEOUT_MS = 15_000
 long, instead of the kernel's retransmission timeout of many minutes."""
 _MIGRATION_LOCK = 0x68617273  # 'hars': one migration at a time when several proxies start together
 _OUR_TABLES = ("exchanges", "runs", "store_probe", "store_info", "store_copies", "harness_schema")
-_PRUNE_BATCH = 5000
 _READERS_KEPT = 2
 
 _UNAVAILABLE_STATES = {
@@ -120,6 +120,10 @@ class PostgresStore(Store):
     """
 
     kind = "postgresql"
+    _PRUNE_DELETE = (  # the partition key beside the id: only the boundary day's partition is searched
+        "DELETE FROM exchanges WHERE (id, started_at) IN"
+        " (SELECT id, started_at FROM exchanges WHERE started_at < ? LIMIT ?)"
+    )
 
     def __init__(
         self,
@@ -181,6 +185,13 @@ class PostgresStore(Store):
 
     def _open(self) -> psycopg.Connection:
         conn = self._connect(writer=self._writer)
+        if conn.info.server_version < MIN_SERVER_VERSION:
+            version = conn.info.server_version
+            conn.close()
+            raise StoreError(
+                f"capture store {self.url}: PostgreSQL {version // 10000} is too old; the store needs 14 or "
+                "later (DETACH PARTITION CONCURRENTLY, gen_random_uuid)"
+            )
         try:
             conn.execute(f"SET synchronous_commit = {self._synchronous_commit}")
             if self._writer:
@@ -600,17 +611,7 @@ class PostgresStore(Store):
             result.rows_in_partitions += rows
             if progress is not None:
                 progress(f"dropped partition {name} ({rows} exchanges)")
-        while True:
-            deleted = conn.execute(
-                "DELETE FROM exchanges WHERE (id, started_at) IN (SELECT id, started_at FROM exchanges"
-                " WHERE started_at < %s LIMIT %s)",
-                (before, _PRUNE_BATCH),
-            ).rowcount
-            result.rows_deleted += deleted
-            if progress is not None and deleted:
-                progress(f"deleted {result.rows_deleted} exchanges one by one")
-            if deleted < _PRUNE_BATCH:
-                return result
+        return self._delete_before(result, progress)
 
     def info(self) -> dict[str, Any]:
         conn = self._ready()

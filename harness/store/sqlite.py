@@ -39,8 +39,6 @@ def _insert_many(size: int) -> str:
 
 
 _INSERTS = {size: _insert_many(size) for size in _CHUNKS}
-_PRUNE_BATCH = 5000
-"""Rows deleted per transaction by `prune`, so a proxy writing the same file waits at most one batch."""
 
 
 def _create_private(path: Path) -> None:
@@ -217,19 +215,7 @@ class SQLiteStore(Store):
     def prune(self, before: float, *, progress: Callable[[str], None] | None = None) -> PruneResult:
         """Delete exchanges that started before `before`, a batch per transaction (the proxy's writer
         waits at most one batch); the file keeps its size, its free pages are reused."""
-        result = PruneResult(before)
-        while True:
-            with self._transaction():
-                deleted = self._conn.execute(
-                    "DELETE FROM exchanges WHERE id IN (SELECT id FROM exchanges WHERE started_at < ?"
-                    " LIMIT ?)",
-                    (before, _PRUNE_BATCH),
-                ).rowcount
-            result.rows_deleted += deleted
-            if progress is not None and deleted:
-                progress(f"deleted {result.rows_deleted} exchanges")
-            if deleted < _PRUNE_BATCH:
-                return result
+        return self._delete_before(PruneResult(before), progress)
 
     def info(self) -> dict[str, Any]:
         return self._describe({"backend": "sqlite", "file": str(self.path), "bytes": _size(self.path)})

@@ -54,7 +54,8 @@ class CaptureWriter:
 
     Modes (the proxy's `capture:` setting; `off` means the proxy creates no writer at all):
 
-    - ``durable``: synchronous=FULL, so every commit is fsynced. An exchange's callback runs only
+    - ``durable``: synchronous=FULL, so every commit is fsynced (PostgreSQL: synchronous_commit on,
+      the commit is flushed on the server). An exchange's callback runs only
       after the transaction holding it committed; the proxy relays the reply to the sender from that
       callback, so every exchange whose reply reached its sender is on disk. Exchanges already queued
       when a commit starts share it (group commit), which is what keeps throughput up under many
@@ -62,14 +63,19 @@ class CaptureWriter:
       e.g. requests awaiting the upstream's reply), a commit first waits up to that long for them, so
       a few stop-and-wait connections share one fsync instead of paying one each; no hint, no wait.
     - ``fast``: synchronous=NORMAL (WAL: survives a process kill, may lose the last transactions on
-      power loss). Exchanges are gathered until the oldest has waited `window_s` (100 ms) or
-      `max_batch` are queued, then committed together and their callbacks run. A crash loses at
-      most the open group and the one being committed, always the most recent exchanges.
+      power loss; PostgreSQL: synchronous_commit off, the server's own group commit). Exchanges are
+      gathered until the oldest has waited `window_s` (100 ms) or `max_batch` are queued, then
+      committed together and their callbacks run. A crash loses at most the open group and the one
+      being committed, always the most recent exchanges.
 
     Several writers (one per mode) may share a file: each transaction takes the write lock up front
     and waits for the other's (busy timeout 10 s).
 
-    ``process=True`` runs the SQLite work in a child process (`WriterProcess`): this thread only turns
+    `path` is any store target (a SQLite file, a postgresql:// URL). A database server that goes away or
+    turns read-only marks `health` down at once (a look while idle, every `check_interval_s`); probes
+    bring it back up when it takes writes again.
+
+    ``process=True`` runs the store's connection in a child process (`WriterProcess`): this thread only turns
     each batch into rows, sends them over a pipe and waits for the child's answer (ids or errors,
     sent after its COMMIT returned), so the caller's process spends about a microsecond per exchange
     and no per-row GIL hand-offs. The guarantees above are unchanged: a callback still runs only
