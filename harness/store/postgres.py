@@ -203,7 +203,7 @@ class PostgresStore(Store):
             raise
         except psycopg.Error as exc:
             conn.close()
-            raise self._failure(exc) from None
+            raise self._classify(exc) from None
         self._backoff = 0.0
         self._problem = None
         return conn
@@ -238,8 +238,16 @@ class PostgresStore(Store):
         self._retry_at = time.monotonic() + self._backoff
 
     def _failure(self, exc: BaseException) -> StoreError:
-        """A database error as the store's own: StoreUnavailable (drop the connection, retry later) for
-        what passes (server down, restarting, read-only, full), StoreError for the rest."""
+        """A database error as the store's own (see `_classify`); the connection is dropped, to be made
+        again after the backoff, when the error is one that passes."""
+        failure = self._classify(exc)
+        if isinstance(failure, StoreUnavailable):
+            self._down(str(failure))
+        return failure
+
+    def _classify(self, exc: BaseException) -> StoreError:
+        """StoreUnavailable for what passes (server down, restarting, read-only, full), StoreError for
+        the rest."""
         text = _first_line(exc)
         state = getattr(exc, "sqlstate", None)
         conn = self._conn
@@ -247,9 +255,7 @@ class PostgresStore(Store):
         if state == "25006":
             text = f"the database is read-only (a standby, or default_transaction_read_only): {text}"
         if lost or state in _UNAVAILABLE_STATES or isinstance(exc, psycopg.OperationalError):
-            failure: StoreError = StoreUnavailable(f"capture store {self.url}: {text}")
-            self._down(str(failure))
-            return failure
+            return StoreUnavailable(f"capture store {self.url}: {text}")
         return StoreError(f"capture store {self.url}: {text}")
 
     def _reader(self) -> psycopg.Connection:
@@ -408,7 +414,7 @@ class PostgresStore(Store):
         if sql == INSERT:
             day = _day(params[_STARTED])
             if day is not None:
-                self._ensure_days(self._ready(), {day})
+                self.prepare([(None, *params)])
         return self._execute(sql + " RETURNING id", params).fetchone()[0]
 
     @contextmanager
@@ -429,6 +435,8 @@ class PostgresStore(Store):
                     cur.execute(_sql(sql), params)
                     while rows := cur.fetchmany(_FETCH):
                         yield rows
+        except psycopg.OperationalError as exc:  # the server went away mid-stream
+            raise self._classify(exc) from None
         finally:
             self._release(conn)
 
