@@ -18,7 +18,12 @@ def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
         ],
         run_b: Annotated[str, typer.Argument(metavar="RUN_B", help="The run to judge against RUN_A.")],
         store_path: Annotated[
-            str, typer.Option("--store", envvar="HARNESS_STORE", help="The capture store: a SQLite file or postgresql://user@host/db.")
+            str,
+            typer.Option(
+                "--store",
+                envvar="HARNESS_STORE",
+                help="The capture store: a SQLite file or postgresql://user@host/db.",
+            ),
         ] = "reports/captures.db",
         ignore: Annotated[
             list[str] | None, typer.Option(help="Extra field to ignore, e.g. MSA-3, ERR*:timestamps.")

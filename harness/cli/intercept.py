@@ -22,7 +22,12 @@ def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
             "127.0.0.1:8088"
         ),
         store: Annotated[
-            str, typer.Option("--store", envvar="HARNESS_STORE", help="The capture store: a SQLite file or postgresql://user@host/db.")
+            str,
+            typer.Option(
+                "--store",
+                envvar="HARNESS_STORE",
+                help="The capture store: a SQLite file or postgresql://user@host/db.",
+            ),
         ] = "reports/captures.db",
         channel: Annotated[str, typer.Option(help="Channel name of the captured exchanges.")] = "intercept",
         kind: Annotated[str, typer.Option(help="fhir, soap, medins, cdc or raw.")] = "raw",

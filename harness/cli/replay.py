@@ -117,7 +117,12 @@ def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
     @app.command("replay")
     def replay(
         store_path: Annotated[
-            str, typer.Option("--store", envvar="HARNESS_STORE", help="The capture store: a SQLite file or postgresql://user@host/db.")
+            str,
+            typer.Option(
+                "--store",
+                envvar="HARNESS_STORE",
+                help="The capture store: a SQLite file or postgresql://user@host/db.",
+            ),
         ] = "reports/captures.db",
         to: Annotated[
             str | None,

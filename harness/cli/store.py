@@ -112,7 +112,9 @@ def prune(
 def copy(
     source: Annotated[
         str,
-        typer.Option("--from", metavar="STORE", help="Copy from: a SQLite file (sqlite:FILE) or postgresql://..."),
+        typer.Option(
+            "--from", metavar="STORE", help="Copy from: a SQLite file (sqlite:FILE) or postgresql://..."
+        ),
     ],
     target: Annotated[
         str, typer.Option("--to", metavar="STORE", help="Copy into (created when missing): same forms.")
