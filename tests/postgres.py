@@ -122,6 +122,17 @@ class PostgresServer:
             conn.execute(f"ALTER SYSTEM SET default_transaction_read_only = {'on' if on else 'off'}")
             conn.execute("SELECT pg_reload_conf()")
 
+    def require_password(self, user: str, password: str) -> None:
+        """A login role that must give its password (scram-sha-256) over loopback; others keep trust."""
+        import psycopg
+
+        hba = self.data / "pg_hba.conf"
+        hba.write_text(f"host all {user} 127.0.0.1/32 scram-sha-256\n" + hba.read_text())
+        with psycopg.connect(self.url("postgres"), autocommit=True) as conn:
+            conn.execute(f"CREATE ROLE {user} LOGIN CREATEDB PASSWORD '{password}'")
+            conn.execute(f"CREATE DATABASE {user} OWNER {user}")
+            conn.execute("SELECT pg_reload_conf()")
+
     def url(self, database: str) -> str:
         return f"postgresql://harness@127.0.0.1:{self.port}/{database}"
 

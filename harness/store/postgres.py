@@ -692,12 +692,16 @@ _PASSING = (
 """What a server says when it refuses a connection for now, not for good."""
 
 
+_REFUSED = ("fe_sendauth", "no password supplied", "certificate verify failed", "does not support SSL")
+"""What libpq itself says when the server asked for something the client cannot give: a setting to fix."""
+
+
 def _passing(text: str) -> bool:
     """A failed connection worth trying again: no answer at all (refused, timed out, no such host),
     or a server that is starting, stopping or full; not one that refused the user or the database."""
-    if "FATAL:" not in text:
-        return True
-    return any(phrase in text for phrase in _PASSING)
+    if "FATAL:" in text:
+        return any(phrase in text for phrase in _PASSING)
+    return not any(phrase in text for phrase in _REFUSED)
 
 
 def _first_line(exc: BaseException) -> str:

@@ -157,3 +157,24 @@ def test_several_writers_racing_for_a_new_day_share_its_partition(pg_url):
     assert errors == []
     with Store(pg_url) as store:
         assert store.count() == 80
+
+
+def test_the_password_comes_from_the_password_file_never_the_url(own_server, tmp_path, monkeypatch):
+    own_server.require_password("clerk", "w0rd-from-pgpass")
+    url = f"postgresql://clerk@127.0.0.1:{own_server.port}/clerk"
+    monkeypatch.delenv("PGPASSWORD", raising=False)
+    monkeypatch.setenv("PGPASSFILE", str(tmp_path / "none"))
+    with pytest.raises(StoreError, match="password") as refused:
+        CaptureWriter(url, "durable")  # refused by the server: an error at start, not an outage
+    assert not isinstance(refused.value, StoreUnavailable)
+    pgpass = tmp_path / "pgpass"
+    pgpass.write_text(f"127.0.0.1:{own_server.port}:clerk:clerk:w0rd-from-pgpass\n")
+    pgpass.chmod(0o600)
+    monkeypatch.setenv("PGPASSFILE", str(pgpass))
+    with CaptureWriter(url, "durable", process=True) as writer:  # the child process finds it too
+        results = []
+        writer.submit(ex("1"), results.append)
+        assert writer.flush(30) and isinstance(results[0], int)
+    with Store(url) as store:
+        assert store.count() == 1
+
