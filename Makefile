@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: demo test test-slow lint bench browser clean
+.PHONY: demo test test-slow lint bench browser postgres clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -32,6 +32,10 @@ bench: $(STAMP)
 # headless Chromium and a CJK font, for the tests that render HTML reports (Debian; needs root)
 browser:
 	apt-get install -y chromium fonts-wqy-zenhei || (apt-get update && apt-get install -y chromium fonts-wqy-zenhei)
+
+# PostgreSQL server binaries for the central-store tests (they start a throwaway server themselves)
+postgres:
+	apt-get install -y postgresql || (apt-get update && apt-get install -y postgresql)
 
 clean:
 	rm -rf $(VENV) build *.egg-info reports/*.db reports/*.db-wal reports/*.db-shm

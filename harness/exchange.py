@@ -73,6 +73,8 @@ class Exchange:
     """For replayed exchanges: the id of the captured exchange this one re-sends."""
     error: str | None = None
     notes: list[str] = field(default_factory=list)
+    proxy: str | None = None
+    """The proxy instance that captured the exchange (its config's `instance:`): several share a store."""
 
     def finish(self, ended_at: float | None = None) -> None:
         """Close the exchange now (or at `ended_at`) and derive its latency from the start time."""
@@ -105,6 +107,8 @@ class Exchange:
         }
         if self.protocol == "http" or self.method is not None:
             view.update(method=self.method, path=self.path, status=self.status)
+        if self.proxy is not None:
+            view["proxy"] = self.proxy
         view["meta"] = self.meta
         return view
 

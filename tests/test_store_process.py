@@ -97,7 +97,8 @@ def test_a_dead_child_is_replaced_and_its_health_reported(tmp_path):
 
 
 def test_a_batch_written_again_after_a_crash_is_not_stored_twice(tmp_path):
-    from harness.store import _commit_rows, _to_row
+    from harness.store.codec import _to_row
+    from harness.store.sqlite import _commit_rows
 
     with Store(tmp_path / "c.db") as store:
         rows = [_to_row(make(str(i))) for i in range(3)]

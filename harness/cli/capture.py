@@ -20,12 +20,13 @@ from harness.cli._common import fail_usage
 from harness.cli._store_filter import check_times, split_outcomes
 
 StoreOpt = Annotated[
-    Path,
+    str,
     typer.Option(
         "--store",
         "-s",
         envvar="HARNESS_STORE",
-        help="Capture store file (SQLite). Default: reports/captures.db, or $HARNESS_STORE.",
+        help="Capture store: a SQLite file or postgresql://user@host/db. Default: reports/captures.db, "
+        "or $HARNESS_STORE.",
     ),
 ]
 ChannelOpt = Annotated[list[str] | None, typer.Option("--channel", "-c", help="Channel name (repeatable).")]

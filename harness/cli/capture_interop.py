@@ -75,9 +75,13 @@ def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
     def import_(
         file: Annotated[Path, typer.Argument(metavar="FILE", help="A mitmproxy flow file or a HAR file.")],
         store: Annotated[
-            Path,
-            typer.Option("--store", envvar="HARNESS_STORE", help="The capture store (created when missing)."),
-        ] = Path("reports/captures.db"),
+            str,
+            typer.Option(
+                "--store",
+                envvar="HARNESS_STORE",
+                help="The capture store: a SQLite file or postgresql://user@host/db. Created when missing.",
+            ),
+        ] = "reports/captures.db",
         channel: Annotated[str, typer.Option(help="Channel name the imported exchanges get.")] = "imported",
         kind: Annotated[
             str, typer.Option(help="fhir, soap, medins, cdc or raw: how to read the bodies.")
@@ -105,7 +109,9 @@ def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
         except ValueError as exc:
             raise fail_usage(str(exc)) from None
         try:
-            store.parent.mkdir(parents=True, exist_ok=True)
+            from harness.store.location import make_room
+
+            make_room(store)
             with Store(store) as db:
                 run_id = db.create_run(
                     "capture", {"imported_from": str(file), "format": fmt, "kind": kind, "channel": channel}

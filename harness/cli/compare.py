@@ -18,8 +18,13 @@ def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
         ],
         run_b: Annotated[str, typer.Argument(metavar="RUN_B", help="The run to judge against RUN_A.")],
         store_path: Annotated[
-            Path, typer.Option("--store", envvar="HARNESS_STORE", help="The capture store (SQLite file).")
-        ] = Path("reports/captures.db"),
+            str,
+            typer.Option(
+                "--store",
+                envvar="HARNESS_STORE",
+                help="The capture store: a SQLite file or postgresql://user@host/db.",
+            ),
+        ] = "reports/captures.db",
         ignore: Annotated[
             list[str] | None, typer.Option(help="Extra field to ignore, e.g. MSA-3, ERR*:timestamps.")
         ] = None,
@@ -48,7 +53,9 @@ def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
             raise fail_usage(
                 "RUN_B must be a run id; put 'capture' first to compare a run with the originals"
             )
-        if not store_path.exists():
+        from harness.store.location import exists
+
+        if not exists(store_path):
             raise fail_usage(f"store {store_path}: no such file")
         try:
             with Store(store_path, create=False) as store:

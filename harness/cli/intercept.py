@@ -22,9 +22,14 @@ def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
         listen: Annotated[str, typer.Option("--listen", help="HOST:PORT the clients use as their proxy.")] = (
             "127.0.0.1:8088"
         ),
-        store: Annotated[Path, typer.Option("--store", help="Capture store file.")] = Path(
-            "reports/captures.db"
-        ),
+        store: Annotated[
+            str,
+            typer.Option(
+                "--store",
+                envvar="HARNESS_STORE",
+                help="The capture store: a SQLite file or postgresql://user@host/db.",
+            ),
+        ] = "reports/captures.db",
         channel: Annotated[str, typer.Option(help="Channel name of the captured exchanges.")] = "intercept",
         kind: Annotated[str, typer.Option(help="fhir, soap, medins, cdc or raw.")] = "raw",
         mode: Annotated[
@@ -46,11 +51,19 @@ def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
         mitmdump = shutil.which("mitmdump", path=str(Path(sys.executable).parent)) or shutil.which("mitmdump")
         if mitmdump is None:
             raise fail_usage("mitmdump not found (pip install mitmproxy)")
-        store.parent.mkdir(parents=True, exist_ok=True)
+        from harness.store import StoreError
+        from harness.store.location import as_target, make_room
+
+        try:
+            target = as_target(store)
+        except StoreError as exc:
+            raise fail_usage(str(exc)) from None
+        make_room(target)
+        where = target.resolve() if isinstance(target, Path) else target
         addon = Path(__file__).resolve().parent.parent / "interop" / "addon.py"
         args = [
             mitmdump, "--mode", mode, "--listen-host", host, "--listen-port", str(port), "-s", str(addon),
-            "--set", f"harness_store={store.resolve()}", "--set", f"harness_channel={channel}",
+            "--set", f"harness_store={where}", "--set", f"harness_channel={channel}",
             "--set", f"harness_kind={kind}", "--set", "termlog_verbosity=warn", "--set", "flow_detail=0",
         ]  # fmt: skip
         proc = subprocess.Popen(args)

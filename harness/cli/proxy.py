@@ -17,7 +17,13 @@ def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
             Path, typer.Option("--config", "-c", help="YAML config (every key: proxies/example.yaml).")
         ],
         store: Annotated[
-            Path | None, typer.Option("--store", help="Capture store file; overrides the config's `store:`.")
+            str | None,
+            typer.Option(
+                "--store",
+                envvar="HARNESS_STORE",
+                help="Capture store: a SQLite file or postgresql://user@host/db; overrides the config's "
+                "`store:`.",
+            ),
         ] = None,
         json_log: Annotated[bool, typer.Option("--json-log", help="Log as JSON lines.")] = False,
         check: Annotated[bool, typer.Option("--check", help="Validate the config and exit.")] = False,

@@ -118,8 +118,13 @@ def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
     @app.command("replay")
     def replay(
         store_path: Annotated[
-            Path, typer.Option("--store", envvar="HARNESS_STORE", help="The capture store (SQLite file).")
-        ] = Path("reports/captures.db"),
+            str,
+            typer.Option(
+                "--store",
+                envvar="HARNESS_STORE",
+                help="The capture store: a SQLite file or postgresql://user@host/db.",
+            ),
+        ] = "reports/captures.db",
         to: Annotated[
             str | None,
             typer.Option(
@@ -231,7 +236,9 @@ def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
                 )
             return mllp_factory(opts.target, timeout=opts.timeout, tls=tls_options, charset=opts.charset)
 
-        if not store_path.exists() and (resume is not None or not files):
+        from harness.store.location import exists
+
+        if not exists(store_path) and (resume is not None or not files):
             raise fail_usage(f"store {store_path}: no such file")
         try:
             store = Store(store_path, check_same_thread=False)

@@ -47,7 +47,13 @@ def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
         ] = None,
         jobs: Annotated[int, typer.Option("--jobs", "-j", help="Worker processes (0: one per CPU).")] = 1,
         store: Annotated[
-            Path | None, typer.Option("--store", "-s", help="Validate the requests captured in this store.")
+            str | None,
+            typer.Option(
+                "--store",
+                "-s",
+                envvar="HARNESS_STORE",
+                help="Validate the requests captured in this store (a SQLite file or postgresql://...).",
+            ),
         ] = None,
         channel: Annotated[
             list[str] | None, typer.Option("--channel", "-c", help="Store: channel (repeatable).")
@@ -283,11 +289,13 @@ def _file_items(paths: list[Path]):
     return items, len(items), ", ".join(str(p) for p in paths), unreadable
 
 
-def _store_items(path: Path, channel, since, until, types, outcomes, responses: bool):
+def _store_items(path: str, channel, since, until, types, outcomes, responses: bool):
     from harness.store import ExchangeFilter, Store, StoreError
+    from harness.store.location import exists, label
 
-    if not path.exists():
+    if not exists(path):
         raise fail_usage(f"--store {path}: no such file")
+    name = label(path)
     check_times(since, until)
     outcome_names = split_outcomes(outcomes)
     flt = ExchangeFilter(
@@ -307,9 +315,9 @@ def _store_items(path: Path, channel, since, until, types, outcomes, responses: 
     def gen():
         try:
             for ex in st.query(flt):
-                yield (f"{path.name}#{ex.id}", ex.id or 0, ex.request or b"", ex.charset)
+                yield (f"{name}#{ex.id}", ex.id or 0, ex.request or b"", ex.charset)
                 if responses and ex.response:
-                    yield (f"{path.name}#{ex.id}:response", ex.id or 0, ex.response, ex.charset)
+                    yield (f"{name}#{ex.id}:response", ex.id or 0, ex.response, ex.charset)
         finally:
             st.close()
 

@@ -119,7 +119,10 @@ class AdminConfig:
 
 @dataclass(frozen=True, slots=True)
 class ProxyConfig:
-    store: Path = DEFAULT_STORE
+    store: Path | str = DEFAULT_STORE
+    """A SQLite file, or a PostgreSQL URL (str) for a store several proxies share."""
+    instance: str = field(default_factory=lambda: default_instance())
+    """This proxy's name on every exchange it captures (several proxies may write one store)."""
     admin: AdminConfig | None = field(default=None)
     """None: the admin API is switched off (`admin: off`)."""
     channels: dict[str, ChannelConfig] = field(default_factory=dict)
@@ -431,18 +434,46 @@ def _admin(root: Section) -> AdminConfig | None:
     return admin
 
 
+def default_instance() -> str:
+    """The host name: what tells proxies apart in a shared store when the config names none."""
+    import socket
+
+    return socket.gethostname() or "harness"
+
+
+def _store_target(text: str) -> Path | str:
+    """`store:` as the proxy opens it: a PostgreSQL URL stays text (checked here), the rest is a path."""
+    from harness.store import StoreError, is_url, parse_location
+
+    try:
+        location = parse_location(text)
+    except StoreError as exc:
+        raise ConfigError("store", str(exc)) from None
+    if is_url(text):
+        return str(location.url)
+    assert location.path is not None
+    return location.path
+
+
 def parse_config(data: Any, source: str = "<config>") -> ProxyConfig:
     """Validate an already-loaded YAML document; raises ConfigError naming the key path."""
     if data is None:
         data = {}
     root = Section(data, "")
     store = root.raw("store")
+    store_path: Path | str
     if store is None:
         store_path = DEFAULT_STORE
     elif isinstance(store, str) and store.strip():
-        store_path = Path(store.strip()).expanduser()
+        store_path = _store_target(store.strip())
     else:
-        raise ConfigError("store", f"expected a file path, got {_show(store)}")
+        raise ConfigError("store", f"expected a file path or a postgresql:// URL, got {_show(store)}")
+    instance = root.raw("instance")
+    if instance is None:
+        instance = default_instance()
+    elif not isinstance(instance, str) or not instance.strip() or len(instance.strip()) > 128:
+        raise ConfigError("instance", f"expected a name of 1 to 128 characters, got {_show(instance)}")
+    instance = instance.strip()
     admin = _admin(root)
     raw_channels = root.raw("channels")
     if raw_channels is None:
@@ -469,7 +500,7 @@ def parse_config(data: Any, source: str = "<config>") -> ProxyConfig:
             "admin.listen", f"{admin.listen} is also the listen address of channel {seen[admin.listen]!r}"
         )
     root.finish()
-    return ProxyConfig(store=store_path, admin=admin, channels=channels, source=source)
+    return ProxyConfig(store=store_path, instance=instance, admin=admin, channels=channels, source=source)
 
 
 def load_config(path: str | Path) -> ProxyConfig:

@@ -54,7 +54,12 @@ class Log:
 
 class ProxyServer:
     def __init__(
-        self, config: ProxyConfig, reactor: Any = None, *, store: Path | None = None, log: Log | None = None
+        self,
+        config: ProxyConfig,
+        reactor: Any = None,
+        *,
+        store: Path | str | None = None,
+        log: Log | None = None,
     ) -> None:
         if reactor is None:
             from twisted.internet import reactor as default_reactor
@@ -62,7 +67,7 @@ class ProxyServer:
             reactor = default_reactor
         self.config = config
         self.reactor = reactor
-        self.store_path = Path(store) if store is not None else config.store
+        self.store_path: Path | str = _target(store) if store is not None else config.store
         self.log = log or Log()
         self.channels: dict[str, Any] = {}
         self.writers: dict[str, Any] = {}
@@ -121,12 +126,14 @@ class ProxyServer:
         if mode in self.writers:
             return self.writers[mode]
         try:
-            self.store_path.parent.mkdir(parents=True, exist_ok=True)
-            # SQLite in a child process: the reactor's process keeps its CPU and GIL for the traffic
+            if isinstance(self.store_path, Path):
+                self.store_path.parent.mkdir(parents=True, exist_ok=True)
+            # The store's connection in a child process (SQLite or PostgreSQL): the reactor's process
+            # keeps its CPU and GIL for the traffic
             writer = CaptureWriter(
                 self.store_path, mode, on_pressure=self._pressure, process=True,
                 commit_delay_s=DURABLE_COMMIT_DELAY_S if mode == "durable" else 0.0,
-                on_health=self._health, quick_check=not self.writers,
+                on_health=self._health, quick_check=not self.writers, instance=self.config.instance,
             )  # fmt: skip
             writer.siblings = lambda: sum(
                 ch.awaiting(DURABLE_COMMIT_DELAY_S)
@@ -260,7 +267,14 @@ def _reason(exc: Any) -> str:
     return getattr(err, "strerror", None) or str(err or exc)
 
 
-def run(config: ProxyConfig, *, store: Path | None = None, json_log: bool = False) -> int:
+def _target(store: Path | str) -> Path | str:
+    """A store given on the command line: a PostgreSQL URL stays text, anything else is a file path."""
+    from harness.store import is_url
+
+    return str(store).strip() if is_url(str(store)) else Path(store)
+
+
+def run(config: ProxyConfig, *, store: Path | str | None = None, json_log: bool = False) -> int:
     """Run until SIGTERM/SIGINT; returns the exit code (2 when it cannot start)."""
     from twisted.internet import reactor
 

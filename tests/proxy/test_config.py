@@ -190,3 +190,18 @@ def test_the_bounds_have_documented_defaults_and_refuse_nonsense():
         parse_config({"channels": {"adt": {**base, "on_store_error": "ignore"}}})
     with pytest.raises(ConfigError, match="channels.adt.max_connections: must be at least 1"):
         parse_config({"channels": {"adt": {**base, "max_connections": 0}}})
+
+
+def test_a_postgresql_store_stays_a_url_and_a_password_in_it_is_refused():
+    config = parse_config({"store": "postgresql://harness@db.hospital.local:5432/captures", **minimal()})
+    assert config.store == "postgresql://harness@db.hospital.local:5432/captures"
+    assert "PGPASSFILE" in error_of({"store": "postgresql://harness:secret@db/captures", **minimal()})
+    assert "secret" not in error_of({"store": "postgresql://harness:secret@db/captures", **minimal()})
+
+
+def test_the_instance_name_defaults_to_the_host_name():
+    import socket
+
+    assert parse_config(minimal()).instance == socket.gethostname()
+    assert parse_config({"instance": " his-proxy-1 ", **minimal()}).instance == "his-proxy-1"
+    assert "instance" in error_of({"instance": "", **minimal()})

@@ -1,0 +1,38 @@
+"""The capture store: exchanges and runs, in a SQLite file (the embedded default) or PostgreSQL.
+
+One concept per module: `backend` (the `Store` interface and what every backend shares), `location`
+(where a store is: a file path or a postgresql:// URL), `schema` (one list of migrations for both
+databases), `codec` (exchange <-> row), `query` (filters and times), `sqlite` and `postgres` (the two
+backends), `writer` (the proxy's capture thread), `process` (the writer's child process) and
+`transfer` (copies between stores). Everything callers need is importable from `harness.store`;
+`Store(target)` opens whichever backend `target` names.
+"""
+
+from __future__ import annotations
+
+from harness.store.backend import RUN_KINDS, PruneResult, Run, Store, StoreError, StoreUnavailable
+from harness.store.location import StoreLocation, is_url, parse_location
+from harness.store.process import WriterProcess, _serve_writer  # noqa: F401 - the child's entry point
+from harness.store.query import ExchangeFilter, parse_time
+from harness.store.schema import MIGRATIONS, SCHEMA_VERSION
+from harness.store.writer import CaptureWriter, StoreHealth, file_identity
+
+__all__ = [
+    "MIGRATIONS",
+    "RUN_KINDS",
+    "SCHEMA_VERSION",
+    "CaptureWriter",
+    "ExchangeFilter",
+    "PruneResult",
+    "Run",
+    "Store",
+    "StoreError",
+    "StoreHealth",
+    "StoreLocation",
+    "StoreUnavailable",
+    "WriterProcess",
+    "file_identity",
+    "is_url",
+    "parse_location",
+    "parse_time",
+]
