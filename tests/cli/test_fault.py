@@ -9,7 +9,7 @@ from harness.cli.fault import rule_from_options
 from tests.conftest import HARNESS, ROOT, free_port
 from tests.proxy import admin_server
 
-TOKEN = "cli-test-token"
+TOKEN = "cli-test-token-0123456789"
 
 
 def harness(*args: str, token: str | None = TOKEN) -> subprocess.CompletedProcess:
