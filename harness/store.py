@@ -254,7 +254,10 @@ class ExchangeFilter:
     kind: str | Sequence[str] | None = None
     run_id: int | None = None
     replays: bool | None = None
-    """True: only replayed exchanges (with an original); False: only originals."""
+    """True: only exchanges of replay runs; False: only live traffic (exchanges of no replay run:
+    captured by the proxy, imported); None: both."""
+    plus_runs: Sequence[int] | None = None
+    """With replays=False: the exchanges of these runs as well (live traffic plus replay runs 3 and 5)."""
     path_values: Mapping[str, str] | None = None
     ids: Sequence[int] | None = None
     limit: int | None = None
@@ -301,10 +304,15 @@ def _where(flt: ExchangeFilter) -> tuple[str, list[Any]]:
     if flt.run_id is not None:
         clauses.append("run_id = ?")
         params.append(int(flt.run_id))
+    replay_run = "run_id IN (SELECT id FROM runs WHERE kind = 'replay')"
     if flt.replays is True:
-        clauses.append("original_id IS NOT NULL")
+        clauses.append(f"(original_id IS NOT NULL OR {replay_run})")
     elif flt.replays is False:
-        clauses.append("original_id IS NULL")
+        live = f"(original_id IS NULL AND (run_id IS NULL OR NOT {replay_run}))"
+        if flt.plus_runs:
+            live = f"({live} OR run_id IN (SELECT value FROM json_each(?)))"
+            params.append(json.dumps([int(r) for r in flt.plus_runs]))
+        clauses.append(live)
     if flt.ids is not None:
         one_of("id", [int(i) for i in flt.ids])
     return (" WHERE " + " AND ".join(clauses)) if clauses else "", params

@@ -14,19 +14,24 @@ from typing import Annotated
 import typer
 
 from harness.cli._common import fail_usage
+from harness.terminal_text import visible
 
 HTTP_KINDS = ("fhir", "soap", "medins", "cdc", "raw")
 
 
-def export_http(fmt: str, out: Path, exchanges: Iterable, as_json: bool) -> int:
-    """Write the HTTP exchanges among `exchanges` to out/capture.{mitm,har}; returns the exit code."""
+def export_http(
+    fmt: str, out: Path, exchanges: Iterable, as_json: bool, *, force: bool = False, scope: str = ""
+) -> int:
+    """Write the HTTP exchanges among `exchanges` to out/capture.{mitm,har} (0600, never over an existing
+    file without `force`); returns the exit code."""
     from harness.http_wire import HttpError
     from harness.interop import from_exchange
+    from harness.private_files import OutputExists, private_dir
 
     try:
-        out.mkdir(parents=True, exist_ok=True)
+        private_dir(out)
     except OSError as exc:
-        raise fail_usage(f"--out {out}: {exc.strerror}") from None
+        raise fail_usage(f"--out {out}: {exc.strerror or exc}") from None
     skipped: list[str] = []
 
     def pairs():
@@ -44,17 +49,19 @@ def export_http(fmt: str, out: Path, exchanges: Iterable, as_json: bool) -> int:
     else:
         from harness.interop import har as module
     try:
-        count = module.write(pairs(), target)
+        count = module.write(pairs(), target, force=force)
+    except OutputExists as exc:
+        raise fail_usage(str(exc)) from None
     except OSError as exc:
         raise fail_usage(f"--out {out}: {exc}") from None
     for line in skipped:
-        typer.secho(f"skipped {line}", err=True, fg=typer.colors.YELLOW)
+        typer.secho(f"skipped {visible(line)}", err=True, fg=typer.colors.YELLOW)
     if as_json:
-        typer.echo(
-            json.dumps({"exchanges": count, "files": [str(target)], "skipped": skipped}, ensure_ascii=False)
-        )
+        report = {"exchanges": count, "files": [str(target)], "skipped": skipped, "traffic": scope}
+        typer.echo(json.dumps(report, ensure_ascii=False))
     else:
-        typer.echo(f"exported {count} HTTP exchange{'s' if count != 1 else ''} to {target}")
+        within = f" ({scope})" if scope else ""
+        typer.echo(f"exported {count} HTTP exchange{'s' if count != 1 else ''}{within} to {target}")
     if count == 0:
         typer.secho("no HTTP exchange matched the filters", err=True, fg=typer.colors.YELLOW)
     return 0
@@ -105,8 +112,10 @@ def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
             exchanges = [to_exchange(pair, channel=channel, kind=kind) for pair in module.read(file)]
         except ValueError as exc:
             raise fail_usage(str(exc)) from None
+        from harness.private_files import private_dir
+
         try:
-            store.parent.mkdir(parents=True, exist_ok=True)
+            private_dir(store.parent)
             with Store(store) as db:
                 run_id = db.create_run(
                     "capture", {"imported_from": str(file), "format": fmt, "kind": kind, "channel": channel}

@@ -45,7 +45,12 @@ def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
         mitmdump = shutil.which("mitmdump", path=str(Path(sys.executable).parent)) or shutil.which("mitmdump")
         if mitmdump is None:
             raise fail_usage("mitmdump not found (pip install mitmproxy)")
-        store.parent.mkdir(parents=True, exist_ok=True)
+        from harness.private_files import private_dir
+
+        try:
+            private_dir(store.parent)
+        except OSError as exc:
+            raise fail_usage(f"--store {store}: {exc.strerror or exc}") from None
         addon = Path(__file__).resolve().parent.parent / "interop" / "addon.py"
         args = [
             mitmdump, "--mode", mode, "--listen-host", host, "--listen-port", str(port), "-s", str(addon),
