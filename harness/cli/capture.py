@@ -347,9 +347,9 @@ def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
         An exchange of a replay run is shown when --runs includes that run (or is 'all').
         """
         runs = parse_runs(runs_option)
-        ex = None
-        if 0 < exchange_id <= 2**63 - 1:  # SQLite's range; any other id names nothing
-            with _open(store) as db:
+        ex = replay_run = None
+        with _open(store) as db:
+            if 0 < exchange_id <= 2**63 - 1:  # SQLite's range; any other id names nothing
                 with store_errors(store):
                     ex = db.get(exchange_id)
                     replay_run = _replay_run_of(db, ex) if ex is not None else None

@@ -16,6 +16,7 @@ from typing import Annotated, Any
 import typer
 
 from harness.cli._common import fail_usage
+from harness.terminal_text import visible
 
 DEFAULT_ADMIN = "http://127.0.0.1:8700"
 TOKEN_ENV = "HARNESS_ADMIN_TOKEN"
@@ -338,7 +339,7 @@ def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
                 if as_json:
                     typer.echo(json.dumps({"channel": channel, **item}, ensure_ascii=False))
                 else:
-                    typer.echo(f"{channel}: added {_describe(item)}")
+                    typer.echo(visible(f"{channel}: added {_describe(item)}"))
 
         run(go)
 
@@ -375,7 +376,7 @@ def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
                     if as_json:
                         typer.echo(json.dumps({"channel": name, **item}, ensure_ascii=False))
                     else:
-                        typer.echo(f"{name}: {_describe(item)}")
+                        typer.echo(visible(f"{name}: {_describe(item)}"))
                 if not rules and not as_json:
                     typer.echo(f"{name}: no fault rules")
 
@@ -403,7 +404,7 @@ def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
             if as_json:
                 typer.echo(json.dumps(reply, ensure_ascii=False))
             else:
-                typer.echo(f"{channel}: removed {_describe(reply['removed'])}")
+                typer.echo(visible(f"{channel}: removed {_describe(reply['removed'])}"))
 
         run(go)
 

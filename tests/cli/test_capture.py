@@ -78,7 +78,8 @@ def test_list_table(store_path):
     result = cli("list", "--store", str(store_path))
     assert result.exit_code == 0, result.output
     out = result.stdout
-    for text in ("C1", "C2", "C3/x", "ADT^A08", "timeout", "nak (r7)", "2207 POST 200", "5 exchanges (live traffic only"):
+    live = "5 exchanges (live traffic only"
+    for text in ("C1", "C2", "C3/x", "ADT^A08", "timeout", "nak (r7)", "2207 POST 200", live):
         assert text in out, text
     assert out.index("C1") < out.index("C2")
 
@@ -215,7 +216,9 @@ def test_show_raw_and_json(store_path):
 
 def test_export_files(store_path, tmp_path):
     out = tmp_path / "export"
-    result = cli("export", "--store", str(store_path), "--out", str(out), "--channel", "adt", "--json", "--runs", "all")
+    result = cli(
+        "export", "--store", str(store_path), "--out", str(out), "--channel", "adt", "--json", "--runs", "all"
+    )
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
     names = sorted(p.name for p in out.iterdir())
@@ -236,7 +239,8 @@ def test_export_mllp_single_and_responses(store_path, tmp_path):
     frames = [
         e.payload for e in decoder.feed((tmp_path / "m" / "capture.mllp").read_bytes()) + decoder.close()
     ]
-    assert len(frames) == 4 and frames[1] == hl7("C2", "A08", pid="2002", charset="GB18030")  # hl7v2, live only
+    # hl7v2 only, live traffic only
+    assert len(frames) == 4 and frames[1] == hl7("C2", "A08", pid="2002", charset="GB18030")
     result = cli(
         "export", "--store", str(store_path), "--out", str(tmp_path / "b"), "--single", "-o", "nak,fault"
     )
@@ -247,8 +251,8 @@ def test_export_mllp_single_and_responses(store_path, tmp_path):
     ]
     assert batch[0].batch is not None and batch[0].batch.file_header.startswith(b"FHS|^~\\&|harness")
     assert (tmp_path / "b" / "capture.hl7").read_bytes().endswith(b"BTS|2\rFTS|1\r")
-    result = cli("export", "--store", str(store_path), "--out", str(tmp_path / "r"), "-c", "lab", "--runs", "all",
-                 "--responses", str(tmp_path / "acks"))  # fmt: skip
+    result = cli("export", "--store", str(store_path), "--out", str(tmp_path / "r"), "-c", "lab",
+                 "--runs", "all", "--responses", str(tmp_path / "acks"))  # fmt: skip
     assert result.exit_code == 0, result.output
     assert [p.name for p in (tmp_path / "r").iterdir()] == ["000004_C4.hl7"]
     assert (tmp_path / "acks" / "000004_C4.hl7").read_bytes() == ack("C4", "AE")
@@ -280,7 +284,8 @@ def test_summary_in_a_real_process(store_path, processes):
                              stderr=subprocess.PIPE)  # fmt: skip
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 0, err
-    assert json.loads(out)["by_outcome"] == {"ok": 2} and json.loads(out)["traffic"].startswith("live traffic")
+    summary = json.loads(out)
+    assert summary["by_outcome"] == {"ok": 2} and summary["traffic"].startswith("live traffic")
     proc = processes.harness("capture", "list", "--store", str(store_path.with_name("gone.db")))
     out, _ = proc.communicate(timeout=60)
     assert proc.returncode == 2 and "does not exist" in out
