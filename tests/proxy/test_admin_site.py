@@ -280,7 +280,7 @@ def test_the_proxy_refuses_a_token_file_open_to_others_and_says_how_to_fix_it(pr
     config, port = write_config(tmp_path, upstream="127.0.0.1:1", admin=admin, capture="off")
     proc = start_proxy(processes, config, port, env={"HARNESS_ADMIN_TOKEN": ""})
     deadline = time.monotonic() + 10
-    while "channel adt listening" not in proxy_log(config) and time.monotonic() < deadline:
+    while "admin API not started" not in proxy_log(config) and time.monotonic() < deadline:
         time.sleep(0.05)
     log = proxy_log(config)
     assert "admin API not started: permissions 0644" in log and f"chmod 600 {token_file}" in log
@@ -330,6 +330,6 @@ def test_harness_proxy_serves_its_admin_api_over_tls_with_public_health(processe
         time.sleep(0.05)
     context = ssl.create_default_context(cafile=str(cert))
     with urllib.request.urlopen(
-        f"https://localhost:{admin_port}/health", timeout=10, context=context
+        f"https://localhost:{admin_port}/health", timeout=3, context=context
     ) as response:
         assert json.loads(response.read()) == {"status": "ok"}
