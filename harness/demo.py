@@ -200,12 +200,15 @@ class StartProxy:
         state = self.run_state
         if ctx.target is None:
             raise DemoFailure("no upstream to put the proxy in front of")
-        state.reports.mkdir(parents=True, exist_ok=True)
+        from harness.private_files import private_dir, write_private
+
+        private_dir(state.reports)
         for suffix in ("", "-wal", "-shm"):  # a fresh store for every demo run
             Path(f"{state.store}{suffix}").unlink(missing_ok=True)
         state.token = secrets.token_hex(16)
         host, port = ctx.target
-        state.config.write_text(
+        write_private(
+            state.config,
             "# written by `harness demo`\n"
             f"store: {state.store}\n"
             "admin: {listen: '127.0.0.1:0'}  # token: HARNESS_ADMIN_TOKEN in the proxy's environment\n"
@@ -214,7 +217,8 @@ class StartProxy:
             "    listen: 127.0.0.1:0\n"
             f"    upstream: {host}:{port}\n"
             "    capture: durable\n"
-            "    ack_timeout_s: 10\n"
+            "    ack_timeout_s: 10\n",
+            force=True,
         )
         saved = os.environ.get(_TOKEN_ENV)
         os.environ[_TOKEN_ENV] = state.token  # the child inherits it; never written to a file

@@ -44,7 +44,9 @@ class StartHttpChain:
             host, port = ctx.start_child(f"mock {kind}", ["mock", kind, "--listen", "127.0.0.1:0"])
             upstreams[kind] = f"http://{host}:{port}"
             ctx.echo(f"  harness mock {kind} listening on {host}:{port}")
-        state.reports.mkdir(parents=True, exist_ok=True)
+        from harness.private_files import private_dir, write_private
+
+        private_dir(state.reports)
         for suffix in ("", "-wal", "-shm"):
             Path(f"{state.store}{suffix}").unlink(missing_ok=True)
         channels = "".join(
@@ -52,8 +54,10 @@ class StartHttpChain:
             f'    upstream: "{url}"\n    capture: durable\n'
             for kind, url in upstreams.items()
         )
-        state.config.write_text(
-            f"# written by `harness demo`\nstore: {state.store}\nadmin: off\nchannels:\n{channels}"
+        write_private(
+            state.config,
+            f"# written by `harness demo`\nstore: {state.store}\nadmin: off\nchannels:\n{channels}",
+            force=True,
         )
         ctx.start_child("http proxy", ["proxy", "--config", str(state.config)])
         child = ctx.children["http proxy"]

@@ -55,4 +55,35 @@ _load_commands()
 
 
 def main() -> None:
-    app()
+    """Run the command; whatever escapes it ends as one line and exit 2, never a traceback (a user
+    cannot act on one; HARNESS_DEBUG=1 shows it for a bug report)."""
+    import os
+    import sys
+
+    try:
+        app(standalone_mode=True)
+    except SystemExit:
+        raise
+    except KeyboardInterrupt:
+        sys.stderr.write("interrupted\n")
+        raise SystemExit(130) from None
+    except Exception as exc:  # noqa: BLE001 - the last line of defence, by design
+        if os.environ.get("HARNESS_DEBUG"):
+            raise
+        from harness.terminal_text import visible
+
+        where = _innermost(exc)
+        sys.stderr.write(
+            f"error: {visible(type(exc).__name__)}: {visible(exc)}{where} "
+            "(an unexpected failure of harness; HARNESS_DEBUG=1 shows the traceback)\n"
+        )
+        raise SystemExit(2) from None
+
+
+def _innermost(exc: BaseException) -> str:
+    tb = exc.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    if tb is None:
+        return ""
+    return f" at {tb.tb_frame.f_code.co_filename.rsplit('/', 1)[-1]}:{tb.tb_lineno}"

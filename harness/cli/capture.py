@@ -17,7 +17,17 @@ from typing import Annotated
 import typer
 
 from harness.cli._common import fail_usage
-from harness.cli._store_filter import check_times, split_outcomes
+from harness.cli._store_filter import (
+    RUNS_HELP,
+    check_times,
+    parse_runs,
+    scope_text,
+    split_outcomes,
+    store_errors,
+    traffic_filter,
+)
+from harness.private_files import OutputExists, open_private, private_dir, write_private
+from harness.terminal_text import json_line, visible
 
 StoreOpt = Annotated[
     str,
@@ -59,6 +69,8 @@ KindOpt = Annotated[
     list[str] | None, typer.Option("--kind", help="hl7v2, fhir, soap, medins, cdc, raw (repeatable).")
 ]
 RunOpt = Annotated[int | None, typer.Option("--run", help="Only exchanges of this replay run.")]
+RunsOpt = Annotated[str | None, typer.Option("--runs", metavar="all|N[,N]", help=RUNS_HELP)]
+ForceOpt = Annotated[bool, typer.Option("--force", help="Overwrite files that already exist.")]
 WhereOpt = Annotated[
     list[str] | None,
     typer.Option(
@@ -79,8 +91,9 @@ _TABLE_CHUNK = 200
 
 
 def _filter(
-    channel, since, until, types, control_ids, outcomes, kinds, run, where, limit, newest: bool = False
-):
+    channel, since, until, types, control_ids, outcomes, kinds, run, where, limit, newest: bool = False,
+    runs=None,
+):  # fmt: skip
     from harness.store import ExchangeFilter
 
     path_values: dict[str, str] = {}
@@ -108,25 +121,35 @@ def _filter(
         path_values=path_values or None,
         limit=limit,
         order="-id" if newest else "id",
+        **traffic_filter(runs, run),
     )
 
 
-def _open(path: Path):
-    from harness.store import Store, StoreError
+def _replay_run_of(db, ex) -> int | None:
+    """The replay run `ex` belongs to, or None for live traffic."""
+    if ex.run_id is None:
+        return None
+    run = db.get_run(ex.run_id)
+    return ex.run_id if run is not None and run.kind == "replay" else None
 
-    try:
+
+def _open(path: Path):
+    from harness.store import Store
+
+    with store_errors(path):
         return Store(path, create=False)
-    except StoreError as exc:
-        raise fail_usage(str(exc)) from None
 
 
 def _query(store, flt, *, bodies: bool) -> Iterator:
-    from harness.store import StoreError
+    """The rows, streamed; a store that fails part-way (a corrupt page) ends the command with exit 2."""
+    with store_errors(store.path):
+        rows = store.query(flt, bodies=bodies)
 
-    try:
-        return store.query(flt, bodies=bodies)
-    except (StoreError, ValueError) as exc:
-        raise fail_usage(str(exc)) from None
+    def guarded() -> Iterator:
+        with store_errors(store.path):
+            yield from rows
+
+    return guarded()
 
 
 def _local(epoch: float) -> str:
@@ -212,6 +235,7 @@ def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
         outcome: OutcomeOpt = None,
         kind: KindOpt = None,
         run: RunOpt = None,
+        runs_option: RunsOpt = None,
         where: WhereOpt = None,
         limit: LimitOpt = None,
         newest_first: NewestOpt = False,
@@ -224,21 +248,24 @@ def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
         Examples: `harness capture list --outcome nak,timeout --since -2h`;
         `harness capture list --type ADT^A01 --where PID-3.1=12345 --json`.
         """
+        runs = parse_runs(runs_option)
         flt = _filter(
-            channel, since, until, type_, control_id, outcome, kind, run, where, limit, newest_first
+            channel, since, until, type_, control_id, outcome, kind, run, where, limit, newest_first, runs
         )
         with _open(store) as db:
             rows = _query(db, flt, bodies=False)
             if as_json:
                 out = sys.stdout
                 for ex in rows:
-                    out.write(json.dumps(ex.to_json(), ensure_ascii=False) + "\n")
+                    out.write(json_line(ex.to_json()) + "\n")
                 out.flush()
+                typer.echo(f"({scope_text(runs, run)})", err=True)
                 return
-            _print_table(rows)
+            _print_table(rows, scope_text(runs, run))
 
-    def _print_table(rows) -> None:
+    def _print_table(rows, scope: str) -> None:
         from rich.console import Console
+        from rich.markup import escape
         from rich.table import Table
 
         # Fixed column widths keep the chunks printed one after another aligned; output that is not a
@@ -282,16 +309,16 @@ def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
         for ex in rows:
             latency = f"{ex.latency_ms:.1f}" if ex.latency_ms is not None else "-"
             style = styles.get(ex.outcome, "red")
-            cells = {
+            cells = {  # captured text is made visible and inert: no control characters, no rich markup
                 "id": str(ex.id),
                 "time (local)": _local(ex.started_at),
-                "channel": ex.channel,
-                "type": _type_text(ex),
-                "control id": ex.control_id or "",
-                "ack": "+".join(c for c in (ex.accept_ack_code, ex.ack_code) if c) or "",
-                "outcome": f"[{style}]{ex.outcome}[/]",
+                "channel": escape(visible(ex.channel)),
+                "type": escape(visible(_type_text(ex))),
+                "control id": escape(visible(ex.control_id or "")),
+                "ack": escape(visible("+".join(c for c in (ex.accept_ack_code, ex.ack_code) if c) or "")),
+                "outcome": f"[{style}]{escape(visible(ex.outcome))}[/]",
                 "latency ms": latency,
-                "fault": _fault_text(ex.fault),
+                "fault": escape(visible(_fault_text(ex.fault))),
             }
             table.add_row(*(cells[name] for name in names))
             shown += 1
@@ -300,7 +327,7 @@ def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
                 table = new_table(False)
         if table.row_count or not shown:
             console.print(table)
-        console.print(f"[dim]{shown} exchange{'s' if shown != 1 else ''}[/]", highlight=False)
+        console.print(f"[dim]{shown} exchange{'s' if shown != 1 else ''} ({scope})[/]", highlight=False)
 
     @capture_app.command("show")
     def show(
@@ -313,19 +340,36 @@ def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
             bool, typer.Option("--response", help="With --raw: write the response's bytes instead.")
         ] = False,
         as_json: Annotated[bool, typer.Option("--json", help="One JSON object, bodies as text.")] = False,
+        runs_option: RunsOpt = None,
     ) -> None:
         """Print one exchange in full: its fields, then request and response, one segment a line.
 
         An enhanced-mode exchange shows the accept ACK (accept_response) before the application ACK.
+        An exchange of a replay run is shown when --runs includes that run (or is 'all').
         """
+        runs = parse_runs(runs_option)
+        ex = replay_run = None
         with _open(store) as db:
-            ex = db.get(exchange_id)
+            if 0 < exchange_id <= 2**63 - 1:  # SQLite's range; any other id names nothing
+                with store_errors(store):
+                    ex = db.get(exchange_id)
+                    replay_run = _replay_run_of(db, ex) if ex is not None else None
         if ex is None:
             raise fail_usage(f"no exchange {exchange_id} in {store}")
+        if replay_run is not None and runs != "all" and replay_run not in (runs or ()):
+            raise fail_usage(
+                f"exchange {exchange_id} belongs to replay run {replay_run}, not to live traffic; "
+                f"add --runs {replay_run} (or --runs all) to show it"
+            )
         if raw:
             data = ex.response if response else ex.request
             if data is None:
                 raise fail_usage(f"exchange {exchange_id} has no response")
+            if sys.stdout.isatty():
+                raise fail_usage(
+                    "--raw writes the captured bytes exactly, control characters included, and stdout is a "
+                    "terminal: redirect it to a file or a pipe (e.g. | xxd)"
+                )
             sys.stdout.buffer.write(data)
             sys.stdout.buffer.flush()
             return
@@ -340,25 +384,27 @@ def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
                 view[name] = text
                 if warning:
                     view[f"{name}_warning"] = warning
-            typer.echo(json.dumps(view, ensure_ascii=False))
+            typer.echo(json_line(view))
             return
         view = ex.to_json()
+        if replay_run is not None:
+            view["traffic"] = f"replay run {replay_run}"
         width = max(len(k) for k in view)
         for key, value in view.items():
             if value is None or value == [] or value == {}:
                 continue
-            text = json.dumps(value, ensure_ascii=False) if isinstance(value, dict | list) else str(value)
+            text = json_line(value) if isinstance(value, dict | list) else visible(value)
             typer.echo(f"{key:<{width}}  {text}")
         for name, data in bodies:
             if data is None:
                 typer.echo(f"\n-- {name}: none")
                 continue
             lines, warning = _body_lines(ex, data)
-            typer.echo(f"\n-- {name} ({len(data)} bytes, {ex.charset or 'utf-8'})")
+            typer.echo(f"\n-- {name} ({len(data)} bytes, {visible(ex.charset or 'utf-8')})")
             if warning:
-                typer.secho(f"warning: {warning}", err=True, fg=typer.colors.YELLOW)
+                typer.secho(f"warning: {visible(warning)}", err=True, fg=typer.colors.YELLOW)
             for line in lines:
-                typer.echo(line)
+                typer.echo(visible(line))
 
     @capture_app.command("export")
     def export(
@@ -392,82 +438,119 @@ def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
         control_id: ControlIdOpt = None,
         outcome: OutcomeOpt = None,
         run: RunOpt = None,
+        runs_option: RunsOpt = None,
         where: WhereOpt = None,
         limit: LimitOpt = None,
+        force: ForceOpt = False,
         as_json: Annotated[
             bool, typer.Option("--json", help="Print a JSON summary of what was written.")
         ] = False,
     ) -> None:
         """Write captured HL7 v2 requests as files: <id>_<control id>.hl7, ready for `harness send` or replay.
 
-        Bytes are written exactly as captured (CR segment separators, original charset).
+        Bytes are written exactly as captured (CR segment separators, original charset). Files are
+        created 0600 (folders created 0700) and never overwritten without --force. With --format mllp
+        a message holding an MLLP block byte (0x0B, 0x1C) cannot be framed: it is skipped and named.
         """
         from harness.mllp import encode
 
+        runs = parse_runs(runs_option)
         if fmt in ("mitm", "har"):  # HTTP exchanges for mitmweb and HAR viewers (cli/capture_interop.py)
             from harness.cli.capture_interop import export_http
 
-            flt = _filter(channel, since, until, type_, control_id, outcome, None, run, where, limit)
+            flt = _filter(
+                channel, since, until, type_, control_id, outcome, None, run, where, limit, runs=runs
+            )
             with _open(store) as db:
-                raise typer.Exit(export_http(fmt, out, _query(db, flt, bodies=True), as_json))
+                code = export_http(
+                    fmt, out, _query(db, flt, bodies=True), as_json, force=force, scope=scope_text(runs, run)
+                )
+                raise typer.Exit(code)
         if fmt not in ("hl7", "mllp"):
             raise fail_usage(f"--format {fmt!r}: expected hl7, mllp, mitm or har")
         if single and responses is not None:
             raise fail_usage("--responses writes one file per exchange; it cannot be combined with --single")
         if responses is not None and responses.resolve() == out.resolve():
             raise fail_usage("--responses needs a folder of its own, not the --out folder")
-        flt = _filter(channel, since, until, type_, control_id, outcome, ["hl7v2"], run, where, limit)
+        flt = _filter(
+            channel, since, until, type_, control_id, outcome, ["hl7v2"], run, where, limit, runs=runs
+        )
         suffix = ".hl7" if fmt == "hl7" else ".mllp"
         for option, folder in (("--out", out), ("--responses", responses)):
             try:
                 if folder is not None:
-                    folder.mkdir(parents=True, exist_ok=True)
+                    private_dir(folder)
             except OSError as exc:
-                raise fail_usage(f"{option} {folder}: {exc.strerror}") from None
+                raise fail_usage(f"{option} {folder}: {exc.strerror or exc}") from None
         written: list[str] = []
+        skipped: list[str] = []
         count = 0
         single_path = out / f"capture{suffix}"
         single_file = None  # opened at the first message: streamed, never held in memory
         field = b"|"
+
+        def framed(ex, data: bytes, what: str) -> bytes | None:
+            """The bytes to write, or None (noted) when MLLP framing cannot carry them."""
+            if fmt != "mllp":
+                return data
+            try:
+                return encode(data)
+            except ValueError as exc:
+                skipped.append(f"exchange {ex.id} {what}: {exc}; not framed (--format hl7 exports it)")
+                return None
+
         try:
             with _open(store) as db:
                 for ex in _query(db, flt, bodies=True):
-                    count += 1
                     if single:
+                        data = framed(ex, ex.request, "request")
+                        if data is None:
+                            continue
+                        count += 1
                         if single_file is None:
-                            single_file = single_path.open("wb")
+                            single_file = open_private(single_path, force=force)
                             if fmt == "hl7":
                                 single_file.write(_batch_header(ex.request))
                                 field = ex.request[3:4] if ex.request.startswith(b"MSH") else b"|"
                         if fmt == "mllp":
-                            single_file.write(encode(ex.request))
+                            single_file.write(data)
                         else:
-                            single_file.write(
-                                ex.request if ex.request.endswith(b"\r") else ex.request + b"\r"
-                            )
+                            single_file.write(data if data.endswith(b"\r") else data + b"\r")
                         continue
+                    data = framed(ex, ex.request, "request")
+                    if data is None:
+                        continue
+                    count += 1
                     name = f"{ex.id:06d}_{_safe_name(ex.control_id)}"
                     target = out / f"{name}{suffix}"
-                    target.write_bytes(encode(ex.request) if fmt == "mllp" else ex.request)
+                    write_private(target, data, force=force)
                     written.append(str(target))
                     if responses is not None and ex.response is not None:
-                        reply = responses / f"{name}{suffix}"
-                        reply.write_bytes(encode(ex.response) if fmt == "mllp" else ex.response)
-                        written.append(str(reply))
+                        reply = framed(ex, ex.response, "response")
+                        if reply is not None:
+                            write_private(responses / f"{name}{suffix}", reply, force=force)
+                            written.append(str(responses / f"{name}{suffix}"))
             if single_file is not None:
                 if fmt == "hl7":
                     single_file.write(_batch_trailer(count, field))
                 written = [str(single_path)]
+        except OutputExists as exc:
+            raise fail_usage(str(exc)) from None
         except OSError as exc:
-            raise fail_usage(f"--out {out}: {exc}") from None
+            raise fail_usage(f"--out {out}: {exc.strerror or exc}") from None
         finally:
             if single_file is not None:
                 single_file.close()
+        scope = scope_text(runs, run)
         if as_json:
-            typer.echo(json.dumps({"exchanges": count, "files": written}, ensure_ascii=False))
+            report = {"exchanges": count, "files": written, "skipped": skipped, "traffic": scope}
+            typer.echo(json.dumps(report, ensure_ascii=False))
         else:
-            typer.echo(f"exported {count} exchange{'s' if count != 1 else ''} to {out}")
-        if count == 0:
+            note = f"; skipped {len(skipped)}" if skipped else ""
+            typer.echo(f"exported {count} exchange{'s' if count != 1 else ''} ({scope}) to {out}{note}")
+        for line in skipped:
+            typer.secho(f"skipped {visible(line)}", err=True, fg=typer.colors.YELLOW)
+        if count == 0 and not skipped:
             typer.secho("nothing matched the filters", err=True, fg=typer.colors.YELLOW)
 
     @capture_app.command("summary")
@@ -480,27 +563,36 @@ def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
         outcome: OutcomeOpt = None,
         kind: KindOpt = None,
         run: RunOpt = None,
+        runs_option: RunsOpt = None,
         where: WhereOpt = None,
         as_json: Annotated[bool, typer.Option("--json", help="One JSON object.")] = False,
     ) -> None:
-        """Counts by channel, outcome and message type, and latency p50/p95/p99."""
+        """Counts by channel, outcome and message type, and latency p50/p95/p99 (of live traffic unless
+        --runs says otherwise: replayed exchanges would inflate counts and latencies)."""
         from harness.exchange import summarize
 
-        flt = _filter(channel, since, until, type_, None, outcome, kind, run, where, None)
+        runs = parse_runs(runs_option)
+        flt = _filter(channel, since, until, type_, None, outcome, kind, run, where, None, runs=runs)
         with _open(store) as db:
             result = summarize(_query(db, flt, bodies=False))
+        result["traffic"] = scope_text(runs, run)
         if as_json:
-            typer.echo(json.dumps(result, ensure_ascii=False))
+            typer.echo(json_line(result))
             return
         _print_summary(result, store)
 
     def _print_summary(result: dict, store: Path) -> None:
         from rich.console import Console
+        from rich.markup import escape
         from rich.table import Table
 
         console = Console()
         span = f" from {result['first']} to {result['last']}" if result["exchanges"] else ""
-        console.print(f"[bold]{result['exchanges']} exchanges[/] in {store}{span}", highlight=False)
+        console.print(
+            f"[bold]{result['exchanges']} exchanges[/] ({escape(result['traffic'])}) in "
+            f"{escape(visible(store))}{span}",
+            highlight=False,
+        )
         if not result["exchanges"]:
             return
 
@@ -512,7 +604,7 @@ def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
             latency.add_column(column, justify="left" if column == "channel" else "right")
         for name, spread in [("all", result["latency_ms"]), *result["latency_ms_by_channel"].items()]:
             latency.add_row(
-                name,
+                escape(visible(name)),
                 str(spread["count"]),
                 ms(spread["p50"]),
                 ms(spread["p95"]),
@@ -531,5 +623,5 @@ def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
             table.add_column(title)
             table.add_column("count", justify="right")
             for name, count in result[key].items():
-                table.add_row(name, str(count))
+                table.add_row(escape(visible(name)), str(count))
             console.print(table)

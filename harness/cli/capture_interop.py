@@ -15,17 +15,22 @@ import typer
 
 from harness.cli._common import fail_usage
 from harness.codecs import KINDS as HTTP_KINDS
+from harness.terminal_text import visible
 
 
-def export_http(fmt: str, out: Path, exchanges: Iterable, as_json: bool) -> int:
-    """Write the HTTP exchanges among `exchanges` to out/capture.{mitm,har}; returns the exit code."""
+def export_http(
+    fmt: str, out: Path, exchanges: Iterable, as_json: bool, *, force: bool = False, scope: str = ""
+) -> int:
+    """Write the HTTP exchanges among `exchanges` to out/capture.{mitm,har} (0600, never over an existing
+    file without `force`); returns the exit code."""
     from harness.http_wire import HttpError
     from harness.interop import from_exchange
+    from harness.private_files import OutputExists, private_dir
 
     try:
-        out.mkdir(parents=True, exist_ok=True)
+        private_dir(out)
     except OSError as exc:
-        raise fail_usage(f"--out {out}: {exc.strerror}") from None
+        raise fail_usage(f"--out {out}: {exc.strerror or exc}") from None
     skipped: list[str] = []
 
     def pairs():
@@ -43,17 +48,19 @@ def export_http(fmt: str, out: Path, exchanges: Iterable, as_json: bool) -> int:
     else:
         from harness.interop import har as module
     try:
-        count = module.write(pairs(), target)
+        count = module.write(pairs(), target, force=force)
+    except OutputExists as exc:
+        raise fail_usage(str(exc)) from None
     except OSError as exc:
         raise fail_usage(f"--out {out}: {exc}") from None
     for line in skipped:
-        typer.secho(f"skipped {line}", err=True, fg=typer.colors.YELLOW)
+        typer.secho(f"skipped {visible(line)}", err=True, fg=typer.colors.YELLOW)
     if as_json:
-        typer.echo(
-            json.dumps({"exchanges": count, "files": [str(target)], "skipped": skipped}, ensure_ascii=False)
-        )
+        report = {"exchanges": count, "files": [str(target)], "skipped": skipped, "traffic": scope}
+        typer.echo(json.dumps(report, ensure_ascii=False))
     else:
-        typer.echo(f"exported {count} HTTP exchange{'s' if count != 1 else ''} to {target}")
+        within = f" ({scope})" if scope else ""
+        typer.echo(f"exported {count} HTTP exchange{'s' if count != 1 else ''}{within} to {target}")
     if count == 0:
         typer.secho("no HTTP exchange matched the filters", err=True, fg=typer.colors.YELLOW)
     return 0

@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from harness.cli._common import fail_usage
+from harness.cli._store_filter import store_errors
 
 
 def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
@@ -58,7 +59,7 @@ def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
         if not exists(store_path):
             raise fail_usage(f"store {store_path}: no such file")
         try:
-            with Store(store_path, create=False) as store:
+            with store_errors(store_path), Store(store_path, create=False) as store:
                 report = collect(store, a, int(b), rules)
                 code = emit_report(
                     report, as_json=as_json, html=report_html, junit=report_junit, json_path=report_json

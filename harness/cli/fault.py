@@ -16,16 +16,19 @@ from typing import Annotated, Any
 import typer
 
 from harness.cli._common import fail_usage
+from harness.terminal_text import visible
 
 DEFAULT_ADMIN = "http://127.0.0.1:8700"
 TOKEN_ENV = "HARNESS_ADMIN_TOKEN"
+CA_ENV = "HARNESS_ADMIN_CA"
 
 AdminOpt = Annotated[
     str,
     typer.Option(
         "--admin",
         envvar="HARNESS_ADMIN_URL",
-        help="The proxy's admin API base URL ($HARNESS_ADMIN_URL).",
+        help="The proxy's admin API base URL ($HARNESS_ADMIN_URL); https:// for an admin API with "
+        "admin.tls (a private CA's certificate in $HARNESS_ADMIN_CA).",
     ),
 ]
 TokenFileOpt = Annotated[
@@ -53,31 +56,60 @@ class AdminError(Exception):
 
 
 def _token(token_file: Path | None) -> str:
-    if token_file is not None:
-        try:
-            lines = token_file.read_text(encoding="utf-8").splitlines()
-        except (OSError, UnicodeDecodeError) as exc:
-            raise AdminError(f"cannot read --token-file {token_file}: {exc}") from None
-        token = lines[0].strip() if lines else ""
+    """The token from --token-file or $HARNESS_ADMIN_TOKEN, refused on the terms the proxy refuses it
+    (under 16 characters; a token file readable by group or others)."""
+    from harness.proxy.admin_token import AdminTokenError, check_token, read_token_file
+
+    try:
+        if token_file is not None:
+            return read_token_file(token_file, "--token-file")
+        token = os.environ.get(TOKEN_ENV, "").strip()
         if not token:
-            raise AdminError(f"--token-file {token_file} is empty (the token is its first line)")
-        return token
-    token = os.environ.get(TOKEN_ENV, "").strip()
-    if not token:
-        raise AdminError(f"no admin token: set {TOKEN_ENV} or pass --token-file")
-    return token
+            raise AdminError(f"no admin token: set {TOKEN_ENV} or pass --token-file")
+        return check_token(token, TOKEN_ENV)
+    except AdminTokenError as exc:
+        raise AdminError(str(exc)) from None
+
+
+def _tls_context(admin: str) -> Any:
+    """For an https:// admin API: trust $HARNESS_ADMIN_CA when set (a private CA), else the system's."""
+    if not admin.lower().startswith("https://"):
+        return None
+    import ssl
+
+    ca = os.environ.get(CA_ENV, "").strip()
+    try:
+        return ssl.create_default_context(cafile=ca or None)
+    except (OSError, ssl.SSLError) as exc:
+        raise AdminError(f"${CA_ENV} {ca}: cannot load CA certificates: {exc}") from None
+
+
+def _warn_if_clear(admin: str) -> None:
+    from urllib.parse import urlsplit
+
+    from harness.proxy.config import is_loopback
+
+    parts = urlsplit(admin)
+    if parts.scheme.lower() == "http" and parts.hostname and not is_loopback(parts.hostname):
+        typer.secho(
+            f"warning: sending the admin token in clear to {parts.hostname}; use https:// (admin.tls)",
+            err=True,
+            fg=typer.colors.YELLOW,
+        )
 
 
 def _call(admin: str, token: str, method: str, path: str, body: Any = None, timeout: float = 10.0) -> Any:
     """One admin API request; returns the decoded JSON or raises AdminError with the API's message."""
     url = admin.rstrip("/") + path
+    context = _tls_context(admin)
+    _warn_if_clear(admin)
     data = None if body is None else json.dumps(body).encode("utf-8")
     request = urllib.request.Request(url, data=data, method=method)
     request.add_header("Authorization", f"Bearer {token}")
     if data is not None:
         request.add_header("Content-Type", "application/json")
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
+        with urllib.request.urlopen(request, timeout=timeout, context=context) as response:
             return json.loads(response.read() or b"null")
     except urllib.error.HTTPError as exc:
         raw = exc.read()
@@ -110,12 +142,13 @@ def _load_rule(text: str) -> Any:
         source = str(path)
     else:
         source = "--rule"
+    from harness.proxy.faults.params import RuleError, load_rule_json
+
     try:
-        return json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise AdminError(
-            f"{source} is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
-        ) from None
+        return load_rule_json(text)
+    except RuleError as exc:
+        joined = " is " if exc.problem.startswith("not ") else ": "
+        raise AdminError(f"{source}{joined}{exc.problem}") from None
 
 
 def rule_from_options(options: dict[str, Any]) -> dict[str, Any]:
@@ -306,7 +339,7 @@ def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
                 if as_json:
                     typer.echo(json.dumps({"channel": channel, **item}, ensure_ascii=False))
                 else:
-                    typer.echo(f"{channel}: added {_describe(item)}")
+                    typer.echo(visible(f"{channel}: added {_describe(item)}"))
 
         run(go)
 
@@ -343,7 +376,7 @@ def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
                     if as_json:
                         typer.echo(json.dumps({"channel": name, **item}, ensure_ascii=False))
                     else:
-                        typer.echo(f"{name}: {_describe(item)}")
+                        typer.echo(visible(f"{name}: {_describe(item)}"))
                 if not rules and not as_json:
                     typer.echo(f"{name}: no fault rules")
 
@@ -371,7 +404,7 @@ def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
             if as_json:
                 typer.echo(json.dumps(reply, ensure_ascii=False))
             else:
-                typer.echo(f"{channel}: removed {_describe(reply['removed'])}")
+                typer.echo(visible(f"{channel}: removed {_describe(reply['removed'])}"))
 
         run(go)
 

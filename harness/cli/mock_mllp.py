@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from harness.cli._common import fail_usage, parse_hostport
+from harness.terminal_text import visible
 
 
 def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
@@ -85,7 +86,7 @@ def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
             raise fail_usage(str(exc)) from None
 
         def log(line: str) -> None:
-            typer.echo(line)
+            typer.echo(visible(line))  # lines quote what senders sent
 
         try:
             code = serve(

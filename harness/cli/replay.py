@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated
 
@@ -10,6 +9,7 @@ import typer
 
 from harness.cli._common import EXIT_CHECKS_FAILED, EXIT_OK, EXIT_USAGE, fail_usage, parse_hostport
 from harness.codecs import KINDS as HTTP_KINDS
+from harness.terminal_text import json_line, visible
 
 
 def _split(values: list[str] | None) -> list[str]:
@@ -18,7 +18,7 @@ def _split(values: list[str] | None) -> list[str]:
 
 
 def _echo_json(data: dict) -> None:
-    typer.echo(json.dumps(data, ensure_ascii=False))
+    typer.echo(json_line(data))
 
 
 def emit_report(
@@ -54,10 +54,12 @@ def emit_report(
                     f"{d.path} {d.original!r} -> {d.replay!r}" for d in c.differences if not d.ignored
                 )
                 typer.echo(
-                    f"  {c.classification:<10} {r.source} [{r.control_id or '-'}] "
-                    f"{c.original_code or '-'} -> {c.replay_code or '-'}"
-                    + (f"  {diffs}" if diffs else "")
-                    + (f"  ({c.note})" if c.note else "")
+                    visible(
+                        f"  {c.classification:<10} {r.source} [{r.control_id or '-'}] "
+                        f"{c.original_code or '-'} -> {c.replay_code or '-'}"
+                        + (f"  {diffs}" if diffs else "")
+                        + (f"  ({c.note})" if c.note else "")
+                    )
                 )
     for path in written:
         typer.secho(f"report written: {path}", err=True)
@@ -96,15 +98,16 @@ def _dry_run(store, options, rewriter_rules, as_json: bool) -> int:
                 }
             )
             continue
-        typer.echo(f"# {item.source}  {item.message_type or '-'}  {item.control_id or '-'}", nl=False)
-        typer.echo(f" -> {control_id}" if control_id != item.control_id else "")
+        head = f"# {item.source}  {item.message_type or '-'}  {item.control_id or '-'}"
+        typer.echo(visible(head), nl=False)
+        typer.echo(visible(f" -> {control_id}") if control_id != item.control_id else "")
         for line in describe(changes):
-            typer.echo(f"#   {line}")
+            typer.echo(visible(f"#   {line}"))
         if error:
-            typer.echo(f"#   NOT SENT: {error}")
+            typer.echo(visible(f"#   NOT SENT: {error}"))
         for segment in text.split("\r"):
             if segment:
-                typer.echo(segment)
+                typer.echo(visible(segment))
     note = (
         " (new control ids show as R0-...; a real run puts its run id there)"
         if rewriter_rules.new_control_ids

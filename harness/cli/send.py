@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from harness.cli._common import EXIT_OK, fail_usage, parse_hostport
+from harness.terminal_text import json_line, visible
 
 
 def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
@@ -85,9 +86,9 @@ def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
 
         def emit(sent: Sent) -> None:
             if as_json:
-                typer.echo(json.dumps(sent.as_dict(), ensure_ascii=False))
+                typer.echo(json_line(sent.as_dict()))
             else:
-                typer.echo(sent.line())
+                typer.echo(visible(sent.line()))  # the ACK's text and control id come from the peer
 
         with client:
             summary = send_messages(client, messages, emit)

@@ -14,7 +14,16 @@ from typing import Annotated
 import typer
 
 from harness.cli._common import EXIT_CHECKS_FAILED, EXIT_OK, fail_usage
-from harness.cli._store_filter import check_times, split_outcomes
+from harness.cli._store_filter import (
+    RUNS_HELP,
+    check_times,
+    parse_runs,
+    scope_text,
+    split_outcomes,
+    store_errors,
+    traffic_filter,
+)
+from harness.terminal_text import visible
 
 FORMATS = ("text", "json", "junit", "html")
 SEVERITIES = ("error", "warning", "info")
@@ -96,6 +105,9 @@ def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
                 "info for HTML and JUnit; JSON keeps every finding).",
             ),
         ] = None,
+        runs_option: Annotated[
+            str | None, typer.Option("--runs", metavar="all|N[,N]", help=f"Store: {RUNS_HELP}")
+        ] = None,
         show_info: Annotated[bool, typer.Option("--info", help="Text: list info findings too.")] = False,
         max_listed: Annotated[
             int, typer.Option("--max-listed", help="Text/HTML: list at most this many messages.")
@@ -131,9 +143,10 @@ def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
                 raise fail_usage(str(exc)) from None
         if bool(paths) == bool(store):
             raise fail_usage("give message files/folders or --store FILE (one of the two)")
-        store_filters = any([channel, since, until, types, outcomes, responses])
+        store_filters = any([channel, since, until, types, outcomes, responses, runs_option])
         if store_filters and not store:
-            raise fail_usage("--channel/--since/--until/--type/--outcome/--responses need --store")
+            raise fail_usage("--channel/--since/--until/--type/--outcome/--responses/--runs need --store")
+        runs = parse_runs(runs_option)
         if jobs < 0:
             raise fail_usage("--jobs must be 0 (one per CPU) or more")
         loaded_profile = None
@@ -154,7 +167,9 @@ def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
 
         unreadable: list[dict] = []
         if store:
-            items, total, source_name = _store_items(store, channel, since, until, types, outcomes, responses)
+            items, total, source_name = _store_items(
+                store, channel, since, until, types, outcomes, responses, runs
+            )
         else:
             items, total, source_name, unreadable = _file_items(paths or [])
 
@@ -219,14 +234,15 @@ def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
                 messages, s, show_info=show_info, max_listed=max_listed, min_severity=min_severity
             )
         if out is not None:
+            from harness.private_files import write_private
+
             try:
-                out.parent.mkdir(parents=True, exist_ok=True)
-                out.write_text(text, encoding="utf-8")
+                write_private(out, text, force=True)  # a report holds message content: 0600
             except OSError as exc:
                 raise fail_usage(f"--out {out}: {exc.strerror or exc}") from None
             typer.echo(f"{report.verdict_line(s)}; report: {out}", err=True)
         else:
-            sys.stdout.write(text)
+            sys.stdout.write(visible(text, lines=True) if fmt == "text" else text)
             sys.stdout.flush()
         raise typer.Exit(EXIT_CHECKS_FAILED if s["failed"] else EXIT_OK)
 
@@ -289,7 +305,9 @@ def _file_items(paths: list[Path]):
     return items, len(items), ", ".join(str(p) for p in paths), unreadable
 
 
-def _store_items(path: str, channel, since, until, types, outcomes, responses: bool):
+def _store_items(path: str, channel, since, until, types, outcomes, responses: bool, runs=None):
+    import sqlite3
+
     from harness.store import ExchangeFilter, Store, StoreError
     from harness.store.location import exists, label
 
@@ -305,20 +323,28 @@ def _store_items(path: str, channel, since, until, types, outcomes, responses: b
         message_type=types or None,
         outcomes=outcome_names or None,
         kind="hl7v2",
+        **traffic_filter(runs),
     )
     try:
         st = Store(path, create=False)
         total = st.count(flt) * (2 if responses else 1)
     except (StoreError, ValueError) as exc:
         raise fail_usage(f"--store {path}: {exc}") from None
+    except sqlite3.Error:
+        with store_errors(path):
+            raise
 
     def gen():
         try:
-            for ex in st.query(flt):
-                yield (f"{name}#{ex.id}", ex.id or 0, ex.request or b"", ex.charset)
-                if responses and ex.response:
-                    yield (f"{name}#{ex.id}:response", ex.id or 0, ex.response, ex.charset)
+            with store_errors(path):
+                yield from rows()
         finally:
             st.close()
 
-    return gen(), total, str(path)
+    def rows():
+        for ex in st.query(flt):
+            yield (f"{name}#{ex.id}", ex.id or 0, ex.request or b"", ex.charset)
+            if responses and ex.response:
+                yield (f"{name}#{ex.id}:response", ex.id or 0, ex.response, ex.charset)
+
+    return gen(), total, f"{path} ({scope_text(runs)})"

@@ -70,12 +70,15 @@ def entry(pair: HttpPair) -> dict:
     return out
 
 
-def write(pairs: Iterable[HttpPair], path: Path) -> int:
+def write(pairs: Iterable[HttpPair], path: Path, *, force: bool = False) -> int:
+    """Write a HAR file at `path`, created 0600 (OutputExists when it exists and not `force`)."""
+    from harness.private_files import write_private
+
     entries = [entry(p) for p in pairs]
     doc = {
         "log": {"version": "1.2", "creator": {"name": "harness", "version": __version__}, "entries": entries}
     }
-    path.write_text(json.dumps(doc, ensure_ascii=False, indent=1), encoding="utf-8")
+    write_private(path, json.dumps(doc, ensure_ascii=False, indent=1), force=force)
     return len(entries)
 
 

@@ -44,11 +44,14 @@ def to_flow(pair: HttpPair):
     return flow
 
 
-def write(pairs: Iterable[HttpPair], path: Path) -> int:
+def write(pairs: Iterable[HttpPair], path: Path, *, force: bool = False) -> int:
+    """Write the flows to `path`, created 0600 (OutputExists when it exists and not `force`)."""
     from mitmproxy import io
 
+    from harness.private_files import open_private
+
     count = 0
-    with open(path, "wb") as fh:
+    with open_private(path, force=force) as fh:
         writer = io.FlowWriter(fh)
         for pair in pairs:
             writer.add(to_flow(pair))

@@ -1,9 +1,13 @@
 """The proxy's admin API: channels and live counters, fault rules at run time, Prometheus metrics.
 
 `AdminAPI.handle` is the whole API as a plain function of (method, path, Authorization, body) ->
-`Response`, tested without sockets; `AdminResource` adapts it to twisted.web, and `start_admin` listens
-in the proxy's own reactor (loopback by default). Every request needs `Authorization: Bearer <token>`,
-compared in constant time; without a token the API does not start (`load_token` says why).
+`Response`, tested without sockets; `AdminAPI.gate` is the part decided on the request head alone
+(token, body size), so a refused request's body is never read. `harness.proxy.admin_site` adapts both
+to twisted.web with timeouts and limits, and `start_admin` listens in the proxy's own reactor
+(loopback by default; beyond it only with TLS or an explicit `insecure_listen`). Every request needs
+`Authorization: Bearer <token>`, compared in constant time, except `GET /health` when
+`admin.health_public` is set (up/down only); without a usable token the API does not start
+(`load_token` says why).
 
 Endpoints: GET /health, GET /channels, GET /channels/{name}, GET|POST|DELETE /channels/{name}/faults,
 DELETE /channels/{name}/faults/{id}, POST /channels/{name}/faults/reset, GET /metrics.
@@ -13,59 +17,43 @@ from __future__ import annotations
 
 import hmac
 import json
-import os
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
 
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
+from harness.proxy import admin_token
+from harness.proxy.admin_token import TOKEN_ENV, AdminTokenError
 from harness.proxy.faults.engine import FaultEngine
-from harness.proxy.faults.params import RuleError
+from harness.proxy.faults.params import RuleError, load_rule_json
 from harness.proxy.faults.rules import parse_rule
 from harness.proxy.stats import OUTCOME_COUNTERS, ChannelStats
 
-TOKEN_ENV = "HARNESS_ADMIN_TOKEN"
+if TYPE_CHECKING:
+    from harness.proxy.config import AdminConfig
+
+__all__ = [
+    "AdminAPI", "AdminChannel", "AdminTokenError", "Response", "TOKEN_ENV", "load_token", "make_resource",
+    "start_admin",
+]  # fmt: skip
+
 MAX_BODY = 1024 * 1024
 JSON_TYPE = "application/json; charset=utf-8"
 
 
-class AdminTokenError(Exception):
-    """No usable admin token: the message says why, for the proxy to print."""
-
-
 def load_token(token_file: str | Path | None = None, environ: Mapping[str, str] | None = None) -> str:
-    """The admin token from HARNESS_ADMIN_TOKEN, else the first line of `token_file`."""
-    env = os.environ if environ is None else environ
-    value = env.get(TOKEN_ENV, "").strip()
-    if value:
-        return value
-    if token_file is None:
-        raise AdminTokenError(
-            f"admin API not started: no token. Set {TOKEN_ENV} or admin.token_file in the config "
-            "(or `admin: off` to run without it)"
-        )
-    path = Path(token_file)
+    """The admin token from HARNESS_ADMIN_TOKEN, else the first line of `token_file`; refused when
+    shorter than 16 characters or when the file is readable by group or others."""
     try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise AdminTokenError(
-            f"admin API not started: cannot read admin.token_file {path}: {exc.strerror}"
-        ) from None
-    except UnicodeDecodeError:
-        raise AdminTokenError(f"admin API not started: admin.token_file {path} is not UTF-8 text") from None
-    lines = text.splitlines()
-    token = lines[0].strip() if lines else ""
-    if not token:
-        raise AdminTokenError(
-            f"admin API not started: admin.token_file {path} is empty (the token is its first line)"
-        )
-    return token
+        return admin_token.load_token(token_file, environ)
+    except AdminTokenError as exc:
+        raise AdminTokenError(f"admin API not started: {exc}") from None
 
 
 @dataclass
@@ -137,6 +125,14 @@ def _error(status: int, message: str, **extra: Any) -> Response:
     return _json(status, {"error": message, **extra}, headers)
 
 
+def _unauthorized() -> Response:
+    return _error(401, UNAUTHORIZED, headers={"WWW-Authenticate": 'Bearer realm="harness"'})
+
+
+def _parts(path: str) -> list[str]:
+    return [unquote(p) for p in path.split("?", 1)[0].strip("/").split("/") if p]
+
+
 class ChannelCollector:
     """Reads every channel's counters at scrape time (a custom collector on a dedicated registry)."""
 
@@ -201,14 +197,29 @@ class ChannelCollector:
         yield from (store_up, uncaptured, refused)
 
 
+UNAUTHORIZED = (
+    "missing or wrong admin token: send 'Authorization: Bearer <token>' "
+    f"(the proxy reads it from {TOKEN_ENV} or admin.token_file)"
+)
+
+
 class AdminAPI:
     """The admin API over a set of channels, as a plain request -> response function."""
 
-    def __init__(self, channels: Mapping[str, AdminChannel], token: str) -> None:
+    def __init__(
+        self,
+        channels: Mapping[str, AdminChannel],
+        token: str,
+        *,
+        health_public: bool = False,
+        max_body: int = MAX_BODY,
+    ) -> None:
         if not token:
             raise AdminTokenError("admin API not started: empty token")
         self.channels = channels
         self._token = token.encode("utf-8")
+        self.health_public = health_public
+        self.max_body = max_body
         self.started = time.time()
         self.registry = CollectorRegistry(auto_describe=False)
         self.registry.register(ChannelCollector(channels))
@@ -223,21 +234,48 @@ class AdminAPI:
             return False
         return hmac.compare_digest(credentials.strip(), self._token)
 
+    def _public(self, method: str, path: str) -> bool:
+        return self.health_public and method.upper() == "GET" and _parts(path) == ["health"]
+
+    def gate(
+        self, method: str, path: str, authorization: str | bytes | None, length: int | None
+    ) -> Response | None:
+        """The answer decided on the request head alone (None: read the body and `handle` it).
+
+        Runs before a single body byte is read: a request without the token, or announcing a body over
+        the limit, is answered and its connection closed with the body unread.
+        """
+        if not self.authorized(authorization) and not self._public(method, path):
+            return _unauthorized()
+        if length is not None and length > self.max_body:
+            return self.too_large(length)
+        return None
+
+    def too_large(self, size: int, *, so_far: bool = False) -> Response:
+        what = f"over {size - 1}" if so_far else str(size)
+        return _error(413, f"request body is {what} bytes; the limit is {self.max_body}")
+
     def handle(
         self, method: str, path: str, authorization: str | bytes | None, body: bytes = b""
     ) -> Response:
         if not self.authorized(authorization):
-            return _error(
-                401,
-                "missing or wrong admin token: send 'Authorization: Bearer <token>' "
-                f"(the proxy reads it from {TOKEN_ENV} or admin.token_file)",
-                headers={"WWW-Authenticate": 'Bearer realm="harness"'},
-            )
-        parts = [unquote(p) for p in path.split("?", 1)[0].strip("/").split("/") if p]
+            if self._public(method, path):
+                return self._public_health()
+            return _unauthorized()
+        parts = _parts(path)
         try:
             return self._route(method.upper(), parts, body)
         except RuleError as exc:
             return _error(400, f"bad fault rule: {exc}", where=exc.where)
+
+    def _public_health(self) -> Response:
+        """Up or down, nothing else: what a load balancer needs and all an anonymous caller gets."""
+        full = self._health()
+        try:
+            status = full.json().get("status", "unknown")
+        except (ValueError, AttributeError):
+            status = "unknown"
+        return _json(full.status, {"status": status})
 
     # --- routing -----------------------------------------------------------------------------
 
@@ -337,18 +375,18 @@ class AdminAPI:
         return _error(404, f"no fault rule {rule_id!r} on channel {channel.name!r}; rules: {ids}")
 
     def _add(self, channel: AdminChannel, engine: FaultEngine, body: bytes) -> Response:
-        if len(body) > MAX_BODY:
-            return _error(413, f"request body is {len(body)} bytes; the limit is {MAX_BODY}")
+        if len(body) > self.max_body:
+            return self.too_large(len(body))
         if not body.strip():
             return _error(400, 'empty body: POST a fault rule as JSON, e.g. {"action": {"type": "nak"}}')
         try:
-            data = json.loads(body.decode("utf-8"))
+            text = body.decode("utf-8")
         except UnicodeDecodeError as exc:
             return _error(400, f"request body is not UTF-8 (byte {exc.start})")
-        except json.JSONDecodeError as exc:
-            return _error(
-                400, f"request body is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
-            )
+        try:
+            data = load_rule_json(text)
+        except RuleError as exc:
+            return _error(400, f"request body: {exc.problem}")
         items = data if isinstance(data, list) else [data]
         rules = []
         for i, item in enumerate(items):
@@ -372,7 +410,7 @@ def make_resource(api: AdminAPI) -> Any:
         isLeaf = True
 
         def render(self, request: Any) -> bytes:
-            body = request.content.read(MAX_BODY + 1) if request.content is not None else b""
+            body = request.content.read(api.max_body + 1) if request.content is not None else b""
             response = api.handle(
                 request.method.decode("ascii", "replace"),
                 request.path.decode("utf-8", "replace"),
@@ -389,13 +427,55 @@ def make_resource(api: AdminAPI) -> Any:
     return AdminResource()
 
 
-def start_admin(
-    reactor: Any, channels: Mapping[str, AdminChannel], token: str, host: str = "127.0.0.1", port: int = 8700
-) -> Any:
-    """Listen on host:port in `reactor`; returns the listening port (`.getHost().port` when port is 0)."""
-    from twisted.web.server import Site
+class AdminListenRefused(Exception):
+    """Why the admin API will not listen where asked (plain text beyond loopback)."""
 
-    site = Site(make_resource(AdminAPI(channels, token)))
-    site.displayTracebacks = False
-    site.noisy = False
-    return reactor.listenTCP(port, site, interface=host)
+
+def start_admin(
+    reactor: Any,
+    channels: Mapping[str, AdminChannel],
+    token: str,
+    host: str = "127.0.0.1",
+    port: int = 8700,
+    *,
+    config: AdminConfig | None = None,
+    log: Callable[..., None] | None = None,
+) -> Any:
+    """Listen in `reactor`; returns the listening port (`.getHost().port` when port is 0).
+
+    With `config` (the proxy's `admin:` section) its address, TLS, timeouts and limits apply; without
+    it, `host`/`port` and the defaults. Plain HTTP beyond loopback is refused (CannotListenError, with
+    the reason) unless `config.insecure_listen`, and then `log` gets a warning.
+    """
+    from twisted.internet.error import CannotListenError
+
+    from harness.proxy.admin_site import AdminSite
+    from harness.proxy.config import Address
+    from harness.proxy.config import AdminConfig as Settings
+    from harness.proxy.endpoints import listen
+
+    settings = config or Settings(listen=Address(host, port))
+    address = settings.listen
+    if settings.beyond_loopback and settings.tls is None:
+        if not settings.insecure_listen:
+            reason = AdminListenRefused(
+                f"{address} is reachable beyond this machine and the admin token would cross the network "
+                "in clear; set admin.tls (cert, key) or, knowingly, admin.insecure_listen: true"
+            )
+            raise CannotListenError(address.host, address.port, reason)
+        if log is not None:
+            log(
+                "warning",
+                f"admin API on {address} without TLS (admin.insecure_listen): the bearer token and every "
+                "admin request cross the network in clear",
+            )
+    api = AdminAPI(channels, token, health_public=settings.health_public, max_body=settings.max_body_bytes)
+    site = AdminSite(
+        make_resource(api),
+        api,
+        reactor=reactor,
+        idle_timeout_s=settings.idle_timeout_s,
+        request_timeout_s=settings.request_timeout_s,
+        max_connections=settings.max_connections,
+    )
+    return listen(reactor, address, site, settings.tls, protocols=[b"http/1.1"])

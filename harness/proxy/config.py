@@ -111,10 +111,29 @@ class MLLPChannelConfig(ChannelConfig):
     """How long a reply owed only on error or success (MSH-15/16 ER, SU) is awaited (None: ack_timeout_s)."""
 
 
+DEFAULT_ADMIN_IDLE_TIMEOUT_S = 60.0
+DEFAULT_ADMIN_REQUEST_TIMEOUT_S = 10.0
+DEFAULT_ADMIN_MAX_BODY = 1024 * 1024
+DEFAULT_ADMIN_MAX_CONNECTIONS = 32
+
+
 @dataclass(frozen=True, slots=True)
 class AdminConfig:
     listen: Address
     token_file: Path | None = None
+    tls: ListenerTLS | None = None
+    insecure_listen: bool = False
+    """Listen beyond loopback without TLS (the token crosses the network in clear); warned at start."""
+    health_public: bool = False
+    """GET /health answers without the token, with up/down only (for load balancers)."""
+    idle_timeout_s: float = DEFAULT_ADMIN_IDLE_TIMEOUT_S
+    request_timeout_s: float = DEFAULT_ADMIN_REQUEST_TIMEOUT_S
+    max_body_bytes: int = DEFAULT_ADMIN_MAX_BODY
+    max_connections: int = DEFAULT_ADMIN_MAX_CONNECTIONS
+
+    @property
+    def beyond_loopback(self) -> bool:
+        return not is_loopback(self.listen.host)
 
 
 @dataclass(frozen=True, slots=True)
@@ -247,6 +266,18 @@ class Section:
             raise ConfigError(
                 self.path(unknown[0]), f"unknown key (known here: {', '.join(sorted(known))})"
             )
+
+
+def is_loopback(host: str) -> bool:
+    """127.0.0.0/8, ::1 or localhost: reachable from this machine only."""
+    import ipaddress
+
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 def parse_address(value: Any, where: str) -> Address:
@@ -429,8 +460,21 @@ def _admin(root: Section) -> AdminConfig | None:
     admin = AdminConfig(
         listen=parse_address(listen if listen is not None else DEFAULT_ADMIN_LISTEN, s.path("listen")),
         token_file=s.file("token_file"),
+        tls=_listener_tls(s),
+        insecure_listen=s.boolean("insecure_listen", False),
+        health_public=s.boolean("health_public", False),
+        idle_timeout_s=s.number("idle_timeout_s", DEFAULT_ADMIN_IDLE_TIMEOUT_S, above=0),
+        request_timeout_s=s.number("request_timeout_s", DEFAULT_ADMIN_REQUEST_TIMEOUT_S, above=0),
+        max_body_bytes=s.integer("max_body_bytes", DEFAULT_ADMIN_MAX_BODY, minimum=1024),
+        max_connections=s.integer("max_connections", DEFAULT_ADMIN_MAX_CONNECTIONS, minimum=1),
     )
     s.finish()
+    if admin.beyond_loopback and admin.tls is None and not admin.insecure_listen:
+        raise ConfigError(
+            s.path("listen"),
+            f"{admin.listen} is reachable beyond this machine, and the admin token would cross the "
+            "network in clear: set admin.tls (cert, key) or, knowingly, admin.insecure_listen: true",
+        )
     return admin
 
 

@@ -43,18 +43,31 @@ def load_certificates(path: Path) -> list[Any]:
     return certs
 
 
-def server_tls_options(tls: ListenerTLS) -> Any:
-    """Options for a TLS listener; with `ca` set, clients must present a certificate it signed."""
+def server_tls_options(tls: ListenerTLS, protocols: list[bytes] | None = None) -> Any:
+    """Options for a TLS listener; with `ca` set, clients must present a certificate it signed.
+
+    `protocols` are the ALPN names offered (an HTTP/1.1-only server offers [b"http/1.1"], so a client
+    that proposes h2 first, as curl does, settles on HTTP/1.1 instead of failing the negotiation).
+    """
     from twisted.internet import ssl
 
     cert = ssl.PrivateCertificate.loadPEM(tls.cert.read_bytes() + b"\n" + tls.key.read_bytes())
-    if tls.ca is None:
-        return cert.options()
-    return cert.options(*load_certificates(tls.ca))
+    kwargs: dict[str, Any] = {"privateKey": cert.privateKey.original, "certificate": cert.original}
+    if tls.ca is not None:
+        kwargs["trustRoot"] = ssl.trustRootFromCertificates(load_certificates(tls.ca))
+    if protocols is not None:
+        kwargs["acceptableProtocols"] = protocols
+    return ssl.CertificateOptions(**kwargs)
 
 
 def listen(
-    reactor: Any, address: Address, factory: Any, tls: ListenerTLS | None, *, backlog: int | None = None
+    reactor: Any,
+    address: Address,
+    factory: Any,
+    tls: ListenerTLS | None,
+    *,
+    backlog: int | None = None,
+    protocols: list[bytes] | None = None,
 ) -> Any:
     """Start listening (TLS when configured); returns the port. Raises CannotListenError when taken."""
     extra: dict[str, Any] = {"interface": address.host}
@@ -62,7 +75,7 @@ def listen(
         extra["backlog"] = backlog
     if tls is None:
         return reactor.listenTCP(address.port, factory, **extra)
-    return reactor.listenSSL(address.port, factory, server_tls_options(tls), **extra)
+    return reactor.listenSSL(address.port, factory, server_tls_options(tls, protocols), **extra)
 
 
 class UpstreamDialer:

@@ -210,13 +210,15 @@ class ProxyServer:
             )
         try:
             self.admin_port = start_admin(
-                self.reactor, self.admin_channels, token, host=admin.listen.host, port=admin.listen.port
+                self.reactor, self.admin_channels, token, host=admin.listen.host, port=admin.listen.port,
+                config=admin, log=self.log,
             )
         except CannotListenError as exc:
             reason = _reason(exc)
             raise StartError(f"admin.listen: cannot listen on {admin.listen}: {reason}") from None
         port = self.admin_port.getHost().port
-        self.log.out(f"admin API listening on {Address(admin.listen.host, port)}", admin=True)
+        tls = " (TLS)" if getattr(admin, "tls", None) else ""
+        self.log.out(f"admin API listening on {Address(admin.listen.host, port)}{tls}", admin=True)
 
     def _close_partial(self) -> None:
         for port in self.ports:

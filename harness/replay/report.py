@@ -444,15 +444,12 @@ def write_reports(
     junit_path: str | None = None,
     json_path: str | None = None,
 ) -> list[str]:
-    """Write the reports asked for; returns the paths written (raises OSError naming the file)."""
-    from pathlib import Path
+    """Write the reports asked for (0600, folders created 0700; an existing report is rewritten);
+    returns the paths written (raises OSError naming the file)."""
+    from harness.private_files import write_private
 
     written = []
     for path, render in ((html_path, render_html), (junit_path, render_junit), (json_path, render_json)):
         if path:
-            target = Path(path)
-            if target.parent and not target.parent.exists():
-                target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_text(render(report), encoding="utf-8")
-            written.append(str(target))
+            written.append(str(write_private(path, render(report), force=True)))
     return written

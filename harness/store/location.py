@@ -120,7 +120,9 @@ def label(target: str | os.PathLike[str]) -> str:
 
 
 def make_room(target: str | os.PathLike[str]) -> None:
-    """Create the folder a new SQLite file goes in (nothing to do for a database server)."""
+    """Create the folder a new SQLite file goes in, private (nothing to do for a database server)."""
+    from harness.private_files import private_dir
+
     location = parse_location(target)
     if location.path is not None:
-        location.path.parent.mkdir(parents=True, exist_ok=True)
+        private_dir(location.path.parent)  # 0700: the store holds patient data

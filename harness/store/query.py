@@ -70,7 +70,10 @@ class ExchangeFilter:
     kind: str | Sequence[str] | None = None
     run_id: int | None = None
     replays: bool | None = None
-    """True: only replayed exchanges (with an original); False: only originals."""
+    """True: only exchanges of replay runs; False: only live traffic (exchanges of no replay run:
+    captured by the proxy, imported); None: both."""
+    plus_runs: Sequence[int] | None = None
+    """With replays=False: the exchanges of these runs as well (live traffic plus replay runs 3 and 5)."""
     path_values: Mapping[str, str] | None = None
     ids: Sequence[int] | None = None
     proxy: str | Sequence[str] | None = None
@@ -129,10 +132,16 @@ def where_clause(flt: ExchangeFilter, in_list: OneOf = sqlite_one_of) -> tuple[s
     if flt.run_id is not None:
         clauses.append("run_id = ?")
         params.append(int(flt.run_id))
+    replay_run = "run_id IN (SELECT id FROM runs WHERE kind = 'replay')"
     if flt.replays is True:
-        clauses.append("original_id IS NOT NULL")
+        clauses.append(f"(original_id IS NOT NULL OR {replay_run})")
     elif flt.replays is False:
-        clauses.append("original_id IS NULL")
+        live = f"(original_id IS NULL AND (run_id IS NULL OR NOT {replay_run}))"
+        if flt.plus_runs:
+            clause, param = in_list("run_id", [int(r) for r in flt.plus_runs], "bigint")
+            live = f"({live} OR {clause})"
+            params.append(param)
+        clauses.append(live)
     if flt.ids is not None:
         one_of("id", [int(i) for i in flt.ids], "bigint")
     if flt.proxy is not None:

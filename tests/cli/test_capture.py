@@ -78,7 +78,8 @@ def test_list_table(store_path):
     result = cli("list", "--store", str(store_path))
     assert result.exit_code == 0, result.output
     out = result.stdout
-    for text in ("C1", "C2", "C3/x", "ADT^A08", "timeout", "nak (r7)", "2207 POST 200", "6 exchanges"):
+    live = "5 exchanges (live traffic only"
+    for text in ("C1", "C2", "C3/x", "ADT^A08", "timeout", "nak (r7)", "2207 POST 200", live):
         assert text in out, text
     assert out.index("C1") < out.index("C2")
 
@@ -87,7 +88,7 @@ def test_list_json_rows(store_path):
     result = cli("list", "--store", str(store_path), "--json")
     assert result.exit_code == 0, result.output
     rows = lines(result)
-    assert [r["control_id"] for r in rows] == ["C1", "C2", "C3/x", "C4", None, "R1"]
+    assert [r["control_id"] for r in rows] == ["C1", "C2", "C3/x", "C4", None]  # live traffic only
     for row in rows:
         for key in ("id", "channel", "control_id", "message_type", "ack_code", "outcome", "latency_ms",
                     "fault", "started_at", "kind"):  # fmt: skip
@@ -107,15 +108,19 @@ def test_list_json_rows(store_path):
         (["--channel", "lab", "-c", "medins"], [4, 5]),
         (["--outcome", "nak,timeout"], [2, 3]),
         (["--outcome", "nak", "--outcome", "fault"], [2, 4]),
-        (["--type", "ADT^A01"], [1, 3, 6]),
-        (["--type", "ADT", "--channel", "adt"], [1, 2, 3, 6]),
+        (["--type", "ADT^A01"], [1, 3]),
+        (["--type", "ADT^A01", "--runs", "all"], [1, 3, 6]),
+        (["--type", "ADT^A01", "--runs", "1"], [1, 3, 6]),
+        (["--type", "ADT^A01", "--runs", "7"], [1, 3]),
+        (["--type", "ADT", "--channel", "adt"], [1, 2, 3]),
         (["--control-id", "C2", "--control-id", "C3/x"], [2, 3]),
         (["--since", "2025-11-25T12:00:15Z", "--until", "2025-11-25T20:00:40+08:00"], [3, 4, 5]),
         (["--since", "-1h"], []),
         (["--kind", "medins"], [5]),
         (["--run", "1"], [6]),
         (["--limit", "2"], [1, 2]),
-        (["--limit", "2", "--newest-first"], [6, 5]),
+        (["--limit", "2", "--newest-first"], [5, 4]),
+        (["--limit", "2", "--newest-first", "--runs", "all"], [6, 5]),
     ],
 )
 def test_list_filters(store_path, args, expected):
@@ -137,7 +142,7 @@ def test_list_where_terse_path(store_path):
     assert result.exit_code == 0, result.output
     assert ids_of(result) == [2]  # decoded with its recorded charset (GB18030)
     result = cli("list", "--store", str(store_path), "--json", "-w", "PID-3.1=re:^100", "-w", "MSH-9.2=A01")
-    assert ids_of(result) == [1, 3, 6]
+    assert ids_of(result) == [1, 3]
     result = cli("list", "--store", str(store_path), "--where", "PID-3.1=re:(")
     assert result.exit_code == 2 and "regular expression" in result.output
     result = cli("list", "--store", str(store_path), "--where", "PID-x=1")
@@ -154,7 +159,7 @@ def test_long_listing_prints_in_chunks(tmp_path):
     rows = [line.split() for line in result.stdout.splitlines()]
     assert rows[0][:2] == ["id", "time"]  # one header, then every row in order
     assert [r[0] for r in rows[1:-1]] == [str(i) for i in range(1, 451)]
-    assert result.stdout.count("control id") == 1 and rows[-1] == ["450", "exchanges"]
+    assert result.stdout.count("control id") == 1 and rows[-1][:2] == ["450", "exchanges"]
 
 
 @pytest.mark.parametrize(
@@ -211,7 +216,9 @@ def test_show_raw_and_json(store_path):
 
 def test_export_files(store_path, tmp_path):
     out = tmp_path / "export"
-    result = cli("export", "--store", str(store_path), "--out", str(out), "--channel", "adt", "--json")
+    result = cli(
+        "export", "--store", str(store_path), "--out", str(out), "--channel", "adt", "--json", "--runs", "all"
+    )
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
     names = sorted(p.name for p in out.iterdir())
@@ -232,7 +239,8 @@ def test_export_mllp_single_and_responses(store_path, tmp_path):
     frames = [
         e.payload for e in decoder.feed((tmp_path / "m" / "capture.mllp").read_bytes()) + decoder.close()
     ]
-    assert len(frames) == 5 and frames[1] == hl7("C2", "A08", pid="2002", charset="GB18030")  # hl7v2 only
+    # hl7v2 only, live traffic only
+    assert len(frames) == 4 and frames[1] == hl7("C2", "A08", pid="2002", charset="GB18030")
     result = cli(
         "export", "--store", str(store_path), "--out", str(tmp_path / "b"), "--single", "-o", "nak,fault"
     )
@@ -244,7 +252,7 @@ def test_export_mllp_single_and_responses(store_path, tmp_path):
     assert batch[0].batch is not None and batch[0].batch.file_header.startswith(b"FHS|^~\\&|harness")
     assert (tmp_path / "b" / "capture.hl7").read_bytes().endswith(b"BTS|2\rFTS|1\r")
     result = cli("export", "--store", str(store_path), "--out", str(tmp_path / "r"), "-c", "lab",
-                 "--responses", str(tmp_path / "acks"))  # fmt: skip
+                 "--runs", "all", "--responses", str(tmp_path / "acks"))  # fmt: skip
     assert result.exit_code == 0, result.output
     assert [p.name for p in (tmp_path / "r").iterdir()] == ["000004_C4.hl7"]
     assert (tmp_path / "acks" / "000004_C4.hl7").read_bytes() == ack("C4", "AE")
@@ -257,7 +265,7 @@ def test_export_mllp_single_and_responses(store_path, tmp_path):
 
 
 def test_summary(store_path):
-    result = cli("summary", "--store", str(store_path), "--json")
+    result = cli("summary", "--store", str(store_path), "--json", "--runs", "all")
     assert result.exit_code == 0, result.output
     summary = json.loads(result.stdout)
     assert summary["exchanges"] == 6
@@ -268,7 +276,7 @@ def test_summary(store_path):
     assert latency["count"] == 6 and latency["max"] == pytest.approx(10.0, abs=0.01)
     assert latency["p50"] == pytest.approx(3.5, abs=0.01)
     text = cli("summary", "--store", str(store_path), "--channel", "adt")
-    assert text.exit_code == 0 and "4 exchanges" in text.stdout and "p99" in text.stdout
+    assert text.exit_code == 0 and "3 exchanges (live traffic only" in text.stdout and "p99" in text.stdout
 
 
 def test_summary_in_a_real_process(store_path, processes):
@@ -276,7 +284,8 @@ def test_summary_in_a_real_process(store_path, processes):
                              stderr=subprocess.PIPE)  # fmt: skip
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 0, err
-    assert json.loads(out)["by_outcome"] == {"ok": 3}
+    summary = json.loads(out)
+    assert summary["by_outcome"] == {"ok": 2} and summary["traffic"].startswith("live traffic")
     proc = processes.harness("capture", "list", "--store", str(store_path.with_name("gone.db")))
     out, _ = proc.communicate(timeout=60)
     assert proc.returncode == 2 and "does not exist" in out

@@ -9,7 +9,7 @@ from harness.cli.fault import rule_from_options
 from tests.conftest import HARNESS, ROOT, free_port
 from tests.proxy import admin_server
 
-TOKEN = "cli-test-token"
+TOKEN = "cli-test-token-0123456789"
 
 
 def harness(*args: str, token: str | None = TOKEN) -> subprocess.CompletedProcess:
@@ -94,7 +94,7 @@ def test_unknown_channel_and_rule(admin):
 
 
 def test_wrong_or_missing_token(admin, tmp_path):
-    out = harness("fault", "list", "--admin", admin, token="wrong")
+    out = harness("fault", "list", "--admin", admin, token="wrong-but-long-enough")
     assert out.returncode == 2 and "refused the token (401)" in out.stderr
     out = harness("fault", "list", "--admin", admin, token=None)
     assert (
@@ -103,7 +103,12 @@ def test_wrong_or_missing_token(admin, tmp_path):
     token_file = tmp_path / "token"
     token_file.write_text(TOKEN + "\n")
     out = harness("fault", "list", "adt", "--admin", admin, "--token-file", str(token_file), token=None)
+    assert out.returncode == 2 and f"chmod 600 {token_file}" in out.stderr  # 0644: refused, like ssh
+    token_file.chmod(0o600)
+    out = harness("fault", "list", "adt", "--admin", admin, "--token-file", str(token_file), token=None)
     assert out.returncode == 0 and "adt: no fault rules" in out.stdout
+    out = harness("fault", "list", "adt", "--admin", admin, token="short")
+    assert out.returncode == 2 and "at least 16" in out.stderr
 
 
 def test_unreachable_admin_api():

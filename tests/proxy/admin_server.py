@@ -1,6 +1,8 @@
 """Serve the admin API over two channels without a proxy, for the real-socket admin and CLI tests.
 
-Run as `python -m tests.proxy.admin_server`; prints `ADMIN <port>` once listening. The channels have
+Run as `python -m tests.proxy.admin_server [TOKEN_FILE] [--config PROXY_YAML]`; prints `ADMIN <port>`
+once listening. With --config the `admin:` section of that proxy config applies (TLS, timeouts, limits,
+health_public), as `harness proxy` applies it. The channels have
 real `ChannelStats` and `FaultEngine`s; a timer feeds one sample message per tick through the "adt"
 engine and counts its outcome, so rules added over HTTP visibly change the counters.
 """
@@ -20,8 +22,16 @@ SAMPLE = b"MSH|^~\\&|HIS|HOSP|HC|HOSP|20260101120000||ADT^A01^ADT_A01|M1|P|2.5\r
 def main() -> int:
     from twisted.internet import reactor, task
 
+    args = sys.argv[1:]
+    settings = None
+    if "--config" in args:
+        from harness.proxy.config import load_config
+
+        at = args.index("--config")
+        settings = load_config(args[at + 1]).admin
+        del args[at : at + 2]
     try:
-        token = load_token(sys.argv[1] if len(sys.argv) > 1 else None)
+        token = load_token(args[0] if args else None)
     except AdminTokenError as exc:
         print(exc, flush=True)
         return 2
@@ -44,7 +54,10 @@ def main() -> int:
         adt.stats.connection_closed()
 
     task.LoopingCall(tick).start(0.02)
-    port = start_admin(reactor, channels, token, "127.0.0.1", 0)
+    def log(level: str, message: str) -> None:
+        print(f"{level}: {message}", flush=True)
+
+    port = start_admin(reactor, channels, token, "127.0.0.1", 0, config=settings, log=log)
     print(f"ADMIN {port.getHost().port}", flush=True)
     reactor.run()
     return 0

@@ -6,7 +6,14 @@ import urllib.request
 
 import pytest
 
-from harness.proxy.admin import AdminAPI, AdminChannel, AdminTokenError, load_token, make_resource
+from harness.proxy.admin import (
+    AdminAPI,
+    AdminChannel,
+    AdminTokenError,
+    load_token,
+    make_resource,
+    start_admin,
+)
 from harness.proxy.faults.engine import FaultEngine
 from harness.proxy.stats import ChannelStats
 
@@ -31,9 +38,10 @@ def make_api() -> AdminAPI:
 
 def test_token_from_environment_first(tmp_path):
     file = tmp_path / "token"
-    file.write_text("from-file\n")
-    assert load_token(file, {"HARNESS_ADMIN_TOKEN": " from-env "}) == "from-env"
-    assert load_token(file, {}) == "from-file"
+    file.write_text("from-file-0123456789\n")
+    file.chmod(0o600)
+    assert load_token(file, {"HARNESS_ADMIN_TOKEN": " from-env-0123456789 "}) == "from-env-0123456789"
+    assert load_token(file, {}) == "from-file-0123456789"
 
 
 def test_no_token_says_why(tmp_path):
@@ -42,8 +50,48 @@ def test_no_token_says_why(tmp_path):
     with pytest.raises(AdminTokenError, match="cannot read admin.token_file"):
         load_token(tmp_path / "missing", {})
     (tmp_path / "empty").write_text("\n")
+    (tmp_path / "empty").chmod(0o600)
     with pytest.raises(AdminTokenError, match="is empty"):
         load_token(tmp_path / "empty", {})
+
+
+@pytest.mark.parametrize("token", ["x", "fifteen-chars-x", "has a space in it!!", "tab\there-0123456789"])
+def test_a_short_or_unprintable_token_is_refused_with_how_to_make_one(tmp_path, token):
+    with pytest.raises(AdminTokenError, match="at least 16|space or control") as exc:
+        load_token(None, {"HARNESS_ADMIN_TOKEN": token})
+    assert "openssl rand" in str(exc.value)
+    file = tmp_path / "token"
+    file.write_text(token + "\n")
+    file.chmod(0o600)
+    with pytest.raises(AdminTokenError, match=str(file)):
+        load_token(file, {})
+
+
+@pytest.mark.parametrize("mode", [0o644, 0o640, 0o604, 0o620, 0o660])
+def test_a_token_file_open_to_group_or_others_is_refused_like_an_ssh_key(tmp_path, mode):
+    file = tmp_path / "token"
+    file.write_text("a-long-enough-token-0123456789\n")
+    file.chmod(mode)
+    with pytest.raises(AdminTokenError) as exc:
+        load_token(file, {})
+    message = str(exc.value)
+    assert f"permissions {mode:04o}" in message and "too open" in message
+    assert f"chmod 600 {file}" in message
+    file.chmod(0o600)
+    assert load_token(file, {}) == "a-long-enough-token-0123456789"
+    file.chmod(0o400)
+    assert load_token(file, {}) == "a-long-enough-token-0123456789"
+
+
+def test_a_token_file_that_is_not_a_regular_file_is_refused_without_hanging(tmp_path):
+    import os
+
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo, 0o600)
+    with pytest.raises(AdminTokenError, match="not a regular file"):
+        load_token(fifo, {})
+    with pytest.raises(AdminTokenError, match="not a regular file"):
+        load_token(tmp_path, {})
 
 
 # --- the API as a function -------------------------------------------------------------------------
@@ -258,3 +306,75 @@ def test_no_token_means_no_admin_api(processes):
     out, _ = proc.communicate(timeout=30)
     assert proc.returncode == 2
     assert "admin API not started: no token" in out
+
+
+# --- where the admin API may listen -------------------------------------------------------------------
+
+
+def test_start_admin_refuses_plain_http_beyond_loopback_before_binding():
+    from twisted.internet.error import CannotListenError
+    from twisted.internet.testing import MemoryReactor
+
+    reactor = MemoryReactor()
+    with pytest.raises(CannotListenError) as info:
+        start_admin(reactor, {}, TOKEN, "0.0.0.0", 8700)
+    assert "admin.tls" in str(info.value.socketError) and "insecure_listen" in str(info.value.socketError)
+    assert reactor.tcpServers == []
+
+
+def test_insecure_listen_binds_beyond_loopback_with_a_warning():
+    from twisted.internet.testing import MemoryReactor
+
+    from harness.proxy.config import parse_config
+
+    config = parse_config(
+        {
+            "admin": {"listen": "0.0.0.0:8700", "insecure_listen": True},
+            "channels": {"adt": {"listen": "127.0.0.1:2575", "upstream": "127.0.0.1:1"}},
+        }
+    )
+    reactor = MemoryReactor()
+    warnings = []
+    start_admin(
+        reactor, {}, TOKEN, config=config.admin, log=lambda level, text: warnings.append((level, text))
+    )
+    assert [(port, interface) for port, _, _, interface in reactor.tcpServers] == [(8700, "0.0.0.0")]
+    assert warnings and warnings[0][0] == "warning" and "in clear" in warnings[0][1]
+
+
+def test_health_public_answers_up_or_down_only_without_the_token():
+    api = AdminAPI({}, TOKEN, health_public=True)
+    assert api.gate("GET", "/health", None, None) is None
+    public = api.handle("GET", "/health", None)
+    assert public.status == 200 and public.json() == {"status": "ok"}
+    assert api.handle("GET", "/health", AUTH).json().keys() >= {"status", "channels", "uptime_s"}
+    for method, path in [("GET", "/channels"), ("POST", "/health"), ("GET", "/metrics")]:
+        assert api.gate(method, path, None, None).status == 401
+        assert api.handle(method, path, None).status == 401
+    assert make_api().gate("GET", "/health", None, None).status == 401  # off by default
+
+
+def test_the_gate_judges_token_then_size_on_the_head():
+    api = AdminAPI({}, TOKEN, max_body=100)
+    assert api.gate("POST", "/channels/adt/faults", None, 10**9).status == 401
+    assert api.gate("POST", "/channels/adt/faults", AUTH, 101).status == 413
+    assert api.gate("POST", "/channels/adt/faults", AUTH, 100) is None
+    assert api.gate("POST", "/channels/adt/faults", AUTH, None) is None  # chunked: counted as it comes
+
+
+@pytest.mark.parametrize(
+    ("body", "text"),
+    [
+        (b'{"action": {"type": "drop"}, "limit": ' + b"9" * 5000 + b"}", "too large"),
+        (b'{"action": {"type": "drop"}, "limit": 99999999999999999999}', "out of range"),
+        (b'{"action": {"type": "delay", "ms": 1e999}}', "too large"),
+        (b'{"action": {"type": "delay", "ms": NaN}}', "NaN"),
+        (b'{"action": {"type": "drop"}, "x": ' + b"[" * 100000 + b"]" * 100000 + b"}", "nested too deeply"),
+        (b"[" * 50 + b"]" * 50, "nested too deeply"),
+        (b'{"action": {"type": "drop"}, "match": {"seed": -99999999999999999999}}', "out of range"),
+    ],
+)
+def test_oversized_numbers_and_deep_json_get_400_not_500(body, text):
+    response = make_api().handle("POST", "/channels/adt/faults", AUTH, body)
+    assert response.status == 400, response.body
+    assert text in response.json()["error"]

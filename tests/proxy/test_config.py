@@ -205,3 +205,43 @@ def test_the_instance_name_defaults_to_the_host_name():
     assert parse_config(minimal()).instance == socket.gethostname()
     assert parse_config({"instance": " his-proxy-1 ", **minimal()}).instance == "his-proxy-1"
     assert "instance" in error_of({"instance": "", **minimal()})
+
+
+@pytest.mark.parametrize("host", ["0.0.0.0", "10.1.2.3", "[::]", "his-gateway.hospital.local"])
+def test_the_admin_api_beyond_loopback_needs_tls_or_an_explicit_insecure_listen(host, tmp_path):
+    message = error_of({**minimal(), "admin": {"listen": f"{host}:8700"}})
+    assert message.startswith("admin.listen:") and "admin.tls" in message and "insecure_listen" in message
+    insecure = parse_config({**minimal(), "admin": {"listen": f"{host}:8700", "insecure_listen": True}})
+    assert insecure.admin.insecure_listen and insecure.admin.beyond_loopback
+    cert, key = tmp_path / "c.pem", tmp_path / "k.pem"
+    cert.write_text("x")
+    key.write_text("x")
+    tls = {"cert": str(cert), "key": str(key)}
+    secured = parse_config({**minimal(), "admin": {"listen": f"{host}:8700", "tls": tls}})
+    assert secured.admin.tls is not None and secured.admin.tls.cert == cert
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "127.0.0.2", "localhost", "[::1]"])
+def test_the_admin_api_on_loopback_needs_nothing_more(host):
+    admin = parse_config({**minimal(), "admin": {"listen": f"{host}:8700"}}).admin
+    assert not admin.beyond_loopback and admin.tls is None
+    assert (admin.idle_timeout_s, admin.request_timeout_s, admin.max_body_bytes, admin.max_connections) == (
+        60.0, 10.0, 1024 * 1024, 32,
+    )  # fmt: skip
+    assert admin.health_public is False
+
+
+@pytest.mark.parametrize(
+    ("admin", "where"),
+    [
+        ({"health_public": "yes"}, "admin.health_public"),
+        ({"idle_timeout_s": 0}, "admin.idle_timeout_s"),
+        ({"request_timeout_s": -1}, "admin.request_timeout_s"),
+        ({"max_body_bytes": 10}, "admin.max_body_bytes"),
+        ({"max_connections": 0}, "admin.max_connections"),
+        ({"tls": {"cert": "/nonexistent.pem", "key": "/nonexistent.key"}}, "admin.tls.cert"),
+        ({"tsl": {}}, "admin.tsl"),
+    ],
+)
+def test_bad_admin_settings_are_named(admin, where):
+    assert error_of({**minimal(), "admin": {"listen": "127.0.0.1:8700", **admin}}).startswith(where)

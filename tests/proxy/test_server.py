@@ -164,13 +164,13 @@ def test_admin_api_shows_counters_and_takes_fault_rules(processes, tmp_path):
     config, port = write_config(
         tmp_path, upstream=f"127.0.0.1:{mock.port}", admin={"listen": f"127.0.0.1:{admin_port}"}
     )
-    proxy = start_proxy(processes, config, port, env={"HARNESS_ADMIN_TOKEN": "t0ken"})
+    proxy = start_proxy(processes, config, port, env={"HARNESS_ADMIN_TOKEN": "t0ken-for-the-admin-test"})
     base = f"http://127.0.0.1:{admin_port}"
 
     def call(method: str, path: str, body: dict | None = None) -> dict:
         data = json.dumps(body).encode() if body is not None else None
         request = urllib.request.Request(base + path, data=data, method=method)
-        request.add_header("Authorization", "Bearer t0ken")
+        request.add_header("Authorization", "Bearer t0ken-for-the-admin-test")
         request.add_header("Content-Type", "application/json")
         with urllib.request.urlopen(request, timeout=10) as response:
             return json.loads(response.read())

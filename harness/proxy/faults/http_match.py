@@ -14,6 +14,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from harness.proxy.faults.http_fields import check_name
 from harness.proxy.faults.params import RuleError
 from harness.proxy.faults.rules import CONDITIONS, Condition, Subject, ValueTest, value_matcher
 
@@ -128,6 +129,9 @@ class Header(_Pairs):
     """`{"Content-Type": "re:json", "SOAPAction": "..."}`: header values (names case-insensitive)."""
 
     what = "header name"
+
+    def compile(self, key: str, where: str) -> Any:
+        return check_name(key, where)
 
     def test(self, subject: Subject) -> bool:
         view = _view(subject)

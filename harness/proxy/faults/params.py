@@ -7,9 +7,17 @@ list of known ones instead of being silently ignored.
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Iterable, Mapping
 from typing import Any
+
+MAX_INTEGER = 2**63 - 1
+"""The largest whole number a rule parameter may hold unless the key sets its own maximum: a 64-bit
+value, so no count, offset or seed can overflow a float or a C long when the rule acts."""
+MAX_JSON_DEPTH = 16
+"""Rules nest a few levels (rule, match, paths); deeper JSON is refused before it is walked."""
+MAX_NUMBER_CHARS = 24
 
 
 class RuleError(ValueError):
@@ -86,6 +94,8 @@ class Params:
             return default
         if isinstance(value, bool) or not isinstance(value, int):
             raise RuleError(self._key(key), f"expected an integer, got {_show(value)}")
+        if maximum is None and abs(value) > MAX_INTEGER:
+            raise RuleError(self._key(key), f"{_show(value)} is out of range (at most {MAX_INTEGER})")
         if minimum is not None and value < minimum:
             raise RuleError(self._key(key), f"must be at least {minimum}, got {value}")
         if maximum is not None and value > maximum:
@@ -131,6 +141,71 @@ class Params:
                 self._key(str(key)),
                 f"unknown key; known keys here: {', '.join(sorted(known)) or '(none)'}",
             )
+
+
+class _NumberTooLong(ValueError):
+    pass
+
+
+def _bounded_number(kind: type) -> Any:
+    def convert(text: str) -> Any:
+        if len(text) > MAX_NUMBER_CHARS:
+            raise _NumberTooLong(text[:20])
+        value = kind(text)
+        if kind is float and not math.isfinite(value):
+            raise _NumberTooLong(text[:20])
+        return value
+
+    return convert
+
+
+def _refuse_constant(name: str) -> Any:
+    raise RuleError("", f"{name} is not a number a rule can use")
+
+
+def _depth(value: Any) -> int:
+    """How deeply `value` nests (walked without recursion, stopping past MAX_JSON_DEPTH)."""
+    deepest = 0
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if not isinstance(item, dict | list):
+            continue
+        deepest = max(deepest, depth)
+        if deepest > MAX_JSON_DEPTH:
+            break
+        children = item.values() if isinstance(item, dict) else item
+        stack.extend((child, depth + 1) for child in children)
+    return deepest
+
+
+def load_rule_json(text: str) -> Any:
+    """Rule JSON from an admin request or the command line; every way it can be unusable is a RuleError.
+
+    Numbers longer than 24 characters, NaN/Infinity and nesting deeper than 16 levels are refused here,
+    so neither the JSON decoder (its digit limit, its recursion) nor a rule ever sees them.
+    """
+    try:
+        data = json.loads(
+            text,
+            parse_int=_bounded_number(int),
+            parse_float=_bounded_number(float),
+            parse_constant=_refuse_constant,
+        )
+    except _NumberTooLong as exc:
+        limit = f"at most {MAX_NUMBER_CHARS} characters, finite"
+        raise RuleError("", f"number {exc} is too large for a rule ({limit})") from None
+    except RuleError:
+        raise
+    except json.JSONDecodeError as exc:
+        raise RuleError("", f"not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
+    except RecursionError:
+        raise RuleError("", f"JSON nested too deeply (at most {MAX_JSON_DEPTH} levels)") from None
+    except ValueError as exc:
+        raise RuleError("", f"not usable JSON: {exc}") from None
+    if _depth(data) > MAX_JSON_DEPTH:
+        raise RuleError("", f"JSON nested too deeply (at most {MAX_JSON_DEPTH} levels)")
+    return data
 
 
 def _show(value: Any) -> str:

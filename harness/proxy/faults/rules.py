@@ -21,6 +21,7 @@ from typing import Any
 
 from harness.proxy.faults.actions import Action, parse_action
 from harness.proxy.faults.context import FaultContext
+from harness.proxy.faults.linear_regex import compile_regex
 from harness.proxy.faults.params import Params, RuleError
 
 DIRECTIONS = ("request", "response")
@@ -88,10 +89,7 @@ def value_matcher(spec: Any, where: str) -> ValueTest:
         raise RuleError(where, f"expected a string, 're:REGEX', a list or null, got {type(spec).__name__}")
     text = str(spec)
     if text.startswith("re:"):
-        try:
-            pattern = re.compile(text[3:])
-        except re.error as exc:
-            raise RuleError(where, f"bad regular expression {text[3:]!r}: {exc}") from None
+        pattern = compile_regex(text[3:], where)
         return lambda value: value is not None and pattern.search(value) is not None
     return lambda value: value == text
 
@@ -122,16 +120,13 @@ class MessageType(Condition):
         if not specs:
             raise RuleError(where, "an empty list matches nothing")
         globs: list[str] = []
-        self.searches: list[re.Pattern[str]] = []
+        self.searches: list[Any] = []
         for i, item in enumerate(specs):
             at = f"{where}[{i}]" if isinstance(spec, list) else where
             if not isinstance(item, str) or not item:
                 raise RuleError(at, f"expected a message type such as 'ADT^A01', got {item!r}")
             if item.startswith("re:"):
-                try:
-                    self.searches.append(re.compile(item[3:]))
-                except re.error as exc:
-                    raise RuleError(at, f"bad regular expression {item[3:]!r}: {exc}") from None
+                self.searches.append(compile_regex(item[3:], at))
                 continue
             pattern = item.strip().upper()
             if not _CODE.match(pattern):

@@ -12,6 +12,7 @@ from typing import Any
 
 from harness.proxy.faults.actions import Action, register
 from harness.proxy.faults.context import ActionContext
+from harness.proxy.faults.http_fields import check_name, check_value
 from harness.proxy.faults.http_plan import HttpPlan, HttpReply
 from harness.proxy.faults.params import Params, RuleError
 
@@ -33,17 +34,26 @@ class HttpStatus(Action):
         code = p.integer("code", 503, minimum=100, maximum=599)
         headers = p.mapping("headers") or {}
         for name, value in headers.items():
-            if not isinstance(name, str) or not name or ":" in name or not isinstance(value, (str, int)):
-                raise RuleError(
-                    f"{p.where}.headers", f"expected header name -> text, got {name!r}: {value!r}"
-                )
+            at = f"{p.where}.headers.{name}"
+            check_name(name, at, framing_allowed=False)
+            if isinstance(value, bool) or not isinstance(value, (str, int)):
+                raise RuleError(at, f"expected text or a number, got {value!r}")
+            check_value(str(value), at)
+        given_type = [name for name in headers if name.lower() == "content-type"]
+        if given_type and p.has("content_type"):
+            raise RuleError(f"{p.where}.headers.{given_type[0]}", "give the type once: content_type or here")
         retry_after = p.integer("retry_after", None, minimum=0)
         if code == 429 and retry_after is None and not any(k.lower() == "retry-after" for k in headers):
             retry_after = 1
+        content_type = p.string("content_type", "text/plain; charset=utf-8")
+        check_value(content_type, f"{p.where}.content_type")
+        if given_type:
+            content_type = str(headers[given_type[0]])
+            headers = {k: v for k, v in headers.items() if k != given_type[0]}
         return {
             "code": code,
             "body": p.string("body", None),
-            "content_type": p.string("content_type", "text/plain; charset=utf-8"),
+            "content_type": content_type,
             "headers": {k: str(v) for k, v in headers.items()},
             "retry_after": retry_after,
         }
