@@ -126,7 +126,12 @@ class Step:
     save: tuple[tuple[str, str], ...] = ()
 
     def to_json(self) -> dict:
-        return {"infno": self.infno, "template": self.template, "set": self.set, "save": self.save}
+        return {
+            "infno": self.infno,
+            "template": self.template,
+            "set": [list(p) for p in self.set],
+            "save": [list(p) for p in self.save],
+        }
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Step:

@@ -365,14 +365,17 @@ def resolve(
     for kind, why in left_out.items():
         notes.append(f"{kind} traffic left out: {why}")
     try:
-        rules = thresholds.merge(
-            thresholds.parse_section(data.get("thresholds"), f"{where}: thresholds"),
-            [thresholds.parse_flag(t) for t in flag_thresholds],
-        )
+        from_profile = thresholds.parse_section(data.get("thresholds"), f"{where}: thresholds")
+        from_flags = [thresholds.parse_flag(t) for t in flag_thresholds]
     except thresholds.ThresholdError as exc:
         raise ProfileError(str(exc)) from None
-    if chosen == "closed" and any(t.relative or t.key == "max_backlog" for t in rules):
-        raise ProfileError("min_rate as a share of the target and max_backlog need the open model")
+    if chosen == "closed":
+        if any(_open_only(t) for t in from_flags):
+            raise ProfileError("--threshold: min_rate as a share of the target and max_backlog need the open model")
+        for t in filter(_open_only, from_profile):
+            notes.append(f"threshold {t.describe()} applies to the open model: not judged in this closed-model run")
+        from_profile = [t for t in from_profile if not _open_only(t)]
+    rules = thresholds.merge(from_profile, from_flags)
     workers = max(1, int(workers))
     total_weight = sum(t["weight"] for t in traffic.values())
     the_concurrency = concurrency or int(_number(data, "concurrency", 100, where, minimum=1))
@@ -453,6 +456,10 @@ def _captured_traffic(
         if kind not in out and kind not in left_out:
             left_out[kind] = "not in the captured day"
     return out
+
+
+def _open_only(t: thresholds.Threshold) -> bool:
+    return t.relative or t.key == "max_backlog"
 
 
 def curve(plan: Mapping[str, Any], kind: str | None = None) -> Curve:

@@ -74,16 +74,17 @@ class Shape:
 
     @property
     def start(self) -> float:
-        return self.points[0][0]
+        return self.points[0][0] if self.clock else 0.0
 
     @property
     def end(self) -> float:
-        """Where the shape ends; a step shape's last point lasts one step more (one captured minute)."""
+        """Where the shape ends: a run fraction's 1.0; a clock shape's last point (a step shape's last
+        point lasts one minute more: a captured minute)."""
+        if not self.clock:
+            return 1.0
         last = self.points[-1][0]
-        if self.interpolate == "step" and self.clock:
+        if self.interpolate == "step" or self.start == last:
             return last + 1
-        if self.start == last:
-            return last + (1 if self.clock else 1.0)
         return last
 
     @property
@@ -184,13 +185,12 @@ def _spike(params: Mapping[str, Any], where: str) -> Shape:
 
 
 def _soak(params: Mapping[str, Any], where: str) -> Shape:
-    level = _number(params, "level", 1.0, where)
     ramp = _number(params, "ramp", 0.02, where)
-    _no_params(params, where, ("level", "ramp"))
+    _no_params(params, where, ("ramp",))
     if not 0 <= ramp < 1:
         raise ShapeError(f"{where}.ramp: a fraction of the run below 1, got {ramp!r}")
-    points = ((0.0, 0.0), (ramp, level), (1.0, level)) if ramp else ((0.0, level), (1.0, level))
-    return Shape("soak", points, "linear", "level", description=f"{level:g} held for the whole run")
+    points = ((0.0, 0.0), (ramp, 1.0), (1.0, 1.0)) if ramp else ((0.0, 1.0), (1.0, 1.0))
+    return Shape("soak", points, "linear", "level", description=f"the peak held for hours, after a {ramp:.0%} ramp")
 
 
 def _constant(params: Mapping[str, Any], where: str) -> Shape:
@@ -282,7 +282,10 @@ def parse_shape(data: Any, where: str = "shape") -> Shape:
 
 @dataclass(slots=True)
 class Curve:
-    """A shape played over `duration_s` with its peak at `peak` (requests/s or users), times `scale`."""
+    """A shape played over `duration_s` with its peak at `peak` (requests/s or users), times `scale`.
+
+    The shape's highest point becomes the peak: levels are relative to it (a step shape of 0.2 ... 1.0
+    with a peak of 100/s runs 20/s ... 100/s)."""
 
     shape: Shape
     duration_s: float
@@ -309,7 +312,7 @@ class Curve:
     @property
     def _factor(self) -> float:
         top = self.shape.peak
-        return (self.peak * self.scale / top) if top > 0 else 0.0
+        return (self.peak * self.scale / top) if top > 1e-9 else 0.0  # a flat zero shape has no traffic
 
     def target(self, elapsed_s: float) -> float:
         """Requests per second (open model) or users (closed model) at this moment of the run."""
