@@ -23,6 +23,7 @@ import argparse
 import json
 import logging
 import random
+import signal
 import sys
 import time
 from collections.abc import Mapping
@@ -287,11 +288,24 @@ def _init(environment, runner=None, **_kw) -> None:
         return
     if plan is None:
         return  # a locustfile used without a plan: its own user classes and settings apply
+    _interruptible()
     environment.parsed_options.plan_json = json.dumps(plan, ensure_ascii=False)
     environment.stop_timeout = plan["stop_timeout_s"]
     _configure(environment, plan)
     _state["plan"] = plan
     gevent.spawn(_progress, environment)
+
+
+def _interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt
+
+
+def _interruptible() -> None:
+    """Ctrl-C and SIGTERM end a headless shape run the way locust ends it on Ctrl-C (results written,
+    workers told to quit). Locust installs its SIGTERM handler only after a shape run has ended, and a
+    process started in the background may inherit an ignored SIGINT."""
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, _interrupt)
 
 
 def _configure(environment, plan: Mapping[str, Any]) -> None:

@@ -318,7 +318,7 @@ def resolve(
     if the_scale is None or the_scale <= 0:
         raise ProfileError(f"scale must be more than 0, got {the_scale!r}")
     if chosen == "open":
-        peak = rate if rate is not None else _number(data, "rate", None, where)
+        peak = rate if rate is not None else None if shape is not None else _number(data, "rate", None, where)
         if peak is None:
             if the_shape.unit != "per_minute":
                 raise ProfileError(f"{where}: the open model needs a rate (requests per second at the peak)")
@@ -371,9 +371,13 @@ def resolve(
         raise ProfileError(str(exc)) from None
     if chosen == "closed":
         if any(_open_only(t) for t in from_flags):
-            raise ProfileError("--threshold: min_rate as a share of the target and max_backlog need the open model")
+            raise ProfileError(
+                "--threshold: min_rate as a share of the target and max_backlog need the open model"
+            )
         for t in filter(_open_only, from_profile):
-            notes.append(f"threshold {t.describe()} applies to the open model: not judged in this closed-model run")
+            notes.append(
+                f"threshold {t.describe()} applies to the open model: not judged in this closed-model run"
+            )
         from_profile = [t for t in from_profile if not _open_only(t)]
     rules = thresholds.merge(from_profile, from_flags)
     workers = max(1, int(workers))

@@ -190,7 +190,9 @@ def _soak(params: Mapping[str, Any], where: str) -> Shape:
     if not 0 <= ramp < 1:
         raise ShapeError(f"{where}.ramp: a fraction of the run below 1, got {ramp!r}")
     points = ((0.0, 0.0), (ramp, 1.0), (1.0, 1.0)) if ramp else ((0.0, 1.0), (1.0, 1.0))
-    return Shape("soak", points, "linear", "level", description=f"the peak held for hours, after a {ramp:.0%} ramp")
+    return Shape(
+        "soak", points, "linear", "level", description=f"the peak held for hours, after a {ramp:.0%} ramp"
+    )
 
 
 def _constant(params: Mapping[str, Any], where: str) -> Shape:

@@ -16,8 +16,15 @@ def at(hhmm: str, second: int = 0, day: str = "2026-11-25") -> float:
 def exchange(when: float, message_type: str, kind: str = "hl7v2", **kw) -> Exchange:
     request = adt(f"C{when}", trigger=message_type.split("^")[-1]) if kind == "hl7v2" else b"{}"
     protocol = "mllp" if kind == "hl7v2" else "http"
-    return Exchange(channel=kw.pop("channel", "adt"), protocol=protocol, kind=kind, started_at=when,
-                    message_type=message_type, request=request, **kw)
+    return Exchange(
+        channel=kw.pop("channel", "adt"),
+        protocol=protocol,
+        kind=kind,
+        started_at=when,
+        message_type=message_type,
+        request=request,
+        **kw,
+    )
 
 
 @pytest.fixture

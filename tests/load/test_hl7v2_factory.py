@@ -39,7 +39,9 @@ def test_every_message_has_a_new_control_id_and_a_valid_matching_resident_id():
         assert idcard.problem(number) is None
         assert str(pid[7]) == number[6:14]
         assert str(pid[8]) == ("M" if idcard.gender(number) == "1" else "F")
-        assert "洱海示范医院" in text and "城乡居民基本医疗保险" in text  # the rest stays as the sample has it
+        assert (
+            "洱海示范医院" in text and "城乡居民基本医疗保险" in text
+        )  # the rest stays as the sample has it
         meta = extract(message.payload)
         assert meta.charset == "gb18030" and meta.message_code == "ADT^A04"
         assert meta.control_id == message.control_id
@@ -48,7 +50,10 @@ def test_every_message_has_a_new_control_id_and_a_valid_matching_resident_id():
 
 def test_the_mix_follows_the_weights_or_a_captured_minute():
     factory = Hl7v2Factory(
-        {"ADT^A04": (template("adt_a04_gb18030.hl7"), 3.0), "ORU^R01": (template("oru_r01_glucose.hl7"), 1.0)},
+        {
+            "ADT^A04": (template("adt_a04_gb18030.hl7"), 3.0),
+            "ORU^R01": (template("oru_r01_glucose.hl7"), 1.0),
+        },
         ControlIds("MIX1"),
         seed=3,
     )

@@ -20,7 +20,11 @@ def test_paths_read_and_write_nested_envelopes():
     assert [d["psn_no"] for d in doc["input"]["feedetail"]] == ["P1", "P1"]
     assert get_path(doc, "output.insuinfo[0].x") == 1
     assert get_path(doc, "output.insuinfo[3].x") is None and get_path(doc, "output.none") is None
-    assert fill({"a": "{{n}}", "b": "INV{{n}}", "c": ["{{missing}}"]}, {"n": 7}) == {"a": 7, "b": "INV7", "c": ["{{missing}}"]}
+    assert fill({"a": "{{n}}", "b": "INV{{n}}", "c": ["{{missing}}"]}, {"n": 7}) == {
+        "a": 7,
+        "b": "INV7",
+        "c": ["{{missing}}"],
+    }
 
 
 def run_visits(flow: Flow, count: int, strict: bool = True) -> list[list[tuple[str, str | None]]]:
@@ -29,7 +33,11 @@ def run_visits(flow: Flow, count: int, strict: bool = True) -> list[list[tuple[s
     ids = MsgIds("H53010200123")
 
     def envelope(sign_no: str = "") -> dict:
-        return {"msgid": ids.next(), "inf_time": datetime.now().strftime("%Y-%m-%d %H:%M:%S"), "sign_no": sign_no}
+        return {
+            "msgid": ids.next(),
+            "inf_time": datetime.now().strftime("%Y-%m-%d %H:%M:%S"),
+            "sign_no": sign_no,
+        }
 
     def call(body: dict) -> dict:
         try:
@@ -42,8 +50,15 @@ def run_visits(flow: Flow, count: int, strict: bool = True) -> list[list[tuple[s
     visits = []
     for n in range(count):
         person = people.new()
-        visit = Visit(flow, {"certno": person.idcard, "visit_no": f"MZ{n:08d}", "chrg_bchno": f"B{n}",
-                             "now": datetime.now().strftime("%Y-%m-%d %H:%M:%S")})
+        visit = Visit(
+            flow,
+            {
+                "certno": person.idcard,
+                "visit_no": f"MZ{n:08d}",
+                "chrg_bchno": f"B{n}",
+                "now": datetime.now().strftime("%Y-%m-%d %H:%M:%S"),
+            },
+        )
         steps = []
         while not visit.finished:
             infno = visit.step.infno
@@ -63,13 +78,17 @@ def test_the_outpatient_flow_settles_visits_for_new_people_against_the_strict_ce
 
 
 def test_a_refused_step_ends_the_visit_with_the_centres_reason(tmp_path):
-    text = FLOW.read_text(encoding="utf-8").replace('input.data.ipt_otp_no: "{{visit_no}}"', 'input.data.ipt_otp_no: "SAME"')
+    text = FLOW.read_text(encoding="utf-8").replace(
+        'input.data.ipt_otp_no: "{{visit_no}}"', 'input.data.ipt_otp_no: "SAME"'
+    )
     text = text.replace("../../fixtures", str(ROOT / "fixtures"))
     path = tmp_path / "flow.yaml"
     path.write_text(text, encoding="utf-8")
     first, second = run_visits(Flow.load(path), 2)
     assert first[-1] == ("2207", None)
-    assert second[-1][0] == "2201" and second[-1][1].startswith("infcode -1: input.data.ipt_otp_no: SAME is already")
+    assert second[-1][0] == "2201" and second[-1][1].startswith(
+        "infcode -1: input.data.ipt_otp_no: SAME is already"
+    )
 
 
 def test_the_flow_is_data_a_new_transaction_is_one_more_step(tmp_path):
@@ -77,10 +96,12 @@ def test_the_flow_is_data_a_new_transaction_is_one_more_step(tmp_path):
     text = FLOW.read_text(encoding="utf-8").replace("../../fixtures", str(ROOT / "fixtures"))
     text += (
         f"  - template: {ROOT / 'fixtures/medins/visit-08-2208.json'}\n"
-        "    set:\n      insuplc_admdvs: \"{{insuplc_admdvs}}\"\n      input.data.psn_no: \"{{psn_no}}\"\n"
+        '    set:\n      insuplc_admdvs: "{{insuplc_admdvs}}"\n      input.data.psn_no: "{{psn_no}}"\n'
     )
-    text = text.replace("      input.data.invono: \"INV{{visit_no}}\"\n",
-                        "      input.data.invono: \"INV{{visit_no}}\"\n    save:\n      setl_id: output.setlinfo.setl_id\n")
+    text = text.replace(
+        '      input.data.invono: "INV{{visit_no}}"\n',
+        '      input.data.invono: "INV{{visit_no}}"\n    save:\n      setl_id: output.setlinfo.setl_id\n',
+    )
     path = tmp_path / "with-reversal.yaml"
     path.write_text(text, encoding="utf-8")
     longer = Flow.load(path)

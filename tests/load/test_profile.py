@@ -16,7 +16,9 @@ def plan_of(name="outpatient-peak", **kw):
 
 def test_every_shipped_profile_resolves_into_a_self_contained_plan():
     names = sorted(p.stem for p in (ROOT / "loadtests" / "profiles").glob("*.yaml"))
-    assert {"outpatient-peak", "month-end-settlement", "step", "spike", "soak", "interfaces-smoke"} <= set(names)
+    assert {"outpatient-peak", "month-end-settlement", "step", "spike", "soak", "interfaces-smoke"} <= set(
+        names
+    )
     for name in names:
         data, source = load_profile(name)
         kinds = list(data["traffic"])
@@ -35,8 +37,9 @@ def test_kinds_without_a_target_are_left_out_and_said_so():
 
 
 def test_open_model_users_cover_every_worker_and_split_by_weight():
-    plan = plan_of(targets={"mllp": "127.0.0.1:2575", "medins": "http://127.0.0.1:18080"}, workers=4,
-                   concurrency=20)
+    plan = plan_of(
+        targets={"mllp": "127.0.0.1:2575", "medins": "http://127.0.0.1:18080"}, workers=4, concurrency=20
+    )
     assert plan["traffic"]["mllp"]["users"] == 17 and plan["traffic"]["medins"]["users"] == 4
     assert plan["traffic"]["medins"]["requests_per_arrival"] == 5
     assert plan["expected_requests"] > 0 and plan["stop_timeout_s"] >= 150
@@ -79,8 +82,12 @@ def test_bad_profiles_name_the_file_and_key(tmp_path):
     template = ROOT / "fixtures" / "hl7v2" / "adt_a04_gb18030.hl7"
     assert "p.yaml: shap: unknown key" in bad("shap: step\ntraffic: {mllp: {}}\n")
     assert "traffic.mllp.messages" in bad("rate: 1\ntraffic: {mllp: {}}\n")
-    assert "is a ADT^A04, not a ADT^A01" in bad(f"rate: 1\ntraffic: {{mllp: {{messages: {{ADT^A01: {template}}}}}}}\n")
-    assert "traffic.mllp.messages.ADT^A04.template" in bad("rate: 1\ntraffic: {mllp: {messages: {ADT^A04: nope.hl7}}}\n")
+    assert "is a ADT^A04, not a ADT^A01" in bad(
+        f"rate: 1\ntraffic: {{mllp: {{messages: {{ADT^A01: {template}}}}}}}\n"
+    )
+    assert "traffic.mllp.messages.ADT^A04.template" in bad(
+        "rate: 1\ntraffic: {mllp: {messages: {ADT^A04: nope.hl7}}}\n"
+    )
     assert "traffic.hl7: unknown kind" in bad("rate: 1\ntraffic: {hl7: {}}\n")
     assert "traffic.fhir.interactions.delete Patient: unknown" in bad(
         "rate: 1\ntraffic: {fhir: {interactions: {delete Patient: 1}}}\n"
@@ -91,7 +98,9 @@ def test_bad_profiles_name_the_file_and_key(tmp_path):
 
 def test_targets_read_kind_address_pairs_and_bare_addresses():
     assert parse_targets(["127.0.0.1:2575", "medins=http://h:18080/"], ["mllp", "medins"]) == {
-        "mllp": "127.0.0.1:2575", "medins": "http://h:18080"}
+        "mllp": "127.0.0.1:2575",
+        "medins": "http://h:18080",
+    }
     assert parse_targets(["http://h:1"], ["mllp", "fhir"]) == {"fhir": "http://h:1"}
     with pytest.raises(ProfileError, match="say which"):
         parse_targets(["http://h:1"], ["medins", "fhir"])

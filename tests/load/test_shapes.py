@@ -11,8 +11,17 @@ def test_outpatient_peak_ramps_from_0730_holds_0800_to_1100_then_declines():
     shape = parse_shape("outpatient-peak")
     assert shape.clock and shape.unit == "per_minute"
     curve = Curve(shape, duration_s=300, peak=50)  # 07:00-12:00 in 300 s: one clock minute a second
-    at = {label: curve.target(minutes - 420) for label, minutes in
-          [("07:10", 430), ("07:45", 465), ("08:00", 480), ("09:30", 570), ("11:00", 660), ("11:30", 690)]}
+    at = {
+        label: curve.target(minutes - 420)
+        for label, minutes in [
+            ("07:10", 430),
+            ("07:45", 465),
+            ("08:00", 480),
+            ("09:30", 570),
+            ("11:00", 660),
+            ("11:30", 690),
+        ]
+    }
     assert at["07:10"] == pytest.approx(5.0)
     assert at["07:10"] < at["07:45"] < at["08:00"]
     assert at["08:00"] == at["09:30"] == at["11:00"] == pytest.approx(50.0)
@@ -23,7 +32,9 @@ def test_outpatient_peak_ramps_from_0730_holds_0800_to_1100_then_declines():
 def test_step_spike_and_soak_are_levels_of_the_peak():
     step = Curve(parse_shape({"type": "step", "steps": 4, "start": 0.25, "step": 0.25}), 100, 40)
     assert [step.target(t) for t in (1, 30, 60, 99)] == [10, 20, 30, 40]
-    spike = Curve(parse_shape({"type": "spike", "base": 0.2, "spike": 1.0, "at": 0.5, "length": 0.1}), 100, 50)
+    spike = Curve(
+        parse_shape({"type": "spike", "base": 0.2, "spike": 1.0, "at": 0.5, "length": 0.1}), 100, 50
+    )
     assert [spike.target(t) for t in (10, 55, 70)] == [10, 50, 10]
     soak = Curve(parse_shape({"type": "soak", "ramp": 0.1}), 1000, 100)
     assert soak.target(0) == 0 and soak.target(500) == 100
@@ -61,8 +72,9 @@ def test_bad_shapes_name_the_key(spec, words):
 
 @settings(max_examples=60, deadline=None)
 @given(
-    values=st.lists(st.floats(min_value=0, max_value=500).map(lambda v: v if v > 1e-6 else 0.0), min_size=2,
-                    max_size=8),
+    values=st.lists(
+        st.floats(min_value=0, max_value=500).map(lambda v: v if v > 1e-6 else 0.0), min_size=2, max_size=8
+    ),
     step=st.booleans(),
     duration=st.floats(min_value=1, max_value=3600),
     peak=st.floats(min_value=0.5, max_value=5000),
@@ -83,8 +95,14 @@ def test_arrival_times_invert_the_integral_exactly(values, step, duration, peak)
 
 
 def test_a_captured_step_shape_lasts_its_last_minute_and_keeps_each_minutes_mix():
-    shape = Shape("capture", ((480.0, 60.0), (481.0, 120.0)), "step", "per_minute", clock=True,
-                  mixes=({"ADT^A04": 60}, {"ADT^A08": 120}))
+    shape = Shape(
+        "capture",
+        ((480.0, 60.0), (481.0, 120.0)),
+        "step",
+        "per_minute",
+        clock=True,
+        mixes=({"ADT^A04": 60}, {"ADT^A08": 120}),
+    )
     curve = Curve(shape, duration_s=120, peak=2.0)  # two captured minutes in two minutes: rates kept
     assert curve.target(30) == 1.0 and curve.target(90) == 2.0
     assert curve.total == pytest.approx(180)

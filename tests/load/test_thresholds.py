@@ -4,8 +4,17 @@ from harness.load.thresholds import ThresholdError, evaluate, merge, parse_flag,
 
 
 def results(**totals):
-    base = {"requests": 1000, "failures": 2, "error_rate": 0.002, "rate": 50.0, "p50_ms": 5.0, "p95_ms": 40.0,
-            "p99_ms": 90.0, "max_ms": 300.0, "p90_ms": 20.0}
+    base = {
+        "requests": 1000,
+        "failures": 2,
+        "error_rate": 0.002,
+        "rate": 50.0,
+        "p50_ms": 5.0,
+        "p95_ms": 40.0,
+        "p99_ms": 90.0,
+        "max_ms": 300.0,
+        "p90_ms": 20.0,
+    }
     base.update(totals)
     return {
         "totals": base,
@@ -15,20 +24,37 @@ def results(**totals):
 
 
 def test_profile_thresholds_with_types_and_flags_that_replace_them():
-    profile = parse_section({"p95_ms": 500, "error_rate": "1%", "min_rate": "95%",
-                             "by_type": {"ADT^A04": {"p95_ms": 300}}})
-    flags = [parse_flag("p95_ms=50"), parse_flag("ADT^A04:p99_ms=800"), parse_flag("create Patient:p95_ms=200")]
+    profile = parse_section(
+        {"p95_ms": 500, "error_rate": "1%", "min_rate": "95%", "by_type": {"ADT^A04": {"p95_ms": 300}}}
+    )
+    flags = [
+        parse_flag("p95_ms=50"),
+        parse_flag("ADT^A04:p99_ms=800"),
+        parse_flag("create Patient:p95_ms=200"),
+    ]
     rules = merge(profile, flags)
     assert [(t.scope, t.key, t.limit) for t in rules] == [
-        (None, "error_rate", 0.01), (None, "min_rate", 0.95), ("ADT^A04", "p95_ms", 300.0),
-        (None, "p95_ms", 50.0), ("ADT^A04", "p99_ms", 800.0), ("create Patient", "p95_ms", 200.0),
+        (None, "error_rate", 0.01),
+        (None, "min_rate", 0.95),
+        ("ADT^A04", "p95_ms", 300.0),
+        (None, "p95_ms", 50.0),
+        ("ADT^A04", "p99_ms", 800.0),
+        ("create Patient", "p95_ms", 200.0),
     ]
     assert rules[1].relative and rules[1].describe() == "rate >= 95% of the target"
 
 
 def test_evaluation_passes_fails_and_leaves_types_without_requests_unjudged():
-    rules = parse_section({"p95_ms": 50, "p99_ms": 80, "error_rate": 0.01, "min_rate": "95%", "max_backlog": 20,
-                           "by_type": {"ADT^A04": {"p95_ms": 60}, "2207": {"p95_ms": 1000}}})
+    rules = parse_section(
+        {
+            "p95_ms": 50,
+            "p99_ms": 80,
+            "error_rate": 0.01,
+            "min_rate": "95%",
+            "max_backlog": 20,
+            "by_type": {"ADT^A04": {"p95_ms": 60}, "2207": {"p95_ms": 1000}},
+        }
+    )
     judged = {(r["scope"], r["key"]): r for r in evaluate(rules, results())}
     assert judged[(None, "p95_ms")]["passed"] is True
     assert judged[(None, "p99_ms")]["passed"] is False and judged[(None, "p99_ms")]["actual"] == 90.0
@@ -36,7 +62,10 @@ def test_evaluation_passes_fails_and_leaves_types_without_requests_unjudged():
     assert judged[(None, "min_rate")]["actual"] == 0.96 and judged[(None, "min_rate")]["passed"] is True
     assert judged[(None, "max_backlog")]["passed"] is True
     assert judged[("ADT^A04", "p95_ms")]["passed"] is False
-    assert judged[("2207", "p95_ms")]["passed"] is None and "no 2207 requests" in judged[("2207", "p95_ms")]["note"]
+    assert (
+        judged[("2207", "p95_ms")]["passed"] is None
+        and "no 2207 requests" in judged[("2207", "p95_ms")]["note"]
+    )
 
 
 def test_a_run_without_requests_fails_its_run_wide_thresholds():

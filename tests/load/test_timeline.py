@@ -18,8 +18,10 @@ def test_percentiles_of_a_histogram_are_the_nearest_rank():
 
 def test_recorders_of_several_workers_merge_into_the_same_totals_as_one():
     rng = random.Random(5)
-    events = [(rng.choice(["ADT^A04", "2207"]), rng.expovariate(0.1), rng.random() < 0.1, 1000 + rng.random() * 20)
-              for _ in range(2000)]
+    events = [
+        (rng.choice(["ADT^A04", "2207"]), rng.expovariate(0.1), rng.random() < 0.1, 1000 + rng.random() * 20)
+        for _ in range(2000)
+    ]
     one = Recorder()
     parts = [Recorder(), Recorder()]
     for i, (name, ms, failed, at) in enumerate(events):

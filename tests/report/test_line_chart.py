@@ -9,9 +9,14 @@ def test_nice_ceilings_are_round_numbers():
 
 def test_a_line_chart_draws_each_series_with_gaps_axes_and_a_legend():
     svg = line_chart(
-        [Series("achieved", (0.0, 10.0, None, 30.0, 40.0), "#2f6db5"),
-         Series("target <30/s>", (40.0, 40.0, 40.0, 40.0, 40.0), "#6b7280", dashed=True)],
-        x_labels=["08:00", "08:01", "08:02", "08:03", "08:04"], title="rate & target", css_class="rate", unit="/s",
+        [
+            Series("achieved", (0.0, 10.0, None, 30.0, 40.0), "#2f6db5"),
+            Series("target <30/s>", (40.0, 40.0, 40.0, 40.0, 40.0), "#6b7280", dashed=True),
+        ],
+        x_labels=["08:00", "08:01", "08:02", "08:03", "08:04"],
+        title="rate & target",
+        css_class="rate",
+        unit="/s",
     )
     root = etree.fromstring(svg)  # well-formed: labels are escaped
     ns = {"s": "http://www.w3.org/2000/svg"} if root.tag.startswith("{") else {}
