@@ -36,16 +36,16 @@ from locust import LoadTestShape, events
 from locust.runners import MasterRunner, WorkerRunner
 
 from harness.load import profile as plans
-from harness.load import thresholds as sla
 from harness.load.arrivals import Arrivals
 from harness.load.hl7v2_factory import Hl7v2Factory, Template, templates_of
 from harness.load.ids import ControlIds, MsgIds
 from harness.load.medins_flow import Flow
 from harness.load.people import People
-from harness.load.timeline import Recorder, histogram_percentile, round_ms
+from harness.load.results import results
+from harness.load.timeline import Recorder, round_ms
 from harness.load.users import reason_of
 
-__all__ = ["PlanShape", "Runtime", "results"]
+__all__ = ["PlanShape", "Runtime"]
 
 log = logging.getLogger("harness.load")
 SAMPLE_S = 0.1
@@ -154,89 +154,6 @@ class Runtime:
     def backlog(self) -> int:
         elapsed = self.elapsed()
         return sum(a.backlog(elapsed) for a in self.arrivals.values())
-
-
-# -- results ----------------------------------------------------------------------------------------
-
-
-def results(runtime: Runtime, *, interrupted: bool = False, notes: list[str] | None = None) -> dict[str, Any]:
-    """What the run measured and whether its thresholds held (the master's view, every worker merged)."""
-    plan = runtime.plan
-    rec = runtime.recorder
-    end = runtime.end_epoch or time.time()
-    ran = max(1e-9, end - runtime.epoch0)
-    seconds = plan["duration_s"] if not interrupted else min(ran, plan["duration_s"])
-    totals = rec.total().summary(seconds)
-    by_name = {}
-    for name in rec.names():
-        by_name[name] = {"kind": rec.kinds.get(name, ""), **rec.total([name]).summary(seconds)}
-    out: dict[str, Any] = {
-        "profile": plan["profile"],
-        "description": plan.get("description", ""),
-        "model": plan["model"],
-        "target": plans.targets_text(plan),
-        "targets": {k: t["target"] for k, t in plan["traffic"].items()},
-        "left_out": plan.get("left_out", {}),
-        "run_tag": plan["run_tag"],
-        "started_at": runtime.epoch0,
-        "ended_at": end,
-        "duration_s": seconds,
-        "ran_s": ran,
-        "planned_duration_s": plan["duration_s"],
-        "interrupted": interrupted,
-        "peak": plan["peak"],
-        "scale": plan["scale"],
-        "shape": plan["shape"],
-        "workers": runtime.workers,
-        "totals": totals,
-        "requests": totals["requests"],
-        "failures": totals["failures"],
-        "rate": totals.get("rate", 0.0),
-        "p50_ms": totals["p50_ms"],
-        "p95_ms": totals["p95_ms"],
-        "p99_ms": totals["p99_ms"],
-        "by_name": by_name,
-        "errors": [
-            {"name": n, "reason": r, "count": c}
-            for (n, r), c in sorted(rec.errors.items(), key=lambda kv: (-kv[1], kv[0]))
-        ],
-        "late_acks": rec.late_acks,
-        "interval_s": rec.interval,
-        "timeline": _timeline(runtime, end),
-        "notes": list(plan.get("notes", [])) + list(notes or []),
-        "capture": plan.get("capture"),
-        "open": None,
-        "proxy": None,
-    }
-    if plan["model"] == "open":
-        op = rec.open_total()
-        out["open"] = {
-            "target_requests": plan.get("expected_requests"),
-            "scheduled": op.scheduled,
-            "started": op.started,
-            "backlog_max": op.backlog_max,
-            "wait_p50_ms": histogram_percentile(op.wait, 50),
-            "wait_p95_ms": histogram_percentile(op.wait, 95),
-            "wait_p99_ms": histogram_percentile(op.wait, 99),
-            "target_rate": op.scheduled / seconds if seconds else 0.0,
-            "achieved_rate": op.started / seconds if seconds else 0.0,
-        }
-    rules = [sla.Threshold.from_json(t) for t in plan.get("thresholds", [])]
-    judged = sla.evaluate(rules, out)
-    out["thresholds"] = judged
-    out["breached"] = [t["text"] for t in sla.breached(judged)]
-    out["passed"] = not out["breached"] and not interrupted
-    return out
-
-
-def _timeline(runtime: Runtime, end: float) -> list[dict[str, Any]]:
-    rows = runtime.recorder.series(runtime.epoch0, end)
-    curve = runtime.curve
-    for row in rows:
-        t = row["at"] + runtime.recorder.interval / 2 - runtime.epoch0
-        row["target"] = curve.target(t) if t <= runtime.plan["duration_s"] else 0.0
-        row["label"] = curve.label_at(min(t, runtime.plan["duration_s"]))
-    return rows
 
 
 # -- locust wiring -----------------------------------------------------------------------------------
@@ -450,7 +367,10 @@ def _write(environment, runtime: Runtime, *, interrupted: bool) -> None:
     notes = []
     if _state.get("drain_note"):
         notes.append(_state["drain_note"])
-    out = results(runtime, interrupted=interrupted, notes=notes)
+    out = results(
+        runtime.plan, runtime.recorder, runtime.epoch0, runtime.end_epoch, workers=runtime.workers,
+        interrupted=interrupted, notes=notes,
+    )  # fmt: skip
     _state["results"] = out
     _state["written"] = True
     path = runtime.plan.get("results")
