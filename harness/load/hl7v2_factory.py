@@ -179,6 +179,7 @@ class Hl7v2Factory:
         ids: ControlIds,
         *,
         seed: int | None = None,
+        people: People | None = None,
         clock=time.time,
     ) -> None:
         if not templates:
@@ -189,7 +190,8 @@ class Hl7v2Factory:
         self._cumulative = list(itertools.accumulate(self.weights))
         self.ids = ids
         self.rng = random.Random(seed)
-        self.people = People(self.rng.randrange(2**32))
+        self.people = people or People(self.rng.randrange(2**32))
+        """Shared by the users of one process, so its pool of patients fills once."""
         self._mrn = "M" + ids.prefix[1:]
         self.clock = clock
         self._second = -1

@@ -26,12 +26,18 @@ import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-__all__ = ["Flow", "FlowError", "Step", "Visit", "answer_failure", "fill", "get_path", "set_path"]
+from harness.load.people import Person
+
+__all__ = [
+    "Flow", "FlowError", "Step", "Visit", "answer_failure", "build", "fill", "get_path", "set_path",
+    "visit_variables",
+]  # fmt: skip
 
 DEFAULT_PATH = "/fsi/api/rsfComIfsService/callService"
 _PLACEHOLDER = re.compile(r"\{\{(\w+)\}\}")
@@ -287,6 +293,21 @@ class Visit:
             self.variables[name] = value
         self.position += 1
         return None
+
+
+def visit_variables(person: Person, serial: str) -> dict[str, Any]:
+    """The values a visit starts with (see the module docstring); `serial` makes its numbers unique."""
+    now = datetime.now()
+    return {
+        "certno": person.idcard,
+        "psn_name": person.name,
+        "gend": person.gb_sex,
+        "brdy": person.birth.isoformat(),
+        "visit_no": f"MZ{serial}",
+        "chrg_bchno": f"B{serial}",
+        "now": f"{now:%Y-%m-%d %H:%M:%S}",
+        "today": f"{now:%Y-%m-%d}",
+    }
 
 
 def build(step: Step, variables: Mapping[str, Any], envelope: Mapping[str, Any]) -> dict:

@@ -27,7 +27,6 @@ import signal
 import sys
 import time
 from collections.abc import Mapping
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +38,7 @@ from harness.load import profile as plans
 from harness.load.arrivals import Arrivals
 from harness.load.hl7v2_factory import Hl7v2Factory, Template, templates_of
 from harness.load.ids import ControlIds, MsgIds
-from harness.load.medins_flow import Flow
+from harness.load.medins_flow import Flow, visit_variables
 from harness.load.people import People
 from harness.load.results import results
 from harness.load.timeline import Recorder, round_ms
@@ -106,7 +105,7 @@ class Runtime:
     def hl7v2_factory(self, seed: int) -> Hl7v2Factory:
         if self._templates is None:
             self._templates = templates_of(self.plan["traffic"]["mllp"])
-        return Hl7v2Factory(self._templates, self.control_ids, seed=seed)
+        return Hl7v2Factory(self._templates, self.control_ids, seed=seed, people=self.people)
 
     def flow(self) -> Flow:
         if self._flow is None:
@@ -115,20 +114,7 @@ class Runtime:
 
     def visit_variables(self) -> dict[str, Any]:
         """A new visit's own values: an invented person, a unique outpatient number, the time."""
-        self._visits += 1
-        person = self.people.new()
-        now = datetime.now()
-        serial = f"{self.control_ids.prefix[1:]}{self._visits:08d}"
-        return {
-            "certno": person.idcard,
-            "psn_name": person.name,
-            "gend": person.gb_sex,
-            "brdy": person.birth.isoformat(),
-            "visit_no": f"MZ{serial}",
-            "chrg_bchno": f"B{serial}",
-            "now": f"{now:%Y-%m-%d %H:%M:%S}",
-            "today": f"{now:%Y-%m-%d}",
-        }
+        return visit_variables(self.people.new(), self.control_ids.next()[1:])
 
     # -- the open model ------------------------------------------------------------------------------
 

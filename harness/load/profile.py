@@ -29,7 +29,7 @@ from harness.load.medins_flow import Flow, FlowError
 from harness.load.shapes import Curve, Shape, ShapeError, parse_shape
 from harness.load.timeline import bucket_interval
 
-__all__ = ["KINDS", "PROFILES", "ProfileError", "load_profile", "parse_duration", "resolve"]
+__all__ = ["KINDS", "PROFILES", "ProfileError", "load_profile", "parse_duration", "resolve", "traffic"]
 
 ROOT = Path(__file__).resolve().parents[2]
 PROFILES = ROOT / "loadtests" / "profiles"
@@ -235,6 +235,17 @@ def _soap(data: Mapping, base: Path, where: str, samples: Any = None) -> dict[st
 
 
 _KIND_PARSERS = {"mllp": _mllp, "medins": _medins, "fhir": _fhir, "soap": _soap}
+
+
+def traffic(kind: str, target: str, section: Mapping[str, Any], base: str | Path = ".") -> dict[str, Any]:
+    """One kind's settings as a plan holds them, for a locustfile of your own:
+    ``MLLPUser.settings = traffic("mllp", "10.1.1.5:2575", {"messages": {"ADT^A04": "adt.hl7"}})``;
+    paths are relative to `base`. Raises ProfileError naming what is wrong."""
+    if kind not in _KIND_PARSERS:
+        raise ProfileError(f"unknown kind {kind!r}; known kinds: {', '.join(KINDS)}")
+    parsed = _KIND_PARSERS[kind](section, Path(base), kind)
+    parsed.update(target=check_target(kind, target, kind), weight=1.0, share=1.0)
+    return parsed
 
 
 def check_target(kind: str, value: str, where: str = "--target") -> str:

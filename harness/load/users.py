@@ -33,8 +33,9 @@ from harness.address import parse_hostport
 from harness.load import fhir_factory, soap_factory
 from harness.load.hl7v2_factory import Hl7v2Factory, Message, templates_of
 from harness.load.ids import ControlIds, new_run_tag
-from harness.load.medins_flow import Flow, Visit, build
+from harness.load.medins_flow import Flow, Visit, build, visit_variables
 from harness.load.mllp_ack import AckWait
+from harness.load.people import People
 from harness.mllp import DEFAULT_MAX_FRAME, Frame, FrameTooLarge, MLLPDecoder, encode
 
 __all__ = ["FhirUser", "LoadUser", "MLLPUser", "MLLPError", "MedinsUser", "SoapUser", "reason_of"]
@@ -49,6 +50,22 @@ def split_url(url: str) -> tuple[str, str]:
     scheme, _, rest = url.partition("://")
     host, slash, path = rest.partition("/")
     return f"{scheme}://{host}", (slash + path).rstrip("/")
+
+
+_LOCAL: dict[str, Any] = {}
+
+
+def _process_ids() -> ControlIds:
+    """Without a plan (a locustfile of your own): one id sequence for every user of this process."""
+    if "ids" not in _LOCAL:
+        _LOCAL["ids"] = ControlIds(new_run_tag())
+    return _LOCAL["ids"]
+
+
+def _process_people() -> People:
+    if "people" not in _LOCAL:
+        _LOCAL["people"] = People()
+    return _LOCAL["people"]
 
 
 class MLLPError(Exception):
@@ -149,9 +166,7 @@ class MLLPUser(LoadUser):
     def make_factory(self) -> Hl7v2Factory:
         if self.runtime is not None:
             return self.runtime.hl7v2_factory(self.rng.randrange(2**32))
-        return Hl7v2Factory(
-            templates_of(self.config()), ControlIds(new_run_tag()), seed=self.rng.randrange(2**32)
-        )
+        return Hl7v2Factory(templates_of(self.config()), _process_ids(), seed=self.rng.randrange(2**32))
 
     def on_stop(self) -> None:
         self._close()
@@ -271,9 +286,7 @@ class _HttpUser(FastHttpUser, LoadUser):
         return split_url(self.config()["target"])[1] or default
 
     def new_id(self, letter: str):
-        if self.runtime is None:
-            return None
-        ids = self.runtime.control_ids
+        ids = self.runtime.control_ids if self.runtime is not None else _process_ids()
         return lambda: letter + ids.next()[1:]
 
     def _post(self, name: str, path: str, body: bytes, headers: dict[str, str]) -> tuple[Any, str | None]:
@@ -360,7 +373,11 @@ class MedinsUser(_HttpUser):
         if self.flow.sign_in is not None and self.sign_no is None and not self.sign_in():
             gevent.sleep(1.0)  # the centre refuses sign-in: retry later rather than in a loop
             return
-        visit = Visit(self.flow, self.runtime.visit_variables() if self.runtime is not None else {})
+        if self.runtime is not None:
+            variables = self.runtime.visit_variables()
+        else:
+            variables = visit_variables(_process_people().new(), _process_ids().next()[1:])
+        visit = Visit(self.flow, variables)
         while not visit.finished:
             step = visit.step
             body = visit.request(self._envelope(step.template.get("fixmedins_code", "")))

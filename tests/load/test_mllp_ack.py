@@ -2,7 +2,8 @@ import pytest
 
 from harness.hl7v2.ack import build_ack
 from harness.hl7v2.ackmode import AckMode
-from harness.load.mllp_ack import AckWait
+from harness.hl7v2.meta import extract
+from harness.load.mllp_ack import AckWait, msa
 from tests.messages import adt, without_msa2
 
 ORIGINAL = AckMode.of(None, None)
@@ -71,3 +72,25 @@ def test_ne_ne_expects_nothing():
     wait = AckWait("C10", AckMode.of("NE", "NE"))
     assert wait.done and wait.waiting() == "none" and wait.verdict() == "no_ack_expected"
     assert wait.failure() is None
+
+
+@pytest.mark.parametrize(
+    "reply",
+    [
+        build_ack(adt("C1"), "AA"),
+        build_ack(adt("C1"), "AE", text="x|y"),
+        without_msa2(build_ack(adt("C2"), "AR")),
+        b"MSH|^~\\&|HC|H|HIS|H|20260101||ACK|X1|P|2.5\rMSA|ZZ|C7\r",
+        b"MSH|^~\\&|HC|H|HIS|H|20260101||ACK|X1|P|2.5\r",
+        b"MSH|^~\\&|HC|H|HIS|H|20260101||ACK|X1|P|2.5\rMSA|AA|C\\F\\1\r",
+        b"MSH#^~\\&#HC#H#HIS#H#20260101##ACK#X1#P#2.5\rMSA#CA#Q1^x\r",
+        b"MSH|^~\\&|HC|H|HIS|H|20260101||ACK|X1|P|2.5\nMSA|AA|C3\n",
+        b"MSH|^~\\&|HC|H|HIS|H|20260101||ACK|X1|P|2.5\rMSA|AA\r",
+        b"MSH|^~\\&|HC|H|HIS|H|20260101||ACK|X1|P|2.5\rMSA\r",
+        "MSH|^~\\&|HC|医院|HIS|H|20260101||ACK|X1|P|2.5|||||CHN|UNICODE UTF-8\rMSA|AA|C9\r".encode(),
+        "MSH|^~\\&|HC|医院|HIS|H|20260101||ACK|X1|P|2.4||||||GBK\rMSA|AE|C9|拒绝\r".encode("gbk"),
+    ],
+)
+def test_the_quick_msa_read_agrees_with_the_shared_metadata_reader(reply):
+    meta = extract(reply)
+    assert msa(reply) == (meta.ack_code, meta.ack_control_id)

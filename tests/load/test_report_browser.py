@@ -15,13 +15,16 @@ pytestmark = needs_chromium
 def report(tmp_path_factory):
     folder = tmp_path_factory.mktemp("load-report")
     s = synthetic(60)
+    upstream = "10.10.1.21:12575"
+    by_name = {
+        name: {"captured": r["requests"], "matches": True, "upstream_p50_ms": 2.0, "upstream_p95_ms": 9.0,
+               "naks": r["failures"], "timeouts": 0, "upstreams": {upstream: r["requests"]}}
+        for name, r in s["by_name"].items()
+    }  # fmt: skip
     s["proxy"] = {
-        "store": "reports/captures.db", "channels": ["adt"], "captured": s["requests"], "requests": s["requests"],
-        "counts_match": True, "outcomes": {"ok": s["requests"] - s["failures"], "nak": s["failures"]},
-        "upstreams": {"10.10.1.21:12575": s["requests"]}, "other_senders": {},
-        "by_name": {name: {"captured": r["requests"], "matches": True, "upstream_p50_ms": 2.0, "upstream_p95_ms": 9.0,
-                           "naks": r["failures"], "timeouts": 0, "upstreams": {"10.10.1.21:12575": r["requests"]}}
-                    for name, r in s["by_name"].items()},
+        "store": "reports/captures.db", "channels": ["adt"], "captured": s["requests"],
+        "requests": s["requests"], "counts_match": True, "other_senders": {}, "by_name": by_name,
+        "outcomes": {"ok": s["requests"] - s["failures"], "nak": s["failures"]}, "upstreams": {upstream: s["requests"]},
     }  # fmt: skip
     write_reports(s, folder)
     return folder

@@ -35,7 +35,7 @@ def test_the_proxys_capture_of_the_window_is_merged_type_by_type(tmp_path):
         for i in range(row["requests"]):
             if name == "2207":
                 rows.append(Exchange(channel="medins", protocol="http", kind="medins", started_at=START + 1,
-                                     latency_ms=8.0, message_type="2207", outcome="ok", upstream_addr="127.0.0.1:18080"))
+                                     latency_ms=8.0, message_type="2207", upstream_addr="127.0.0.1:18080"))
                 continue
             outcome = "nak" if name == "ADT^A08" and i < row["failures"] else "ok"
             upstream = "10.0.0.1:12575" if i % 3 else "10.0.0.2:12575"
