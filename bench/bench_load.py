@@ -187,7 +187,7 @@ def main() -> None:
     print(f"{args.users} connections, {args.seconds:g} s each, against harness mock mllp on loopback "
           f"({os.cpu_count()} CPUs)")  # fmt: skip
     print(
-        "steady state: from 3 s into a run to 1 s before its end (a locust run's start-up and drain left out);"
+        "steady state: from 3 s into a run to 1 s before its end (start-up and drain left out);"
     )
     print("whole run: every message over the duration, CPU of every process of the run including start-up")
     head = (

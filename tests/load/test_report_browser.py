@@ -24,7 +24,8 @@ def report(tmp_path_factory):
     s["proxy"] = {
         "store": "reports/captures.db", "channels": ["adt"], "captured": s["requests"],
         "requests": s["requests"], "counts_match": True, "other_senders": {}, "by_name": by_name,
-        "outcomes": {"ok": s["requests"] - s["failures"], "nak": s["failures"]}, "upstreams": {upstream: s["requests"]},
+        "outcomes": {"ok": s["requests"] - s["failures"], "nak": s["failures"]},
+        "upstreams": {upstream: s["requests"]},
     }  # fmt: skip
     write_reports(s, folder)
     return folder
