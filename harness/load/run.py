@@ -204,8 +204,12 @@ def run(launch: Launch, results_path: Path, progress_path: Path, show: Callable[
             children.start(f"locust-worker-{i + 1}", args)
         offset = 0
         last = None
+        finished_shown = False
         while master.poll() is None:
             time.sleep(0.5)
+            if launch.web and not finished_shown and results_path.is_file():
+                finished_shown = True
+                show("the run has ended and its results are written; the web UI stays up until Ctrl-C", True)
             p, offset = _last_progress(progress_path, offset)
             if p is not None:
                 last = p

@@ -303,3 +303,35 @@ def test_ctrl_c_stops_the_run_cleanly_and_still_reports(mllp_port, tmp_path):
     s = summary(out)
     assert s["interrupted"] and not s["passed"] and s["requests"] > 0
     assert (out / "report.html").is_file()
+
+
+@pytest.mark.slow
+def test_web_mode_serves_locusts_ui_and_reports_after_ctrl_c(mllp_port, tmp_path):
+    import urllib.request
+
+    from tests.conftest import free_port
+
+    profile = write_profile(tmp_path, "web", {"ADT^A04": "adt_a04_gb18030.hl7"}, duration="3s")
+    out, port = tmp_path / "web", free_port()
+    proc = subprocess.Popen([*HARNESS, "load", str(profile), "--target", f"127.0.0.1:{mllp_port}", "--web",
+                             "--web-port", str(port), "--out", str(out)], cwd=ROOT, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, start_new_session=True)  # fmt: skip
+    try:
+        deadline = time.monotonic() + 90
+        page = None
+        while time.monotonic() < deadline and page is None:
+            try:
+                page = urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=2).read()
+            except OSError:
+                time.sleep(0.3)
+        assert page and b"ocust" in page
+        while time.monotonic() < deadline and not (out / "results.json").is_file():
+            time.sleep(0.3)
+        proc.send_signal(signal.SIGINT)
+        stdout, stderr = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    assert proc.returncode == 0, stdout + stderr  # the run had ended: Ctrl-C only closed the UI
+    assert summary(out)["requests"] > 0 and not summary(out)["interrupted"]
