@@ -253,7 +253,7 @@ def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
                 err=err,
             )
         if web:
-            _echo(f"locust web UI: http://127.0.0.1:{web_port}/ (the run starts now; Ctrl-C ends it)", err=err)
+            _echo(f"locust web UI: http://127.0.0.1:{web_port}/ (running now; Ctrl-C ends it)", err=err)
         try:
             summary = run(launch, Path(plan["results"]), Path(plan["progress"]), _progress_printer(err))
         except RunError as exc:
