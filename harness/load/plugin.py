@@ -74,7 +74,6 @@ class Runtime:
         self._flow: Flow | None = None
         self._seeds = random.Random(f"{plan['run_tag']}/{worker}")
         self.people = People(self._seeds.randrange(2**32))
-        self._visits = 0
         self.t0 = time.monotonic()
         self.epoch0 = time.time()
         self.end_epoch: float | None = None
@@ -391,9 +390,9 @@ def _progress(environment) -> None:
         path = runtime.plan.get("progress")
         if not path:
             continue
-        lag = 4 if isinstance(runner, MasterRunner) else 1
-        recent = runtime.recorder.total(since=now - lag - 5)
-        window = recent.count / 5 if recent.count else 0.0
+        lag = 4 if isinstance(runner, MasterRunner) else 1  # workers report every 3 s
+        recent = runtime.recorder.total(since=now - lag - 5, until=now - lag)  # five complete seconds
+        window = recent.count / 5
         total = runtime.recorder.total()
         line = {
             "t": round(runtime.elapsed(), 1),

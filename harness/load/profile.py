@@ -329,7 +329,12 @@ def resolve(
     if the_scale is None or the_scale <= 0:
         raise ProfileError(f"scale must be more than 0, got {the_scale!r}")
     if chosen == "open":
-        peak = rate if rate is not None else None if shape is not None else _number(data, "rate", None, where)
+        if rate is not None:
+            peak = rate
+        elif shape is not None:
+            peak = None  # a captured day plays at its own rates unless --rate says otherwise
+        else:
+            peak = _number(data, "rate", None, where)
         if peak is None:
             if the_shape.unit != "per_minute":
                 raise ProfileError(f"{where}: the open model needs a rate (requests per second at the peak)")
@@ -367,7 +372,7 @@ def resolve(
         parsed["target"] = check_target(kind, str(target), f"{where}: targets.{kind}")
         parsed["weight"] = weight
         traffic[kind] = parsed
-    extra = sorted(set(targets) - set(traffic_data))
+    extra = sorted(set(targets) - set(traffic_data) - set(left_out))
     if extra:
         raise ProfileError(f"--target {extra[0]}: the profile {where} has no {extra[0]} traffic")
     if not traffic:

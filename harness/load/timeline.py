@@ -224,11 +224,16 @@ class Recorder:
     def names(self) -> list[str]:
         return sorted({n for b in self.buckets.values() for n in b})
 
-    def total(self, names: Iterable[str] | None = None, since: float | None = None) -> Stat:
+    def total(
+        self, names: Iterable[str] | None = None, since: float | None = None, until: float | None = None
+    ) -> Stat:
+        """Every bucket's requests (of `names`), or those of the buckets starting in [since, until)."""
         wanted = set(names) if names is not None else None
         out = Stat()
+        first = None if since is None else self._key(since)
+        last = None if until is None else self._key(until)
         for key, bucket in self.buckets.items():
-            if since is not None and key < since:
+            if (first is not None and key < first) or (last is not None and key >= last):
                 continue
             for name, stat in bucket.items():
                 if wanted is None or name in wanted:

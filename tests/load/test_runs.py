@@ -19,6 +19,22 @@ from tests.load.conftest import load, start_mock, summary, write_profile
 SMOKE = "interfaces-smoke"
 
 
+def ctrl_c(proc: subprocess.Popen, ready, settle: float = 0.0, within: float = 90) -> tuple[str, str]:
+    """Once ready() holds (and `settle` seconds more), Ctrl-C to `harness load`; its output. It is killed
+    whatever happens."""
+    try:
+        deadline = time.monotonic() + within
+        while time.monotonic() < deadline and not ready():
+            time.sleep(0.2)
+        time.sleep(settle)
+        proc.send_signal(signal.SIGINT)
+        return proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
 def captured(store, since: float, channel=None) -> Counter:
     with Store(store, create=False) as s:
         rows = list(s.query(ExchangeFilter(channel=channel, since=since - 1, replays=False), bodies=False))
@@ -225,6 +241,7 @@ def test_a_master_with_two_local_workers_shares_the_load_between_them(chain, tmp
     assert len(set(ours)) == len(ours)
 
 
+@pytest.mark.slow  # the derivation itself is tested without processes in test_capture_shape.py
 def test_a_captured_day_shapes_the_run_and_sets_its_mix(mllp_port, tmp_path):
     store = tmp_path / "day.db"
     day = "2026-11-25"
@@ -287,17 +304,7 @@ def test_ctrl_c_stops_the_run_cleanly_and_still_reports(mllp_port, tmp_path):
         start_new_session=True,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
-    try:
-        deadline = time.monotonic() + 90
-        while time.monotonic() < deadline and not (out / "progress.jsonl").is_file():
-            time.sleep(0.2)
-        time.sleep(2)
-        proc.send_signal(signal.SIGINT)
-        stdout, stderr = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+    stdout, stderr = ctrl_c(proc, (out / "progress.jsonl").is_file, settle=2.0)
     assert proc.returncode == 2, stdout + stderr
     assert "interrupted after" in stdout
     s = summary(out)
@@ -316,22 +323,17 @@ def test_web_mode_serves_locusts_ui_and_reports_after_ctrl_c(mllp_port, tmp_path
     proc = subprocess.Popen([*HARNESS, "load", str(profile), "--target", f"127.0.0.1:{mllp_port}", "--web",
                              "--web-port", str(port), "--out", str(out)], cwd=ROOT, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, start_new_session=True)  # fmt: skip
-    try:
-        deadline = time.monotonic() + 90
-        page = None
-        while time.monotonic() < deadline and page is None:
+    pages = []
+
+    def finished() -> bool:
+        if not pages:
             try:
-                page = urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=2).read()
+                pages.append(urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=2).read())
             except OSError:
-                time.sleep(0.3)
-        assert page and b"ocust" in page
-        while time.monotonic() < deadline and not (out / "results.json").is_file():
-            time.sleep(0.3)
-        proc.send_signal(signal.SIGINT)
-        stdout, stderr = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+                return False
+        return (out / "results.json").is_file()
+
+    stdout, stderr = ctrl_c(proc, finished)
+    assert pages and b"ocust" in pages[0]
     assert proc.returncode == 0, stdout + stderr  # the run had ended: Ctrl-C only closed the UI
     assert summary(out)["requests"] > 0 and not summary(out)["interrupted"]
