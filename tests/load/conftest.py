@@ -1,0 +1,100 @@
+"""Load runs against real children: `harness mock mllp|medins|fhir|soap` behind one `harness proxy`
+(durable capture into a SQLite store), and `harness load` itself as a child process, as engineers run it."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.childproc import Child
+from tests.conftest import HARNESS, ROOT, Processes, free_port, wait_for_port
+
+LOAD_TIMEOUT_S = 180
+
+
+@dataclass
+class Chain:
+    folder: Path
+    config: Path
+    store: Path
+    mocks: dict[str, int]
+    channels: dict[str, int]
+    """Proxy channel name -> listen port (adt, adt-ae, medins, fhir, soap)."""
+
+    def address(self, channel: str) -> str:
+        port = self.channels[channel]
+        return f"127.0.0.1:{port}" if channel.startswith("adt") else f"http://127.0.0.1:{port}"
+
+
+def start_mock(procs: Processes, kind: str, *args: str) -> int:
+    child = Child(procs.harness("mock", kind, "--listen", "127.0.0.1:0", *args))
+    return child.listening(timeout=60)
+
+
+@pytest.fixture(scope="module")
+def chain(tmp_path_factory) -> Chain:
+    """Simulators behind one proxy: MLLP channel `adt` (answers AA), `adt-ae` (answers AE to ADT^A08),
+    and HTTP channels medins, fhir and soap; captured durably."""
+    folder = tmp_path_factory.mktemp("chain")
+    procs = Processes()
+    try:
+        mocks = {
+            "mllp": start_mock(procs, "mllp"),
+            "mllp-ae": start_mock(procs, "mllp", "--answer-rule", "MSH-9.2=A08:AE"),
+            **{kind: start_mock(procs, kind, "--quiet") for kind in ("medins", "fhir", "soap")},
+        }
+        channels = {name: free_port() for name in ("adt", "adt-ae", "medins", "fhir", "soap")}
+        store = folder / "captures.db"
+        body = {
+            "adt": {"protocol": "mllp", "upstream": f"127.0.0.1:{mocks['mllp']}"},
+            "adt-ae": {"protocol": "mllp", "upstream": f"127.0.0.1:{mocks['mllp-ae']}"},
+            **{k: {"protocol": "http", "kind": k, "upstream": f"http://127.0.0.1:{mocks[k]}"}
+               for k in ("medins", "fhir", "soap")},
+        }  # fmt: skip
+        for name, channel in body.items():
+            channel.update(listen=f"127.0.0.1:{channels[name]}", capture="durable")
+        config = folder / "proxy.yaml"
+        config.write_text(yaml.safe_dump({"store": str(store), "admin": False, "channels": body}))
+        log = open(folder / "proxy.log", "w")  # noqa: SIM115 - the child writes to it
+        proxy = procs.harness("proxy", "--config", str(config), stdout=log)
+        log.close()
+        for port in channels.values():
+            wait_for_port(port, proc=proxy, timeout=60)
+        yield Chain(folder, config, store, mocks, channels)
+    finally:
+        procs.stop_all()
+
+
+def load(*args: str, cwd: Path = ROOT, timeout: float = LOAD_TIMEOUT_S) -> subprocess.CompletedProcess:
+    """`harness load ARGS` as a child; its stdout, stderr and exit code."""
+    return subprocess.run(
+        [*HARNESS, "load", *args], capture_output=True, text=True, cwd=cwd, timeout=timeout,
+        env={**__import__("os").environ, "PYTHONUNBUFFERED": "1"},
+    )  # fmt: skip
+
+
+def summary(out: Path) -> dict:
+    return json.loads((out / "summary.json").read_text(encoding="utf-8"))
+
+
+def write_profile(folder: Path, name: str, messages: dict[str, str], **top) -> Path:
+    """A one-kind MLLP profile (constant shape unless given) over fixture templates."""
+    fixtures = ROOT / "fixtures" / "hl7v2"
+    data = {
+        "name": name,
+        "shape": "constant",
+        "duration": "3s",
+        "model": "open",
+        "rate": 20,
+        "concurrency": 8,
+        "traffic": {"mllp": {"messages": {t: {"template": str(fixtures / f)} for t, f in messages.items()}}},
+        **top,
+    }
+    path = folder / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
+    return path
