@@ -22,13 +22,36 @@ def reason(
 ) -> str:
     text = None
     if kind == "hl7v2" and reply:
-        text = ack_text(reply, charset)
+        text = _nak_text(reply, charset)
     if text is None and meta_json:
         text = _from_meta(meta_json)
     if text is None and error:
         text = _DURATION.sub(r"N \1", _WAITED.sub("", error))
     text = " ".join((text or "").split())
     return text if len(text) <= MAX_REASON else text[: MAX_REASON - 1] + "…"
+
+
+_TEXTS: dict[tuple, str | None] = {}
+"""What NAKs said, by their bytes less the parts that differ per message (MSH, MSA-2): a busy interface
+refuses many messages for the same few reasons, and parsing each NAK would cost more than the rest."""
+
+
+def _nak_text(reply: bytes, charset: str | None) -> str | None:
+    at = reply.find(b"MSA")
+    key: tuple = (charset, reply)
+    if at >= 0:
+        sep = reply[3:4] if reply[:3] == b"MSH" and len(reply) > 3 else b"|"
+        end = reply.find(b"\r", at)
+        segment = reply[at : end if end >= 0 else len(reply)].split(sep)
+        if len(segment) > 2:
+            segment[2] = b""
+        key = (charset, sep.join(segment), reply[end:] if end >= 0 else b"")
+    if key in _TEXTS:
+        return _TEXTS[key]
+    if len(_TEXTS) >= 4096:
+        _TEXTS.clear()
+    text = _TEXTS[key] = ack_text(reply, charset)
+    return text
 
 
 def _from_meta(meta_json: str) -> str | None:

@@ -1,9 +1,10 @@
 """The inspection (接口巡检) itself: rows in, per channel and message type figures out, as plain data.
 
-Sans-IO: `Inspection.feed` takes the rows `scan` reads and keeps, per channel, three compact arrays (start
-time, latency, failed) and, per message type, the outcome counts, latencies, sync delays and grouped failures;
-`result` turns them into the dict every format renders (JSON as is, HTML, the one-page text). Memory is about
-40 bytes an exchange (a million exchanges: ≈40 MB); percentiles are exact.
+Sans-IO: `Inspection.feed` takes the rows `scan` reads and keeps, per channel, compact arrays (start time and
+latency of each exchange, the times of failures, the upstream of each) and, per message type, the outcome
+counts, latencies, sync delays and grouped failures; `result` turns them into the dict every format renders
+(JSON as is, HTML, the one-page text). Memory is about 40 bytes an exchange while reading (a million
+exchanges: ≈40 MB), more while sorting at the end (docs/PERFORMANCE.md); percentiles are exact.
 
 Definitions, the same everywhere:
 - volume: exchanges, without stray late replies (`late_ack` rows answer an exchange already counted);
@@ -25,6 +26,7 @@ from __future__ import annotations
 import bisect
 import math
 from array import array
+from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, tzinfo
@@ -70,19 +72,27 @@ class _Type:
 
 
 class _Channel:
-    __slots__ = ("kind", "times", "latencies", "failed", "types", "up_index", "up_times", "up_which",
+    __slots__ = ("kind", "times", "latencies", "fail_times", "types", "up_index", "up_times", "up_which",
                  "late_replies")  # fmt: skip
 
     def __init__(self, kind: str | None) -> None:
         self.kind = kind
         self.times = array("d")
         self.latencies = array("d")  # NaN where the exchange has no latency figure
-        self.failed = array("b")
+        self.fail_times = array("d")
         self.types: dict[str, _Type] = {}
         self.up_index: dict[str, int] = {}
         self.up_times = array("d")
         self.up_which = array("H")
         self.late_replies = 0
+
+    def new_type(self, mtype: str) -> _Type:
+        if len(self.types) >= MAX_TYPES:
+            mtype = "(other types)"
+            if mtype in self.types:
+                return self.types[mtype]
+        group = self.types[mtype] = _Type()
+        return group
 
 
 class Inspection:
@@ -100,43 +110,34 @@ class Inspection:
         nan = math.nan
         success = SUCCESS_OUTCOMES
         timed = LATENCY_OUTCOMES
+        failure = self._failure
         count = 0
         for row in rows:
             count += 1
-            name = row[cols.CHANNEL]
+            _, name, kind, started, latency, outcome, _, mtype, upstream, _, _, head, _, _, _ = row
             ch = channels.get(name)
             if ch is None:
-                ch = channels[name] = _Channel(row[cols.KIND])
-            outcome = row[cols.OUTCOME]
+                ch = channels[name] = _Channel(kind)
             if outcome == "late_ack":
                 ch.late_replies += 1
                 continue
-            mtype = row[cols.TYPE] or "(none)"
-            group = ch.types.get(mtype)
+            group = ch.types.get(mtype or "(none)")
             if group is None:
-                if len(ch.types) >= MAX_TYPES:
-                    mtype = "(other types)"
-                group = ch.types.get(mtype)
-                if group is None:
-                    group = ch.types[mtype] = _Type()
+                group = ch.new_type(mtype or "(none)")
             outcomes = group.outcomes
             outcomes[outcome] = outcomes.get(outcome, 0) + 1
-            started = row[cols.STARTED]
             ch.times.append(started)
-            latency = row[cols.LATENCY]
             if latency is not None and outcome in timed:
                 group.latencies.append(latency)
                 ch.latencies.append(latency)
             else:
                 ch.latencies.append(nan)
             failed = outcome not in success and outcome != "pending"
-            ch.failed.append(failed)
-            made = time_of(row[cols.KIND], row[cols.HEAD])
+            made = time_of(kind, head)
             if made is None:
                 group.no_time += 1
             else:
                 group.delays.append(started - made)
-            upstream = row[cols.UPSTREAM]
             if upstream and outcome not in NOT_FORWARDED:
                 which = ch.up_index.get(upstream)
                 if which is None:
@@ -144,7 +145,8 @@ class Inspection:
                 ch.up_times.append(started)
                 ch.up_which.append(which)
             if failed:
-                self._failure(group, row, outcome)
+                ch.fail_times.append(started)
+                failure(group, row, outcome)
         self.rows += count
 
     @staticmethod
@@ -235,11 +237,11 @@ class Inspection:
                 entry[2] = max(entry[2], last)
             delays.extend(group.delays)
             no_time += group.no_time
-        latencies = sorted(v for v in ch.latencies if v == v)
-        series, hourly = _series(ch, bucket, origin, until, tz)
+        times, by_time = _by_time(ch.times, ch.latencies)
+        latencies = sorted(v for v in by_time if v == v)
+        series, hourly = _series(ch, times, by_time, bucket, origin, until, tz)
         hours = (until - since) / 3600.0
         peak = max(range(len(hourly)), key=hourly.__getitem__) if hourly else None
-        times = sorted(ch.times)
         gaps = silences(times, settings.hours.intervals(since, until, tz), settings.silence_s)
         upstreams, events = _upstreams(ch, settings.upstreams, tz)
         exchanges = len(ch.times)
@@ -364,28 +366,36 @@ def _top(failures: dict[tuple, list], n: int, tz: tzinfo | None) -> list[dict[st
     ]  # fmt: skip
 
 
-def _series(ch: _Channel, bucket: int, origin: float, until: float, tz: tzinfo | None):
-    """Volume, failures, error rate and p95 per chart bucket; and volume per local hour."""
+def _by_time(times: Sequence[float], *columns: Sequence) -> tuple[list, ...]:
+    """times sorted, and the columns put in the same order (captures arrive nearly in time order: the sort
+    is close to linear)."""
+    order = sorted(range(len(times)), key=times.__getitem__)
+    return tuple([column[i] for i in order] for column in (times, *columns))
+
+
+def _counts(sorted_times: Sequence[float], origin: float, step: float, n: int) -> list[int]:
+    """How many of the sorted times fall in each of n steps from origin."""
+    edges = [bisect.bisect_left(sorted_times, origin + k * step) for k in range(n + 1)]
+    return [edges[k + 1] - edges[k] for k in range(n)]
+
+
+def _series(
+    ch: _Channel, times: list[float], latencies: list[float], bucket: int, origin: float, until: float,
+    tz: tzinfo | None,
+):  # fmt: skip
+    """Volume, failures, error rate and p95 per chart bucket; and volume per local hour (times sorted, and
+    the latencies in the same order)."""
     n = max(0, math.ceil((until - origin) / bucket))
-    volume = [0] * n
-    failed = [0] * n
-    lat: list[list[float]] = [[] for _ in range(n)]
+    volume = _counts(times, origin, bucket, n)
+    failed = _counts(sorted(ch.fail_times), origin, bucket, n)
     hour_origin = _align(origin, 3600, tz)
-    hourly = [0] * max(0, math.ceil((until - hour_origin) / 3600))
-    for t, latency, bad in zip(ch.times, ch.latencies, ch.failed, strict=True):
-        b = int((t - origin) // bucket)
-        if 0 <= b < n:
-            volume[b] += 1
-            failed[b] += bad
-            if latency == latency:
-                lat[b].append(latency)
-        h = int((t - hour_origin) // 3600)
-        if 0 <= h < len(hourly):
-            hourly[h] += 1
+    hourly = _counts(times, hour_origin, 3600, max(0, math.ceil((until - hour_origin) / 3600)))
     p95 = []
-    for values in lat:
-        values.sort()
+    at = bisect.bisect_left(times, origin)
+    for count in volume:
+        values = sorted(v for v in latencies[at : at + count] if v == v)
         p95.append(round(percentile(values, 95), 3) if values else None)
+        at += count
     series = {
         "start": origin,
         "start_iso": iso_time(origin),
@@ -403,26 +413,8 @@ def _upstreams(ch: _Channel, configured: Sequence[str], tz: tzinfo | None):
     addresses = {i: a for a, i in ch.up_index.items()}
     if len(ch.up_index) > MAX_UPSTREAMS:
         addresses[MAX_UPSTREAMS] = "(other upstreams)"
-    counts: dict[int, list] = {}
-    minutes: dict[int, dict[int, list]] = {}
-    for t, which in zip(ch.up_times, ch.up_which, strict=True):
-        c = counts.get(which)
-        if c is None:
-            counts[which] = [1, t, t]
-        else:
-            c[0] += 1
-            if t < c[1]:
-                c[1] = t
-            if t > c[2]:
-                c[2] = t
-        per = minutes.setdefault(int(t // 60), {})
-        e = per.get(which)
-        if e is None:
-            per[which] = [1, t]
-        else:
-            e[0] += 1
-            if t < e[1]:
-                e[1] = t
+    times, which = _by_time(ch.up_times, ch.up_which)
+    counts = Counter(which)
 
     def role(address: str) -> str | None:
         if not configured:
@@ -431,19 +423,24 @@ def _upstreams(ch: _Channel, configured: Sequence[str], tz: tzinfo | None):
             return "primary"
         return "backup" if address in configured[1:] else "other"
 
-    total = sum(c[0] for c in counts.values())
-    rows = [
-        {"address": addresses[i], "role": role(addresses[i]), "exchanges": c[0],
-         "share": round(100.0 * c[0] / total, 2) if total else None, "first": iso_time(c[1]),
-         "last": iso_time(c[2]), "first_local": _local_text(c[1], tz), "last_local": _local_text(c[2], tz)}
-        for i, c in sorted(counts.items(), key=lambda kv: -kv[1][0])
-    ]  # fmt: skip
-    usual = max(counts, key=lambda i: counts[i][0]) if counts else None
+    total = len(times)
+    rows = []
+    for i, count in counts.most_common():
+        first, last = times[which.index(i)], times[total - 1 - which[::-1].index(i)]
+        rows.append({
+            "address": addresses[i], "role": role(addresses[i]), "exchanges": count,
+            "share": round(100.0 * count / total, 2), "first": iso_time(first), "last": iso_time(last),
+            "first_local": _local_text(first, tz), "last_local": _local_text(last, tz),
+        })  # fmt: skip
+    usual = counts.most_common(1)[0][0] if counts else None
     events: list[dict[str, Any]] = []
     previous: int | None = None
-    for minute in sorted(minutes):
-        per = minutes[minute]
-        main = max(per, key=lambda i: (per[i][0], -per[i][1]))
+    at = 0
+    while at < total:  # one step a minute with traffic
+        end = bisect.bisect_left(times, (math.floor(times[at] / 60) + 1) * 60, at)
+        per = Counter(which[at:end])
+        top = max(per.values())
+        main = next(w for w in which[at:end] if per[w] == top)  # ties: the first to answer in the minute
         if previous is not None and main != previous:
             to, before = addresses[main], addresses[previous]
             to_role = role(to)
@@ -451,19 +448,13 @@ def _upstreams(ch: _Channel, configured: Sequence[str], tz: tzinfo | None):
                 kind = "return" if main == usual else "switch"
             else:
                 kind = "failback" if to_role == "primary" else "failover"
-            at = per[main][1]
-            events.append(
-                {
-                    "at": iso_time(at),
-                    "at_local": _local_text(at, tz),
-                    "from": before,
-                    "to": to,
-                    "from_role": role(before),
-                    "to_role": to_role,
-                    "kind": kind,
-                }
-            )
+            moment = times[at + which[at:end].index(main)]
+            events.append({
+                "at": iso_time(moment), "at_local": _local_text(moment, tz), "from": before, "to": to,
+                "from_role": role(before), "to_role": to_role, "kind": kind,
+            })  # fmt: skip
         previous = main
+        at = end
     return rows, events
 
 

@@ -20,6 +20,7 @@ HEAD_BYTES = 4096
 in the other kinds (a time beyond this is not found and counted as "no message time")."""
 
 _DTM = re.compile(rb"(\d{4})(\d\d)(\d\d)(\d\d)(\d\d)(\d\d)?(?:\.(\d{1,6}))?([+-]\d{4})?")
+_USUAL_MSH7 = re.compile(rb"MSH\|\^~\\&\|(?:[^|\r\n]*\|){4}(\d{14})(?=[|^])").match
 _INF_TIME = re.compile(rb'"inf_time"\s*:\s*"(\d{4})-(\d\d)-(\d\d)[ T](\d\d):(\d\d):(\d\d)"')
 _CREATION = re.compile(
     rb"creationTime\s+value\s*=\s*(?:\"|'|&quot;|&#34;)(\d{12,14}(?:\.\d{1,6})?(?:[+-]\d{4})?)"
@@ -39,6 +40,13 @@ class MessageClock:
         if not head:
             return None
         if kind == "hl7v2":
+            usual = _USUAL_MSH7(head)
+            if usual is not None:  # standard delimiters and a YYYYMMDDHHMMSS MSH-7: one regex match
+                value = usual.group(1)
+                start = self._hours.get((value[:10], None), -1.0)
+                minute, second = int(value[10:12]), int(value[12:14])
+                if start is not None and start != -1.0 and minute < 60 and second <= 60:
+                    return start + minute * 60 + second
             return self._msh7(head)
         if kind == "medins":
             m = _INF_TIME.search(head)
@@ -72,10 +80,15 @@ class MessageClock:
         end = head.find(b"\r")
         if end < 0:
             end = head.find(b"\n")
-        fields = (head if end < 0 else head[:end]).split(sep, 7)
-        if len(fields) < 7:
-            return None
-        value = fields[6]
+        if end < 0:
+            end = len(head)
+        at = 3  # MSH-1 is the separator itself: MSH-7 starts after the sixth one
+        for _ in range(5):
+            at = head.find(sep, at + 1, end)
+            if at < 0:
+                return None
+        stop = head.find(sep, at + 1, end)
+        value = head[at + 1 : stop if stop >= 0 else end]
         component = head[4:5]
         if component and component in value:
             value = value.split(component, 1)[0]
@@ -83,6 +96,12 @@ class MessageClock:
 
     def dtm(self, value: bytes) -> float | None:
         """An HL7 DTM (YYYYMMDDHHMM[SS[.S]][+ZZZZ]) as epoch seconds; None below minute precision."""
+        if len(value) == 14 and value.isdigit():  # the usual YYYYMMDDHHMMSS: no regex, no call
+            start = self._hours.get((value[:10], None), -1.0)
+            minute, second = int(value[10:12]), int(value[12:14])
+            if start is not None and start != -1.0 and minute < 60 and second <= 60:
+                return start + minute * 60 + second
+            return self._parts(value[:10], value[10:12], value[12:14], None, None)
         m = _DTM.fullmatch(value.strip())
         if not m:
             return None

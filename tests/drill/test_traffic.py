@@ -45,3 +45,12 @@ def test_the_pattern_finds_this_runs_ids_only():
 def test_a_bad_message_type_is_refused(bad):
     with pytest.raises(ValueError, match="TYPE\\^TRIGGER"):
         Traffic("DRX", message_type=bad)
+
+
+def test_the_drill_config_for_the_simulators_is_valid():
+    from harness.proxy.config import load_config
+    from tests.conftest import ROOT
+
+    config = load_config(ROOT / "proxies" / "drill.yaml")
+    [(name, channel)] = config.channels.items()
+    assert name == "adt" and [str(a) for a in channel.upstreams] == ["127.0.0.1:12590", "127.0.0.1:12591"]

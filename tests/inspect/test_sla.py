@@ -70,3 +70,12 @@ def test_a_type_without_traffic_is_not_a_breach_but_volume_min_is(tmp_path):
     }
     [breach] = check(report, load_sla(path))
     assert breach["text"] == "adt: exchanges 3 < minimum 10"
+
+
+def test_the_shipped_example_sla_loads():
+    from tests.conftest import ROOT
+
+    sla = load_sla(ROOT / "ops" / "sla.yaml")
+    assert set(sla.named_channels) == {"his-adt", "lis-oru", "medins"}
+    assert sla.levels("his-adt").types == {"ADT^A01": {"p95_ms_max": 1000.0}}
+    assert sla.levels("his-adt").silence_breaches
