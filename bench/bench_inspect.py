@@ -198,75 +198,21 @@ def main() -> None:
         generate(store, opts.exchanges, now)
         print(f"  generated in {time.perf_counter() - t0:.0f} s, {store.stat().st_size / 1e9:.2f} GB")
     until = _iso(now)
+
+    def inspect(since: float, report: str, *extra: str) -> list[str]:
+        window = ["--since", _iso(since), "--until", until]
+        return ["inspect", "--store", str(store), *window, "--report-json", str(folder / report), *extra]
+
     runs = [
-        (
-            "baseline: capture summary --json (whole store)",
-            ["capture", "summary", "--store", str(store), "--json"],
-        ),
-        (
-            "inspect --since 7d (whole store, HTML + JSON)",
-            [
-                "inspect",
-                "--store",
-                str(store),
-                "--since",
-                _iso(now - 7 * DAY - 60),
-                "--until",
-                until,
-                "--report-json",
-                str(folder / "week.json"),
-                "--html",
-                str(folder / "week.html"),
-            ],
-        ),
-        (
-            "inspect --since 30m --channel adt",
-            [
-                "inspect",
-                "--store",
-                str(store),
-                "--since",
-                _iso(now - 1800),
-                "--until",
-                until,
-                "--channel",
-                "adt",
-                "--report-json",
-                str(folder / "urgent.json"),
-            ],
-        ),
-        (
-            "inspect --since 30m (every channel)",
-            [
-                "inspect",
-                "--store",
-                str(store),
-                "--since",
-                _iso(now - 1800),
-                "--until",
-                until,
-                "--report-json",
-                str(folder / "urgent-all.json"),
-            ],
-        ),
-        (
-            "inspect --since 1d --channel adt --compare-previous",
-            [
-                "inspect",
-                "--store",
-                str(store),
-                "--since",
-                _iso(now - DAY),
-                "--until",
-                until,
-                "--channel",
-                "adt",
-                "--compare-previous",
-                "--report-json",
-                str(folder / "day.json"),
-            ],
-        ),
-    ]
+        ("baseline: capture summary --json (whole store)",
+         ["capture", "summary", "--store", str(store), "--json"]),
+        ("inspect --since 7d (whole store, HTML + JSON)",
+         inspect(now - 7 * DAY - 60, "week.json", "--html", str(folder / "week.html"))),
+        ("inspect --since 30m --channel adt", inspect(now - 1800, "urgent.json", "--channel", "adt")),
+        ("inspect --since 30m (every channel)", inspect(now - 1800, "urgent-all.json")),
+        ("inspect --since 1d --channel adt --compare-previous",
+         inspect(now - DAY, "day.json", "--channel", "adt", "--compare-previous")),
+    ]  # fmt: skip
     baseline = None
     print(f"{'run':<52} {'exchanges':>10} {'wall s':>8} {'inspect s':>10} {'peak MB':>8} {'x baseline':>10}")
     for name, args in runs:

@@ -10,6 +10,8 @@ import typer
 
 from harness.cli._common import EXIT_CHECKS_FAILED, fail_usage, parse_hostport
 
+MAX_MESSAGES = 1_000_000
+
 
 def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
     drill_app = typer.Typer(
@@ -73,7 +75,7 @@ def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
         connections: Annotated[int, typer.Option(min=1, max=64, help="Sender connections.")] = 1,
         timeout: Annotated[float, typer.Option(min=0.1, help="Seconds to wait for each ACK.")] = 5.0,
         retry_interval: Annotated[
-            float, typer.Option(min=0.0, help="Seconds between tries of a failed message.")
+            float, typer.Option(min=0.05, help="Seconds between tries of a failed message.")
         ] = 0.5,
         drain: Annotated[
             float, typer.Option(min=0.0, help="Seconds to keep retrying after --duration.")
@@ -112,6 +114,9 @@ def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
             address = parse_hostport(target, what="--target") if target else None
         except ValueError as exc:
             raise fail_usage(str(exc)) from None
+        if rate * duration > MAX_MESSAGES:
+            raise fail_usage(f"--rate × --duration: {rate * duration:,.0f} messages; a drill sends at most "
+                             f"{MAX_MESSAGES:,} (each is tracked until the report)")  # fmt: skip
         if switch_at is not None and switch_at >= duration:
             raise fail_usage(f"--switch-at {switch_at:g}: must be within --duration ({duration:g} s)")
         for path in received or []:

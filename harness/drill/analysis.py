@@ -13,7 +13,8 @@ Sans-IO: plain records in, a plain dict out (what the JSON report holds and the 
 - Outage: from the first failure to the first acknowledgement after it (each stretch of failures is an
   outage; the one at or after the switch is the drill's). A failure counts from when the sender saw it (the
   close, the NAK, the refused connection), a timeout from when its message was sent. Recovery: from the
-  switch command's start to the first acknowledgement of a message sent after it.
+  switch command's start to the first acknowledgement of a message sent after the command returned (a
+  message the old primary answered while the command ran is no recovery).
 """
 
 from __future__ import annotations
@@ -98,6 +99,8 @@ def analyse(
     (None when the channel captures nothing): they say which upstream took each message.
     """
     limits = limits or DrillLimits()
+    not_sent = sum(1 for m in messages if not m.attempts)  # the drill ended before their turn
+    messages = [m for m in messages if m.attempts]
     by_id: dict[str, list[Delivery]] = {}
     for d in sorted(deliveries, key=lambda d: d.order):
         by_id.setdefault(d.control_id, []).append(d)
@@ -110,8 +113,9 @@ def analyse(
     reordered = _reordered(messages, by_id)
     outages = _outages(messages)
     drill_outage = _drill_outage(outages, switch.at)
-    recovery = _recovery(messages, switch.at)
-    served = _served_by(captured, upstreams, switch.at) if captured is not None else []
+    switched = switch.ended if switch.ended is not None else switch.at  # a kill takes effect when it returns
+    recovery = _recovery(messages, switched)
+    served = _served_by(captured, upstreams, switched) if captured is not None else []
     backups = list(upstreams[1:])
     took_over = any(s["after_switch"] for s in served if s["upstream"] in backups) if served else None
     failed_attempts = [(m, a) for m in messages for a in m.attempts if a.result not in FINAL]
@@ -136,6 +140,8 @@ def analyse(
     if captured is not None and backups and switch.at is not None and took_over is False:
         reasons.append("no exchange after the switch went to a backup upstream: the backup list was not used")
     notes: list[str] = []
+    if not_sent:
+        notes.append(f"{not_sent} message(s) were not sent: the drill ended while earlier ones were retried")
     if unconfirmed:
         notes.append(f"{len(unconfirmed)} message(s) delivered but never acknowledged to the sender")
     if duplicated:
@@ -152,6 +158,7 @@ def analyse(
         "notes": notes,
         "evidence": evidence,
         "sent": len(messages),
+        "not_sent": not_sent,
         "attempts": sum(len(m.attempts) for m in messages),
         "retried": sum(1 for m in messages if len(m.attempts) > 1),
         "acknowledged": len(acknowledged),

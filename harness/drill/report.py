@@ -77,7 +77,9 @@ def render_text(report: dict[str, Any]) -> str:
         f"s, {run['patients']} patients, {run['connections']} connection(s)",
         switch,
         "",
-        f"sent {report['sent']}, acknowledged {report['acknowledged']}, rejected by the engine "
+        f"sent {report['sent']}"
+        + (f" ({report['not_sent']} not sent)" if report["not_sent"] else "")
+        + f", acknowledged {report['acknowledged']}, rejected by the engine "
         f"{report['rejected_by_engine']}, unacknowledged {report['unacknowledged']}",
         f"lost {report['lost']}, duplicated {report['duplicated']}, reordered {report['reordered']} "
         f"(evidence: {report['evidence']})",

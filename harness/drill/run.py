@@ -33,7 +33,7 @@ from harness.drill.analysis import (
     capture_deliveries,
     log_deliveries,
 )
-from harness.drill.traffic import Traffic, id_pattern, new_run_id
+from harness.drill.traffic import Traffic, control_id, id_pattern, new_run_id
 from harness.exchange import iso_time
 from harness.mllp_client import MLLPClient
 
@@ -148,9 +148,7 @@ def _send(
 ) -> tuple[list[SentMessage], Switch]:
     total = max(1, int(settings.rate * settings.duration_s))
     messages = [
-        SentMessage(
-            seq, traffic.message(seq, started).control_id, traffic.patient_of(seq), seq // traffic.patients
-        )
+        SentMessage(seq, control_id(traffic.run, seq), traffic.patient_of(seq), seq // traffic.patients)
         for seq in range(total)
     ]
     deadline = started + settings.duration_s + settings.drain_s
@@ -212,7 +210,7 @@ def _sender(
             due = started + sent.seq / settings.rate
             if stop.wait(max(0.0, due - time.time())):
                 return
-            payload = traffic.message(sent.seq, started).payload
+            payload = traffic.message(sent.seq).payload  # MSH-7: now, when it is first sent
             while not stop.is_set():
                 at = time.time()
                 result = client.send(payload, sent.control_id)

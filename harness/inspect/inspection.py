@@ -3,8 +3,9 @@
 Sans-IO: `Inspection.feed` takes the rows `scan` reads and keeps, per channel, compact arrays (start time and
 latency of each exchange, the times of failures, the upstream of each) and, per message type, the outcome
 counts, latencies, sync delays and grouped failures; `result` turns them into the dict every format renders
-(JSON as is, HTML, the one-page text). Memory is about 40 bytes an exchange while reading (a million
-exchanges: ≈40 MB), more while sorting at the end (docs/PERFORMANCE.md); percentiles are exact.
+(JSON as is, HTML, the one-page text). The arrays hold ≈40 bytes an exchange; sorting them at the end about
+doubles that (a million exchanges: ≈155 MB at the peak for the whole process, docs/PERFORMANCE.md).
+Percentiles are exact.
 
 Definitions, the same everywhere:
 - volume: exchanges, without stray late replies (`late_ack` rows answer an exchange already counted);

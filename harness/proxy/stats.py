@@ -62,6 +62,8 @@ _ERROR_INDEX = _TYPE_OUTCOME_INDEX["error"]
 MAX_MESSAGE_TYPES = 50
 """Message types counted apart per channel; later ones are counted together under OTHER_TYPE, so a sender
 that invents types (or a fuzzer) cannot grow /metrics without bound."""
+MAX_TYPE_LABEL = 64
+"""Characters of a message type kept as its label (MSH-9 is the sender's to fill)."""
 OTHER_TYPE = "other"
 NO_TYPE = "none"
 """The message_type label of exchanges without one (a malformed frame, a refused connection)."""
@@ -129,9 +131,12 @@ class ChannelStats:
         self.messages += 1
         name = OUTCOME_COUNTERS.get(outcome, "errors")
         setattr(self, name, getattr(self, name) + 1)
-        by_type = self.by_type.get(message_type or NO_TYPE)
+        key = message_type or NO_TYPE
+        if len(key) > MAX_TYPE_LABEL:
+            key = key[:MAX_TYPE_LABEL]
+        by_type = self.by_type.get(key)
         if by_type is None:
-            by_type = self._new_type(message_type or NO_TYPE)
+            by_type = self._new_type(key)
         by_type.outcomes[_TYPE_OUTCOME_INDEX.get(outcome, _ERROR_INDEX)] += 1
         if latency_s is not None:
             i = bisect.bisect_left(LATENCY_BUCKETS_S, latency_s)

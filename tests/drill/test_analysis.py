@@ -78,6 +78,13 @@ def test_a_timeout_counts_from_the_sending_of_its_message():
     assert result["outage"]["seconds"] == 5.3 and result["outage"]["results"] == {"timeout": 1}
 
 
+def test_messages_never_sent_are_not_counted_as_lost():
+    messages = [sent(0, (0.0, 0.1, "refused"), (0.5, 0.6, "refused")), sent(1)]
+    result = analyse(messages, Switch(), [], evidence="none")
+    assert (result["sent"], result["not_sent"], result["lost"]) == (1, 1, 1)
+    assert any("not sent" in n for n in result["notes"])
+
+
 def test_delivered_but_never_acknowledged_is_not_lost_but_said():
     messages = [sent(0, (0.0, 0.1, "ack")), sent(1, (1.0, 6.0, "timeout")), sent(2, (6.5, 6.6, "ack"))]
     result = analyse(messages, Switch(), logged(0, 1, 2), evidence="logs")
@@ -166,3 +173,9 @@ def test_log_lines_are_deliveries_in_file_order():
         ("DRTEST0001000001", "backup.log", (1, 0)),
         ("DRTEST0001000000", "backup.log", (1, 1)),
     ]
+
+
+def test_an_answer_from_the_old_primary_while_the_switch_command_ran_is_no_recovery():
+    messages = [sent(0, (1.001, 1.002, "ack")), sent(1, (1.2, 1.3, "refused"))]
+    result = analyse(messages, Switch("kill -9 1", at=T0 + 1.0, ended=T0 + 1.01), logged(0), evidence="logs")
+    assert result["recovery_s"] is None and any("did not recover" in r for r in result["reasons"])

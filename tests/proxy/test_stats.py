@@ -65,3 +65,10 @@ def test_message_types_are_bounded_then_counted_as_other():
     assert sum(stats.by_type["other"].outcomes) == 25
     stats.finished("ok", "Z00^A01", 0.001)  # a type counted apart stays apart
     assert sum(stats.by_type["Z00^A01"].outcomes) == 2
+
+
+def test_a_type_label_is_cut_to_64_characters():
+    stats = ChannelStats()
+    stats.finished("ok", "A" * 10_000, None)
+    stats.finished("ok", "A" * 9_000, None)
+    assert list(stats.by_type) == ["A" * 64] and sum(stats.by_type["A" * 64].outcomes) == 2
