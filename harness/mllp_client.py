@@ -143,6 +143,7 @@ class MLLPClient:
         max_frame: int = DEFAULT_MAX_FRAME,
         app_timeout: float | None = None,
         conditional_wait: float = DEFAULT_CONDITIONAL_WAIT_S,
+        resend_stale: bool = True,
     ) -> None:
         self.host = host
         self.port = port
@@ -152,6 +153,9 @@ class MLLPClient:
         """Enhanced mode: seconds to wait for the application ACK once the CA came."""
         self.conditional_wait = conditional_wait
         self.connect_timeout = connect_timeout
+        self.resend_stale = resend_stale
+        """Send again on a fresh connection when a reused one closes before any reply (False: report it
+        as closed, as a drill that counts every failure needs)."""
         self.tls = tls
         self.charset = charset
         self._ssl_context = tls.context() if tls else None
@@ -218,7 +222,7 @@ class MLLPClient:
         except ValueError as exc:
             return self._fail(result, "invalid", f"cannot frame the message: {exc}")
 
-        reused = self._sock is not None and self._peer_still_there(result)
+        reused = self._sock is not None and self._peer_still_there(result) and self.resend_stale
         for attempt in (1, 2):
             if self._sock is None:
                 try:

@@ -566,6 +566,10 @@ def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
         runs_option: RunsOpt = None,
         where: WhereOpt = None,
         as_json: Annotated[bool, typer.Option("--json", help="One JSON object.")] = False,
+        html: Annotated[
+            Path | None,
+            typer.Option("--html", help="Also write an HTML summary with charts over time (as inspect's)."),
+        ] = None,
     ) -> None:
         """Counts by channel, outcome and message type, and latency p50/p95/p99 (of live traffic unless
         --runs says otherwise: replayed exchanges would inflate counts and latencies)."""
@@ -575,11 +579,32 @@ def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
         flt = _filter(channel, since, until, type_, None, outcome, kind, run, where, None, runs=runs)
         with _open(store) as db:
             result = summarize(_query(db, flt, bodies=False))
+            if html is not None:
+                _summary_html(html, db, flt)
         result["traffic"] = scope_text(runs, run)
         if as_json:
             typer.echo(json_line(result))
             return
         _print_summary(result, store)
+
+    def _summary_html(path: Path, db, flt) -> None:
+        from harness.inspect.report import render_html
+        from harness.inspect.run import describe_filter, summarize_exchanges
+        from harness.store import parse_time
+
+        page = summarize_exchanges(
+            _query(db, flt, bodies=True),
+            since=parse_time(flt.since) if flt.since is not None else None,
+            until=parse_time(flt.until) if flt.until is not None else None,
+            selection=describe_filter(flt),
+            store=str(db.path),
+        )
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(render_html(page), encoding="utf-8")
+        except OSError as exc:
+            raise fail_usage(f"--html {path}: {exc}") from None
+        typer.secho(f"HTML summary: {path}", err=True)
 
     def _print_summary(result: dict, store: Path) -> None:
         from rich.console import Console

@@ -33,7 +33,7 @@ from harness.proxy.admin_token import TOKEN_ENV, AdminTokenError
 from harness.proxy.faults.engine import FaultEngine
 from harness.proxy.faults.params import RuleError, load_rule_json
 from harness.proxy.faults.rules import parse_rule
-from harness.proxy.stats import OUTCOME_COUNTERS, ChannelStats
+from harness.proxy.stats import OUTCOME_COUNTERS, TYPE_OUTCOMES, ChannelStats
 
 if TYPE_CHECKING:
     from harness.proxy.config import AdminConfig
@@ -175,6 +175,7 @@ class ChannelCollector:
             "Exchanges the capture store could not record",
             labels=["channel"],
         )
+        typed, typed_latency, in_flight, queued, up_open, up_connects = _live_families()
         for name, channel in self.channels.items():
             s = channel.stats
             connections.add_metric([name], s.connections)
@@ -193,8 +194,56 @@ class ChannelCollector:
             if channel.store is not None:
                 store_up.add_metric([name], 0 if channel.store_down() else 1)
                 uncaptured.add_metric([name], channel.uncaptured())
+            for message_type, t in s.by_type.items():
+                for outcome, count in zip(TYPE_OUTCOMES, t.outcomes, strict=True):
+                    typed.add_metric([name, message_type, outcome], count)
+                buckets, total = t.histogram()
+                typed_latency.add_metric([name, message_type], buckets, total)
+            roles = {address: "primary" if i == 0 else "backup" for i, address in enumerate(channel.upstream)}
+            for address, count in s.upstream_connects.items():
+                up_connects.add_metric([name, address, roles.get(address, "other")], count)
+            if s.live is not None:
+                live = s.live()
+                in_flight.add_metric([name], live.in_flight)
+                queued.add_metric([name], live.queued)
+                for address in {**dict.fromkeys(channel.upstream), **live.upstreams}:
+                    role = roles.get(address, "other")
+                    up_open.add_metric([name, address, role], live.upstreams.get(address, 0))
         yield from (connections, open_conns, messages, outcomes, transferred, applied, rules, latency)
         yield from (store_up, uncaptured, refused)
+        yield from (typed, typed_latency, in_flight, queued, up_open, up_connects)
+
+
+def _live_families() -> tuple:
+    """What dashboards need beyond the channel totals: per message type, in flight, upstreams in use."""
+    return (
+        CounterMetricFamily(
+            "harness_message_exchanges",
+            "Exchanges finished, by message type (a channel's first 50 types, then 'other') and outcome",
+            labels=["channel", "message_type", "outcome"],
+        ),
+        HistogramMetricFamily(
+            "harness_message_latency_seconds",
+            "Request-to-reply time of exchanges, by message type",
+            labels=["channel", "message_type"],
+        ),
+        GaugeMetricFamily(
+            "harness_in_flight", "Requests forwarded whose reply has not come yet", labels=["channel"]
+        ),
+        GaugeMetricFamily(
+            "harness_queued_requests", "Requests received and waiting to be forwarded", labels=["channel"]
+        ),
+        GaugeMetricFamily(
+            "harness_upstream_connections",
+            "Open upstream connections, per upstream (role: primary is the first of the channel's list)",
+            labels=["channel", "upstream", "role"],
+        ),
+        CounterMetricFamily(
+            "harness_upstream_connects",
+            "Upstream connections opened, per upstream and role",
+            labels=["channel", "upstream", "role"],
+        ),
+    )
 
 
 UNAUTHORIZED = (

@@ -239,10 +239,9 @@ class Deadlines:
 
 def count(channel: Any, exchange: Any) -> None:
     """The channel's counters and failure log for one finished exchange."""
-    stats = channel.stats
-    stats.outcome(exchange.outcome)
-    if exchange.latency_ms is not None and exchange.response is not None:
-        stats.observe_latency(exchange.latency_ms / 1000.0)
+    latency = exchange.latency_ms
+    seconds = latency / 1000.0 if latency is not None and exchange.response is not None else None
+    channel.stats.finished(exchange.outcome, exchange.message_type, seconds)
     if exchange.outcome not in ("ok", "nak", "fault"):
         channel.warn(exchange)
 

@@ -2,12 +2,16 @@
 
 Plain integer attributes and a fixed-bucket latency histogram: incrementing is an attribute add on the
 proxy's per-message path (no lock, no prometheus_client call); the admin API turns a snapshot into JSON
-or Prometheus families only when someone asks.
+or Prometheus families only when someone asks. Per message type: one small dict per channel (bounded by
+MAX_MESSAGE_TYPES) of list counters. What is in flight and which upstreams are in use is asked of the
+channel at scrape time (`live`), so the message path keeps no gauges.
 """
 
 from __future__ import annotations
 
 import bisect
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 LATENCY_BUCKETS_S: tuple[float, ...] = (
@@ -51,10 +55,40 @@ OUTCOME_COUNTERS = {
 """Exchange outcome -> the counter it bumps (see harness.exchange: ok nak timeout ... error)."""
 
 
+TYPE_OUTCOMES = tuple(OUTCOME_COUNTERS)
+"""Outcomes counted per message type (their label values in /metrics: the exchange's own outcome names)."""
+_TYPE_OUTCOME_INDEX = {name: i for i, name in enumerate(TYPE_OUTCOMES)}
+_ERROR_INDEX = _TYPE_OUTCOME_INDEX["error"]
+MAX_MESSAGE_TYPES = 50
+"""Message types counted apart per channel; later ones are counted together under OTHER_TYPE, so a sender
+that invents types (or a fuzzer) cannot grow /metrics without bound."""
+MAX_TYPE_LABEL = 64
+"""Characters of a message type kept as its label (MSH-9 is the sender's to fill)."""
+OTHER_TYPE = "other"
+NO_TYPE = "none"
+"""The message_type label of exchanges without one (a malformed frame, a refused connection)."""
+
+
+class TypeStats:
+    """One message type's outcome counts and latency histogram on one channel."""
+
+    __slots__ = ("outcomes", "buckets", "latency_sum_s", "latency_count")
+
+    def __init__(self) -> None:
+        self.outcomes = [0] * len(TYPE_OUTCOMES)
+        self.buckets = [0] * (len(LATENCY_BUCKETS_S) + 1)
+        self.latency_sum_s = 0.0
+        self.latency_count = 0
+
+    def histogram(self) -> tuple[list[tuple[str, int]], float]:
+        return _cumulative(self.buckets), self.latency_sum_s
+
+
 class ChannelStats:
     """Counters of one channel. Single-writer (the reactor thread); readers take a snapshot."""
 
-    __slots__ = (*COUNTERS, "open_connections", "_buckets", "latency_sum_s", "latency_count")
+    __slots__ = (*COUNTERS, "open_connections", "_buckets", "latency_sum_s", "latency_count", "by_type",
+                 "upstream_connects", "live")  # fmt: skip
 
     def __init__(self) -> None:
         for name in COUNTERS:
@@ -64,6 +98,12 @@ class ChannelStats:
         self._buckets = [0] * (len(LATENCY_BUCKETS_S) + 1)
         self.latency_sum_s = 0.0
         self.latency_count = 0
+        self.by_type: dict[str, TypeStats] = {}
+        """Per message type (at most MAX_MESSAGE_TYPES, then OTHER_TYPE): fed by `finished`."""
+        self.upstream_connects: dict[str, int] = {}
+        """Upstream connections opened, per upstream address (bounded by the channel's upstream list)."""
+        self.live: Callable[[], LiveState] | None = None
+        """Set by channels that can say, at scrape time, what is in flight and which upstreams are in use."""
 
     # --- what the proxy calls --------------------------------------------------------------------
 
@@ -86,6 +126,38 @@ class ChannelStats:
         self.latency_sum_s += seconds
         self.latency_count += 1
 
+    def finished(self, outcome: str, message_type: str | None, latency_s: float | None = None) -> None:
+        """One finished exchange: the channel's counters and its message type's (a dict lookup, list adds)."""
+        self.messages += 1
+        name = OUTCOME_COUNTERS.get(outcome, "errors")
+        setattr(self, name, getattr(self, name) + 1)
+        key = message_type or NO_TYPE
+        if len(key) > MAX_TYPE_LABEL:
+            key = key[:MAX_TYPE_LABEL]
+        by_type = self.by_type.get(key)
+        if by_type is None:
+            by_type = self._new_type(key)
+        by_type.outcomes[_TYPE_OUTCOME_INDEX.get(outcome, _ERROR_INDEX)] += 1
+        if latency_s is not None:
+            i = bisect.bisect_left(LATENCY_BUCKETS_S, latency_s)
+            self._buckets[i] += 1
+            self.latency_sum_s += latency_s
+            self.latency_count += 1
+            by_type.buckets[i] += 1
+            by_type.latency_sum_s += latency_s
+            by_type.latency_count += 1
+
+    def _new_type(self, message_type: str) -> TypeStats:
+        if len(self.by_type) >= MAX_MESSAGE_TYPES:
+            message_type = OTHER_TYPE
+            if message_type in self.by_type:
+                return self.by_type[message_type]
+        stats = self.by_type[message_type] = TypeStats()
+        return stats
+
+    def upstream_connected(self, address: str) -> None:
+        self.upstream_connects[address] = self.upstream_connects.get(address, 0) + 1
+
     # --- what the admin API reads ----------------------------------------------------------------
 
     def snapshot(self) -> dict[str, Any]:
@@ -100,9 +172,25 @@ class ChannelStats:
 
     def histogram(self) -> tuple[list[tuple[str, int]], float]:
         """Cumulative (upper bound, count) pairs ending with +Inf, and the sum, in Prometheus's shape."""
-        out: list[tuple[str, int]] = []
-        total = 0
-        for bound, count in zip((*LATENCY_BUCKETS_S, float("inf")), self._buckets, strict=True):
-            total += count
-            out.append(("+Inf" if bound == float("inf") else repr(bound), total))
-        return out, self.latency_sum_s
+        return _cumulative(self._buckets), self.latency_sum_s
+
+
+@dataclass(frozen=True, slots=True)
+class LiveState:
+    """What a channel has in hand at one moment (read at scrape time, never kept up per message)."""
+
+    in_flight: int
+    """Requests forwarded to the upstream whose reply has not come yet."""
+    queued: int
+    """Requests received and waiting to be forwarded (stop-and-wait, back-pressure)."""
+    upstreams: dict[str, int]
+    """Open upstream connections per upstream address."""
+
+
+def _cumulative(buckets: list[int]) -> list[tuple[str, int]]:
+    out: list[tuple[str, int]] = []
+    total = 0
+    for bound, count in zip((*LATENCY_BUCKETS_S, float("inf")), buckets, strict=True):
+        total += count
+        out.append(("+Inf" if bound == float("inf") else repr(bound), total))
+    return out

@@ -41,7 +41,7 @@ from harness.proxy.mllp.session import (
     ToUpstream,
 )
 from harness.proxy.outbox import Outbox
-from harness.proxy.stats import ChannelStats
+from harness.proxy.stats import ChannelStats, LiveState
 
 SOCKETS_PER_SENDER = 2
 """A sender's socket and its upstream socket: the upstream's place is held from the accept on."""
@@ -82,6 +82,7 @@ class MLLPChannel:
         self.dialer = UpstreamDialer(
             reactor, connect_timeout_s=config.connect_timeout_s, tls=config.upstream_tls
         )
+        self.stats.live = self.live_state
 
     def _store_ok(self) -> bool:
         return self.writer.health.ok
@@ -121,6 +122,20 @@ class MLLPChannel:
                 count += session.awaiting_replies(session.clock() - within_s)
         return count
 
+    def live_state(self) -> LiveState:
+        """In flight, queued and upstream connections now, for /metrics (walks the open connections)."""
+        in_flight = queued = 0
+        upstreams: dict[str, int] = {}
+        for conn in list(self.connections):
+            session = conn.session
+            if session is not None:
+                in_flight += session.awaiting_replies()
+                queued += session.queued()
+            upstream = conn.upstream
+            if upstream is not None and upstream.address is not None:
+                upstreams[upstream.address] = upstreams.get(upstream.address, 0) + 1
+        return LiveState(in_flight, queued, upstreams)
+
     # -- writer pressure ---------------------------------------------------------------------------
 
     def pause_all(self, paused: bool) -> None:
@@ -156,8 +171,9 @@ class CommitRelay:
 
 
 class UpstreamConnection(protocol.Protocol):
-    def __init__(self, owner: SenderConnection) -> None:
+    def __init__(self, owner: SenderConnection, address: str | None = None) -> None:
         self.owner = owner
+        self.address = address
 
     def connectionMade(self) -> None:
         set_nodelay(self.transport)
@@ -297,10 +313,8 @@ class SenderConnection(protocol.Protocol):
                     channel.log("error", f"capture failed: {exc}")
         if ex.outcome == "pending":
             return  # counted once, when the application ACK (or its absence) completes it
-        stats = channel.stats
-        stats.outcome(ex.outcome)
-        if ex.latency_ms is not None and (ex.response is not None or ex.accept_response is not None):
-            stats.observe_latency(ex.latency_ms / 1000.0)
+        answered = ex.latency_ms is not None and (ex.response is not None or ex.accept_response is not None)
+        channel.stats.finished(ex.outcome, ex.message_type, ex.latency_ms / 1000.0 if answered else None)
         if ex.outcome not in ("ok", "nak", "fault", "no_ack_expected"):
             channel.warn(ex)
 
@@ -394,7 +408,7 @@ class SenderConnection(protocol.Protocol):
                 self.run(self.session.upstream_connect_failed("; ".join(errors)))
                 return
             address = addresses[i]
-            proto = UpstreamConnection(self)
+            proto = UpstreamConnection(self, str(address))
             started = time.monotonic()
             d = connectProtocol(self.channel.dialer.endpoint(address), proto)
 
@@ -403,6 +417,7 @@ class SenderConnection(protocol.Protocol):
                 self.to_upstream.transport = proto.transport
                 self.to_upstream.queue.clear()
                 self.to_upstream.busy = False
+                self.channel.stats.upstream_connected(str(address))
                 if i > 0:
                     self.channel.log(
                         "warning",

@@ -353,6 +353,10 @@ class MLLPSession:
         self.finished = False
         """True once nothing is left to do (the shell may drop the session)."""
 
+    def queued(self) -> int:
+        """Requests received from the sender and not yet forwarded."""
+        return len(self._queue)
+
     def awaiting_replies(self, forwarded_since: float = 0.0) -> int:
         """Requests forwarded (at or after `forwarded_since`, session clock) whose reply has not come."""
         return sum(1 for req in (*self._in_flight, *self._open) if req.forwarded_at >= forwarded_since)
