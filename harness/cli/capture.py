@@ -17,6 +17,7 @@ from typing import Annotated
 import typer
 
 from harness.cli._common import fail_usage
+from harness.cli._mask_options import MaskKeyOpt, MaskOpt, MaskPolicyOpt, masked, masker
 from harness.cli._store_filter import check_times, split_outcomes
 
 StoreOpt = Annotated[
@@ -312,6 +313,9 @@ def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
             bool, typer.Option("--response", help="With --raw: write the response's bytes instead.")
         ] = False,
         as_json: Annotated[bool, typer.Option("--json", help="One JSON object, bodies as text.")] = False,
+        mask: MaskOpt = False,
+        mask_policy: MaskPolicyOpt = None,
+        mask_key_file: MaskKeyOpt = None,
     ) -> None:
         """Print one exchange in full: its fields, then request and response, one segment a line.
 
@@ -321,6 +325,7 @@ def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
             ex = db.get(exchange_id)
         if ex is None:
             raise fail_usage(f"no exchange {exchange_id} in {store}")
+        (ex,) = masked([ex], masker(mask, mask_policy, mask_key_file, [store]))
         if raw:
             data = ex.response if response else ex.request
             if data is None:
@@ -396,6 +401,9 @@ def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
         as_json: Annotated[
             bool, typer.Option("--json", help="Print a JSON summary of what was written.")
         ] = False,
+        mask: MaskOpt = False,
+        mask_policy: MaskPolicyOpt = None,
+        mask_key_file: MaskKeyOpt = None,
     ) -> None:
         """Write captured HL7 v2 requests as files: <id>_<control id>.hl7, ready for `harness send` or replay.
 
@@ -403,12 +411,13 @@ def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
         """
         from harness.mllp import encode
 
+        chosen = masker(mask, mask_policy, mask_key_file, [store, out])
         if fmt in ("mitm", "har"):  # HTTP exchanges for mitmweb and HAR viewers (cli/capture_interop.py)
             from harness.cli.capture_interop import export_http
 
             flt = _filter(channel, since, until, type_, control_id, outcome, None, run, where, limit)
             with _open(store) as db:
-                raise typer.Exit(export_http(fmt, out, _query(db, flt, bodies=True), as_json))
+                raise typer.Exit(export_http(fmt, out, masked(_query(db, flt, bodies=True), chosen), as_json))
         if fmt not in ("hl7", "mllp"):
             raise fail_usage(f"--format {fmt!r}: expected hl7, mllp, mitm or har")
         if single and responses is not None:
@@ -430,7 +439,7 @@ def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
         field = b"|"
         try:
             with _open(store) as db:
-                for ex in _query(db, flt, bodies=True):
+                for ex in masked(_query(db, flt, bodies=True), chosen, skip_withheld=True):
                     count += 1
                     if single:
                         if single_file is None:
