@@ -19,13 +19,13 @@ from typing import Protocol
 from harness import idcard
 from harness.mask.policy import Policy, Rule
 from harness.mask.pseudonym import MOBILE_PREFIXES, Pseudonyms
-from harness.mask.sweep import Replacements
+from harness.mask.sweep import BEFORE, Replacements
 
 CONTENT_KINDS = ("hl7v2", "fhir", "medins", "cdc", "soap", "hl7v3", "raw")
 """Kinds `Masker.content` takes: the exchange kinds, plus hl7v3 for bare HL7 v3 XML."""
 _FAR_FUTURE = date(9999, 12, 31)
-_IDCARD_SHAPE = re.compile(r"(?<![0-9A-Za-z])\d{17}[\dXx](?![0-9A-Za-z])")
-_MOBILE_SHAPE = re.compile(r"(?<![0-9A-Za-z])1[3-9]\d{9}(?![0-9A-Za-z])")
+_IDCARD_SHAPE = re.compile(BEFORE + r"\d{17}[\dXx](?![0-9A-Za-z])")
+_MOBILE_SHAPE = re.compile(BEFORE + r"1[3-9]\d{9}(?![0-9A-Za-z])")
 
 
 class MaskError(ValueError):

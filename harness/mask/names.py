@@ -17,7 +17,7 @@ SURNAMES = (
 )
 """Single-character surnames, common in mainland China."""
 
-COMPOUND_SURNAMES = ("上官", "皇甫", "慕容", "令狐", "宇文", "夏侯", "端木", "申屠", "公冶", "百里", "司徒", "司空")
+COMPOUND_SURNAMES = tuple("上官 皇甫 慕容 令狐 宇文 夏侯 端木 申屠 公冶 百里 司徒 司空".split())
 """Two-character surnames a masked name may get where the original began with one."""
 
 COMPOUND_SURNAMES_SEEN = frozenset(

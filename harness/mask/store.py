@@ -61,10 +61,10 @@ def mask_store(
     progress: Callable[[int], None] | None = None,
 ) -> StoreCopy:
     source, target = Path(source), Path(target)
-    if target.exists():
-        raise MaskStoreError(f"{target} exists: a masked copy is always a new file, never written over one")
     if target.resolve() == source.resolve():
         raise MaskStoreError("the masked copy must be another file than the store it is made from")
+    if target.exists():
+        raise MaskStoreError(f"{target} exists: a masked copy is always a new file, never written over one")
     try:
         src = Store(source, create=False)
     except StoreError as exc:

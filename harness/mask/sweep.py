@@ -22,6 +22,9 @@ MIN_OTHER = 5
 """Shortest other value swept (record numbers, phone numbers, words of an address)."""
 
 _WORDISH = re.compile(r"^[0-9A-Za-z]")
+BEFORE = r"(?:(?<![0-9A-Za-z])|(?<=%[0-9A-Fa-f]{2}))"
+"""Where a word may start: after a non-alphanumeric character or a percent-encoded one (`%7C` in a
+URL is a `|`, not the letters 7 and C)."""
 
 
 def sweepable(original: str) -> bool:
@@ -80,7 +83,7 @@ class Replacements:
         for text in sorted(table, key=len, reverse=True):  # longest first: a full name before its given name
             piece = re.escape(text)
             if _WORDISH.match(text):
-                piece = r"(?<![0-9A-Za-z])" + piece
+                piece = BEFORE + piece
             if text[-1:].isascii() and text[-1:].isalnum():
                 piece += r"(?![0-9A-Za-z])"
             alternatives.append(piece)
