@@ -56,7 +56,9 @@ class MaskedXml:
         if isinstance(self.prolog, str):
             body = "".join(etree.tostring(n, encoding="unicode", with_tail=False) for n in nodes)
             return self.prolog + body + self.epilog
-        body = b"".join(etree.tostring(n, encoding=self.encoding, with_tail=False) for n in nodes)
+        body = b"".join(
+            etree.tostring(n, encoding=self.encoding, xml_declaration=False, with_tail=False) for n in nodes
+        )
         return self.prolog + body + self.epilog
 
 
