@@ -87,8 +87,6 @@ def _rederive_http(ex: Exchange, withheld: list[str]) -> None:
     derived: dict = {}
     if "request" in withheld:
         ex.path = None
-        for key in ("problems",):
-            ex.meta.pop(key, None)
     elif ex.request:
         try:
             req = read_message(ex.request, request=True)

@@ -21,8 +21,6 @@ from harness.mask.policy import Policy, Rule
 from harness.mask.pseudonym import MOBILE_PREFIXES, Pseudonyms
 from harness.mask.sweep import BEFORE, Replacements
 
-CONTENT_KINDS = ("hl7v2", "fhir", "medins", "cdc", "soap", "hl7v3", "raw")
-"""Kinds `Masker.content` takes: the exchange kinds, plus hl7v3 for bare HL7 v3 XML."""
 _FAR_FUTURE = date(9999, 12, 31)
 _IDCARD_SHAPE = re.compile(BEFORE + r"\d{17}[\dXx](?![0-9A-Za-z])")
 _MOBILE_SHAPE = re.compile(BEFORE + r"1[3-9]\d{9}(?![0-9A-Za-z])")
@@ -154,7 +152,7 @@ class Masker:
 
     def content(self, data: bytes | str, kind: str, *, charset: str | None = None) -> bytes | str:
         """One piece of content masked: an HL7 v2 message (bytes in its charset, or text), a FHIR, medins or
-        CDC JSON document, a SOAP or HL7 v3 XML document, or an HTTP request or response of one of those
+        CDC JSON document, a SOAP or HL7 v3 XML document, or an HTTP request carrying one of those
         (kind `http:fhir`, ...). Bytes give bytes and text gives text. Raises MaskError when the content
         cannot be read, so nothing unmasked is ever returned."""
         pass_ = self.new_pass()

@@ -61,22 +61,17 @@ class Pseudonyms:
     def identifier(self, value: str) -> str:
         """A 身份证 number gets `idcard`; anything else keeps its leading letters (a type prefix such as
         ZY or MZ), punctuation and character classes, its digits and other letters permuted."""
-        return self._cached("id", value, self._identifier)
+        return self._cached("id", value, lambda v: _inside_spaces(v, self._identifier))
 
-    def _identifier(self, value: str) -> str:
-        core = value.strip()
-        if not core:
-            return value
-        lead = value[: len(value) - len(value.lstrip())]
-        trail = value[len(value.rstrip()) :]
+    def _identifier(self, core: str) -> str:
         if len(core) == 18 and idcard.problem(core, today=date(9999, 12, 31)) is None:
-            return lead + self._idcard(core) + trail
-        return lead + self._generic(core, b"id") + trail
+            return self._idcard(core)
+        return self._generic(core, b"id")
 
     def idcard(self, value: str) -> str:
         """A valid 身份证 number's pseudonym: same region, the birth date shifted with the patient's other
         dates (or kept), same sex, a permuted sequence number and a correct check digit."""
-        return self._cached("id", value, self._identifier)
+        return self.identifier(value)
 
     def _idcard(self, value: str) -> str:
         region, born, seq = value[:6], idcard.birth_date(value), int(value[14:17])
@@ -125,14 +120,9 @@ class Pseudonyms:
         """Mobile numbers stay 11-digit mobile numbers (a carrier prefix, the +86 form kept); landlines keep
         their area code; anything else keeps its shape with its digits permuted. `tel:` and `mailto:`
         URIs keep their scheme; an e-mail address goes to `email`."""
-        return self._cached("phone", value, self._phone)
+        return self._cached("phone", value, lambda v: _inside_spaces(v, self._phone))
 
-    def _phone(self, value: str) -> str:
-        core = value.strip()
-        if not core:
-            return value
-        lead = value[: len(value) - len(value.lstrip())]
-        trail = value[len(value.rstrip()) :]
+    def _phone(self, core: str) -> str:
         scheme = ""
         lowered = core.lower()
         for name in ("tel:", "fax:", "sms:", "mailto:"):
@@ -140,7 +130,7 @@ class Pseudonyms:
                 scheme, core = core[: len(name)], core[len(name) :]
                 break
         if "@" in core:
-            return lead + scheme + self.email(core) + trail
+            return scheme + self.email(core)
         m = _MOBILE.match(core)
         if m:
             cc, prefix, sep1, mid, sep2, tail = m.groups()
@@ -152,7 +142,7 @@ class Pseudonyms:
                 index = self._perm.choose(len(MOBILE_PREFIXES), b"mobile-prefix", prefix.encode())
             new_prefix = MOBILE_PREFIXES[index]
             digits = f"{self._perm.permute(10**8, int(mid + tail), b'mobile|' + prefix.encode()):08d}"
-            return lead + scheme + f"{cc or ''}{new_prefix}{sep1}{digits[:4]}{sep2}{digits[4:]}" + trail
+            return scheme + f"{cc or ''}{new_prefix}{sep1}{digits[:4]}{sep2}{digits[4:]}"
         m = _LANDLINE.match(core)
         if m:
             area, sep, local, ext = m.groups()
@@ -161,8 +151,8 @@ class Pseudonyms:
             new_ext = ext[0] + self._perm.digits(ext[1:], tweak + b"|ext") if ext else ""
             if new_local == local and new_ext == ext:  # 0000000 after the first digit
                 new_local = self._generic(local, tweak)
-            return lead + scheme + area + sep + new_local + new_ext + trail
-        return lead + scheme + self._generic(core, b"phone") + trail
+            return scheme + area + sep + new_local + new_ext
+        return scheme + self._generic(core, b"phone")
 
     def email(self, value: str) -> str:
         """The local part keeps its shape with new letters and digits; the domain is kept."""
@@ -321,6 +311,15 @@ class Pseudonyms:
         if len(core) == 6 and core.isdigit() and core[4:] != "00":
             return value.replace(core, core[:4] + "00")
         return value
+
+
+def _inside_spaces(value: str, mask) -> str:
+    """`mask` applied to the value without its surrounding whitespace, which is kept."""
+    core = value.strip()
+    if not core:
+        return value
+    start = len(value) - len(value.lstrip())
+    return value[:start] + mask(core) + value[start + len(core) :]
 
 
 def admin_prefix(text: str) -> int:

@@ -4,7 +4,8 @@ The policy names where identifiers live (PID-3, certno, Patient.identifier), but
 up elsewhere in the same exchange: an NTE comment naming the patient, an ERR-8 or `err_msg` quoting the
 身份证 that was refused, a FHIR search URL, a `Location` header, a bundle's `ifNoneExist`. Every value the
 policy masked in one exchange is recorded here with its pseudonym, and the sweep replaces it in all the
-other text of that exchange, in the encodings that text uses (plain, percent-encoded, JSON-escaped).
+other text of that exchange, in the encodings that text uses (JSON strings and XML text are swept once
+decoded; an HTTP head as its bytes and percent-encoded).
 
 Short values are not swept (a one-character given name, a 3-digit number): they occur by chance in
 unrelated text. Values made of letters and digits are matched as whole words only.
@@ -60,10 +61,6 @@ class Replacements:
         if sweepable(original) and original not in self.pairs:
             self.pairs[original] = masked
             self._compiled.clear()
-
-    def update(self, other: Replacements) -> None:
-        for original, masked in other.pairs.items():
-            self.add(original, masked)
 
     def __bool__(self) -> bool:
         return bool(self.pairs) or self.scrub is not None
@@ -133,16 +130,6 @@ def _lower_hex(text: str) -> str:
     return re.sub(r"%[0-9A-F]{2}", lambda m: m.group(0).lower(), text)
 
 
-def _json_forms(text: str) -> list[str]:
-    escaped = "".join(c if ord(c) < 0x80 else "".join(f"\\u{u:04x}" for u in _utf16(c)) for c in text)
-    return [text, escaped, escaped.upper().replace("\\U", "\\u")]
-
-
-def _utf16(c: str) -> list[int]:
-    data = c.encode("utf-16-be")
-    return [int.from_bytes(data[i : i + 2], "big") for i in range(0, len(data), 2)]
-
-
 def _head_forms(text: str) -> list[str]:
     """An HTTP head is read as latin-1: UTF-8 text in it shows as its bytes; URLs percent-encode."""
     raw = text.encode("utf-8", "surrogatepass").decode("latin-1")
@@ -151,6 +138,5 @@ def _head_forms(text: str) -> list[str]:
 
 ENCODINGS: dict[str, Callable[[str], list[str]]] = {
     "plain": lambda text: [text],
-    "json": _json_forms,
     "head": _head_forms,
 }
