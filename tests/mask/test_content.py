@@ -165,3 +165,40 @@ def test_dates_can_be_kept_and_fhir_birth_dates_coarsened(tmp_path):
     # no rule names the identifier, but a 身份证 is found by its shape all the same (dates kept)
     masked_id = out["identifier"][0]["value"]
     assert masked_id != "53010219850307123X" and masked_id[:14] == "53010219850307"
+
+
+def test_the_simulators_judge_masked_requests_as_they_judge_the_originals():
+    """The checks a centre applies (GB 11643 check digits, id card agreeing with sex and birth date, FHIR
+    structure and bindings, the HL7 v3 patient identifier) accept the masked requests as the originals."""
+    from harness.simulators.cdc import CdcFrontEnd
+    from harness.simulators.fhir import FhirSimulator
+    from harness.simulators.medins import MedinsSimulator
+    from harness.simulators.soap import HipMessageServer
+    from harness.simulators.wire import HttpRequest
+
+    from ..simulators.medins_visit import fill, steps
+
+    def read(name: str) -> bytes:
+        return (F / name).read_bytes()
+
+    visit = steps()
+    medins = json.dumps(fill(visit["1101"], {"sign_no": ""}), ensure_ascii=False).encode("utf-8")
+    soap = (F / "soap" / "PatientInfoRegister-soap12.xml").read_bytes()
+    cases = [
+        (lambda: MedinsSimulator(), "POST", "/fsi/api/rsfComIfsService/callService", medins, "medins", {}),
+        (lambda: CdcFrontEnd(), "POST", "/cdc/emr_inf_report", read("cdc/emr_inf_report.json"), "cdc", {}),
+        (CdcFrontEnd, "POST", "/cdc/emr_patient_info", read("cdc/emr_patient_info.json"), "cdc", {}),
+        (lambda: FhirSimulator(), "POST", "/fhir/Patient", (F / "fhir" / "patient.json").read_bytes(), "fhir",
+         {"content-type": "application/fhir+json"}),
+        (lambda: HipMessageServer(), "POST", "/services/HIPMessageServer", soap, "soap",
+         {"content-type": "application/soap+xml; charset=utf-8"}),
+    ]  # fmt: skip
+    for make, method, target, body, kind, headers in cases:
+        before = make().handle(HttpRequest(method, target, headers, body))
+        after = make().handle(HttpRequest(method, target, headers, M.content(body, kind)))
+        assert after.status == before.status, (kind, after.body)
+        if kind in ("medins", "cdc"):
+            a, b = json.loads(before.body), json.loads(after.body)
+            assert (a.get("infcode"), a.get("result")) == (b.get("infcode"), b.get("result")), (kind, b)
+        if kind == "soap":
+            assert b'typeCode="AA"' in before.body and b'typeCode="AA"' in after.body
