@@ -16,12 +16,16 @@ component alone. Dates move by the offset of the patient of the PID the segment 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import lru_cache
 
 from harness.hl7v2.charset import CharsetError, encode
-from harness.hl7v2.message import HL7ParseError, Message
+from harness.hl7v2.message import HL7ParseError, Message, parse_path
 from harness.mask.masker import MaskError, Pass
 from harness.mask.policy import Rule
 from harness.mask.sweep import Replacements
+
+_path = lru_cache(maxsize=8192)(parse_path)
+"""Paths are built as text (`PID[1]-3[2].1`) and parsed once each: a message is read path by path."""
 
 NAME_COMPONENTS = (1, 2, 3)
 ADDRESS_COMPONENTS = (1, 2, 8)
@@ -80,10 +84,10 @@ def _patient_key(msg: Message, pass_: Pass, n: int) -> str | None:
     ids = []
     for field in (3, 2, 4):
         for r in _repetitions(msg, f"PID[{n}]-{field}"):
-            value = msg.get(f"{r}.1")
+            value = msg.get(_path(f"{r}.1"))
             if value:
                 ids.append(value)
-    name = "".join(msg.get(f"PID[{n}]-5.{c}") or "" for c in NAME_COMPONENTS)
+    name = "".join(msg.get(_path(f"PID[{n}]-5.{c}")) or "" for c in NAME_COMPONENTS)
     return pass_.choose_patient(ids, [name] if name else [])
 
 
@@ -91,7 +95,7 @@ def _repetitions(msg: Message, field: str) -> list[str]:
     """Paths of the repetitions of a field that exist (`PID[1]-3[1]`, `PID[1]-3[2]`, ...)."""
     out = []
     r = 1
-    while (value := msg.get_raw(f"{field}[{r}]")) is not None:
+    while (value := msg.get_raw(_path(f"{field}[{r}]"))) is not None:
         if value:
             out.append(f"{field}[{r}]")
         r += 1
@@ -100,7 +104,7 @@ def _repetitions(msg: Message, field: str) -> list[str]:
 
 def _leaves(msg: Message, component: str) -> list[str]:
     """The leaf paths of one component: its subcomponents when it has any, else itself."""
-    raw = msg.get_raw(component)
+    raw = msg.get_raw(_path(component))
     if not raw:
         return []
     sub = msg.delimiters.subcomponent
@@ -110,11 +114,11 @@ def _leaves(msg: Message, component: str) -> list[str]:
 
 
 def _set(msg: Message, pass_: Pass, path: str, how: str, precision: str | None = None) -> None:
-    value = msg.get(path)
+    value = msg.get(_path(path))
     if value:
         masked = pass_.value(how, value, precision=precision)
         if masked != value:
-            msg.set(path, masked)
+            msg.set(_path(path), masked)
 
 
 def _apply(msg: Message, pass_: Pass, rule: Rule, seg: str, n: int) -> None:
@@ -124,7 +128,7 @@ def _apply(msg: Message, pass_: Pass, rule: Rule, seg: str, n: int) -> None:
     field = f"{seg}[{n}]-{number}"
     if rule.how == "redact":
         for rep in reversed(_repetitions(msg, field)):
-            msg.set_raw(rep + (f".{rest}" if rest else ""), "")
+            msg.set_raw(_path(rep + (f".{rest}" if rest else "")), "")
         return
     for rep in _repetitions(msg, field):
         if rest:  # a rule on one component (or subcomponent): that value alone
@@ -141,7 +145,7 @@ def _apply(msg: Message, pass_: Pass, rule: Rule, seg: str, n: int) -> None:
             for c in PHONE_COMPONENTS:
                 _set(msg, pass_, f"{rep}.{c}", "email" if c == 4 else "phone")
         elif rule.how == "text":
-            raw = msg.get_raw(rep) or ""
+            raw = msg.get_raw(_path(rep)) or ""
             for c in range(1, raw.count(msg.delimiters.component) + 2):
                 for leaf in _leaves(msg, f"{rep}.{c}"):
                     _set(msg, pass_, leaf, "text")
@@ -156,9 +160,9 @@ def _name(msg: Message, pass_: Pass, rep: str) -> None:
     for c in NAME_COMPONENTS:
         leaves = _leaves(msg, f"{rep}.{c}")
         paths.append(leaves[0] if leaves else f"{rep}.{c}")
-    parts = [msg.get(p) or "" for p in paths]
+    parts = [msg.get(_path(p)) or "" for p in paths]
     if not any(parts):
         return
     for path, original, masked in zip(paths, parts, pass_.name(parts), strict=True):
         if original and masked != original:
-            msg.set(path, masked)
+            msg.set(_path(path), masked)
