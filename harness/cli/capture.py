@@ -17,6 +17,7 @@ from typing import Annotated
 import typer
 
 from harness.cli._common import fail_usage
+from harness.cli._mask_options import MaskKeyOpt, MaskOpt, MaskPolicyOpt, masked, masker
 from harness.cli._store_filter import (
     RUNS_HELP,
     check_times,
@@ -341,6 +342,9 @@ def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
         ] = False,
         as_json: Annotated[bool, typer.Option("--json", help="One JSON object, bodies as text.")] = False,
         runs_option: RunsOpt = None,
+        mask: MaskOpt = False,
+        mask_policy: MaskPolicyOpt = None,
+        mask_key_file: MaskKeyOpt = None,
     ) -> None:
         """Print one exchange in full: its fields, then request and response, one segment a line.
 
@@ -361,6 +365,7 @@ def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
                 f"exchange {exchange_id} belongs to replay run {replay_run}, not to live traffic; "
                 f"add --runs {replay_run} (or --runs all) to show it"
             )
+        (ex,) = masked([ex], masker(mask, mask_policy, mask_key_file, [store]))
         if raw:
             data = ex.response if response else ex.request
             if data is None:
@@ -445,6 +450,9 @@ def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
         as_json: Annotated[
             bool, typer.Option("--json", help="Print a JSON summary of what was written.")
         ] = False,
+        mask: MaskOpt = False,
+        mask_policy: MaskPolicyOpt = None,
+        mask_key_file: MaskKeyOpt = None,
     ) -> None:
         """Write captured HL7 v2 requests as files: <id>_<control id>.hl7, ready for `harness send` or replay.
 
@@ -455,6 +463,7 @@ def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
         from harness.mllp import encode
 
         runs = parse_runs(runs_option)
+        chosen = masker(mask, mask_policy, mask_key_file, [store, out])
         if fmt in ("mitm", "har"):  # HTTP exchanges for mitmweb and HAR viewers (cli/capture_interop.py)
             from harness.cli.capture_interop import export_http
 
@@ -462,9 +471,8 @@ def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
                 channel, since, until, type_, control_id, outcome, None, run, where, limit, runs=runs
             )
             with _open(store) as db:
-                code = export_http(
-                    fmt, out, _query(db, flt, bodies=True), as_json, force=force, scope=scope_text(runs, run)
-                )
+                exchanges = masked(_query(db, flt, bodies=True), chosen)
+                code = export_http(fmt, out, exchanges, as_json, force=force, scope=scope_text(runs, run))
                 raise typer.Exit(code)
         if fmt not in ("hl7", "mllp"):
             raise fail_usage(f"--format {fmt!r}: expected hl7, mllp, mitm or har")
@@ -501,7 +509,7 @@ def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
 
         try:
             with _open(store) as db:
-                for ex in _query(db, flt, bodies=True):
+                for ex in masked(_query(db, flt, bodies=True), chosen, skip_withheld=True):
                     if single:
                         data = framed(ex, ex.request, "request")
                         if data is None:

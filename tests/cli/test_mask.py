@@ -1,0 +1,105 @@
+"""`harness mask` on files and folders, and `--mask` on `capture show` and `capture export`."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from harness.cli import app
+from harness.exchange import Exchange
+from harness.mllp import MLLPDecoder
+from harness.store import Store
+
+from ..mask.support import ROOT, leaks
+
+runner = CliRunner()
+GBK = ROOT / "fixtures" / "hl7v2" / "adt_a01_gbk.hl7"
+SECRETS = ["段亅乗", "530102198503152312", "13800000001", "ZY0001", "翠湖南路1号"]
+
+
+@pytest.fixture
+def key_env(monkeypatch, tmp_path):
+    key = tmp_path / "keys" / "mask.key"
+    result = runner.invoke(app, ["mask", "--new-key", str(key)])
+    assert result.exit_code == 0, result.output
+    monkeypatch.setenv("HARNESS_MASK_KEY_FILE", str(key))
+    monkeypatch.delenv("HARNESS_MASK_KEY", raising=False)
+    return key
+
+
+@pytest.fixture
+def store(tmp_path):
+    path = tmp_path / "data" / "captures.db"
+    path.parent.mkdir()
+    msg = GBK.read_bytes()
+    ack = b"MSH|^~\\&|HC|H|HIS|H|20260315083001||ACK|A1|P|2.4||||||GBK\r"
+    ack += b"MSA|AE|GBK0001|530102198503152312 unknown\r"
+    body = (ROOT / "fixtures" / "fhir" / "patient.json").read_bytes()
+    http = b"POST /fhir/Patient HTTP/1.1\r\nHost: h\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body)
+    with Store(path) as db:
+        db.add(Exchange(channel="adt", request=msg, response=ack, charset="gb18030", control_id="GBK0001",
+                        message_type="ADT^A01", ack_code="AE", outcome="nak"))  # fmt: skip
+        db.add(Exchange(channel="fhir", protocol="http", kind="fhir", request=http, method="POST",
+                        path="/fhir/Patient",
+                        response=b"HTTP/1.1 201 Created\r\nContent-Length: 0\r\n\r\n"))  # fmt: skip
+        db.add(Exchange(channel="adt", request=b"PID|1||530102198503152312\r", outcome="malformed"))
+    return path
+
+
+def test_masking_a_folder_keeps_layout_and_framing_and_leaves_out_what_cannot_be_masked(key_env, tmp_path):
+    src = tmp_path / "in"
+    (src / "sub").mkdir(parents=True)
+    (src / "a.hl7").write_bytes(GBK.read_bytes())
+    (src / "sub" / "frames.mllp").write_bytes(
+        b"\x0b" + GBK.read_bytes() + b"\x1c\r\n\x0b" + GBK.read_bytes() + b"\x1c\r"
+    )
+    (src / "notes.txt").write_text("not a message")
+    out = tmp_path / "out"
+    result = runner.invoke(app, ["mask", str(src), "--out", str(out), "--json"])
+    assert result.exit_code == 1, result.output
+    lines = [json.loads(line) for line in result.output.splitlines()]
+    assert lines[-1]["files"] == 2 and lines[-1]["not_written"] == 1 and lines[-1]["messages"] == 3
+    assert not (out / "notes.txt").exists()
+    masked = (out / "a.hl7").read_bytes()
+    assert masked.decode("gb18030").count("\r") == GBK.read_bytes().count(b"\r") and not leaks(
+        masked, SECRETS
+    )
+    frames = [e for e in MLLPDecoder().feed((out / "sub" / "frames.mllp").read_bytes())]
+    assert [f.payload for f in frames] == [masked, masked]  # the same message masks the same every time
+    again = runner.invoke(app, ["mask", str(src / "a.hl7"), "--out", str(out)])
+    assert again.exit_code == 2 and "exists" in again.output
+
+
+def test_without_a_key_or_with_a_bad_policy_nothing_is_written(tmp_path, monkeypatch, store):
+    monkeypatch.delenv("HARNESS_MASK_KEY", raising=False)
+    monkeypatch.delenv("HARNESS_MASK_KEY_FILE", raising=False)
+    result = runner.invoke(app, ["mask", str(GBK), "--out", str(tmp_path / "o")])
+    assert result.exit_code == 2 and "no masking key" in result.output and not (tmp_path / "o").exists()
+    result = runner.invoke(
+        app, ["capture", "export", "--store", str(store), "--out", str(tmp_path / "e"), "--mask"]
+    )
+    assert result.exit_code == 2 and "no masking key" in result.output and not (tmp_path / "e").exists()
+    monkeypatch.setenv("HARNESS_MASK_KEY", "a-long-enough-secret-for-testing")
+    result = runner.invoke(app, ["mask", str(GBK), "--out", str(tmp_path / "o"), "--policy", "nope"])
+    assert result.exit_code == 2 and "masking policy 'nope' not found" in result.output
+
+
+def test_capture_show_and_export_mask_every_format(key_env, store, tmp_path):
+    shown = runner.invoke(app, ["capture", "show", "1", "--store", str(store), "--mask", "--json"])
+    assert shown.exit_code == 0, shown.output
+    view = json.loads(shown.output)
+    assert not leaks(shown.output.encode("utf-8"), SECRETS) and view["request"].startswith("MSH|^~\\&|HIS|")
+    raw = runner.invoke(app, ["capture", "show", "1", "--store", str(store), "--mask", "--raw", "--response"])
+    assert raw.exit_code == 0 and not leaks(raw.stdout_bytes, SECRETS)
+    for fmt in ("hl7", "mllp", "har", "mitm"):
+        out = tmp_path / fmt
+        args = ["capture", "export", "--store", str(store), "--out", str(out), "--format", fmt, "--mask"]
+        result = runner.invoke(app, args)
+        assert result.exit_code == 0, result.output
+        data = b"".join(p.read_bytes() for p in out.iterdir())
+        assert data and not leaks(data, [*SECRETS, "53010219850307123X", "周兰𬌗", "13800000000"]), fmt
+    assert len(list((tmp_path / "hl7").iterdir())) == 1  # the malformed request is left out, not written
+    unmasked = runner.invoke(app, ["capture", "show", "1", "--store", str(store), "--json"])
+    assert "530102198503152312" in unmasked.output  # without --mask, the capture as it is
