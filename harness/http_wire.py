@@ -69,10 +69,12 @@ _REQUEST_LINE_START = re.compile(
 )
 """What a request line can start with (for refusing a head before it is complete)."""
 _FIELD_LINE_START = re.compile(rb"(?:[" + _TCHAR + rb"]+(?::[\t\x20-\x7e\x80-\xff]*)?)?")
+_CONTENT_LENGTH_START = re.compile(rb"(?i:content-length):[ \t]*(?:[0-9]+[ \t]*)?")
 METHODS = ("GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "TRACE")
 """Request methods the proxy forwards (case-sensitive, RFC 9110 section 9); CONNECT and extension
 methods are answered 501: a reverse proxy in front of FHIR, SOAP and JSON services has no use for
 them, and independent parsers disagree on the rest."""
+_METHOD_BYTES = tuple(m.encode() for m in METHODS)
 MAX_FIELDS = 256
 """Header lines per head (and trailer lines per body) beyond which a message is refused (431)."""
 FRAMING = frozenset(("content-length", "transfer-encoding", "host"))
@@ -496,6 +498,12 @@ class MessageReader:
                 if prefix is None or prefix.end() != len(line):
                     what = "request line" if first else "header line"
                     return f"{what} is not well-formed: {_show(line)}"
+                if first:
+                    method, space, _ = line.partition(b" ")
+                    if not any(m == method or (not space and m.startswith(method)) for m in _METHOD_BYTES):
+                        return f"request line does not start with a supported method: {_show(line)}"
+                elif line[:15].lower() == b"content-length:" and not _CONTENT_LENGTH_START.fullmatch(line):
+                    return f"Content-Length is not a number: {_show(line)}"
                 return None
             try:
                 if first:

@@ -16,7 +16,6 @@ import os
 import re
 import shutil
 import signal
-import subprocess
 import time
 import urllib.error
 import urllib.request
@@ -45,8 +44,22 @@ def stop(proxy) -> None:
 
 
 def writer_pids(proxy_pid: int) -> list[int]:
-    out = subprocess.run(["ps", "-o", "pid=,args=", "--ppid", str(proxy_pid)], capture_output=True, text=True)
-    return [int(line.split()[0]) for line in out.stdout.splitlines() if "_serve_writer" in line]
+    """Children of the proxy running the capture writer, read from /proc (no ps column widths)."""
+    pids = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", "rb") as f:
+                ppid = int(f.read().rsplit(b")", 1)[1].split()[1])
+            if ppid != proxy_pid:
+                continue
+            with open(f"/proc/{entry}/cmdline", "rb") as f:
+                if b"_serve_writer" in f.read():
+                    pids.append(int(entry))
+        except (OSError, ValueError, IndexError):
+            continue
+    return pids
 
 
 def health(admin_port: int) -> tuple[int, dict]:
@@ -69,7 +82,7 @@ def metric(admin_port: int, name: str) -> float:
     return float(match.group(1))
 
 
-def until(predicate, timeout: float = 20.0) -> None:
+def until(predicate, timeout: float = 60.0) -> None:
     deadline = time.monotonic() + timeout
     while not predicate():
         if time.monotonic() > deadline:
