@@ -12,7 +12,7 @@ from harness import specfile
 from harness.specfile import SPECS, SpecError
 
 SPEC_FILES = sorted(
-    [p for family in ("medins", "hl7v3", "cdc") for p in (SPECS / family).rglob("*.yaml")]
+    [p for family in ("medins", "hl7v3", "cdc", "fhir") for p in (SPECS / family).rglob("*.yaml")]
     + list((SPECS / "hl7v2" / "value-sets").glob("*.yaml"))
 )
 PROFILES = sorted((SPECS / "hl7v2").glob("*.yaml"))
@@ -124,15 +124,22 @@ def test_the_coverage_table_matches_the_files():
     assert rows["CDC front-end tables"] == (str(cov["cdc"]["modelled"]), str(cov["cdc"]["named"]))
     for level, count in cov["hl7v3"]["levels"].items():
         assert f"{level} {count}/{count}" in table
-    names = {"medins": "医保", "hl7v3": "互联互通", "cdc": "CDC", "hl7v2": "HL7 v2 value sets"}
+    names = {
+        "medins": "医保",
+        "hl7v3": "互联互通",
+        "cdc": "CDC",
+        "hl7v2": "HL7 v2 value sets",
+        "fhir": "FHIR required bindings",
+    }
     for family, tally in specfile.label_counts().items():
         shown = [str(tally.get(label, 0)) for label in ("V", "V*", "M", "L", "S")]
         assert f"| {names[family]} | {' | '.join(shown)} |" in table, family
         assert set(tally) <= set(specfile.LABELS)
 
 
-def test_spec_files_outside_the_families_are_not_required_to_have_a_header():
-    # specs/fhir predates the header; the loader's discovery skips files without `meta:`.
+def test_spec_files_are_found_by_their_header_and_hl7v2_profiles_need_none():
+    # HL7 v2 interface profiles are read by the validator's own loader and may go without `meta`.
     found = set(specfile.spec_files())
-    assert not any(Path(p).parent.name == "fhir" for p in found)
+    assert SPECS / "fhir" / "required-bindings.yaml" in found
     assert SPECS / "medins" / "codes.yaml" in found
+    assert not any(p in found for p in PROFILES)

@@ -428,7 +428,7 @@ def medins_server(processes):
 def test_dll_adapter_through_a_real_proxy_keeps_rare_characters_and_is_captured(
     medins_server, processes, tmp_path
 ):
-    from tests.proxies.http_setup import run_proxy, write_http_config
+    from tests.proxy.http_setup import run_proxy, write_http_config
 
     _, port = medins_server
     config, ports = write_http_config(

@@ -12,7 +12,7 @@ import pytest
 from lxml import etree
 
 from harness.simulators.soap import HipMessageServer
-from harness.simulators.soap.spec import load
+from harness.spec.hl7v3.model import load
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "soap" / "actions"
 NS = {"hl7": "urn:hl7-org:v3"}

@@ -15,7 +15,7 @@ from typing import Any
 from harness.simulators.medins.call import Call, MedinsError
 from harness.simulators.medins.centre import CENT, Centre, money
 from harness.simulators.medins.state import Fee, Person, Settlement, Visit
-from harness.simulators.medins.validation import decimal, parse_time
+from harness.spec.medins.checks import decimal, parse_time
 
 
 def _check_insutype(person: Person, insutype: Any, where: str) -> None:

@@ -14,7 +14,7 @@ from typing import Any
 from harness import specfile
 from harness.specfile import SpecError
 
-SPEC_DIR = Path(__file__).resolve().parents[3] / "specs" / "medins"
+SPEC_DIR = specfile.SPECS / "medins"
 FIELD_TYPES = ("str", "num", "int", "date", "datetime", "bytes", "any", "object", "list")
 FIELD_KEYS = {
     "name",

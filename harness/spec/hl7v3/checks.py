@@ -11,7 +11,7 @@ from datetime import datetime
 from lxml import etree
 
 from harness import safexml
-from harness.simulators.soap.spec import HL7, NS, Action, Check, ServicesSpec
+from harness.spec.hl7v3.model import HL7, NS, Action, Check, ServicesSpec
 
 
 def check(spec: ServicesSpec, action: Action, doc: etree._Element) -> list[str]:

@@ -16,7 +16,7 @@ from lxml import etree
 from harness import specfile
 from harness.specfile import SpecError
 
-SPEC = Path(__file__).resolve().parents[3] / "specs" / "hl7v3" / "services.yaml"
+SPEC = specfile.SPECS / "hl7v3" / "services.yaml"
 HL7 = "urn:hl7-org:v3"
 NS = {"hl7": HL7}
 OPS = ("add", "update", "upsert", "merge", "query")

@@ -14,7 +14,7 @@ from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from harness.simulators.medins.spec import MedinsSpec, Transaction
+from harness.spec.medins.model import MedinsSpec, Transaction
 
 DATETIME_FORMATS = ("%Y-%m-%d %H:%M:%S", "%Y-%m-%d")
 DATE_FORMATS = ("%Y-%m-%d", "%Y-%m-%d %H:%M:%S")
