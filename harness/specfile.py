@@ -123,10 +123,13 @@ DESCRIPTIVE = frozenset({"label", "source", "note", "name", "what", "title"})
 
 def label_counts(root: Path = SPECS) -> dict[str, dict[str, int]]:
     """Per family, how many facts carry each label; a fact is one value a check or the simulator uses
-    (a length, a required flag, a code, an element path), so names and notes are not counted."""
+    (a length, a required flag, a code, an element path), so names and notes are not counted. Example
+    requests (kind `examples`) are not facts about the interface and are not counted."""
     counts: dict[str, dict[str, int]] = {}
     for path in spec_files(root):
         spec = load(path)
+        if spec.kind == "examples":
+            continue
         tally = counts.setdefault(spec.meta["family"], {})
         stack: list[tuple[Any, str]] = [(spec.body, spec.meta["label"])]
         while stack:

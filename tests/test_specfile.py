@@ -4,7 +4,6 @@ table in specs/README.md is what the files say."""
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import pytest
 
