@@ -245,3 +245,39 @@ def _check_disease(spec: CdcSpec, code: str, where: str) -> list[str]:
     if code not in spec.diseases and not spec.icd10.fullmatch(code):
         return [f"{where}: {code!r} is not a notifiable disease code (NNDRS) nor an ICD-10 code"]
     return []
+
+
+def interface(spec_dir: Path = SPEC_DIR):
+    """The common view (harness.spec.model.Interface) of a CDC spec folder, its model in `native`."""
+    from harness.spec import examples
+    from harness.spec.model import Interface, Operation
+
+    spec = load(spec_dir)
+    meta = spec.files[0].meta
+    operations = {
+        table: Operation(
+            table,
+            str(body.get("name") or table),
+            body["api"],
+            str(body.get("label") or meta["label"]),
+            "tables.yaml",
+        )
+        for table, body in spec.tables.items()
+    }
+    found = examples.find(spec_dir)
+    files = (
+        [f.path for f in spec.files]
+        + [spec_dir / "codes.yaml"]
+        + sorted((spec_dir / "examples").glob("*.json"))
+    )
+    return Interface(
+        family="cdc",
+        title=meta["title"],
+        path=spec_dir,
+        files=files + ([found] if found else []),
+        operations=operations,
+        transport=f"HTTP POST of JSON rows to {spec.transport.get('path', '/hclient/emr/receive/{api}')}",
+        rejection="result: false with errorName (and reasons) naming every problem",
+        native=spec,
+        examples=examples.load(found, family="cdc") if found else None,
+    )

@@ -12,17 +12,18 @@ Placeholders, in any string of a template:
   `uniq` (a token unique to one run of the examples), `msgid:<step>` (the message id a step was sent
   with) and `now:<strftime format>` (the run's start time).
 
-Dates: an examples file written for one day (`day: 2026-01-05`) is moved to the day it runs on. Every
-date or date-time string within a year of that day, and every `yyyyMM` month, moves by the same number
-of days (months by the months between), so windows keep containing the events they were written around.
+Dates: an examples file written for one day (`day: 2026-01-05`) is moved to the month it runs in: every
+date or date-time string within a year of that day, and every `yyyyMM` month, moves by the same number of
+whole months, so a settlement month and its first and last days stay one calendar month.
 A template that names an unknown placeholder is an error naming the placeholder.
 """
 
 from __future__ import annotations
 
+import calendar
 import re
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -134,29 +135,37 @@ def dig(value: Any, path: str) -> Any:
 
 
 def shift_dates(template: Any, written: date | None, today: date) -> Any:
-    """template with its dates moved from the day it was written for to `today` (module docstring)."""
-    if written is None or written == today:
+    """template with its dates moved from the month it was written for to the month of `today`.
+
+    Whole months, keeping the day of the month (clamped to the month's last day), so a period written
+    as a calendar month (2026-01-01 to 2026-01-31, settlement month 202601) stays one.
+    """
+    if written is None:
         return template
-    days = (today - written).days
     months = (today.year - written.year) * 12 + today.month - written.month
-    window = timedelta(days=366)
+    if not months:
+        return template
+
+    def moved(year: int, month: int) -> tuple[int, int]:
+        total = year * 12 + month - 1 + months
+        return total // 12, total % 12 + 1
+
+    def near(year: int, month: int) -> bool:
+        return abs((year - written.year) * 12 + month - written.month) <= 12
 
     def move(text: str) -> str:
         m = _DATE.match(text)
         if m:
-            try:
-                when = date(int(m.group(1)), int(m.group(2)), int(m.group(3)))
-            except ValueError:
+            year, month, day = int(m.group(1)), int(m.group(2)), int(m.group(3))
+            if not (1 <= month <= 12 and near(year, month)):
                 return text
-            if abs(when - written) <= window:
-                return (when + timedelta(days=days)).isoformat() + text[10:]
-            return text
+            year, month = moved(year, month)
+            day = min(day, calendar.monthrange(year, month)[1])
+            return f"{year:04d}-{month:02d}-{day:02d}" + text[10:]
         m = _MONTH.match(text)
-        if m and 1 <= int(m.group(2)) <= 12:
-            year, month = int(m.group(1)), int(m.group(2))
-            if abs((year - written.year) * 12 + month - written.month) <= 12:
-                total = year * 12 + month - 1 + months
-                return f"{total // 12:04d}{total % 12 + 1:02d}"
+        if m and 1 <= int(m.group(2)) <= 12 and near(int(m.group(1)), int(m.group(2))):
+            year, month = moved(int(m.group(1)), int(m.group(2)))
+            return f"{year:04d}{month:02d}"
         return text
 
     def walk(item: Any) -> Any:

@@ -153,8 +153,6 @@ class Validator:
         )
 
 
-
-
 def load_bindings(path: Path = SPEC) -> dict[str, Any]:
     """The bindings file's body, its header checked (family fhir, kind bindings)."""
     spec = specfile.load(path, family="fhir", kind="bindings")
@@ -167,3 +165,33 @@ def load_bindings(path: Path = SPEC) -> dict[str, Any]:
                 f"{path}: bindings.{key}: needs Class.field and {{valueset, codes: [...]}}"
             )
     return spec.body
+
+
+def interface(spec_dir: Path = SPEC.parent):
+    """The common view (harness.spec.model.Interface) of a FHIR spec folder: one operation per resource
+    type its examples create, the bindings model in `native`."""
+    from harness.spec import examples
+    from harness.spec.model import Interface, Operation
+
+    spec = specfile.load(spec_dir / SPEC.name, family="fhir", kind="bindings")
+    validator = Validator(spec_dir / SPEC.name)
+    found = examples.find(spec_dir)
+    loaded = examples.load(found, family="fhir") if found else None
+    resources = (loaded.get("resources") if loaded else None) or {}
+    operations = {
+        rtype: Operation(rtype, f"create and read {rtype}", "resources", "S", "examples.yaml")
+        for rtype in resources
+    }
+    files = [spec.path] + ([found] if found else [])
+    files += sorted((spec_dir / "examples").glob("*.json"))
+    return Interface(
+        family="fhir",
+        title=spec.meta["title"],
+        path=spec_dir,
+        files=files,
+        operations=operations,
+        transport="FHIR R4 REST, JSON (application/fhir+json), under the server's base",
+        rejection="HTTP 4xx with an OperationOutcome naming the element (422 for a binding)",
+        native=validator,
+        examples=loaded,
+    )

@@ -126,3 +126,38 @@ def _check(body: Any, where: str) -> Check:
         str(body.get("what") or body["xpath"]),
         dict(body.get("attrs") or {}),
     )
+
+
+def interface(spec_dir: Path = SPEC.parent):
+    """The common view (harness.spec.model.Interface) of an hl7v3 spec folder, its model in `native`."""
+    from harness.spec import examples
+    from harness.spec.model import Interface, Operation
+
+    spec = load(spec_dir / "services.yaml")
+    body = spec.file.body
+    operations = {
+        name: Operation(
+            name, action.title, action.level, _label(body["actions"][name], spec.file), "services.yaml"
+        )
+        for name, action in spec.actions.items()
+    }
+    found = examples.find(spec_dir)
+    files = [spec.file.path, *(sorted((spec_dir / "examples").glob("*.xml")))] + ([found] if found else [])
+    return Interface(
+        family="hl7v3",
+        title=spec.file.meta["title"],
+        path=spec_dir,
+        files=files,
+        operations=operations,
+        transport=f"SOAP 1.2 HIPMessageServer(action, message) at {body['transport']['service_path']}",
+        rejection=(
+            f"{spec.ack} with acknowledgement typeCode AE and an acknowledgementDetail saying why; "
+            "a SOAP Fault for a broken envelope"
+        ),
+        native=spec,
+        examples=examples.load(found, family="hl7v3") if found else None,
+    )
+
+
+def _label(body: dict, spec: specfile.SpecFile) -> str:
+    return str(body.get("label") or spec.meta["label"])

@@ -133,6 +133,16 @@ def check_input(spec: MedinsSpec, tx: Transaction, inp: dict, area: str | None =
     return problems
 
 
+def check_output(spec: MedinsSpec, tx: Transaction, output: Any) -> list[str]:
+    """Every way an answer's `output` differs from the transaction's output nodes (same rules as input)."""
+    if not isinstance(output, dict):
+        return [f"output: must be a JSON object, got {type(output).__name__}"] if tx.output else []
+    problems: list[str] = []
+    for name, node in tx.output.items():
+        _check_value(spec, f"output.{name}", output.get(name), node, problems, None, parent=output)
+    return problems
+
+
 def _missing(value: Any, kind: str) -> bool:
     """Absent or empty; an empty list is a missing list, but `{}` is an object whose fields are missing."""
     return value is None or value == "" or (kind == "list" and value == [])

@@ -210,3 +210,31 @@ def _check_field(spec: Any, where: str, codes: dict) -> None:
             _check_field(sub, f"{where}.fields.{name}", codes)
     elif "fields" in spec:
         raise SpecError(f"{where}.fields: only object and list nodes have fields")
+
+
+def interface(spec_dir: Path = SPEC_DIR):
+    """The common view (harness.spec.model.Interface) of a medins spec folder, its model in `native`."""
+    from harness.spec import examples
+    from harness.spec.model import Interface, Operation
+
+    spec = load_spec(spec_dir)
+    operations = {
+        infno: Operation(
+            infno, tx.name, tx.group, tx.label, str(tx.file.relative_to(spec_dir)) if tx.file else ""
+        )
+        for infno, tx in sorted(spec.transactions.items())
+    }
+    found = examples.find(spec_dir)
+    files = [f.path for f in spec.files.values()] + ([found] if found else [])
+    national = spec.envelope.get("transports", {}).get("national", {}).get("path", "")
+    return Interface(
+        family="medins",
+        title=spec.files["envelope"].meta["title"],
+        path=spec_dir,
+        files=files,
+        operations=operations,
+        transport=f"HTTP POST of the JSON envelope to {national} (the national gateway path)",
+        rejection="HTTP 200 with infcode -1 and an err_msg saying why",
+        native=spec,
+        examples=examples.load(found, family="medins") if found else None,
+    )
