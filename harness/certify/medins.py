@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import copy
 import json
-import time
+import random
 from collections.abc import Iterable
 from datetime import date, datetime
 from typing import Any
@@ -59,8 +59,10 @@ class MedinsSuite:
         transports = self.spec.envelope.get("transports") or {}
         self.paths = {name: str(t.get("path") or "") for name, t in transports.items() if isinstance(t, dict)}
         self.serial = 0
-        self.tag = _base36(int(time.time() // 60) % 36**4).rjust(4, "0")
-        self.institution = int(time.time()) % 100_000
+        # Names no earlier run against the same target used: visit numbers, record keys, institutions.
+        entropy = random.SystemRandom()
+        self.tag = _base36(entropy.randrange(36**5)).rjust(5, "0")
+        self.institution = entropy.randrange(100_000)
         self.worlds = 0
 
     # -- rows and checks -------------------------------------------------------------------------
