@@ -143,6 +143,43 @@ class Validator:
                     if isinstance(item, BaseModel):
                         yield from self._bindings(item, f"{path}.{name}[{i}]")
 
+    def bound(self, resource: dict) -> list[tuple[tuple, dict]]:
+        """Every element of a valid resource a required binding covers: (its JSON path, the binding)."""
+        from pydantic import BaseModel
+
+        model = self._model_class(resource["resourceType"]).model_validate(resource)
+        found: list[tuple[tuple, dict]] = []
+
+        def walk(node: Any, path: tuple) -> None:
+            fields = type(node).model_fields
+            for fld, binding in self.by_class.get(type(node).__name__, ()):
+                value = getattr(node, fld, None)
+                if value is None:
+                    continue
+                name = fields[fld].alias or fld if fld in fields else fld
+                items = list(enumerate(value)) if isinstance(value, list) else [(None, value)]
+                for i, item in items:
+                    at = (*path, name) if i is None else (*path, name, i)
+                    if "system" in binding:
+                        for j, coding in enumerate(getattr(item, "coding", None) or []):
+                            if coding.system == binding["system"]:
+                                found.append(((*at, "coding", j, "code"), binding))
+                    else:
+                        found.append((at, binding))
+            for name, value in node:
+                if value is None or name.endswith("__ext"):
+                    continue
+                key = fields[name].alias or name if name in fields else name
+                if isinstance(value, BaseModel):
+                    walk(value, (*path, key))
+                elif isinstance(value, list):
+                    for i, item in enumerate(value):
+                        if isinstance(item, BaseModel):
+                            walk(item, (*path, key, i))
+
+        walk(model, ())
+        return found
+
     @staticmethod
     def _binding_issue(where: str, value: Any, binding: dict) -> dict:
         return issue(
