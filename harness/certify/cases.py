@@ -89,6 +89,11 @@ class Case:
     context: dict[str, Any] = field(default_factory=dict)
     """What the suite needs to judge the reply (the expected response interaction, a key, ...)."""
 
+    @classmethod
+    def captured(cls, operation: str, check: str, request: Request, expect: str) -> Case:
+        """A case standing for a captured request (passive certification)."""
+        return cls(operation, check, "captured", request, expect)
+
 
 @dataclass(slots=True)
 class Judgement:
@@ -96,6 +101,14 @@ class Judgement:
     finding: str
     """What the reply showed: the failure for a failed case, what was seen for a passed one."""
     notes: list[str] = field(default_factory=list)
+
+    @classmethod
+    def of(cls, problems: list[str], ok: str, shown: int = 8) -> Judgement:
+        """Passed with `ok` when there are no problems, else failed listing the first of them."""
+        if not problems:
+            return cls(True, ok)
+        more = f" (+{len(problems) - shown} more)" if len(problems) > shown else ""
+        return cls(False, "; ".join(problems[:shown]) + more)
 
 
 @dataclass(slots=True)

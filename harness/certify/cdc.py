@@ -32,13 +32,16 @@ from harness.certify.cases import ACCEPT, REJECT, Case, Judgement, Reply, Reques
 from harness.certify.engine import Context, Outcome, Unprepared
 from harness.certify.people import DEFAULT, Person, people
 from harness.certify.results import Row
-from harness.spec.cdc import CdcSpec
+from harness.spec.cdc import CdcSpec, check_row, split_rows
 from harness.spec.examples import Values, fill
 from harness.spec.model import Interface
 
 JSON = {"Content-Type": "application/json; charset=utf-8"}
 API = "/hclient/emr/receive/"
 INVALID = ("required", "type", "length", "code", "datetime")
+INVALID_CHECKS = (*INVALID, "envelope", "interaction")
+ANSWER = ("result", "desc", "id", "errorCode", "errorName")
+"""The front end's answer (SynchroResponseVo): every answer carries these keys."""
 
 
 class CdcSuite:
@@ -92,7 +95,7 @@ class CdcSuite:
             self._flow(row, ctx)
             return
         table = row
-        if any(ctx.wants(table, c) for c in (*INVALID, "envelope", "interaction")):
+        if any(ctx.wants(table, c) for c in INVALID_CHECKS):
             world = World(self, ctx)
             world.prepare(table)
             base = world.row(table)
@@ -157,6 +160,7 @@ class CdcSuite:
                 )
                 case.request.path = f"{self.prefix}emrNoSuchTable"
                 ctx.case(case)
+            ctx.control(self.case(table, "example", "the unchanged row", base, ACCEPT), INVALID_CHECKS)
         if ctx.wants(table, "example") or ctx.wants(table, "response"):
             world = World(self, ctx)
             world.prepare(table)
@@ -330,6 +334,41 @@ class CdcSuite:
         if not why:
             return Judgement(False, "result false without errorName or desc saying why")
         return Judgement(True, f"result false: {why[:160]}")
+
+    # -- passive ---------------------------------------------------------------------------------
+    def passive(self, request: Request, reply: Reply) -> tuple[str | None, list[tuple[str, Judgement]]]:
+        """A captured POST of rows: which table, and the request, rejection and response judgements."""
+        path = request.path.split("?", 1)[0].rstrip("/")
+        if request.method != "POST" or not path.startswith(self.prefix):
+            return None, []
+        table = self.spec.by_api.get(path[len(self.prefix) :])
+        if table is None:
+            return None, []
+        try:
+            value = json.loads(request.body)
+        except ValueError:
+            value = None
+        rows, problems = split_rows(value) if value is not None else ([], ["the body is not JSON"])
+        for at, row in rows:
+            if isinstance(row, dict):
+                problems += check_row(self.spec, table, row, at, date.today())[0]
+            else:
+                problems.append(f"{at.rstrip('.')}: a row must be a JSON object")
+        out: list[tuple[str, Judgement]] = [("request", Judgement.of(problems, "the rows conform"))]
+        if problems:
+            out.append(("rejected", self.judge(Case.captured(table, "rejected", request, REJECT), reply)))
+        answer = _json(reply)
+        if answer is not None:
+            missing = [f"{name}: missing" for name in ANSWER if name not in answer]
+            out.append(
+                (
+                    "response",
+                    Judgement.of(
+                        missing, f"the answer {{{', '.join(ANSWER)}}} (result {answer.get('result')})"
+                    ),
+                )
+            )
+        return table, out
 
     # -- building --------------------------------------------------------------------------------
     def case(self, op: str, check: str, title: str, row: Any, expect: str, constraint: str = "") -> Case:

@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 from hypothesis.errors import HypothesisException
 
 from harness.certify.cases import CHECKS, Case, Evidence, Judgement, Reply
-from harness.certify.results import Row, Run
+from harness.certify.results import NOT_RUN, PASSED, Row, Run
 
 SHRINK_REQUESTS = 24
 """Extra requests a failing probe may send while shrinking, beyond its examples."""
@@ -131,6 +131,25 @@ class Context:
         outcome = self.exchange(case)
         self.record(outcome)
         return outcome
+
+    def control(self, case: Case, checks: Iterable[str]) -> None:
+        """After a row's invalid cases: the unchanged request must still be accepted.
+
+        Each invalid case differs from this request in one thing; if the target refuses it as well, the
+        refusals prove nothing about those things, so the invalid checks that passed are marked not run
+        (failures stay failures).
+        """
+        outcome = self.exchange(case)
+        if outcome.judgement.passed:
+            return
+        reason = (
+            f"the unchanged request was refused as well ({outcome.judgement.finding}), so the refusals do "
+            "not show the spec's constraints were checked"
+        )
+        for check in checks:
+            cell = self.run.cells.get((case.operation, check))
+            if cell is not None and cell.status == PASSED:
+                cell.status, cell.reason = NOT_RUN, reason
 
     def require(self, case: Case, why: str) -> Outcome:
         """A request a case needs first: it must be accepted, else the case cannot be prepared."""

@@ -35,6 +35,7 @@ from harness.spec.fhir import Validator
 from harness.spec.model import Interface
 
 FHIR_JSON = {"Content-Type": "application/fhir+json; charset=utf-8", "Accept": "application/fhir+json"}
+INVALID_CHECKS = ("required", "type", "code", "datetime", "envelope", "interaction")
 DATE_ELEMENTS = ("birthDate", "effectiveDateTime", "issued", "authoredOn", "recordedDate", "onsetDateTime")
 
 
@@ -92,6 +93,7 @@ class FhirSuite:
             values = self.world(ctx, DEFAULT, rtype)
             base = self.resource(rtype, values)
             self._invalid(rtype, base, ctx)
+            ctx.control(self.create(rtype, "example", "the unchanged resource", base), INVALID_CHECKS)
         if ctx.wants(rtype, "example") or ctx.wants(rtype, "response"):
             values = self.world(ctx, DEFAULT, rtype)
             outcome = ctx.case(self.create(rtype, "example", "the example", self.resource(rtype, values)))
@@ -334,6 +336,37 @@ class FhirSuite:
         ):
             return Judgement(False, f"HTTP {reply.status} without an OperationOutcome saying why")
         return Judgement(True, f"HTTP {reply.status}: {_issues(body)[:160]}")
+
+    # -- passive ---------------------------------------------------------------------------------
+    def passive(self, request: Request, reply: Reply) -> tuple[str | None, list[tuple[str, Judgement]]]:
+        """A captured interaction: its resource type, and the request, rejection and response judgements."""
+        parts = [p for p in request.path.split("?", 1)[0].split("/") if p]
+        rtype = next((p for p in parts if self.validator.is_resource_type(p)), None)
+        if rtype is None:
+            return None, []
+        out: list[tuple[str, Judgement]] = []
+        problems: list[str] = []
+        if request.method in ("POST", "PUT") and request.body:
+            sent = _json(Reply(body=request.body))
+            if not isinstance(sent, dict):
+                problems.append("the body is not a JSON resource")
+            else:
+                status, issues = self.validator.validate(sent)
+                problems += [str(i.get("diagnostics")) for i in issues]
+                if sent.get("resourceType") not in (rtype, "Bundle") and not problems:
+                    problems.append(f"resourceType {sent.get('resourceType')!r} is not the URL's {rtype}")
+            out.append(
+                ("request", Judgement.of(problems, f"{request.method} {rtype}: the resource conforms"))
+            )
+        if problems:
+            out.append(("rejected", self.judge(Case.captured(rtype, "rejected", request, REJECT), reply)))
+        answer = _json(reply)
+        if isinstance(answer, dict) and answer.get("resourceType") and reply.status and reply.status < 300:
+            found = [str(i.get("diagnostics")) for i in self.validator.validate(answer)[1]]
+            out.append(
+                ("response", Judgement.of(found, f"HTTP {reply.status} {answer['resourceType']} conforms"))
+            )
+        return rtype, out
 
     # -- building --------------------------------------------------------------------------------
     def values(self, person: Person, uniq: str) -> Values:

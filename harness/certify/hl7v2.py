@@ -39,6 +39,10 @@ from harness.hl7v2.validation.validator import Validator
 from harness.spec.examples import Values, fill
 from harness.spec.model import Interface
 
+INVALID_CHECKS = (
+    "required", "type", "length", "code", "datetime", "msgid",
+    "envelope", "interaction", "charset", "structure",
+)  # fmt: skip
 DATES = {"DT": "2024/03/01", "DTM": "2024-03-01 08:30", "TS": "2024-03-01 08:30", "TM": "8:30 am"}
 
 
@@ -86,9 +90,17 @@ class Hl7v2Suite:
         if row.startswith("flow:"):
             self._flow(row, ctx)
             return
-        for check, title, constraint, text, charset in self._invalid(row, self.message(row, DEFAULT)):
-            if ctx.wants(row, check):
-                ctx.case(self.case(row, check, title, text, REJECT, constraint, charset=charset))
+        if any(ctx.wants(row, c) for c in INVALID_CHECKS):
+            base = self.message(row, DEFAULT)
+            for check, title, constraint, text, charset in self._invalid(row, base):
+                if ctx.wants(row, check):
+                    if check != "msgid" and not title.startswith("MSH-10"):
+                        text = _msh(
+                            [s for s in text.split("\r") if s], 10, self.next_id()
+                        )  # one id a message
+                    ctx.case(self.case(row, check, title, text, REJECT, constraint, charset=charset))
+            control = _msh([s for s in base.split("\r") if s], 10, self.next_id())
+            ctx.control(self.case(row, "example", "the unchanged message", control, ACCEPT), INVALID_CHECKS)
         if ctx.wants(row, "example") or ctx.wants(row, "response"):
             outcome = ctx.case(self.case(row, "example", "the example", self.message(row, DEFAULT), ACCEPT))
             self._response(row, outcome, ctx)
@@ -359,6 +371,33 @@ class Hl7v2Suite:
         if not any(re.search(rb"(^|\r)ERR\|", a) for a in reply.acks):
             return Judgement(False, f"{shown} without an ERR segment saying why")
         return Judgement(True, f"{shown}: {_err_text(reply)[:160]}")
+
+    # -- passive ---------------------------------------------------------------------------------
+    def passive(self, request: Request, reply: Reply) -> tuple[str | None, list[tuple[str, Judgement]]]:
+        """A captured message: its type, and the request, rejection and response judgements."""
+        meta = extract(request.body)
+        code = meta.message_code
+        if not code:
+            return None, []
+        result = self.interface_validator.validate(request.body)
+        problems = [f"{f.code} {f.location}: {f.message}" for f in result.findings if f.severity == "error"]
+        out: list[tuple[str, Judgement]] = [("request", Judgement.of(problems, "the message conforms"))]
+        if problems:
+            out.append(("rejected", self.judge(Case.captured(code, "rejected", request, REJECT), reply)))
+        if reply.acks:
+            found = []
+            for ack in reply.acks:
+                found += [
+                    f"ACK {f.code} {f.location}: {f.message}"
+                    for f in self.validator.validate(ack).findings
+                    if f.severity == "error"
+                ]
+                if extract(ack).ack_control_id not in (meta.control_id, None, ""):
+                    found.append(
+                        f"ACK MSA-2 {extract(ack).ack_control_id!r} is not MSH-10 {meta.control_id!r}"
+                    )
+            out.append(("response", Judgement.of(found, "the ACK is valid HL7 v2 and names the message")))
+        return code, out
 
     # -- building --------------------------------------------------------------------------------
     def next_id(self) -> str:

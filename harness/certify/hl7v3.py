@@ -36,6 +36,7 @@ from harness.certify.engine import Context, Outcome
 from harness.certify.people import Person, people
 from harness.certify.results import Row
 from harness.spec.examples import Values, fill
+from harness.spec.hl7v3.checks import check as check_document
 from harness.spec.hl7v3.checks import wrapper_problems
 from harness.spec.hl7v3.model import HL7, NS, Action, Check, ServicesSpec
 from harness.spec.model import Interface
@@ -91,14 +92,15 @@ class Hl7v3Suite:
             self._flow(row, ctx)
             return
         action = self.spec.actions[row]
-        invalid = ("required", "length", "code", "datetime", "msgid", "interaction", "envelope", "charset")
-        if any(ctx.wants(row, c) for c in invalid):
+        if any(ctx.wants(row, c) for c in INVALID_CHECKS):
             suffix = self.next_suffix()
             self.prepare(action, suffix, ctx)
             for check, title, constraint, doc in self._invalid(action, suffix):
                 if ctx.wants(row, check):
                     ctx.case(self.case(row, check, title, doc, REJECT, constraint))
             self._envelopes(action, suffix, ctx)
+            control = self.case(row, "example", "the unchanged message", self.document(row, suffix), ACCEPT)
+            ctx.control(control, INVALID_CHECKS)
         if ctx.wants(row, "example") or ctx.wants(row, "response"):
             suffix = self.next_suffix()
             self.prepare(action, suffix, ctx)
@@ -334,6 +336,36 @@ class Hl7v3Suite:
             return Judgement(False, f"acknowledgement {code} without an acknowledgementDetail saying why")
         return Judgement(True, f"{code}: {shown}")
 
+    # -- passive ---------------------------------------------------------------------------------
+    def passive(self, request: Request, reply: Reply) -> tuple[str | None, list[tuple[str, Judgement]]]:
+        """A captured HIPMessageServer call: its action; request, rejection and response judgements."""
+        found = _call(request.body)
+        if found is None:
+            return None, []
+        name, doc = found
+        action = self.spec.actions.get(name)
+        if action is None:
+            problems = [f"action {name!r} is not one of the spec's {len(self.spec.actions)} actions"]
+        elif doc is None:
+            problems = ["the message is not an XML document"]
+        else:
+            problems = check_document(self.spec, action, doc)
+        out: list[tuple[str, Judgement]] = [("request", Judgement.of(problems, "the message conforms"))]
+        if problems:
+            out.append(("rejected", self.judge(Case.captured(name, "rejected", request, REJECT), reply)))
+        answer = _result(reply)
+        if answer is not None and action is not None and doc is not None and not problems:
+            want = action.response(safexml.local_name(doc))
+            issues = [
+                f"answer wrapper: {p}" for item in self.spec.wrapper for p in wrapper_problems(answer, item)
+            ]
+            if safexml.local_name(answer) != want:
+                issues.append(
+                    f"the answer is {safexml.local_name(answer)}; the spec answers {name} with {want}"
+                )
+            out.append(("response", Judgement.of(issues, f"{want} with the 测评 wrapper")))
+        return name, out
+
     # -- building --------------------------------------------------------------------------------
     def next_suffix(self) -> str:
         self.cases += 1
@@ -406,6 +438,7 @@ class Hl7v3Suite:
         return Case(op, check, title, Request(body, "POST", self.path, dict(HEADERS)), expect, constraint)
 
 
+INVALID_CHECKS = ("required", "length", "code", "datetime", "msgid", "interaction", "envelope", "charset")
 _ORDER = ("example", "generated", "response", "required", "length", "code", "datetime", "msgid", "envelope",
           "interaction", "charset")  # fmt: skip
 
@@ -488,6 +521,36 @@ def _fault(reply: Reply) -> str | None:
         if isinstance(el.tag, str) and safexml.local_name(el) == "Fault":
             return " ".join(t.strip() for t in el.itertext() if t.strip()) or "Fault"
     return None
+
+
+def _call(body: bytes) -> tuple[str, etree._Element | None] | None:
+    """(action, HL7 v3 document) of a HIPMessageServer request, or None when it is not one."""
+    try:
+        root = safexml.parse(body)
+    except (safexml.UnsafeXMLError, safexml.XMLSyntaxError):
+        return None
+    op = next(
+        (
+            el
+            for el in root.iter()
+            if isinstance(el.tag, str) and safexml.local_name(el) == "HIPMessageServer"
+        ),
+        None,
+    )
+    if op is None:
+        return None
+    parts = {safexml.local_name(el): el for el in op if isinstance(el.tag, str)}
+    action = (parts["action"].text or "").strip() if "action" in parts else ""
+    message = parts.get("message")
+    if not action or message is None:
+        return None
+    if len(message):
+        return action, message[0]
+    text = (message.text or "").strip()
+    try:
+        return action, safexml.parse(text.encode("utf-8")) if text else None
+    except (safexml.UnsafeXMLError, safexml.XMLSyntaxError):
+        return action, None
 
 
 def _result(reply: Reply) -> etree._Element | None:

@@ -42,6 +42,7 @@ from harness.spec.model import Interface
 
 JSON = {"Content-Type": "application/json; charset=utf-8"}
 INVALID = ("required", "type", "length", "code", "datetime")
+INVALID_CHECKS = (*INVALID, "msgid", "envelope", "interaction")
 
 
 class MedinsSuite:
@@ -99,7 +100,7 @@ class MedinsSuite:
             return
         tx = self.spec.transactions[row]
         case = self.data["cases"][row]
-        if any(ctx.wants(row, c) for c in (*INVALID, "msgid", "envelope", "interaction")):
+        if any(ctx.wants(row, c) for c in INVALID_CHECKS):
             self._invalid(tx, case, ctx)
         if ctx.wants(row, "example") or ctx.wants(row, "response"):
             world = self.world(ctx)
@@ -240,6 +241,11 @@ class MedinsSuite:
                     "infno names a transaction of the interface",
                 )
             )
+        control = dict(envelope, msgid=world.msgid())
+        ctx.control(
+            self._case(tx.infno, "example", "the unchanged request", control, transport, ACCEPT),
+            INVALID_CHECKS,
+        )
 
     def _response(self, tx: Transaction, outcome: Outcome, ctx: Context) -> None:
         if not ctx.wants(tx.infno, "response") or not outcome.judgement.passed:
@@ -326,6 +332,58 @@ class MedinsSuite:
             return Judgement(False, f"infcode {infcode} without an err_msg saying why")
         return Judgement(True, f"infcode {infcode}: {message[:160]}")
 
+    # -- passive ---------------------------------------------------------------------------------
+    def passive(self, request: Request, reply: Reply) -> tuple[str | None, list[tuple[str, Judgement]]]:
+        """A captured call: which transaction, and the request, rejection and response judgements."""
+        try:
+            env = json.loads(request.body)
+        except ValueError:
+            return None, []
+        if not isinstance(env, dict) or not isinstance(env.get("infno"), str):
+            return None, []
+        infno = env["infno"]
+        tx = self.spec.transactions.get(infno)
+        national = not request.path.rstrip("/").endswith(self.paths.get("yunnan") or "/eapdomain/callService")
+        problems = medins_checks.check_envelope(self.spec, env, tx, msgid_structure=national)
+        if tx is None:
+            problems.append(f"infno: transaction {infno} is not in the spec")
+        elif isinstance(env.get("input"), dict):
+            problems += medins_checks.check_input(self.spec, tx, env["input"], env.get("mdtrtarea_admvs"))
+        out: list[tuple[str, Judgement]] = [("request", Judgement.of(problems, "the request conforms"))]
+        if problems:
+            out.append(("rejected", self.judge(Case.captured(infno, "rejected", request, REJECT), reply)))
+        answer = _json(reply)
+        if answer is not None:
+            found = self._response_problems(answer)
+            if tx is not None and not problems and str(answer.get("infcode")).strip() == "0":
+                found += medins_checks.check_output(self.spec, tx, answer.get("output"))
+            out.append(
+                ("response", Judgement.of(found, f"infcode {answer.get('infcode')}: the answer conforms"))
+            )
+        return infno, out
+
+    def _response_problems(self, answer: dict) -> list[str]:
+        """The response envelope against envelope.yaml `response` (lengths and yyyyMMddHHmmssSSS times)."""
+        problems = []
+        for name, rule in (self.spec.envelope.get("response") or {}).items():
+            value = answer.get(name)
+            if name == "infcode":
+                try:
+                    int(str(value).strip())
+                except ValueError:
+                    problems.append(f"infcode: {value!r} is not a number")
+                continue
+            if value in (None, ""):
+                continue
+            text = str(value)
+            if "length" in rule and len(text) != rule["length"]:
+                problems.append(f"{name}: {len(text)} characters, the spec says {rule['length']}")
+            if "max" in rule and len(text) > rule["max"]:
+                problems.append(f"{name}: longer than {rule['max']} characters")
+            if rule.get("format") == "yyyyMMddHHmmssSSS" and not (len(text) == 17 and text.isdigit()):
+                problems.append(f"{name}: {text!r} is not yyyyMMddHHmmssSSS")
+        return problems
+
     # -- building --------------------------------------------------------------------------------
     def world(self, ctx: Context, person: Person = DEFAULT) -> World:
         """Fresh state for one case, for a person of its own (person's name, region and birth date)."""
@@ -396,7 +454,9 @@ class World:
             raise Unprepared(str(exc)) from None
 
     def msgid(self) -> str:
-        return self.suite.next_msgid(str(self.suite.data.get("envelope", {}).get("fixmedins_code") or ""))
+        """A fresh msgid: this world's fixmedins_code + yyyyMMddHHmmss + a 4-digit serial."""
+        code = self.fill(str(self.suite.data.get("envelope", {}).get("fixmedins_code") or ""))
+        return self.suite.next_msgid(code)
 
     def envelope(self, infno: str, inp: Any, case: dict) -> dict:
         env = dict(self.suite.data.get("envelope") or {}, infno=infno, msgid=self.msgid())
