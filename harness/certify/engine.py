@@ -132,22 +132,25 @@ class Context:
         self.record(outcome)
         return outcome
 
-    def control(self, case: Case, checks: Iterable[str]) -> None:
-        """After a row's invalid cases: the unchanged request must still be accepted.
+    def control(self, case: Case) -> Outcome:
+        """The unchanged request of a row's invalid cases, sent on state of its own: it must be accepted.
 
-        Each invalid case differs from this request in one thing; if the target refuses it as well, the
-        refusals prove nothing about those things, so the invalid checks that passed are marked not run
-        (failures stay failures).
+        Each invalid case differs from this request in one thing. Sent before them on separate state
+        built the same way (so a target that wrongly accepts an invalid case cannot spoil it), it shows
+        the invalid cases are refused for what they change; when it is refused too, `unproven` says so.
         """
-        outcome = self.exchange(case)
-        if outcome.judgement.passed:
+        return self.exchange(case)
+
+    def unproven(self, row: str, checks: Iterable[str], control: Outcome) -> None:
+        """Mark the passed invalid checks of a row not run: its unchanged request was refused as well."""
+        if control.judgement.passed:
             return
         reason = (
-            f"the unchanged request was refused as well ({outcome.judgement.finding}), so the refusals do "
+            f"the unchanged request was refused as well ({control.judgement.finding}), so the refusals do "
             "not show the spec's constraints were checked"
         )
         for check in checks:
-            cell = self.run.cells.get((case.operation, check))
+            cell = self.run.cells.get((row, check))
             if cell is not None and cell.status == PASSED:
                 cell.status, cell.reason = NOT_RUN, reason
 

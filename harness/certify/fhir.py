@@ -87,13 +87,12 @@ class FhirSuite:
             self._flow(row, ctx)
             return
         rtype = row
-        if any(
-            ctx.wants(rtype, c) for c in ("required", "type", "code", "datetime", "envelope", "interaction")
-        ):
-            values = self.world(ctx, DEFAULT, rtype)
-            base = self.resource(rtype, values)
+        if any(ctx.wants(rtype, c) for c in INVALID_CHECKS):
+            twin = self.resource(rtype, self.world(ctx, DEFAULT, rtype))
+            control = ctx.control(self.create(rtype, "example", "the unchanged resource", twin))
+            base = self.resource(rtype, self.world(ctx, DEFAULT, rtype))
             self._invalid(rtype, base, ctx)
-            ctx.control(self.create(rtype, "example", "the unchanged resource", base), INVALID_CHECKS)
+            ctx.unproven(rtype, INVALID_CHECKS, control)
         if ctx.wants(rtype, "example") or ctx.wants(rtype, "response"):
             values = self.world(ctx, DEFAULT, rtype)
             outcome = ctx.case(self.create(rtype, "example", "the example", self.resource(rtype, values)))

@@ -127,6 +127,11 @@ class MedinsSuite:
             ctx.probe(row, "generated", strategy, attempt)
 
     def _invalid(self, tx: Transaction, case: dict, ctx: Context) -> None:
+        twin = self.world(ctx)
+        twin.after(case)
+        control = ctx.control(
+            twin.case(tx.infno, case.get("input") or {}, case, "example", "the unchanged request")
+        )
         world = self.world(ctx)
         world.after(case)
         base = world.fill(case.get("input") or {})
@@ -241,11 +246,7 @@ class MedinsSuite:
                     "infno names a transaction of the interface",
                 )
             )
-        control = dict(envelope, msgid=world.msgid())
-        ctx.control(
-            self._case(tx.infno, "example", "the unchanged request", control, transport, ACCEPT),
-            INVALID_CHECKS,
-        )
+        ctx.unproven(tx.infno, INVALID_CHECKS, control)
 
     def _response(self, tx: Transaction, outcome: Outcome, ctx: Context) -> None:
         if not ctx.wants(tx.infno, "response") or not outcome.judgement.passed:

@@ -284,9 +284,12 @@ def serve(
     log: Callable[[str], None] = print,
     tls_cert: str | None = None,
     tls_key: str | None = None,
+    responder: Responder | None = None,
 ) -> int:
-    """Run the server until SIGINT/SIGTERM; logs "listening on HOST:PORT" once listening."""
-    factory = MockMLLPFactory(Responder(settings), log)
+    """Run the server until SIGINT/SIGTERM; logs "listening on HOST:PORT" once listening.
+
+    `responder` replaces the answer policy built from settings (tests run deliberately broken ones)."""
+    factory = MockMLLPFactory(responder or Responder(settings), log)
     if tls_cert:
         from twisted.internet import ssl
 
