@@ -389,11 +389,17 @@ class Hl7v2Suite:
         if reply.acks:
             found = []
             for ack in reply.acks:
-                found += [
-                    f"ACK {f.code} {f.location}: {f.message}"
-                    for f in self.validator.validate(ack).findings
-                    if f.severity == "error"
-                ]
+                garbled = any(f.code == "HL7-PARSE-CHARSET" for f in result.findings)
+                unreadable = any(f.code.startswith("HL7-PARSE-") for f in result.findings)
+                for f in self.validator.validate(ack).findings:
+                    # echoes of the message's own faults are not the ACK's: a message without MSH-10 (or one
+                    # that cannot be read) gets an ACK without MSA-2, one whose bytes are not its MSH-18
+                    # charset gets them echoed in MSH
+                    nameless = not meta.control_id or unreadable
+                    orphan = nameless and f.location.segment == "MSA" and f.location.field == 2
+                    echoed = garbled and f.code == "HL7-PARSE-CHARSET"
+                    if f.severity == "error" and not orphan and not echoed:
+                        found.append(f"ACK {f.code} {f.location}: {f.message}")
                 if extract(ack).ack_control_id not in (meta.control_id, None, ""):
                     found.append(
                         f"ACK MSA-2 {extract(ack).ack_control_id!r} is not MSH-10 {meta.control_id!r}"

@@ -144,7 +144,8 @@ class Run:
     def summary(self) -> dict[str, Any]:
         """The one JSON object `--json` prints (and the head of the JSON report)."""
         counts = self.counts()
-        operations = [r for r in self.rows.values() if not r.flow]
+        known = self.interface.operations
+        operations = [r for r in self.rows.values() if not r.flow and r.id in known]
         return {
             "spec": str(self.interface.path),
             "family": self.interface.family,
@@ -159,6 +160,7 @@ class Run:
                 1 for r in operations if any(c.cases for (op, _), c in self.cells.items() if op == r.id)
             ),
             "flows": sum(1 for r in self.rows.values() if r.flow),
+            "unknown_operations": sorted(r.id for r in self.rows.values() if not r.flow and r.id not in known),
             "checks": len(self.cells),
             "passed": counts[PASSED],
             "failed": counts[FAILED],
