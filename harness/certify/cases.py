@@ -8,6 +8,7 @@ a target sends them, the suites judge the replies.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -52,7 +53,20 @@ class Request:
     """How to show the body in a report (it is sent as the bytes above)."""
 
     def text(self) -> str:
-        return self.body.decode(self.charset, "replace")
+        return readable(self.body.decode(self.charset, "replace"))
+
+
+def readable(text: str) -> str:
+    """A body as a person reads it in a report: JSON indented, HL7 v2 one segment a line."""
+    stripped = text.lstrip()
+    if stripped[:1] in ("{", "["):
+        try:
+            return json.dumps(json.loads(text), ensure_ascii=False, indent=2)
+        except ValueError:
+            return text
+    if stripped.startswith("MSH"):
+        return text.replace("\r\n", "\n").replace("\r", "\n").strip()
+    return text
 
 
 @dataclass(slots=True)
@@ -73,7 +87,7 @@ class Reply:
     def text(self) -> str:
         if self.acks:
             return "\n".join(a.decode(self.charset, "replace").replace("\r", "\n").strip() for a in self.acks)
-        return self.body.decode(self.charset, "replace")
+        return readable(self.body.decode(self.charset, "replace"))
 
 
 @dataclass(slots=True)

@@ -163,11 +163,11 @@ class Context:
 
     def evidence(self, outcome: Outcome, seed: int | None) -> Evidence:
         case, reply = outcome.case, outcome.reply
-        reproduce = self.run.command
-        if reproduce:
-            reproduce += f" --operation {case.operation.removeprefix('flow:')} --check {case.check}"
-            if seed is None and self.run.seed is not None:
-                reproduce += f" --seed {self.run.seed}"
+        reproduce = ""
+        if self.run.command:  # the run's command carries its seed; the probe's seed derives from it
+            reproduce = (
+                f"{self.run.command} --operation {case.operation.removeprefix('flow:')} --check {case.check}"
+            )
         return Evidence(
             operation=case.operation,
             check=case.check,
@@ -181,7 +181,7 @@ class Context:
             path=case.request.path,
             status=reply.status,
             seed=seed,
-            reproduce=reproduce + (f" --seed {self.run.seed}" if seed is not None else ""),
+            reproduce=reproduce,
             notes=list(outcome.judgement.notes),
         )
 

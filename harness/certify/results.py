@@ -160,7 +160,9 @@ class Run:
                 1 for r in operations if any(c.cases for (op, _), c in self.cells.items() if op == r.id)
             ),
             "flows": sum(1 for r in self.rows.values() if r.flow),
-            "unknown_operations": sorted(r.id for r in self.rows.values() if not r.flow and r.id not in known),
+            "unknown_operations": sorted(
+                r.id for r in self.rows.values() if not r.flow and r.id not in known
+            ),
             "checks": len(self.cells),
             "passed": counts[PASSED],
             "failed": counts[FAILED],

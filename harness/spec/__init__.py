@@ -57,4 +57,16 @@ def load(path: str | Path) -> Interface:
         from harness.spec.fhir import interface
     else:  # pragma: no cover - specfile refuses other families
         raise SpecError(f"{path}: family {family!r} has no reader")
-    return interface(path)
+    found = interface(path)
+    found.title = _heading(path / "README.md") or found.title
+    return found
+
+
+def _heading(readme: Path) -> str | None:
+    """The first `# ` heading of a spec folder's README: the interface's name as people call it."""
+    if not readme.is_file():
+        return None
+    for line in readme.read_text(encoding="utf-8").splitlines():
+        if line.startswith("# "):
+            return line[2:].strip()
+    return None
