@@ -25,8 +25,8 @@ def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
             str | None,
             typer.Option(
                 metavar="URL|HOST:PORT",
-                help="Active: the system under test: http(s)://HOST:PORT, with a base path if any (HTTP families), or HOST:PORT "
-                "(HL7 v2 over MLLP).",
+                help="Active: the system under test: http(s)://HOST:PORT, with a base path if any (HTTP "
+                "families), or HOST:PORT (HL7 v2 over MLLP).",
             ),
         ] = None,
         store: Annotated[
