@@ -22,6 +22,7 @@ The loader never guesses: a malformed file raises SpecError naming the file and 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,7 +37,52 @@ FORMAT = 1
 
 
 class SpecError(ValueError):
-    """A spec file that cannot be used; the message names the file and the key path."""
+    """A spec file that cannot be used; the message names the file, the line and the key path.
+
+    Whoever raises it writes `FILE: KEY.PATH: problem`; the line of the deepest key of that path that is
+    in the file is added here (`FILE:LINE: KEY.PATH: problem`), so every family's loader reports lines
+    without tracking them.
+    """
+
+    def __init__(self, message: str) -> None:
+        super().__init__(_with_line(message))
+
+
+_LOCATED = re.compile(r"^(?P<file>[^\n:]+?\.ya?ml): (?P<key>[^\s:]+)[\s:]")
+
+
+def _with_line(message: str) -> str:
+    m = _LOCATED.match(message)
+    if not m:
+        return message
+    try:
+        line = line_of(Path(m.group("file")), m.group("key"))
+    except Exception:  # noqa: BLE001 - a line is a courtesy; the message stands without it
+        return message
+    if line is None:
+        return message
+    return f"{m.group('file')}:{line}: {message[len(m.group('file')) + 2 :]}"
+
+
+def line_of(path: Path, keypath: str) -> int | None:
+    """The 1-based line of the deepest key of `keypath` (`a.b[2].c`) found in the YAML file."""
+    node = yaml.compose(path.read_text(encoding="utf-8"), Loader=_Loader)  # noqa: S506 - a safe loader
+    line = None
+    for part in re.findall(r"[^.\[\]]+|\[\d+\]", keypath):
+        if isinstance(node, yaml.SequenceNode) and part.startswith("["):
+            index = int(part[1:-1])
+            if index >= len(node.value):
+                break
+            node = node.value[index]
+            line = node.start_mark.line + 1
+        elif isinstance(node, yaml.MappingNode):
+            found = next(((k, v) for k, v in node.value if str(k.value) == part), None)
+            if found is None:
+                break
+            line, node = found[0].start_mark.line + 1, found[1]
+        else:
+            break
+    return line
 
 
 @dataclass(slots=True)

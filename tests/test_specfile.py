@@ -13,8 +13,9 @@ from harness.specfile import SPECS, SpecError
 SPEC_FILES = sorted(
     [p for family in ("medins", "hl7v3", "cdc", "fhir") for p in (SPECS / family).rglob("*.yaml")]
     + list((SPECS / "hl7v2" / "value-sets").glob("*.yaml"))
+    + [SPECS / "hl7v2" / "examples.yaml"]
 )
-PROFILES = sorted((SPECS / "hl7v2").glob("*.yaml"))
+PROFILES = sorted(p for p in (SPECS / "hl7v2").glob("*.yaml") if p.name != "examples.yaml")
 
 
 def test_there_are_spec_files_to_check():
@@ -71,6 +72,19 @@ def test_the_loader_names_the_file_and_key_of_every_problem(tmp_path, text, word
     with pytest.raises(SpecError) as caught:
         specfile.load(path)
     assert words in str(caught.value) and "bad.yaml" in str(caught.value)
+
+
+def test_errors_carry_the_line_of_the_deepest_key_they_name(tmp_path):
+    path = tmp_path / "s.yaml"
+    path.write_text(
+        "meta: {family: cdc, kind: k, title: t, format: 1, label: M, sources: {A: a}}\n"
+        "tables:\n  t1:\n    fields:\n      f: {label: Q}\n",
+        encoding="utf-8",
+    )
+    with pytest.raises(SpecError, match=r"s.yaml:5: tables.t1.fields.f: label 'Q'"):
+        specfile.load(path)
+    assert specfile.line_of(path, "tables.t1.fields.nope") == 4  # the deepest key that is there
+    assert "s.yaml:" not in str(SpecError("no file named here"))
 
 
 def test_family_and_kind_are_checked_when_asked(tmp_path):

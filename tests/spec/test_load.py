@@ -55,7 +55,7 @@ def test_a_broken_spec_names_its_file_and_key(tmp_path):
         outpatient.read_text("utf-8").replace("type: str, max: 30", "type: strr, max: 30", 1)
     )
     with pytest.raises(
-        SpecError, match=r"outpatient.yaml: transactions\.2201\.input\.data\.fields\.psn_no\.type 'strr'"
+        SpecError, match=r"outpatient.yaml:\d+: transactions\.2201\.input\.data\.fields\.psn_no\.type 'strr'"
     ):
         spec.load(copy)
 
