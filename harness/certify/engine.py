@@ -325,6 +325,12 @@ def execute(
         except TargetDown as exc:
             run.aborted = str(exc)
             run.notes.append(f"the run stopped at {row.id}: {exc}")
+        except Exception as exc:  # noqa: BLE001 - one operation's trouble must not lose the others' results
+            problem = f"the harness failed on {row.id}: {type(exc).__name__}: {exc}"
+            run.notes.append(problem)
+            for (op, _), cell in run.cells.items():
+                if op == row.id:
+                    cell.skip(problem)
     for cell in run.cells.values():
         if cell.status == "not run" and not cell.reason:
             cell.reason = "stopped before it ran" if run.aborted else "no case could be built"

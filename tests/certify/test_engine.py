@@ -118,3 +118,16 @@ def test_a_case_that_cannot_be_prepared_leaves_its_cells_not_run_with_the_reason
     assert {c.status for c in result.cells.values()} == {"not run"}
     assert result.cells[("op", "required")].reason == "the visit it settles was refused"
     assert result.verdict == "INCOMPLETE"
+
+
+def test_a_bug_in_one_operation_leaves_its_cells_not_run_and_the_others_run():
+    def body(row, ctx):
+        if row == "op":
+            raise RuntimeError("a suite bug")
+        ctx.case(Case(row, "required", "missing", Request(b"missing"), REJECT))
+
+    result = run(ToySender(), ToySuite(body))
+    assert result.cells[("op", "required")].status == "not run"
+    assert "the harness failed on op: RuntimeError: a suite bug" in result.cells[("op", "required")].reason
+    assert result.cells[("other", "required")].status == "passed"
+    assert any("a suite bug" in note for note in result.notes)
