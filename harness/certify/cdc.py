@@ -178,7 +178,10 @@ class CdcSuite:
                 person, variant = drawn
                 world = World(self, ctx, person)
                 world.prepare(table)
-                title = f"a generated row for {person.name} ({person.certno})"
+                changed = fields.differences(example, variant)
+                title = f"a generated row for {person.name} ({person.certno})" + (
+                    f", {'; '.join(changed)}" if changed else ""
+                )
                 outcome = ctx.exchange(
                     self.case(table, "generated", title, world.row(table, variant), ACCEPT)
                 )

@@ -265,3 +265,20 @@ def varied(example: dict, slots_: list[Slot], codes=None) -> st.SearchStrategy:
         return out
 
     return st.tuples(*(values for _, values in choices)).map(lambda picks: build(list(picks)))
+
+
+def differences(example: Any, variant: Any, prefix: str = "") -> list[str]:
+    """The fields a variant sets differently from its example (`input.data.med_type = '12'`)."""
+    if isinstance(example, dict) and isinstance(variant, dict):
+        out: list[str] = []
+        for key, value in variant.items():
+            where = f"{prefix}.{key}" if prefix else str(key)
+            out += differences(example.get(key, MISSING), value, where)
+        return out
+    if isinstance(example, list) and isinstance(variant, list) and len(example) == len(variant):
+        return [
+            d
+            for i, (a, b) in enumerate(zip(example, variant, strict=True))
+            for d in differences(a, b, f"{prefix}[{i}]")
+        ]
+    return [] if example == variant else [f"{prefix} = {variant!r}"]

@@ -25,6 +25,7 @@ import copy
 import json
 import random
 from collections.abc import Iterable
+from dataclasses import replace
 from datetime import date, datetime
 from typing import Any
 
@@ -119,7 +120,10 @@ class MedinsSuite:
                 person, variant = drawn
                 world = self.world(ctx, person)
                 world.after(case)
-                title = "a generated variation of the example" if variant != template else "the example again"
+                changed = fields.differences(template, variant, "input")
+                title = f"for {person.name} ({person.certno})" + (
+                    f", {'; '.join(changed)}" if changed else ""
+                )
                 outcome = ctx.exchange(world.case(tx.infno, variant, case, "generated", title))
                 self._response(tx, outcome, ctx)
                 return outcome
@@ -252,17 +256,14 @@ class MedinsSuite:
         if not ctx.wants(tx.infno, "response") or not outcome.judgement.passed:
             return
         answer = _json(outcome.reply)
+        case = replace(outcome.case, check="response")
         if answer is None:  # a file download (9102): the body is the file
-            ctx.record(Outcome(_as(outcome.case, "response"), outcome.reply, Judgement(True, "a file")))
+            ctx.record(Outcome(case, outcome.reply, Judgement(True, "a file")))
             return
-        problems = medins_checks.check_output(self.spec, tx, answer.get("output"))
-        judgement = Judgement(
-            not problems,
-            "; ".join(problems[:8]) + (f" (+{len(problems) - 8} more)" if len(problems) > 8 else "")
-            if problems
-            else f"output matches {', '.join(tx.output) or 'the spec'}",
-        )
-        ctx.record(Outcome(_as(outcome.case, "response"), outcome.reply, judgement))
+        problems = self._response_problems(answer)
+        problems += medins_checks.check_output(self.spec, tx, answer.get("output"))
+        ok = f"the envelope and output {', '.join(tx.output) or ''} match the spec".replace("  ", " ")
+        ctx.record(Outcome(case, outcome.reply, Judgement.of(problems, ok)))
 
     def _flow(self, row: str, ctx: Context) -> None:
         flow = self.data["flows"][row.removeprefix("flow:")]
@@ -519,10 +520,6 @@ def _json(reply: Reply) -> dict | None:
     except ValueError:
         return None
     return value if isinstance(value, dict) else None
-
-
-def _as(case: Case, check: str) -> Case:
-    return Case(case.operation, check, case.title, case.request, case.expect, case.constraint, case.context)
 
 
 def _base36(n: int) -> str:
