@@ -84,6 +84,14 @@ class Reply:
     """MLLP: the acknowledgement model's verdict (ok, nak, bad_ack, timeout, no_ack_expected, ...)."""
     charset: str = "utf-8"
 
+    def json(self) -> dict | None:
+        """The body as a JSON object, or None when it is not one."""
+        try:
+            value = json.loads(self.body)
+        except ValueError:
+            return None
+        return value if isinstance(value, dict) else None
+
     def text(self) -> str:
         if self.acks:
             return "\n".join(a.decode(self.charset, "replace").replace("\r", "\n").strip() for a in self.acks)

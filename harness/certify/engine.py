@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import sys
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Generator, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -24,6 +24,7 @@ from hypothesis.errors import HypothesisException
 
 from harness.certify.cases import CHECKS, Case, Evidence, Judgement, Reply
 from harness.certify.results import NOT_RUN, PASSED, Row, Run
+from harness.spec.model import Interface
 
 SHRINK_REQUESTS = 24
 """Extra requests a failing probe may send while shrinking, beyond its examples."""
@@ -154,6 +155,29 @@ class Context:
             if cell is not None and cell.status == PASSED:
                 cell.status, cell.reason = NOT_RUN, reason
 
+    def walk(self, steps: Generator[Case, Outcome, None]) -> Outcome:
+        """Send a flow's steps in order; `steps` yields each case and is sent the outcome of the last.
+
+        The first step that does not go as the spec says ends the flow: its outcome is the flow's, with the
+        steps before it as notes. When every step went as expected, the last outcome passes for the flow.
+        """
+        notes: list[str] = []
+        last: Outcome | None = None
+        try:
+            case = next(steps)
+            while True:
+                last = self.exchange(case)
+                notes.append(f"{case.title}: {last.judgement.finding}")
+                if not last.judgement.passed:
+                    last.judgement.notes[:0] = notes[:-1]
+                    return last
+                case = steps.send(last)
+        except StopIteration:
+            pass
+        if last is None:
+            raise Unprepared("the flow has no steps")
+        return Outcome(last.case, last.reply, Judgement(True, f"{len(notes)} steps as the spec says", notes))
+
     def require(self, case: Case, why: str) -> Outcome:
         """A request a case needs first: it must be accepted, else the case cannot be prepared."""
         outcome = self.exchange(case)
@@ -266,6 +290,14 @@ class Context:
                 cell.evidence[-1].notes.append(
                     f"the simplest failing case hypothesis found in {len(seen)} sent (seed {seed})"
                 )
+
+
+def rows_of(interface: Interface, flows: dict[str, Any] | None) -> Iterator[Row]:
+    """A suite's rows: the interface's operations, then its flows (`flow:NAME`)."""
+    for op_id, op in interface.operations.items():
+        yield Row(op_id, op.name, op.group, op.label)
+    for name, flow in (flows or {}).items():
+        yield Row(f"flow:{name}", str(flow.get("name") or name), "flow", "S", flow=True)
 
 
 def _leaves(exc: BaseException) -> list[BaseException]:

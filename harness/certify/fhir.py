@@ -27,7 +27,7 @@ from hypothesis import strategies as st
 
 from harness.certify import fields
 from harness.certify.cases import ACCEPT, REJECT, Case, Judgement, Reply, Request
-from harness.certify.engine import Context, Outcome, Unprepared
+from harness.certify.engine import Context, Outcome, Unprepared, rows_of
 from harness.certify.people import DEFAULT, Person, people
 from harness.certify.results import Row
 from harness.spec.examples import Values, fill
@@ -59,10 +59,7 @@ class FhirSuite:
 
     # -- rows and checks -------------------------------------------------------------------------
     def rows(self) -> Iterable[Row]:
-        for rtype, op in self.interface.operations.items():
-            yield Row(rtype, op.name, op.group, op.label)
-        for name, flow in (self.data.get("flows") or {}).items():
-            yield Row(f"flow:{name}", str(flow.get("name") or name), "flow", "S", flow=True)
+        return rows_of(self.interface, self.data.get("flows"))
 
     def checks(self, row: str) -> dict[str, str | None]:
         if row.startswith("flow:"):
@@ -221,7 +218,7 @@ class FhirSuite:
         if not ctx.wants(rtype, "response") or not outcome.judgement.passed:
             return
         problems: list[str] = []
-        created = _json(outcome.reply)
+        created = outcome.reply.json()
         location = outcome.reply.headers.get("location", "")
         rid = created.get("id") if isinstance(created, dict) else None
         if not isinstance(created, dict) or created.get("resourceType") != rtype:
@@ -239,7 +236,7 @@ class FhirSuite:
                     rtype, "response", f"read {rtype}/{rid}", "GET", f"/{rtype}/{rid}", b"", "", expect=ACCEPT
                 )
             )
-            body = _json(read.reply)
+            body = read.reply.json()
             if read.reply.status != 200 or not isinstance(body, dict):
                 problems.append(f"read {rtype}/{rid}: HTTP {read.reply.status}")
             else:
@@ -258,15 +255,12 @@ class FhirSuite:
     def _flow(self, row: str, ctx: Context) -> None:
         flow = self.data["flows"][row.removeprefix("flow:")]
 
-        def attempt(person: Person) -> Outcome:
+        def steps(person: Person):
             ids: dict[str, str] = {}
-            notes: list[str] = []
-            last: Outcome | None = None
             values: Values | None = None
             for step in flow.get("steps") or []:
                 action, rtype = str(step["do"]), str(step["type"])
                 values = values or self.world(ctx, person, rtype)
-                expect = step.get("expect") or {}
                 title = f"{action} {rtype}" + (f": {step['why']}" if step.get("why") else "")
                 if action == "create":
                     case = self.create(row, "flow", title, self.resource(rtype, values))
@@ -281,27 +275,19 @@ class FhirSuite:
                     case = self.raw(
                         row, "flow", title, method, f"/{rtype}/{ids[rtype]}", body, "", expect=ACCEPT
                     )
-                case.context.update({k: v for k, v in expect.items()})
-                last = ctx.exchange(case)
-                notes.append(f"{title}: {last.judgement.finding}")
-                if not last.judgement.passed:
-                    last.judgement.notes[:0] = notes[:-1]
-                    return last
-                answer = _json(last.reply)
-                if action == "create" and isinstance(answer, dict) and answer.get("id"):
+                case.context.update(step.get("expect") or {})
+                outcome = yield case
+                answer = outcome.reply.json()
+                if action == "create" and answer and answer.get("id"):
                     ids[rtype] = str(answer["id"])
-            assert last is not None
-            return Outcome(
-                last.case, last.reply, Judgement(True, f"{len(notes)} steps as the spec says", notes)
-            )
 
-        ctx.probe(row, "flow", people(), attempt)
+        ctx.probe(row, "flow", people(), lambda person: ctx.walk(steps(person)))
 
     # -- judging ---------------------------------------------------------------------------------
     def judge(self, case: Case, reply: Reply) -> Judgement:
         if reply.error is not None:
             return Judgement(False, f"no answer: {reply.error}")
-        body = _json(reply)
+        body = reply.json()
         want_status = case.context.get("status")
         if want_status is not None:
             if reply.status == want_status:
@@ -346,7 +332,7 @@ class FhirSuite:
         out: list[tuple[str, Judgement]] = []
         problems: list[str] = []
         if request.method in ("POST", "PUT") and request.body:
-            sent = _json(Reply(body=request.body))
+            sent = Reply(body=request.body).json()
             if not isinstance(sent, dict):
                 problems.append("the body is not a JSON resource")
             else:
@@ -359,7 +345,7 @@ class FhirSuite:
             )
         if problems:
             out.append(("rejected", self.judge(Case.captured(rtype, "rejected", request, REJECT), reply)))
-        answer = _json(reply)
+        answer = reply.json()
         if isinstance(answer, dict) and answer.get("resourceType") and reply.status and reply.status < 300:
             found = [str(i.get("diagnostics")) for i in self.validator.validate(answer)[1]]
             out.append(
@@ -384,7 +370,7 @@ class FhirSuite:
                 self.create(need, "example", f"the {need} it names", self.resource(need, values)),
                 f"the {need} {rtype} names",
             )
-            created = _json(outcome.reply) or {}
+            created = outcome.reply.json() or {}
             if not created.get("id"):
                 raise Unprepared(f"the {need} {rtype} names was created without an id")
             values[need] = str(created["id"])
@@ -420,13 +406,6 @@ def _shown(path: tuple) -> str:
     for part in path:
         out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
     return out
-
-
-def _json(reply: Reply) -> Any:
-    try:
-        return json.loads(reply.body)
-    except ValueError:
-        return None
 
 
 def _issues(body: Any) -> str:

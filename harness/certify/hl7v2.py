@@ -28,7 +28,7 @@ from pathlib import Path
 from hypothesis import strategies as st
 
 from harness.certify.cases import ACCEPT, REJECT, Case, Judgement, Reply, Request
-from harness.certify.engine import Context, Outcome
+from harness.certify.engine import Context, Outcome, rows_of
 from harness.certify.people import DEFAULT, Person, people
 from harness.certify.results import Row
 from harness.hl7v2.charset import declared_in, resolve
@@ -68,10 +68,7 @@ class Hl7v2Suite:
 
     # -- rows and checks -------------------------------------------------------------------------
     def rows(self) -> Iterable[Row]:
-        for code, op in self.interface.operations.items():
-            yield Row(code, op.name, op.group, op.label)
-        for name, flow in self.flows.items():
-            yield Row(f"flow:{name}", str(flow.get("name") or name), "flow", "S", flow=True)
+        return rows_of(self.interface, self.flows)
 
     def checks(self, row: str) -> dict[str, str | None]:
         if row.startswith("flow:"):
@@ -336,23 +333,13 @@ class Hl7v2Suite:
     def _flow(self, row: str, ctx: Context) -> None:
         flow = self.flows[row.removeprefix("flow:")]
 
-        def attempt(person: Person) -> Outcome:
+        def steps(person: Person):
             values = self.values(person)
-            notes: list[str] = []
-            last: Outcome | None = None
             for code in flow.get("steps") or []:
                 values["control_id"] = self.next_id()
-                last = ctx.exchange(
-                    self.case(row, "flow", str(code), self.message(str(code), person, values), ACCEPT)
-                )
-                notes.append(f"{code}: {last.judgement.finding}")
-                if not last.judgement.passed:
-                    last.judgement.notes[:0] = notes[:-1]
-                    return last
-            assert last is not None
-            return Outcome(last.case, last.reply, Judgement(True, f"{len(notes)} messages accepted", notes))
+                yield self.case(row, "flow", str(code), self.message(str(code), person, values), ACCEPT)
 
-        ctx.probe(row, "flow", people(), attempt)
+        ctx.probe(row, "flow", people(), lambda person: ctx.walk(steps(person)))
 
     # -- judging ---------------------------------------------------------------------------------
     def judge(self, case: Case, reply: Reply) -> Judgement:

@@ -32,7 +32,7 @@ from lxml import etree
 
 from harness import safexml
 from harness.certify.cases import ACCEPT, REJECT, Case, Judgement, Reply, Request
-from harness.certify.engine import Context, Outcome
+from harness.certify.engine import Context, Outcome, rows_of
 from harness.certify.people import Person, people
 from harness.certify.results import Row
 from harness.spec.examples import Values, fill
@@ -73,10 +73,7 @@ class Hl7v3Suite:
 
     # -- rows and checks -------------------------------------------------------------------------
     def rows(self) -> Iterable[Row]:
-        for name, op in self.interface.operations.items():
-            yield Row(name, op.name, op.group, op.label)
-        for name, flow in (self.data.get("flows") or {}).items():
-            yield Row(f"flow:{name}", str(flow.get("name") or name), "flow", "S", flow=True)
+        return rows_of(self.interface, self.data.get("flows"))
 
     def checks(self, row: str) -> dict[str, str | None]:
         if row.startswith("flow:"):
@@ -274,32 +271,20 @@ class Hl7v3Suite:
 
     def _flow(self, row: str, ctx: Context) -> None:
         flow = self.data["flows"][row.removeprefix("flow:")]
+        patients = self.data.get("person") or {}
 
-        def attempt(person: Person) -> Outcome:
+        def steps(person: Person):
             suffix = self.next_suffix()
-            notes: list[str] = []
-            last: Outcome | None = None
             for step in flow.get("steps") or []:
                 name = str(step["action"])
-                action = self.spec.actions[name]
-                key = self._key(name, action.key)
-                doc = self.document(name, suffix, person if name in (self.data.get("person") or {}) else None)
-                expect = step.get("expect", ACCEPT)
+                doc = self.document(name, suffix, person if name in patients else None)
                 title = f"{name}" + (f": {step['why']}" if step.get("why") else "")
-                case = self.case(row, "flow", title, doc, expect, action=name)
+                case = self.case(row, "flow", title, doc, step.get("expect", ACCEPT), action=name)
                 if step.get("found"):
-                    case.context["found"] = f"{key}{suffix}"
-                last = ctx.exchange(case)
-                notes.append(f"{title}: {last.judgement.finding}")
-                if not last.judgement.passed:
-                    last.judgement.notes[:0] = notes[:-1]
-                    return last
-            assert last is not None
-            return Outcome(
-                last.case, last.reply, Judgement(True, f"{len(notes)} steps as the spec says", notes)
-            )
+                    case.context["found"] = f"{self._key(name, self.spec.actions[name].key)}{suffix}"
+                yield case
 
-        ctx.probe(row, "flow", people(), attempt)
+        ctx.probe(row, "flow", people(), lambda person: ctx.walk(steps(person)))
 
     # -- judging ---------------------------------------------------------------------------------
     def judge(self, case: Case, reply: Reply) -> Judgement:

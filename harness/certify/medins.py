@@ -33,7 +33,7 @@ from hypothesis import strategies as st
 
 from harness.certify import fields
 from harness.certify.cases import ACCEPT, REJECT, Case, Judgement, Reply, Request
-from harness.certify.engine import Context, Outcome, Unprepared
+from harness.certify.engine import Context, Outcome, Unprepared, rows_of
 from harness.certify.people import DEFAULT, Person, people
 from harness.certify.results import Row
 from harness.spec.examples import MissingValue, Values, dig, fill, shift_dates
@@ -69,10 +69,7 @@ class MedinsSuite:
 
     # -- rows and checks -------------------------------------------------------------------------
     def rows(self) -> Iterable[Row]:
-        for infno, op in self.interface.operations.items():
-            yield Row(infno, op.name, op.group, op.label)
-        for name, flow in (self.data.get("flows") or {}).items():
-            yield Row(f"flow:{name}", str(flow.get("name") or name), "flow", "S", flow=True)
+        return rows_of(self.interface, self.data.get("flows"))
 
     def checks(self, row: str) -> dict[str, str | None]:
         if row.startswith("flow:"):
@@ -255,7 +252,7 @@ class MedinsSuite:
     def _response(self, tx: Transaction, outcome: Outcome, ctx: Context) -> None:
         if not ctx.wants(tx.infno, "response") or not outcome.judgement.passed:
             return
-        answer = _json(outcome.reply)
+        answer = outcome.reply.json()
         case = replace(outcome.case, check="response")
         if answer is None:  # a file download (9102): the body is the file
             ctx.record(Outcome(case, outcome.reply, Judgement(True, "a file")))
@@ -268,11 +265,9 @@ class MedinsSuite:
     def _flow(self, row: str, ctx: Context) -> None:
         flow = self.data["flows"][row.removeprefix("flow:")]
 
-        def attempt(person: Person) -> Outcome:
+        def steps(person: Person):
             world = World(self, ctx, person, steps=False)
             sent: dict[str, tuple[str, dict, dict]] = {}
-            notes: list[str] = []
-            last: Outcome | None = None
             for step in flow.get("steps") or []:
                 again = step.get("again")
                 if again:
@@ -289,20 +284,12 @@ class MedinsSuite:
                     built = world.case(infno, template, case, "flow", title, expect=expect, operation=row)
                 except MissingValue as exc:
                     raise Unprepared(f"{title}: {exc}") from None
-                last = ctx.exchange(built)
-                notes.append(f"{title}: {last.judgement.finding}")
-                if not last.judgement.passed:
-                    last.judgement.notes[:0] = notes[:-1]
-                    return last
+                outcome = yield built
                 if step.get("name"):
                     sent[step["name"]] = (infno, template, case)
-                world.capture(step.get("capture") or {}, _json(last.reply) or {})
-            assert last is not None
-            return Outcome(
-                last.case, last.reply, Judgement(True, f"{len(notes)} steps as the spec says", notes)
-            )
+                world.capture(step.get("capture") or {}, outcome.reply.json() or {})
 
-        ctx.probe(row, "flow", people(), attempt)
+        ctx.probe(row, "flow", people(), lambda person: ctx.walk(steps(person)))
 
     # -- judging ---------------------------------------------------------------------------------
     def judge(self, case: Case, reply: Reply) -> Judgement:
@@ -311,7 +298,7 @@ class MedinsSuite:
         if reply.status != 200:
             want = "infcode 0" if case.expect == ACCEPT else "infcode -1 with err_msg"
             return Judgement(False, f"HTTP {reply.status}; the spec answers HTTP 200 with {want}")
-        answer = _json(reply)
+        answer = reply.json()
         if answer is None:
             if case.expect == ACCEPT and reply.headers.get("content-type", "").startswith(
                 "application/octet"
@@ -354,7 +341,7 @@ class MedinsSuite:
         out: list[tuple[str, Judgement]] = [("request", Judgement.of(problems, "the request conforms"))]
         if problems:
             out.append(("rejected", self.judge(Case.captured(infno, "rejected", request, REJECT), reply)))
-        answer = _json(reply)
+        answer = reply.json()
         if answer is not None:
             found = self._response_problems(answer)
             if tx is not None and not problems and str(answer.get("infcode")).strip() == "0":
@@ -493,7 +480,7 @@ class World:
         )
         if name:
             self.values[f"msgid:{name}"] = built.context["msgid"]
-        self.capture(step.get("capture") or {}, _json(outcome.reply) or {})
+        self.capture(step.get("capture") or {}, outcome.reply.json() or {})
         return outcome
 
     def capture(self, capture: dict, answer: dict) -> None:
@@ -512,14 +499,6 @@ _ORDER = (
     "example", "generated", "response", "required", "type", "length", "code", "datetime", "msgid",
     "envelope", "interaction",
 )  # fmt: skip
-
-
-def _json(reply: Reply) -> dict | None:
-    try:
-        value = json.loads(reply.body)
-    except ValueError:
-        return None
-    return value if isinstance(value, dict) else None
 
 
 def _base36(n: int) -> str:
