@@ -97,6 +97,7 @@ class Context:
         self.selected_checks = checks
         self.log = log or (lambda line: None)
         self.silent = 0  # consecutive replies with a transport error
+        self.stopped: TargetDown | None = None
 
     # -- selection -----------------------------------------------------------------------------
     def wants(self, row: str, check: str) -> bool:
@@ -114,7 +115,8 @@ class Context:
         if reply.error is not None and reply.status is None and not reply.acks:
             self.silent += 1
             if self.silent >= ABORT_AFTER:
-                raise TargetDown(f"{self.sender.describe()} stopped answering: {reply.error}")
+                self.stopped = TargetDown(f"{self.sender.describe()} stopped answering: {reply.error}")
+                raise self.stopped
         else:
             self.silent = 0
         return Outcome(case, reply, self.suite.judge(case, reply))
@@ -238,6 +240,10 @@ class Context:
         problem: list[str] = []
 
         def body(data: Any) -> None:
+            if self.stopped is not None:  # no shrinking against a target that stopped answering
+                raise self.stopped
+            if problem:  # no shrinking of a case that cannot be set up: it would only build state again
+                raise Unprepared(problem[0])
             marker = repr(data)
             outcome = seen.get(marker)
             if outcome is None:
