@@ -131,3 +131,9 @@ def test_a_bug_in_one_operation_leaves_its_cells_not_run_and_the_others_run():
     assert "the harness failed on op: RuntimeError: a suite bug" in result.cells[("op", "required")].reason
     assert result.cells[("other", "required")].status == "passed"
     assert any("a suite bug" in note for note in result.notes)
+
+
+def test_a_probe_against_a_target_that_stopped_answering_does_not_keep_sending():
+    sender = ToySender(down=True)
+    result = run(sender)  # the generated probe would draw 50 cases and shrink its failures
+    assert sender.sent == ABORT_AFTER and result.aborted
