@@ -170,11 +170,12 @@ class Responder:
         errors = []
         if verdict is not None and verdict.outcome != "ok":
             outcome, why, errors = verdict.outcome, verdict.describe(), verdict.errors
+            text = f"{why} (harness mock mllp --profile)"
         else:
             code, why = self._code_for(payload)
             outcome = _OUTCOME[code]
+            text = None if code in ("AA", "CA") else f"{code} answered by harness mock mllp"
         ack_plan = plan(meta.accept_ack_type, meta.app_ack_type, outcome)
-        text = None if outcome == "ok" else f"{outcome} answered by harness mock mllp"
         try:
             for ack_code in (ack_plan.accept, ack_plan.application):
                 if ack_code is not None:
