@@ -1,9 +1,10 @@
-"""Real simulators for the certification tests, one per module, on loopback ports the children choose."""
+"""Real simulators for the certification tests, started once and shared, on loopback ports the children
+choose (every suite names its records with identifiers of its own, so runs do not collide)."""
 
 from __future__ import annotations
 
+import contextlib
 import json
-import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -35,7 +36,7 @@ class Servers:
         return self.start(variant, variant, "--listen", "127.0.0.1:0", module="tests.certify.broken")
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def servers() -> Iterator[Servers]:
     found = Servers()
     try:
@@ -44,13 +45,19 @@ def servers() -> Iterator[Servers]:
         found.processes.stop_all()
 
 
-def certify(*args: str, timeout: float = 600) -> tuple[int, dict, str]:
-    """`harness certify ARGS --json` as a child: exit code, the summary object, stderr."""
-    proc = subprocess.run(
-        [*HARNESS, "certify", *args, "--json"], capture_output=True, text=True, timeout=timeout, cwd=ROOT
-    )
-    summary = json.loads(proc.stdout) if proc.stdout.strip().startswith("{") else {}
-    return proc.returncode, summary, proc.stderr
+def certify(*args: str) -> tuple[int, dict, str]:
+    """`harness certify ARGS --json` run in this process (the targets are real processes on real sockets):
+    exit code, the summary object, stderr. test_cli.py runs the command as a child too."""
+    from typer.testing import CliRunner
+
+    from harness.cli import app
+
+    with contextlib.chdir(ROOT):
+        result = CliRunner().invoke(app, ["certify", *args, "--json"])
+    if result.exception is not None and not isinstance(result.exception, SystemExit):
+        raise result.exception
+    summary = json.loads(result.stdout) if result.stdout.strip().startswith("{") else {}
+    return result.exit_code, summary, result.stderr
 
 
 def report(summary: dict) -> dict:

@@ -3,9 +3,17 @@
 from __future__ import annotations
 
 import pytest
+from typer.testing import CliRunner
 
+from harness.cli import app
 from tests.certify.conftest import certify
-from tests.conftest import free_port
+from tests.conftest import ROOT, free_port
+
+
+def run(*args: str):
+    """`harness certify ARGS` in process: exit code and stderr."""
+    result = CliRunner().invoke(app, ["certify", *args])
+    return result.exit_code, result.stderr
 
 
 @pytest.mark.parametrize(
@@ -35,14 +43,16 @@ from tests.conftest import free_port
         ),
     ],
 )
-def test_usage_errors_exit_2_and_say_what(args, words):
-    code, summary, err = certify(*args)
-    assert code == 2 and summary == {} and words in err, err
+def test_usage_errors_exit_2_and_say_what(args, words, monkeypatch):
+    monkeypatch.chdir(ROOT)
+    code, err = run(*args)
+    assert code == 2 and words in err, err
 
 
-def test_a_target_that_is_not_listening_is_an_environment_error():
+def test_a_target_that_is_not_listening_is_an_environment_error(monkeypatch):
+    monkeypatch.chdir(ROOT)
     port = free_port()
-    code, _, err = certify("--spec", "specs/cdc", "--target", f"http://127.0.0.1:{port}")
+    code, err = run("--spec", "specs/cdc", "--target", f"http://127.0.0.1:{port}")
     assert code == 2 and f"cannot connect to 127.0.0.1:{port}" in err
 
 
@@ -58,7 +68,7 @@ def test_a_bad_waiver_file_is_a_usage_error_naming_the_entry(tmp_path):
 def test_the_text_output_leads_with_the_verdict_and_says_where_the_reports_are(servers, tmp_path):
     import subprocess
 
-    from tests.conftest import HARNESS, ROOT
+    from tests.conftest import HARNESS
 
     port = servers.mock("cdc")
     proc = subprocess.run(

@@ -22,7 +22,7 @@ def pytest_run(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
 
 
 def test_spec_folders_collect_one_item_per_operation_and_check():
-    proc = pytest_run("specs/medins", "specs/hl7v2", "--collect-only")
+    proc = pytest_run("specs/medins", "specs/hl7v2", "--collect-only", "-p", "no:randomly")
     assert proc.returncode == 0, proc.stdout[-2000:]
     ids = [line for line in proc.stdout.splitlines() if "::" in line]
     assert "specs/medins::medins::2207::required" in ids
@@ -61,9 +61,3 @@ def test_a_failing_check_fails_its_item_with_the_evidence(servers, tmp_path):
     assert [(c.get("classname").rsplit(".", 1)[-1], c.get("name")) for c in failed] == [("2201", "required")]
     text = failed[0].find("failure").text
     assert "removed" in text and "accepted (infcode 0)" in text and "reproduce: harness certify" in text
-
-
-def test_an_hl7v2_profile_runs_against_the_profile_mock(servers):
-    port = servers.mock("mllp", "--profile", "specs/hl7v2/lis-oru.yaml")
-    proc = pytest_run("specs/hl7v2/lis-oru.yaml", "--target", f"127.0.0.1:{port}")
-    assert proc.returncode == 0 and "23 passed" in proc.stdout, proc.stdout[-2000:]

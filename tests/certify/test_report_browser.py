@@ -33,8 +33,13 @@ def page(tmp_path_factory, servers) -> Path:
     return Path(summary["reports"]["html"])
 
 
-def test_the_rendered_report_leads_with_the_verdict_and_what_was_certified(tmp_path, page):
-    dom = rendered(tmp_path, page)
+@pytest.fixture(scope="module")
+def dom(tmp_path_factory, page):
+    """The DOM Chromium built for the report (one browser run for the tests that read it)."""
+    return rendered(tmp_path_factory.mktemp("chromium"), page)
+
+
+def test_the_rendered_report_leads_with_the_verdict_and_what_was_certified(dom):
     verdict = dom.get_element_by_id("verdict")
     assert verdict.text_content().split()[0] == "FAIL"
     about = dom.get_element_by_id("about").text_content()
@@ -49,8 +54,7 @@ def test_the_rendered_report_leads_with_the_verdict_and_what_was_certified(tmp_p
     assert "patient data" in dom.get_element_by_id("patient-data").text_content()
 
 
-def test_the_matrix_shows_every_status_and_links_failures_to_their_evidence(tmp_path, page):
-    dom = rendered(tmp_path, page)
+def test_the_matrix_shows_every_status_and_links_failures_to_their_evidence(dom):
     matrix = dom.get_element_by_id("matrix")
     heads = [th.text_content() for th in matrix.iter("th")]
     assert heads[:2] == ["operation", "name"] and "required" in heads and "flow" in heads
@@ -72,8 +76,7 @@ def test_the_matrix_shows_every_status_and_links_failures_to_their_evidence(tmp_
     assert "结算代码由省平台校验" in waived.get("title")
 
 
-def test_the_sign_off_block_is_there_to_fill_in(tmp_path, page):
-    dom = rendered(tmp_path, page)
+def test_the_sign_off_block_is_there_to_fill_in(dom):
     cells = [td for td in dom.get_element_by_id("signoff").iter("td") if td.get("data-field")]
     assert [td.get("data-field") for td in cells] == ["engineer", "role", "date", "signature", "remarks"]
     assert all(td.get("contenteditable") == "true" and not td.text_content().strip() for td in cells)
