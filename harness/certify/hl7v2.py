@@ -224,7 +224,7 @@ class Hl7v2Suite:
                     "structure",
                     f"{rule.path} repeated {rule.max_repetitions + 1} times (max {rule.max_repetitions})",
                     f"{where}: max {rule.max_repetitions}",
-                    _put(text, rule, reps, raw=True),
+                    _put(text, rule, reps),
                     None,
                 )
         segments = [s for s in text.split("\r") if s]
@@ -454,17 +454,17 @@ def _msh(segments: list[str], field: int, value: str) -> str:
 
 
 def _get(text: str, rule: FieldRule) -> str | None:
+    """The value a rule is about: the field as encoded (first repetition), or the component unescaped."""
     try:
         message = Message.parse(text)
     except ValueError:
         return None
-    path = rule.path if rule.component is not None else f"{rule.segment}-{rule.field}"
     if rule.component is None:
         return message.get_raw(f"{rule.segment}-{rule.field}")
-    return message.get(path)
+    return message.get(rule.path)
 
 
-def _put(text: str, rule: FieldRule, value: str, *, raw: bool = False) -> str:
+def _put(text: str, rule: FieldRule, value: str) -> str:
     """The message with the rule's field (all its repetitions) or component set to value."""
     segments = text.split("\r")
     for i, segment in enumerate(segments):
