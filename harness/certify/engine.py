@@ -381,8 +381,9 @@ def _selected(row: str, wanted: set[str]) -> bool:
     )
 
 
-def progress(stream=sys.stderr) -> Callable[[str], None] | None:
+def progress(stream=None) -> Callable[[str], None] | None:
     """One line per row on a terminal; nothing when stderr is a file or pipe."""
+    stream = stream or sys.stderr  # looked up now: the CLI's stderr may be replaced after import
     if not stream.isatty():
         return None
 
