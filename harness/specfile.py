@@ -144,6 +144,20 @@ def load(path: str | Path, *, family: str | None = None, kind: str | None = None
     return spec
 
 
+DESCRIBING = frozenset({"label", "source", "note", "name"})
+"""Keys any mapping of a spec may carry besides its own."""
+
+
+def known_keys(body: Any, known: set[str] | frozenset[str], where: str) -> None:
+    """Refuse keys a spec mapping does not define (a typo must not be silently ignored)."""
+    if not isinstance(body, dict):
+        raise SpecError(f"{where}: must be a mapping")
+    unknown = set(body) - set(known) - DESCRIBING
+    if unknown:
+        allowed = ", ".join(sorted(set(known) | DESCRIBING))
+        raise SpecError(f"{where}: unknown key(s) {', '.join(sorted(map(str, unknown)))}; known: {allowed}")
+
+
 def facts(spec: SpecFile) -> Iterator[tuple[str, str, tuple[str, ...]]]:
     """Every mapping carrying its own label or source: (key path, resolved label, resolved sources)."""
     default = (spec.meta["label"], _sources(spec.meta.get("source")))

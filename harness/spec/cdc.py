@@ -19,6 +19,8 @@ from harness import idcard, specfile
 
 SPEC_DIR = specfile.SPECS / "cdc"
 MAX_ROWS = 1000
+TABLE_KEYS = frozenset({"api", "key", "references", "aliases", "fields", "checks"})
+FIELD_KEYS = frozenset({"type", "max", "required", "code"})
 DATE_FORMATS = ("%Y-%m-%d %H:%M:%S", "%Y-%m-%d", "%Y-%m-%dT%H:%M:%S", "%Y%m%d%H%M%S", "%Y%m%d")
 
 
@@ -103,7 +105,13 @@ def _load(spec_dir: Path, stamp: tuple) -> CdcSpec:
                 diseases[code] = entry["name"]
     tables = tables_file.body["tables"]
     for table, spec in tables.items():
+        where = f"{tables_file.path}: tables.{table}"
+        specfile.known_keys(spec, TABLE_KEYS, where)
+        for key in ("api", "key", "fields"):
+            if key not in spec:
+                raise specfile.SpecError(f"{where}.{key}: missing")
         for column, rule in spec["fields"].items():
+            specfile.known_keys(rule, FIELD_KEYS, f"{where}.fields.{column}")
             if "code" in rule and rule["code"] not in codes:
                 raise specfile.SpecError(
                     f"{tables_file.path}: tables.{table}.fields.{column}.code {rule['code']!r} "

@@ -65,3 +65,41 @@ def test_something_that_is_no_spec_is_refused(tmp_path):
         spec.load(tmp_path)
     with pytest.raises(SpecError, match="no such spec folder"):
         spec.load(Path(tmp_path / "nope"))
+
+
+@pytest.mark.parametrize(
+    ("family", "file", "old", "new", "words"),
+    [
+        (
+            "cdc",
+            "tables.yaml",
+            "required: true, label: M}",
+            "requird: true, label: M}",
+            "unknown key(s) requird",
+        ),
+        (
+            "hl7v3",
+            "services.yaml",
+            "    category: 个人信息注册",
+            "    categroy: 个人信息注册",
+            "unknown key(s) categroy",
+        ),
+        (
+            "medins",
+            "transactions/outpatient.yaml",
+            "required: true}",
+            "requierd: true}",
+            "unknown key(s) requierd",
+        ),
+    ],
+)
+def test_a_mistyped_key_is_refused_with_its_line(tmp_path, family, file, old, new, words):
+    import shutil
+
+    shutil.copytree(SPECS, tmp_path / "specs")
+    path = tmp_path / "specs" / family / file
+    path.write_text(path.read_text("utf-8").replace(old, new, 1), "utf-8")
+    with pytest.raises(
+        SpecError, match=rf"{path.name}:\d+: .*{words.replace('(', r'\(').replace(')', r'\)')}"
+    ):
+        spec.load(tmp_path / "specs" / family)

@@ -20,6 +20,7 @@ SPEC = specfile.SPECS / "hl7v3" / "services.yaml"
 HL7 = "urn:hl7-org:v3"
 NS = {"hl7": HL7}
 OPS = ("add", "update", "upsert", "merge", "query")
+ACTION_KEYS = frozenset({"category", "level", "root", "extension", "response", "registry", "required"})
 
 
 @dataclass(slots=True)
@@ -72,6 +73,10 @@ def _load(path: Path, stamp: int) -> ServicesSpec:
     levels: dict[str, int] = {}
     for name, a in (body.get("actions") or {}).items():
         at = f"{where}: actions.{name}"
+        specfile.known_keys(a, ACTION_KEYS, at)
+        specfile.known_keys(a.get("registry") or {}, {"name", "op", "key", "prior"}, f"{at}.registry")
+        for i, item in enumerate(a.get("required") or []):
+            specfile.known_keys(item, {"xpath", "what", "attrs"}, f"{at}.required[{i}]")
         for key in ("name", "level", "root", "response", "registry"):
             if key not in a:
                 raise SpecError(f"{at}.{key}: missing")

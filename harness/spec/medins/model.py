@@ -152,7 +152,7 @@ def _transaction(
 ) -> Transaction:
     if not isinstance(body, dict):
         raise SpecError(f"{where}: must be a mapping")
-    _known_keys(body, TX_KEYS, where)
+    specfile.known_keys(body, TX_KEYS, where)
     for key in ("name", "behaviour", "input"):
         if key not in body:
             raise SpecError(f"{where}.{key}: missing")
@@ -186,18 +186,10 @@ def _transaction(
     )
 
 
-def _known_keys(body: dict, known: set[str] | frozenset[str], where: str) -> None:
-    unknown = set(body) - known
-    if unknown:
-        raise SpecError(
-            f"{where}: unknown key(s) {', '.join(sorted(unknown))}; known: {', '.join(sorted(known))}"
-        )
-
-
 def _check_field(spec: Any, where: str, codes: dict) -> None:
     if not isinstance(spec, dict):
         raise SpecError(f"{where}: must be a mapping such as {{name: 人员编号, type: str, max: 30}}")
-    _known_keys(spec, FIELD_KEYS, where)
+    specfile.known_keys(spec, FIELD_KEYS, where)
     kind = spec.get("type", "str")
     if kind not in FIELD_TYPES:
         raise SpecError(f"{where}.type {kind!r} is not one of {', '.join(FIELD_TYPES)}")
