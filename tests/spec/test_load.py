@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -99,7 +100,6 @@ def test_a_mistyped_key_is_refused_with_its_line(tmp_path, family, file, old, ne
     shutil.copytree(SPECS, tmp_path / "specs")
     path = tmp_path / "specs" / family / file
     path.write_text(path.read_text("utf-8").replace(old, new, 1), "utf-8")
-    with pytest.raises(
-        SpecError, match=rf"{path.name}:\d+: .*{words.replace('(', r'\(').replace(')', r'\)')}"
-    ):
+    with pytest.raises(SpecError) as caught:
         spec.load(tmp_path / "specs" / family)
+    assert re.match(rf"{re.escape(str(path))}:\d+: ", str(caught.value)) and words in str(caught.value)
