@@ -18,7 +18,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from harness import __version__
-from harness.certify.cases import PASSIVE_CHECKS, Evidence, Judgement, Reply, Request
+from harness.certify.cases import PASSIVE_ORDER, Evidence, Judgement, Reply, Request
 from harness.certify.certification import Options, finish, suite_for
 from harness.certify.results import Row, Run
 from harness.certify.targets import KINDS
@@ -68,7 +68,7 @@ def certify(
                 if options.checks and check not in options.checks:
                     continue
                 _record(run, exchange, store_path, operation, check, judgement, request, reply)
-    run.checks = [c for c in PASSIVE_CHECKS if any(check == c for (_, check) in run.cells)]
+    run.checks = [c for c in PASSIVE_ORDER if any(check == c for (_, check) in run.cells)]
     seen = {op for (op, _) in run.cells}
     unseen = [
         r.id
@@ -103,7 +103,7 @@ def _record(
             operation=operation,
             check=check,
             title=f"exchange #{exchange.id} ({exchange.channel}, {exchange.outcome})",
-            expect="reject" if check == "rejected" else "conform",
+            expect="reject" if check == "rejected" else "to conform to the spec",
             constraint="",
             finding=judgement.finding,
             request=request.text(),

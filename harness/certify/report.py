@@ -137,8 +137,11 @@ SYMBOLS = {PASSED: "✓", FAILED: "✗", NOT_RUN: "–", WAIVED: "W"}
 
 
 def matrix(run: Run) -> list[dict[str, Any]]:
+    """The matrix's rows; rows without a cell (operations a capture did not hold) are left out."""
     rows = []
     for row in run.rows.values():
+        if not any(op == row.id for op, _ in run.cells):
+            continue
         cells = []
         for check in run.checks:
             cell = run.cells.get((row.id, check))
