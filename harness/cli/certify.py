@@ -104,7 +104,7 @@ def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
         from harness.certify.targets import TargetError, parse_target, reachable, through
 
         if (target is None) == (store is None):
-            raise fail_usage("give --target URL|HOST:PORT (active) or --store FILE (passive), not both")
+            raise fail_usage("give either --target URL|HOST:PORT (active) or --store FILE (passive)")
         if store is not None and through_config:
             raise fail_usage("--through sends through a proxy: it goes with --target, not --store")
         try:
@@ -175,7 +175,8 @@ def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
         if json_output:
             typer.echo(json.dumps({**run.summary(), "reports": written.as_dict()}, ensure_ascii=False))
         else:
-            typer.echo("\r\033[K" if progress() else "", nl=False)
+            if progress() is not None:  # clear the progress line on the terminal
+                typer.echo("\r\033[K", nl=False, err=True)
             typer.echo(report.verdict_line(run))
             for cell in run.failed_cells()[:20]:
                 first = cell.evidence[0] if cell.evidence else None

@@ -19,7 +19,7 @@ def run(*args: str):
 @pytest.mark.parametrize(
     ("args", "words"),
     [
-        (["--spec", "specs/medins"], "give --target URL|HOST:PORT (active) or --store FILE (passive)"),
+        (["--spec", "specs/medins"], "give either --target URL|HOST:PORT (active) or --store FILE (passive)"),
         (
             ["--spec", "specs/nope", "--target", "http://127.0.0.1:1"],
             "--spec: specs/nope: no such spec folder",
@@ -36,7 +36,7 @@ def run(*args: str):
         (["--spec", "specs/medins", "--target", "ftp://x"], "expected http://HOST:PORT"),
         (["--spec", "specs/hl7v2/lis-oru.yaml", "--target", "nohost"], "HL7 v2 is certified over MLLP"),
         (["--spec", "specs/medins", "--store", "nope.db"], "--store nope.db: no such capture store"),
-        (["--spec", "specs/medins", "--target", "http://127.0.0.1:1", "--store", "x.db"], "not both"),
+        (["--spec", "specs/medins", "--target", "http://127.0.0.1:1", "--store", "x.db"], "give either"),
         (
             ["--spec", "specs/medins", "--target", "http://127.0.0.1:1", "--through", "nope.yaml"],
             "--through nope.yaml",
