@@ -1,7 +1,8 @@
 """Project-wide pytest wiring.
 
 The public sample corpus lives beside the project at ../shared/corpus; tests that read it
-skip cleanly when it is absent (a user's clone has no ../shared).
+skip cleanly when it is absent (a user's clone has no ../shared). The certification plugin collects
+spec folders as contract suites: `pytest specs/medins --target http://HOST:PORT` (harness/certify/plugin.py).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import pytest
 from hypothesis import HealthCheck, settings
 
 ROOT = Path(__file__).resolve().parent
+pytest_plugins = ["harness.certify.plugin"]
 
 # Timing is not behaviour: on a busy machine one example can outlast hypothesis' default 200 ms
 # deadline, or data generation trip the too_slow health check, with nothing wrong in the code.

@@ -330,6 +330,7 @@ def _harness(args: list[str], timeout: float, env: dict[str, str] | None = None)
 
 
 def default_steps() -> list[Step]:
+    from harness.demo_certify import CertifyMedins  # a short contract suite of the medins simulator
     from harness.demo_http import http_steps  # medins visit and FHIR Patient through the HTTP proxy
 
     proxy = ProxyRun()
@@ -342,6 +343,7 @@ def default_steps() -> list[Step]:
         CaptureSummary(proxy),
         JudgeProxied(proxy),
         *http_steps(),
+        CertifyMedins(),
     ]
 
 

@@ -22,6 +22,7 @@ The loader never guesses: a malformed file raises SpecError naming the file and 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,7 +37,52 @@ FORMAT = 1
 
 
 class SpecError(ValueError):
-    """A spec file that cannot be used; the message names the file and the key path."""
+    """A spec file that cannot be used; the message names the file, the line and the key path.
+
+    Whoever raises it writes `FILE: KEY.PATH: problem`; the line of the deepest key of that path that is
+    in the file is added here (`FILE:LINE: KEY.PATH: problem`), so every family's loader reports lines
+    without tracking them.
+    """
+
+    def __init__(self, message: str) -> None:
+        super().__init__(_with_line(message))
+
+
+_LOCATED = re.compile(r"^(?P<file>[^\n:]+?\.ya?ml): (?P<key>[^\s:]+)[\s:]")
+
+
+def _with_line(message: str) -> str:
+    m = _LOCATED.match(message)
+    if not m:
+        return message
+    try:
+        line = line_of(Path(m.group("file")), m.group("key"))
+    except Exception:  # noqa: BLE001 - a line is a courtesy; the message stands without it
+        return message
+    if line is None:
+        return message
+    return f"{m.group('file')}:{line}: {message[len(m.group('file')) + 2 :]}"
+
+
+def line_of(path: Path, keypath: str) -> int | None:
+    """The 1-based line of the deepest key of `keypath` (`a.b[2].c`) found in the YAML file."""
+    node = yaml.compose(path.read_text(encoding="utf-8"), Loader=_Loader)  # noqa: S506 - a safe loader
+    line = None
+    for part in re.findall(r"[^.\[\]]+|\[\d+\]", keypath):
+        if isinstance(node, yaml.SequenceNode) and part.startswith("["):
+            index = int(part[1:-1])
+            if index >= len(node.value):
+                break
+            node = node.value[index]
+            line = node.start_mark.line + 1
+        elif isinstance(node, yaml.MappingNode):
+            found = next(((k, v) for k, v in node.value if str(k.value) == part), None)
+            if found is None:
+                break
+            line, node = found[0].start_mark.line + 1, found[1]
+        else:
+            break
+    return line
 
 
 @dataclass(slots=True)
@@ -98,6 +144,20 @@ def load(path: str | Path, *, family: str | None = None, kind: str | None = None
     return spec
 
 
+DESCRIBING = frozenset({"label", "source", "note", "name"})
+"""Keys any mapping of a spec may carry besides its own."""
+
+
+def known_keys(body: Any, known: set[str] | frozenset[str], where: str) -> None:
+    """Refuse keys a spec mapping does not define (a typo must not be silently ignored)."""
+    if not isinstance(body, dict):
+        raise SpecError(f"{where}: must be a mapping")
+    unknown = set(body) - set(known) - DESCRIBING
+    if unknown:
+        allowed = ", ".join(sorted(set(known) | DESCRIBING))
+        raise SpecError(f"{where}: unknown key(s) {', '.join(sorted(map(str, unknown)))}; known: {allowed}")
+
+
 def facts(spec: SpecFile) -> Iterator[tuple[str, str, tuple[str, ...]]]:
     """Every mapping carrying its own label or source: (key path, resolved label, resolved sources)."""
     default = (spec.meta["label"], _sources(spec.meta.get("source")))
@@ -123,10 +183,13 @@ DESCRIPTIVE = frozenset({"label", "source", "note", "name", "what", "title"})
 
 def label_counts(root: Path = SPECS) -> dict[str, dict[str, int]]:
     """Per family, how many facts carry each label; a fact is one value a check or the simulator uses
-    (a length, a required flag, a code, an element path), so names and notes are not counted."""
+    (a length, a required flag, a code, an element path), so names and notes are not counted. Example
+    requests (kind `examples`) are not facts about the interface and are not counted."""
     counts: dict[str, dict[str, int]] = {}
     for path in spec_files(root):
         spec = load(path)
+        if spec.kind == "examples":
+            continue
         tally = counts.setdefault(spec.meta["family"], {})
         stack: list[tuple[Any, str]] = [(spec.body, spec.meta["label"])]
         while stack:

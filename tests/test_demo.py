@@ -26,6 +26,9 @@ def test_demo_command_succeeds_and_cleans_up(processes):
     assert "adt_batch.hl7#1" in out
     assert "mock mllp: exit 0" in out
     assert "2207: HTTP 200 infcode 0" in out and "GET /fhir/Patient/" in out  # the HTTP steps
+    assert re.search(r"PASS: \d+ of \d+ checks passed on 8 transactions and 1 flow", out)  # harness certify
+    report = re.search(r"certification report: (reports/certify-medins-[\d-]+\.html)", out).group(1)
+    assert (demo.ROOT / report).is_file()
     assert closed(port)
 
 

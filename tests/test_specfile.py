@@ -4,7 +4,6 @@ table in specs/README.md is what the files say."""
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import pytest
 
@@ -12,10 +11,11 @@ from harness import specfile
 from harness.specfile import SPECS, SpecError
 
 SPEC_FILES = sorted(
-    [p for family in ("medins", "hl7v3", "cdc") for p in (SPECS / family).rglob("*.yaml")]
+    [p for family in ("medins", "hl7v3", "cdc", "fhir") for p in (SPECS / family).rglob("*.yaml")]
     + list((SPECS / "hl7v2" / "value-sets").glob("*.yaml"))
+    + [SPECS / "hl7v2" / "examples.yaml"]
 )
-PROFILES = sorted((SPECS / "hl7v2").glob("*.yaml"))
+PROFILES = sorted(p for p in (SPECS / "hl7v2").glob("*.yaml") if p.name != "examples.yaml")
 
 
 def test_there_are_spec_files_to_check():
@@ -74,6 +74,19 @@ def test_the_loader_names_the_file_and_key_of_every_problem(tmp_path, text, word
     assert words in str(caught.value) and "bad.yaml" in str(caught.value)
 
 
+def test_errors_carry_the_line_of_the_deepest_key_they_name(tmp_path):
+    path = tmp_path / "s.yaml"
+    path.write_text(
+        "meta: {family: cdc, kind: k, title: t, format: 1, label: M, sources: {A: a}}\n"
+        "tables:\n  t1:\n    fields:\n      f: {label: Q}\n",
+        encoding="utf-8",
+    )
+    with pytest.raises(SpecError, match=r"s.yaml:5: tables.t1.fields.f: label 'Q'"):
+        specfile.load(path)
+    assert specfile.line_of(path, "tables.t1.fields.nope") == 4  # the deepest key that is there
+    assert "s.yaml:" not in str(SpecError("no file named here"))
+
+
 def test_family_and_kind_are_checked_when_asked(tmp_path):
     path = tmp_path / "s.yaml"
     path.write_text("meta: {family: cdc, kind: codes, title: t, format: 1, label: M, sources: {}}\n", "utf-8")
@@ -124,15 +137,22 @@ def test_the_coverage_table_matches_the_files():
     assert rows["CDC front-end tables"] == (str(cov["cdc"]["modelled"]), str(cov["cdc"]["named"]))
     for level, count in cov["hl7v3"]["levels"].items():
         assert f"{level} {count}/{count}" in table
-    names = {"medins": "医保", "hl7v3": "互联互通", "cdc": "CDC", "hl7v2": "HL7 v2 value sets"}
+    names = {
+        "medins": "医保",
+        "hl7v3": "互联互通",
+        "cdc": "CDC",
+        "hl7v2": "HL7 v2 value sets",
+        "fhir": "FHIR required bindings",
+    }
     for family, tally in specfile.label_counts().items():
         shown = [str(tally.get(label, 0)) for label in ("V", "V*", "M", "L", "S")]
         assert f"| {names[family]} | {' | '.join(shown)} |" in table, family
         assert set(tally) <= set(specfile.LABELS)
 
 
-def test_spec_files_outside_the_families_are_not_required_to_have_a_header():
-    # specs/fhir predates the header; the loader's discovery skips files without `meta:`.
+def test_spec_files_are_found_by_their_header_and_hl7v2_profiles_need_none():
+    # HL7 v2 interface profiles are read by the validator's own loader and may go without `meta`.
     found = set(specfile.spec_files())
-    assert not any(Path(p).parent.name == "fhir" for p in found)
+    assert SPECS / "fhir" / "required-bindings.yaml" in found
     assert SPECS / "medins" / "codes.yaml" in found
+    assert not any(p in found for p in PROFILES)

@@ -49,10 +49,21 @@ def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
         max_frame: Annotated[
             int, typer.Option(min=1, help="Largest frame accepted, in bytes; a larger one gets an AR.")
         ] = 16 * 1024 * 1024,
+        profile: Annotated[
+            Path | None,
+            typer.Option(
+                help="Validate every message against the standard and this interface profile (and its "
+                "waivers): invalid ones get AR or AE with an ERR segment per error, valid ones --answer."
+            ),
+        ] = None,
         tls_cert: Annotated[Path | None, typer.Option(help="Serve TLS with this certificate (PEM).")] = None,
         tls_key: Annotated[Path | None, typer.Option(help="Private key for --tls-cert (PEM).")] = None,
     ) -> None:
         """An MLLP ACK server for tests and demos; one log line per message on stdout.
+
+        With --profile it is the interface's receiver: every message is validated against the HL7 v2
+        standard and the profile, and an invalid one is answered AR (not this interface's message: type,
+        version, structure, charset) or AE (wrong content) with one ERR segment per error.
 
         It answers as MSH-15/16 ask: original mode one ACK (--answer AA, AE or AR); enhanced mode the
         accept ACK CA and then the application ACK (--answer or a matching --answer-rule decides it: AE
@@ -81,7 +92,12 @@ def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
                 rules=tuple(AnswerRule.parse(r) for r in answer_rule or ()),
                 charset=charset,
                 max_frame=max_frame,
+                profile=str(profile) if profile else None,
             )
+            if profile:
+                from harness.simulators.mllp import Responder
+
+                Responder(settings)  # load the profile now: a bad one is a usage error, not a crash later
         except ValueError as exc:
             raise fail_usage(str(exc)) from None
 

@@ -20,6 +20,7 @@ Which ACKs to send (``plan``), per HL7 v2 chapter 2:
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -28,7 +29,16 @@ from harness.hl7v2.charset import CharsetError, declared_in, resolve
 from harness.hl7v2.escape import Delimiters, escape
 from harness.hl7v2.message import HL7ParseError, check_encoding_characters, parse_path
 
-__all__ = ["CODES", "ERROR_CODES", "AckPlan", "build_ack", "new_control_id", "plan", "reject_unparseable"]
+__all__ = [
+    "CODES",
+    "ERROR_CODES",
+    "AckError",
+    "AckPlan",
+    "build_ack",
+    "new_control_id",
+    "plan",
+    "reject_unparseable",
+]
 
 CODES = ("AA", "AE", "AR", "CA", "CE", "CR")
 ERRORS = ("AE", "AR", "CE", "CR")
@@ -51,6 +61,17 @@ ERROR_CODES = {
 }
 
 OUTCOMES = ("ok", "error", "reject", "commit_error", "commit_reject")
+
+
+@dataclass(frozen=True, slots=True)
+class AckError:
+    """One problem an error ACK reports in an ERR segment of its own."""
+
+    text: str
+    location: str | None = None
+    """A terse path such as `PID-8` or `PV1` (ERR-2); None for the message as a whole."""
+    code: str = "207"
+    """HL7 table 0357 (ERR-3): 101 required field missing, 102 data type, 103 table value, ..."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,8 +185,12 @@ def build_ack(
     error_code: str = "207",
     severity: str = "E",
     control_id: str | None = None,
+    errors: Sequence[AckError] = (),
 ) -> bytes:
     """The ACK for message (unframed, CR-terminated segments, in the message's charset).
+
+    An error code gets one ERR segment per item of `errors` (each with its location, table 0357 code and
+    text), or, without `errors`, one built from `text`, `error_location` and `error_code`.
 
     Raises HL7ParseError when the message has no usable MSH (answer it with reject_unparseable()),
     ValueError for an unknown code or a bad error_location path, CharsetError when text cannot be
@@ -208,10 +233,15 @@ def build_ack(
         fields.pop()
     msa = ["MSA", code, f(10)]
     old = bool(version) and version < (2, 5)
+    if errors and not text:  # before v2.5 the text goes in MSA-3, ERR-1 has no room for it
+        text = "; ".join(e.text for e in errors)[:200]
     if text and old:
         msa.append(escape(text, d))
     segments = [d.field.join(fields), d.field.join(msa)]
-    if code in ERRORS:
+    if code in ERRORS and errors:
+        for e in errors:
+            segments += _err_segments(version, d, e.code, severity, e.text, e.location)
+    elif code in ERRORS:
         segments += _err_segments(version, d, error_code, severity, text, error_location)
     out = "\r".join(segments) + "\r"
     try:

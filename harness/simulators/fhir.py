@@ -16,49 +16,17 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
-from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, quote, urlsplit
 
-import yaml
-
 from harness.simulators.wire import HttpRequest, HttpResponse, JsonBodyError, load_json
+from harness.spec.fhir import FhirError, Validator, issue, operation_outcome
 
-SPEC = Path(__file__).resolve().parents[2] / "specs" / "fhir" / "required-bindings.yaml"
 FHIR_JSON = "application/fhir+json; charset=utf-8"
 ID_RE = re.compile(r"[A-Za-z0-9\-.]{1,64}")
-TYPE_RE = re.compile(r"[A-Z][A-Za-z]+")
 SEARCH_COMMON = {"_id", "identifier", "_lastUpdated", "_count", "_offset", "_format", "_summary", "_total"}
 # Resource types whose `patient` search parameter follows this element (else `subject`).
-ABSTRACT = {"Resource", "DomainResource"}
 PATIENT_ELEMENTS = ("subject", "patient", "beneficiary", "individual")
-
-
-class FhirError(Exception):
-    """Becomes an OperationOutcome with this status and these issues."""
-
-    def __init__(self, status: int, issues: list[dict]) -> None:
-        super().__init__(issues[0].get("diagnostics", "") if issues else "")
-        self.status = status
-        self.issues = issues
-
-    @classmethod
-    def one(cls, status: int, diagnostics: str, **details: Any) -> FhirError:
-        """The usual case, one issue (`details` as for `issue`)."""
-        return cls(status, [issue(diagnostics, **details)])
-
-
-def issue(
-    diagnostics: str, *, code: str = "invalid", severity: str = "error", expression: str | None = None
-) -> dict:
-    out = {"severity": severity, "code": code, "diagnostics": diagnostics}
-    if expression:
-        out["expression"] = [expression]
-    return out
-
-
-def operation_outcome(issues: list[dict]) -> dict:
-    return {"resourceType": "OperationOutcome", "issue": issues}
 
 
 def _now() -> datetime:
@@ -67,112 +35,6 @@ def _now() -> datetime:
 
 def _instant(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-class Validator:
-    """fhir.resources R4B plus required bindings; returns issues, never raises on content."""
-
-    def __init__(self, spec_path: Path = SPEC) -> None:
-        from fhir.resources.R4B import get_fhir_model_class
-
-        self._model_class = get_fhir_model_class
-        spec = yaml.safe_load(spec_path.read_text(encoding="utf-8"))
-        self.by_class: dict[str, list[tuple[str, dict]]] = {}
-        for key, binding in spec["bindings"].items():
-            cls, _, fld = key.partition(".")
-            self.by_class.setdefault(cls, []).append((fld, binding))
-        self._known: dict[str, bool] = {}
-
-    def is_resource_type(self, name: str) -> bool:
-        if name not in self._known:
-            try:
-                from fhir.resources.R4B.resource import Resource
-
-                cls = self._model_class(name) if TYPE_RE.fullmatch(name) and name not in ABSTRACT else None
-                # Datatypes (HumanName, ...) are models too; only resources count.
-                self._known[name] = cls is not None and issubclass(cls, Resource)
-            except (KeyError, ValueError, AttributeError):
-                self._known[name] = False
-        return self._known[name]
-
-    def unknown_types(self, value: Any, path: str) -> list[dict]:
-        """Every nested `resourceType` that names no R4 resource (fhir.resources would KeyError on it)."""
-        found: list[dict] = []
-        if isinstance(value, dict):
-            rt = value.get("resourceType")
-            if "resourceType" in value and (not isinstance(rt, str) or not self.is_resource_type(rt)):
-                found.append(issue(f"unknown resourceType {rt!r}", code="not-supported", expression=path))
-            for key, item in value.items():
-                if isinstance(item, dict | list):
-                    found.extend(self.unknown_types(item, f"{path}.{key}"))
-        elif isinstance(value, list):
-            for i, item in enumerate(value):
-                found.extend(self.unknown_types(item, f"{path}[{i}]"))
-        return found
-
-    def validate(self, resource: dict) -> tuple[int, list[dict]]:
-        """(status, issues): (0, []) when valid, else 400 (structure) or 422 (binding)."""
-        rt = resource.get("resourceType")
-        if not isinstance(rt, str) or not rt:
-            return 400, [issue("resource has no resourceType", code="required", expression="resourceType")]
-        unknown = self.unknown_types(resource, rt)
-        if unknown:
-            return 400, unknown
-        from pydantic import ValidationError
-
-        try:
-            model = self._model_class(rt).model_validate(resource)
-        except ValidationError as exc:
-            return 400, [self._pydantic_issue(rt, err) for err in exc.errors()[:50]]
-        except Exception as exc:  # the library's own failures still become an outcome
-            return 400, [issue(f"{rt} could not be validated: {exc!r}", code="structure", expression=rt)]
-        problems = list(self._bindings(model, rt))
-        return (422, problems) if problems else (0, [])
-
-    @staticmethod
-    def _pydantic_issue(rt: str, err: dict) -> dict:
-        path = rt
-        for part in err.get("loc", ()):
-            path += f"[{part}]" if isinstance(part, int) else f".{part}"
-        code = "required" if "missing" in err.get("type", "") else "structure"
-        value = err.get("input")
-        shown = "" if value is None or isinstance(value, dict | list) else f" (got {value!r})"
-        return issue(f"{path}: {err.get('msg', 'invalid')}{shown}", code=code, expression=path)
-
-    def _bindings(self, model: Any, path: str) -> Iterable[dict]:
-        from pydantic import BaseModel
-
-        for fld, binding in self.by_class.get(type(model).__name__, ()):
-            value = getattr(model, fld, None)
-            if value is None:
-                continue
-            values = value if isinstance(value, list) else [value]
-            for i, item in enumerate(values):
-                where = f"{path}.{fld}" + (f"[{i}]" if isinstance(value, list) else "")
-                if "system" in binding:
-                    for j, coding in enumerate(getattr(item, "coding", None) or []):
-                        if coding.system == binding["system"] and coding.code not in binding["codes"]:
-                            yield self._binding_issue(f"{where}.coding[{j}].code", coding.code, binding)
-                elif item not in binding["codes"]:
-                    yield self._binding_issue(where, item, binding)
-        for name, value in model:
-            if value is None or name.endswith("__ext"):
-                continue
-            if isinstance(value, BaseModel):
-                yield from self._bindings(value, f"{path}.{name}")
-            elif isinstance(value, list):
-                for i, item in enumerate(value):
-                    if isinstance(item, BaseModel):
-                        yield from self._bindings(item, f"{path}.{name}[{i}]")
-
-    @staticmethod
-    def _binding_issue(where: str, value: Any, binding: dict) -> dict:
-        return issue(
-            f"{where}: {value!r} is not in the required value set {binding['valueset']} "
-            f"({', '.join(binding['codes'])})",
-            code="code-invalid",
-            expression=where,
-        )
 
 
 class FhirSimulator:

@@ -2,8 +2,10 @@
 
 ``Responder`` decides, without any I/O, what to answer to each message (which ACK codes, a delay, a
 close, silence); ``MockMLLPProtocol`` is the thin Twisted shell that moves bytes. Malformed input
-gets an AR (or a close, by option) and the server keeps serving. Import this module only where
-the server runs (it imports the Twisted reactor).
+gets an AR (or a close, by option) and the server keeps serving. With a profile, each message is
+validated against the standard and the interface profile first: an invalid one gets AR or AE with one ERR
+segment per error (harness.hl7v2.validation.answer), a valid one the configured answer. Import this
+module only where the server runs (it imports the Twisted reactor).
 """
 
 from __future__ import annotations
@@ -81,6 +83,8 @@ class MockSettings:
     rules: tuple[AnswerRule, ...] = ()
     charset: str | None = None
     max_frame: int = DEFAULT_MAX_FRAME
+    profile: str | None = None
+    """An interface profile file: messages are validated against the standard and it (and its waivers)."""
 
     def __post_init__(self) -> None:
         for name in ("answer", "nak_code"):
@@ -115,6 +119,23 @@ class Responder:
     def __init__(self, settings: MockSettings) -> None:
         self.settings = settings
         self.count = 0
+        self.validator = None
+        self.waivers = None
+        if settings.profile:  # ProfileError / WaiverError name the file: the caller reports them
+            from harness.hl7v2.validation import profile, waivers
+            from harness.hl7v2.validation.validator import Validator
+
+            loaded = profile.load(settings.profile)
+            self.validator = Validator(profile=loaded, charset=settings.charset)
+            self.waivers = waivers.load(list(loaded.waivers))
+
+    def _validated(self, payload: bytes):
+        """The validation answer for a message, or None without a profile."""
+        if self.validator is None:
+            return None
+        from harness.hl7v2.validation.answer import answer
+
+        return answer(self.waivers.apply(self.validator.validate(payload).as_dict()))
 
     def _code_for(self, payload: bytes) -> tuple[str, str]:
         s = self.settings
@@ -145,13 +166,22 @@ class Responder:
         if s.no_answer:
             reply.log = f"{head} answer=none (--no-answer)"
             return reply
-        code, why = self._code_for(payload)
-        ack_plan = plan(meta.accept_ack_type, meta.app_ack_type, _OUTCOME[code])
-        text = None if code in ("AA", "CA") else f"{code} answered by harness mock mllp"
+        verdict = self._validated(payload)
+        errors = []
+        if verdict is not None and verdict.outcome != "ok":
+            outcome, why, errors = verdict.outcome, verdict.describe(), verdict.errors
+            text = f"{why} (harness mock mllp --profile)"
+        else:
+            code, why = self._code_for(payload)
+            outcome = _OUTCOME[code]
+            text = None if code in ("AA", "CA") else f"{code} answered by harness mock mllp"
+        ack_plan = plan(meta.accept_ack_type, meta.app_ack_type, outcome)
         try:
             for ack_code in (ack_plan.accept, ack_plan.application):
                 if ack_code is not None:
-                    reply.acks.append(build_ack(payload, ack_code, text=text, charset=s.charset))
+                    found = errors if ack_code not in ("AA", "CA") else ()
+                    ack = build_ack(payload, ack_code, text=text, charset=s.charset, errors=found)
+                    reply.acks.append(ack)
                     reply.codes.append(ack_code)
         except (HL7ParseError, ValueError) as exc:
             return self.malformed(payload, str(exc), head)
@@ -255,9 +285,12 @@ def serve(
     log: Callable[[str], None] = print,
     tls_cert: str | None = None,
     tls_key: str | None = None,
+    responder: Responder | None = None,
 ) -> int:
-    """Run the server until SIGINT/SIGTERM; logs "listening on HOST:PORT" once listening."""
-    factory = MockMLLPFactory(Responder(settings), log)
+    """Run the server until SIGINT/SIGTERM; logs "listening on HOST:PORT" once listening.
+
+    `responder` replaces the answer policy built from settings (tests run deliberately broken ones)."""
+    factory = MockMLLPFactory(responder or Responder(settings), log)
     if tls_cert:
         from twisted.internet import ssl
 

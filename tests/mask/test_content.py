@@ -20,12 +20,13 @@ from .support import KEY, ROOT, leaks, masker
 
 M = masker()
 F = ROOT / "fixtures"
+CDC = ROOT / "specs" / "cdc" / "examples"
 PERSON = ["53010219850307123X", "周兰𬌗", "13800000000", "P0001234", "模拟路1号"]
 
 
 def test_one_person_masks_alike_in_fhir_cdc_medins_hl7v3_and_hl7v2():
     fhir = json.loads(M.content((F / "fhir" / "patient.json").read_bytes(), "fhir"))
-    cdc = json.loads(M.content((F / "cdc" / "emr_patient_info.json").read_bytes(), "cdc"))
+    cdc = json.loads(M.content((CDC / "emr_patient_info.json").read_bytes(), "cdc"))
     medins = json.loads(M.content((F / "medins" / "visit-02-1101.json").read_bytes(), "medins"))
     v3 = etree.fromstring(M.content((F / "soap" / "PRPA_IN201311UV02.xml").read_bytes(), "hl7v3"))
     ns = {"v3": "urn:hl7-org:v3"}
@@ -60,14 +61,14 @@ def test_one_person_masks_alike_in_fhir_cdc_medins_hl7v3_and_hl7v2():
 @pytest.mark.parametrize(
     "path",
     [
-        "fhir/patient.json",
-        "fhir/transaction-bundle.json",
-        "cdc/emr_inf_report.json",
-        "medins/visit-07-2207.json",
+        "fixtures/fhir/patient.json",
+        "fixtures/fhir/transaction-bundle.json",
+        "specs/cdc/examples/emr_inf_report.json",
+        "fixtures/medins/visit-07-2207.json",
     ],
 )
 def test_json_keeps_every_byte_but_the_masked_values(path):
-    original = (F / path).read_bytes()
+    original = (ROOT / path).read_bytes()
     out = M.content(original, "raw")
     assert not leaks(out, [*PERSON, "532901199002030425", "段云亅"])
     a, b = json.loads(original), json.loads(out)
@@ -178,16 +179,14 @@ def test_the_simulators_judge_masked_requests_as_they_judge_the_originals():
 
     from ..simulators.medins_visit import fill, steps
 
-    def read(name: str) -> bytes:
-        return (F / name).read_bytes()
-
     visit = steps()
     medins = json.dumps(fill(visit["1101"], {"sign_no": ""}), ensure_ascii=False).encode("utf-8")
     soap = (F / "soap" / "PatientInfoRegister-soap12.xml").read_bytes()
+    report, patient = (CDC / "emr_inf_report.json").read_bytes(), (CDC / "emr_patient_info.json").read_bytes()
     cases = [
         (lambda: MedinsSimulator(), "POST", "/fsi/api/rsfComIfsService/callService", medins, "medins", {}),
-        (lambda: CdcFrontEnd(), "POST", "/cdc/emr_inf_report", read("cdc/emr_inf_report.json"), "cdc", {}),
-        (CdcFrontEnd, "POST", "/cdc/emr_patient_info", read("cdc/emr_patient_info.json"), "cdc", {}),
+        (lambda: CdcFrontEnd(), "POST", "/cdc/emr_inf_report", report, "cdc", {}),
+        (CdcFrontEnd, "POST", "/cdc/emr_patient_info", patient, "cdc", {}),
         (lambda: FhirSimulator(), "POST", "/fhir/Patient", (F / "fhir" / "patient.json").read_bytes(), "fhir",
          {"content-type": "application/fhir+json"}),
         (lambda: HipMessageServer(), "POST", "/services/HIPMessageServer", soap, "soap",

@@ -1,15 +1,14 @@
-"""Drive the medical-insurance simulator with fixtures/medins/transactions.yaml: the world, steps and cases.
+"""Drive the medical-insurance simulator with specs/medins/examples.yaml: the world, steps and cases.
 
-The fixture holds hand-written requests; this module only fills placeholders, numbers the msgids and
-sends them, so a test can run any transaction on top of a realistic state (a person, a settled
-outpatient visit, a settled inpatient stay).
+The examples are hand-written requests; this module fills their placeholders (harness.spec.examples),
+numbers the msgids and sends them, so a test can run any transaction on top of a realistic state (a
+person, a settled outpatient visit, a settled inpatient stay).
 """
 
 from __future__ import annotations
 
 import copy
 import json
-import re
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
@@ -18,10 +17,10 @@ import yaml
 
 from harness.simulators.medins import GATEWAY_PATH, YUNNAN_PATH, MedinsSimulator
 from harness.simulators.wire import HttpRequest
+from harness.spec.examples import Values, dig, fill
 
-FIXTURE = Path(__file__).resolve().parents[2] / "fixtures" / "medins" / "transactions.yaml"
+FIXTURE = Path(__file__).resolve().parents[2] / "specs" / "medins" / "examples.yaml"
 CLOCK = datetime(2026, 1, 5, 9, 30, 0, 123000)
-_PLACEHOLDER = re.compile(r"^\{\{([\w:]+)\}\}$")
 
 
 def load() -> dict:
@@ -31,30 +30,12 @@ def load() -> dict:
 DATA = load()
 
 
-def fill(value, values: dict[str, str]):
-    if isinstance(value, dict):
-        return {k: fill(v, values) for k, v in value.items()}
-    if isinstance(value, list):
-        return [fill(v, values) for v in value]
-    if isinstance(value, str):
-        m = _PLACEHOLDER.match(value)
-        if m:
-            return values[m.group(1)]
-    return value
-
-
-def dig(value, path: str):
-    for part in path.split("."):
-        value = value[part]
-    return value
-
-
 class World:
     """A simulator with the fixture's world built, and a way to send more requests on top of it."""
 
     def __init__(self, core: MedinsSimulator | None = None) -> None:
         self.core = core or MedinsSimulator(clock=lambda: CLOCK)
-        self.values: dict[str, str] = {"sign_no": ""}
+        self.values = Values(DATA["values"], now=CLOCK)
         self.serial = 0
         for step in DATA["world"]:
             self.run(step)

@@ -14,7 +14,7 @@ from harness.simulators.cdc import API_PREFIX, CdcFrontEnd
 from harness.simulators.wire import HttpRequest
 from tests.childproc import start_listening
 
-FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "cdc"
+FIXTURES = Path(__file__).resolve().parents[2] / "specs" / "cdc" / "examples"
 REPORT = json.loads((FIXTURES / "emr_inf_report.json").read_text(encoding="utf-8"))
 PATIENT = json.loads((FIXTURES / "emr_patient_info.json").read_text(encoding="utf-8"))
 TABLES = list(CdcFrontEnd().tables)  # spec order: a table's references come before it

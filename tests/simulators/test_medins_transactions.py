@@ -1,5 +1,5 @@
 """Every transaction of specs/medins: a valid request succeeds; a missing required field and a code outside
-its set get infcode -1 naming the field. The requests are fixtures/medins/transactions.yaml (hand-written)."""
+its set get infcode -1 naming the field. The requests are specs/medins/examples.yaml (hand-written)."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ NATIONAL = sorted(infno for infno in SPEC.transactions if infno != "0000")
 def test_every_transaction_has_a_fixture_request_and_the_spec_has_at_least_75():
     assert len(NATIONAL) >= 75
     assert set(DATA["cases"]) == set(SPEC.transactions), (
-        "fixtures/medins/transactions.yaml lacks or has extra cases"
+        "specs/medins/examples.yaml lacks or has extra cases"
     )
 
 

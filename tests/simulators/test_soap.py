@@ -12,6 +12,7 @@ from harness.simulators.wire import HttpRequest
 from tests.childproc import start_listening
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "soap"
+SPECS = FIXTURES.parents[1] / "specs"
 MESSAGE = (FIXTURES / "PRPA_IN201311UV02.xml").read_text(encoding="utf-8")
 NS = {"hl7": "urn:hl7-org:v3"}
 H12 = {"content-type": "application/soap+xml; charset=utf-8", "host": "hip.test:8080"}
@@ -115,7 +116,7 @@ def test_register_query_update_merge(core):
 
     second = edit(MESSAGE, 'extension="P0001234"', 'extension="P0005678"')
     assert ack(result_of(post(core, envelope("PatientInfoRegister", second)).body))[0] == "AA"
-    merge = (FIXTURES / "actions" / "PatientInfoMerge.xml").read_text(encoding="utf-8")
+    merge = (SPECS / "hl7v3" / "examples" / "PatientInfoMerge.xml").read_text(encoding="utf-8")
     assert ack(result_of(post(core, envelope("PatientInfoMerge", merge)).body))[0] == "AA"
     assert "P0005678" not in core.patients and "P0001234" in core.patients
 

@@ -1,6 +1,6 @@
 """All 69 互联互通 actions: a valid request is accepted (queries answer what was registered), a missing
 required element is an AE naming it, every accepted root/interactionId spelling works, the 测评 wrapper
-checks bite. Requests are fixtures/soap/actions/<Action>.xml (one per action, schema-shaped)."""
+checks bite. Requests are specs/hl7v3/examples/<Action>.xml (one per action, schema-shaped)."""
 
 from __future__ import annotations
 
@@ -12,9 +12,9 @@ import pytest
 from lxml import etree
 
 from harness.simulators.soap import HipMessageServer
-from harness.simulators.soap.spec import load
+from harness.spec.hl7v3.model import load
 
-FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "soap" / "actions"
+FIXTURES = Path(__file__).resolve().parents[2] / "specs" / "hl7v3" / "examples"
 NS = {"hl7": "urn:hl7-org:v3"}
 SPEC = load()
 

@@ -400,6 +400,7 @@ def _resolved_yaml(path: Path, seen: set) -> dict:
 
 
 KNOWN_KEYS = {
+    "meta",  # the common spec header (specs/FORMAT.md); read by harness.spec, not by the validator
     "name",
     "description",
     "version",

@@ -8,7 +8,7 @@ over state (what the centre remembers); responses is the HTTP surface and transp
 
 from harness.simulators.medins.call import MedinsError
 from harness.simulators.medins.responses import RULES, MedinsSimulator
-from harness.simulators.medins.spec import SPEC_DIR, load_spec
 from harness.simulators.medins.transport import GATEWAY_PATH, YUNNAN_PATH
+from harness.spec.medins.model import SPEC_DIR, load_spec
 
 __all__ = ["GATEWAY_PATH", "RULES", "SPEC_DIR", "YUNNAN_PATH", "MedinsError", "MedinsSimulator", "load_spec"]

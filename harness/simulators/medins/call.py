@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from harness.simulators.medins.spec import Transaction
+from harness.spec.medins.model import Transaction
 
 
 class MedinsError(Exception):

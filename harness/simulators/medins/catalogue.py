@@ -15,6 +15,25 @@ from harness.simulators.medins.centre import Centre
 from harness.simulators.medins.records import project
 
 
+def complete(centre: Centre, call: Call, node: str, rows: list[dict]) -> list[dict]:
+    """Rows with the record fields the output node requires filled in (simulator.yaml record_defaults;
+    rid and dates made per row), so every answer matches the transaction's output table."""
+    rules = (call.tx.output.get(node) or {}).get("fields") or {}
+    defaults = centre.spec.simulator["catalogue"].get("record_defaults") or {}
+    today = f"{centre.now():%Y-%m-%d}"
+    for i, row in enumerate(rows, 1):
+        for name, rule in rules.items():
+            if not rule.get("required") or row.get(name) not in (None, ""):
+                continue
+            if name in defaults:
+                row[name] = defaults[name]
+            elif name == "rid":
+                row[name] = f"{call.infno}{i:010d}"
+            elif rule.get("type") in ("date", "datetime"):
+                row[name] = today if rule.get("type") == "date" else f"{today} 00:00:00"
+    return rows
+
+
 def _entries(centre: Centre, list_types: list[str] | None) -> list[dict]:
     entries = centre.spec.simulator["catalogue"]["entries"]
     return [dict(e) for e in entries if not list_types or str(e.get("list_type")) in list_types]
@@ -81,6 +100,7 @@ def paged(centre: Centre, call: Call) -> dict:
     total = len(rows)
     start = (page_num - 1) * page_size
     page = [{f: r.get(f) for f in fields} if fields else r for r in rows[start : start + page_size]]
+    page = complete(centre, call, "data", page)
     pages = math.ceil(total / page_size) if total else 0
     return {
         "data": page,
@@ -105,8 +125,11 @@ def dictionary(centre: Centre, call: Call) -> dict:
         raise MedinsError(f"{call.where()}.type: no dictionary {name!r}; known: {known}")
     area = str(data.get("admdvs") or call.env.get("mdtrtarea_admvs") or "")
     codes = centre.spec.codeset(name, area)
-    return {
-        "list": [
+    rows = complete(
+        centre,
+        call,
+        "list",
+        [
             {
                 "type": name,
                 "label": label,
@@ -119,5 +142,6 @@ def dictionary(centre: Centre, call: Call) -> dict:
                 "version": "1",
             }
             for i, (code, label) in enumerate(codes.items(), 1)
-        ]
-    }
+        ],
+    )
+    return {"list": rows}

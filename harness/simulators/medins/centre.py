@@ -13,10 +13,10 @@ from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
-from harness.simulators.medins import validation
 from harness.simulators.medins.call import Call, FileReply, MedinsError
-from harness.simulators.medins.spec import MedinsSpec
 from harness.simulators.medins.state import CentreState, Logged, Person, Visit
+from harness.spec.medins import checks
+from harness.spec.medins.model import MedinsSpec
 
 CENT = Decimal("0.01")
 Rule = Callable[["Centre", Call], "dict | FileReply"]
@@ -56,7 +56,7 @@ class Centre:
         infno = env.get("infno")
         tx = self.spec.transactions.get(infno) if isinstance(infno, str) else None
         structure = self.strict or transport != "yunnan"
-        problems = validation.check_envelope(self.spec, env, tx, msgid_structure=structure)
+        problems = checks.check_envelope(self.spec, env, tx, msgid_structure=structure)
         if problems:
             raise MedinsError("; ".join(problems))
         if tx is None:
@@ -69,7 +69,7 @@ class Centre:
         if not tx.behaviour.get("no_sign_in"):
             self._check_sign_no(env)
         inp = env["input"]
-        problems = validation.check_input(self.spec, tx, inp, env.get("mdtrtarea_admvs"))
+        problems = checks.check_input(self.spec, tx, inp, env.get("mdtrtarea_admvs"))
         if problems:
             raise MedinsError("; ".join(problems))
         psn_no = _psn_no_of(inp)

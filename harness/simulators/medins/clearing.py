@@ -15,7 +15,7 @@ from harness.simulators.medins import files
 from harness.simulators.medins.call import Call, MedinsError
 from harness.simulators.medins.centre import Centre, money
 from harness.simulators.medins.state import Record, Settlement
-from harness.simulators.medins.validation import decimal, parse_time
+from harness.spec.medins.checks import decimal, parse_time
 
 
 @dataclass(slots=True)

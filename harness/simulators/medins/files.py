@@ -14,7 +14,7 @@ from datetime import timedelta
 from harness.simulators.medins.call import Call, FileReply, MedinsError
 from harness.simulators.medins.centre import Centre
 from harness.simulators.medins.state import StoredFile
-from harness.simulators.medins.validation import file_bytes
+from harness.spec.medins.checks import file_bytes
 
 MAX_FILE_BYTES = 5 * 1024 * 1024
 MAX_FILES_BYTES = 64 * 1024 * 1024

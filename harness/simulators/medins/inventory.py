@@ -13,7 +13,7 @@ from harness.simulators.medins.call import Call, MedinsError
 from harness.simulators.medins.centre import Centre
 from harness.simulators.medins.records import _needs
 from harness.simulators.medins.state import Record
-from harness.simulators.medins.validation import decimal
+from harness.spec.medins.checks import decimal
 
 COLLECTION = "inventory"
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 from harness.simulators.medins.call import Call, MedinsError
 from harness.simulators.medins.centre import Centre
 from harness.simulators.medins.state import Record
-from harness.simulators.medins.validation import parse_time
+from harness.spec.medins.checks import parse_time
 
 
 def _needs(centre: Centre, call: Call, row: dict, at: str) -> None:

@@ -25,9 +25,9 @@ from harness.simulators.medins import (
 )
 from harness.simulators.medins.call import FileReply, MedinsError
 from harness.simulators.medins.centre import Centre, Rule
-from harness.simulators.medins.spec import MedinsSpec, load_spec
-from harness.simulators.medins.validation import is_yunnan
 from harness.simulators.wire import HttpRequest, HttpResponse, JsonBodyError, json_response, load_json
+from harness.spec.medins.checks import is_yunnan
+from harness.spec.medins.model import MedinsSpec, load_spec
 
 ERR_MSG_MAX = 200
 

@@ -12,7 +12,7 @@ from decimal import Decimal
 
 from harness.simulators.medins.call import Call, MedinsError
 from harness.simulators.medins.centre import CENT, Centre, money
-from harness.simulators.medins.validation import decimal
+from harness.spec.medins.checks import decimal
 
 
 def _duplicate_item(orders: list[dict]) -> list[tuple[list[dict], str, Decimal]]:

@@ -15,7 +15,7 @@ from typing import Any
 from harness.simulators.medins.call import Call, MedinsError
 from harness.simulators.medins.centre import CENT, Centre, money
 from harness.simulators.medins.state import Fee, Person, Settlement, Visit
-from harness.simulators.medins.validation import decimal, parse_time
+from harness.spec.medins.checks import decimal, parse_time
 
 
 def _check_insutype(person: Person, insutype: Any, where: str) -> None:
@@ -331,7 +331,7 @@ def settle(centre: Centre, call: Call) -> dict:
     part = total - hifp
     acct = (
         min(person.balc, part)
-        if str(data["acct_used_flag"]) == "1" and visit.insutype == "310"
+        if str(data.get("acct_used_flag") or "0") == "1" and visit.insutype == "310"
         else Decimal(0)
     )
     cash = part - acct
@@ -455,21 +455,28 @@ def _reverse(centre: Centre, visit: Visit, setl_id: str, effect: dict) -> dict:
             visit.fees[sn].setl_id = None
     person.balc += settlement.acct_pay
     effect.update(visit=visit.mdtrt_id, setl_id=new_id)
-    return {
-        "setlinfo": {
-            "mdtrt_id": visit.mdtrt_id,
-            "setl_id": new_id,
-            "psn_no": person.psn_no,
-            "medfee_sumamt": money(-settlement.medfee_sumamt),
-            "fund_pay_sumamt": money(-settlement.fund_pay_sumamt),
-            "psn_part_amt": money(-settlement.psn_part_amt),
-            "acct_pay": money(-settlement.acct_pay),
-            "psn_cash_pay": money(-settlement.psn_cash_pay),
-            "balc": money(person.balc),
-            "setl_time": centre.stamp(),
-        },
-        "setldetail": [],
+    # The reversal answers like the settlement it reverses, every amount negated (a 冲销 record).
+    setlinfo = {
+        key: -value if isinstance(value, float) and key not in _NOT_AMOUNTS and value else value
+        for key, value in (settlement.output.get("setlinfo") or {}).items()
     }
+    setlinfo.update(
+        mdtrt_id=visit.mdtrt_id,
+        setl_id=new_id,
+        psn_no=person.psn_no,
+        medfee_sumamt=money(-settlement.medfee_sumamt),
+        fund_pay_sumamt=money(-settlement.fund_pay_sumamt),
+        psn_part_amt=money(-settlement.psn_part_amt),
+        acct_pay=money(-settlement.acct_pay),
+        psn_cash_pay=money(-settlement.psn_cash_pay),
+        pdn_cash_pay=money(-settlement.psn_cash_pay),  # 2208's output table spells it so (outpatient.yaml)
+        balc=money(person.balc),
+        setl_time=centre.stamp(),
+    )
+    return {"setlinfo": setlinfo, "setldetail": []}
+
+
+_NOT_AMOUNTS = frozenset({"pool_prop_selfpay", "balc"})
 
 
 # ------------------------------------------------------------------------------------------------ 2601

@@ -12,7 +12,7 @@ from xml.sax.saxutils import quoteattr
 
 from lxml import etree
 
-from harness.simulators.soap.spec import HL7, NS
+from harness.spec.hl7v3.model import HL7, NS
 
 
 def wrapper(

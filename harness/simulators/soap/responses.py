@@ -25,10 +25,10 @@ from lxml import etree
 
 from harness import safexml
 from harness.simulators.soap import documents
-from harness.simulators.soap.checks import check as check_document
 from harness.simulators.soap.registries import Entry, Registries
-from harness.simulators.soap.spec import HL7, NS, SPEC, Action, load
 from harness.simulators.wire import HttpRequest, HttpResponse
+from harness.spec.hl7v3.checks import check as check_document
+from harness.spec.hl7v3.model import HL7, NS, SPEC, Action, load
 
 SERVICE_PATH = "/services/HIPMessageServer"
 SOAP11 = "http://schemas.xmlsoap.org/soap/envelope/"

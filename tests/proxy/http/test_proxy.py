@@ -433,7 +433,7 @@ def test_heads_pass_byte_for_byte_and_hop_by_hop_headers_stop_at_the_proxy(stack
 
 
 def test_cdc_report_card_result_is_captured(stack):
-    card = (ROOT / "fixtures" / "cdc" / "emr_inf_report.json").read_bytes()
+    card = (ROOT / "specs" / "cdc" / "examples" / "emr_inf_report.json").read_bytes()
     status, _, body = request(
         stack["ports"]["cdc"], "POST", "/cdc/emr_inf_report", card, {"Content-Type": "application/json"}
     )

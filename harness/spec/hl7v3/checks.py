@@ -11,7 +11,7 @@ from datetime import datetime
 from lxml import etree
 
 from harness import safexml
-from harness.simulators.soap.spec import HL7, NS, Action, Check, ServicesSpec
+from harness.spec.hl7v3.model import HL7, NS, Action, Check, ServicesSpec
 
 
 def check(spec: ServicesSpec, action: Action, doc: etree._Element) -> list[str]:
@@ -32,14 +32,15 @@ def check(spec: ServicesSpec, action: Action, doc: etree._Element) -> list[str]:
             f"{' or '.join(action.extensions)}"
         )
     for item in spec.wrapper:
-        problems.extend(_check(doc, item))
+        problems.extend(wrapper_problems(doc, item))
     for item in action.required:
         if not item.xpath(doc):
             problems.append(f"missing {item.what}")
     return problems
 
 
-def _check(doc: etree._Element, item: Check) -> list[str]:
+def wrapper_problems(doc: etree._Element, item: Check) -> list[str]:
+    """What is wrong with one 测评 wrapper element of a request or an answer (empty when nothing)."""
     found = item.xpath(doc)
     if not found:
         return [f"missing {item.what}"]

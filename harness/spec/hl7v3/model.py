@@ -16,10 +16,11 @@ from lxml import etree
 from harness import specfile
 from harness.specfile import SpecError
 
-SPEC = Path(__file__).resolve().parents[3] / "specs" / "hl7v3" / "services.yaml"
+SPEC = specfile.SPECS / "hl7v3" / "services.yaml"
 HL7 = "urn:hl7-org:v3"
 NS = {"hl7": HL7}
 OPS = ("add", "update", "upsert", "merge", "query")
+ACTION_KEYS = frozenset({"category", "level", "root", "extension", "response", "registry", "required"})
 
 
 @dataclass(slots=True)
@@ -72,6 +73,10 @@ def _load(path: Path, stamp: int) -> ServicesSpec:
     levels: dict[str, int] = {}
     for name, a in (body.get("actions") or {}).items():
         at = f"{where}: actions.{name}"
+        specfile.known_keys(a, ACTION_KEYS, at)
+        specfile.known_keys(a.get("registry") or {}, {"name", "op", "key", "prior"}, f"{at}.registry")
+        for i, item in enumerate(a.get("required") or []):
+            specfile.known_keys(item, {"xpath", "what", "attrs"}, f"{at}.required[{i}]")
         for key in ("name", "level", "root", "response", "registry"):
             if key not in a:
                 raise SpecError(f"{at}.{key}: missing")
@@ -126,3 +131,38 @@ def _check(body: Any, where: str) -> Check:
         str(body.get("what") or body["xpath"]),
         dict(body.get("attrs") or {}),
     )
+
+
+def interface(spec_dir: Path = SPEC.parent):
+    """The common view (harness.spec.model.Interface) of an hl7v3 spec folder, its model in `native`."""
+    from harness.spec import examples
+    from harness.spec.model import Interface, Operation
+
+    spec = load(spec_dir / "services.yaml")
+    body = spec.file.body
+    operations = {
+        name: Operation(
+            name, action.title, action.level, _label(body["actions"][name], spec.file), "services.yaml"
+        )
+        for name, action in spec.actions.items()
+    }
+    found = examples.find(spec_dir)
+    files = [spec.file.path, *(sorted((spec_dir / "examples").glob("*.xml")))] + ([found] if found else [])
+    return Interface(
+        family="hl7v3",
+        title=spec.file.meta["title"],
+        path=spec_dir,
+        files=files,
+        operations=operations,
+        transport=f"SOAP 1.2 HIPMessageServer(action, message) at {body['transport']['service_path']}",
+        rejection=(
+            f"{spec.ack} with acknowledgement typeCode AE and an acknowledgementDetail saying why; "
+            "a SOAP Fault for a broken envelope"
+        ),
+        native=spec,
+        examples=examples.load(found, family="hl7v3") if found else None,
+    )
+
+
+def _label(body: dict, spec: specfile.SpecFile) -> str:
+    return str(body.get("label") or spec.meta["label"])

@@ -14,7 +14,7 @@ from typing import Any
 from harness import specfile
 from harness.specfile import SpecError
 
-SPEC_DIR = Path(__file__).resolve().parents[3] / "specs" / "medins"
+SPEC_DIR = specfile.SPECS / "medins"
 FIELD_TYPES = ("str", "num", "int", "date", "datetime", "bytes", "any", "object", "list")
 FIELD_KEYS = {
     "name",
@@ -152,7 +152,7 @@ def _transaction(
 ) -> Transaction:
     if not isinstance(body, dict):
         raise SpecError(f"{where}: must be a mapping")
-    _known_keys(body, TX_KEYS, where)
+    specfile.known_keys(body, TX_KEYS, where)
     for key in ("name", "behaviour", "input"):
         if key not in body:
             raise SpecError(f"{where}.{key}: missing")
@@ -186,18 +186,10 @@ def _transaction(
     )
 
 
-def _known_keys(body: dict, known: set[str] | frozenset[str], where: str) -> None:
-    unknown = set(body) - known
-    if unknown:
-        raise SpecError(
-            f"{where}: unknown key(s) {', '.join(sorted(unknown))}; known: {', '.join(sorted(known))}"
-        )
-
-
 def _check_field(spec: Any, where: str, codes: dict) -> None:
     if not isinstance(spec, dict):
         raise SpecError(f"{where}: must be a mapping such as {{name: 人员编号, type: str, max: 30}}")
-    _known_keys(spec, FIELD_KEYS, where)
+    specfile.known_keys(spec, FIELD_KEYS, where)
     kind = spec.get("type", "str")
     if kind not in FIELD_TYPES:
         raise SpecError(f"{where}.type {kind!r} is not one of {', '.join(FIELD_TYPES)}")
@@ -210,3 +202,31 @@ def _check_field(spec: Any, where: str, codes: dict) -> None:
             _check_field(sub, f"{where}.fields.{name}", codes)
     elif "fields" in spec:
         raise SpecError(f"{where}.fields: only object and list nodes have fields")
+
+
+def interface(spec_dir: Path = SPEC_DIR):
+    """The common view (harness.spec.model.Interface) of a medins spec folder, its model in `native`."""
+    from harness.spec import examples
+    from harness.spec.model import Interface, Operation
+
+    spec = load_spec(spec_dir)
+    operations = {
+        infno: Operation(
+            infno, tx.name, tx.group, tx.label, str(tx.file.relative_to(spec_dir)) if tx.file else ""
+        )
+        for infno, tx in sorted(spec.transactions.items())
+    }
+    found = examples.find(spec_dir)
+    files = [f.path for f in spec.files.values()] + ([found] if found else [])
+    national = spec.envelope.get("transports", {}).get("national", {}).get("path", "")
+    return Interface(
+        family="medins",
+        title=spec.files["envelope"].meta["title"],
+        path=spec_dir,
+        files=files,
+        operations=operations,
+        transport=f"HTTP POST of the JSON envelope to {national} (the national gateway path)",
+        rejection="HTTP 200 with infcode -1 and an err_msg saying why",
+        native=spec,
+        examples=examples.load(found, family="medins") if found else None,
+    )

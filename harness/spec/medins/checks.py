@@ -14,7 +14,7 @@ from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from harness.simulators.medins.spec import MedinsSpec, Transaction
+from harness.spec.medins.model import MedinsSpec, Transaction
 
 DATETIME_FORMATS = ("%Y-%m-%d %H:%M:%S", "%Y-%m-%d")
 DATE_FORMATS = ("%Y-%m-%d", "%Y-%m-%d %H:%M:%S")
@@ -130,6 +130,16 @@ def check_input(spec: MedinsSpec, tx: Transaction, inp: dict, area: str | None =
     problems: list[str] = []
     for name, node in tx.input.items():
         _check_value(spec, f"input.{name}", inp.get(name), node, problems, area, parent=inp)
+    return problems
+
+
+def check_output(spec: MedinsSpec, tx: Transaction, output: Any) -> list[str]:
+    """Every way an answer's `output` differs from the transaction's output nodes (same rules as input)."""
+    if not isinstance(output, dict):
+        return [f"output: must be a JSON object, got {type(output).__name__}"] if tx.output else []
+    problems: list[str] = []
+    for name, node in tx.output.items():
+        _check_value(spec, f"output.{name}", output.get(name), node, problems, None, parent=output)
     return problems
 
 
