@@ -40,7 +40,7 @@ class Child:
         """Everything printed so far (all of it once stop() returned)."""
         return "".join(line + "\n" for line in self.lines)
 
-    def stop(self, sig: int = signal.SIGTERM, timeout: float = 10.0) -> int:
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 60.0) -> int:
         """Signal the child's process group, wait for it and for the end of its output; the exit code."""
         if self.proc.poll() is None:
             os.killpg(self.proc.pid, sig)

@@ -25,7 +25,7 @@ def test_the_listening_line_then_far_more_than_a_pipe_holds(processes):
     m = out.wait_for(LISTENING, timeout=20)
     assert (m.group("v6"), m.group("port")) == ("::1", "4321")
     out.wait_for("^done$", timeout=20)  # 800 KB later: the child was never blocked on a full pipe
-    assert proc.wait(timeout=20) == 0
+    assert proc.wait(timeout=60) == 0
     out.join(timeout=5)
     assert len(out.lines) == 20002 and out.lines[-2] == "x" * 40 + "19999"
 

@@ -121,7 +121,7 @@ def killed_primary(tmp_path_factory):
             "--operator",
             "张工",
         )
-        yield code, report, out, tmp_path, primary.wait(timeout=5)
+        yield code, report, out, tmp_path, primary.wait(timeout=60)
     finally:
         processes.stop_all()
 

@@ -42,7 +42,7 @@ def test_inspect_reads_what_the_proxy_captured_from_the_simulators(processes, tm
     )
     assert sent.returncode == 1, sent.stdout + sent.stderr  # the NAKs
     proxy.terminate()
-    proxy.wait(timeout=20)
+    proxy.wait(timeout=60)
     sla = tmp_path / "sla.yaml"
     sla.write_text("channels:\n  adt: {success_rate_min: 99, volume_min: 12}\n")
     out = tmp_path / "inspection.json"

@@ -177,7 +177,7 @@ def test_a_real_mitmdump_session_imports_and_replays_here(processes, tmp_path):
     assert resp.status == 200 and resp.read()
     conn.close()
     proc.send_signal(signal.SIGINT)
-    proc.wait(timeout=20)
+    proc.wait(timeout=60)
     store = tmp_path / "s.db"
     out = harness(
         "capture", "import", str(flows), "--store", str(store), "--kind", "fhir", "--channel", "fhir"

@@ -30,7 +30,7 @@ def run_harness(*args: str, timeout: float = 30) -> subprocess.CompletedProcess:
 
 def stop(proc) -> int:
     os.killpg(proc.pid, signal.SIGTERM)
-    return proc.wait(timeout=15)
+    return proc.wait(timeout=60)
 
 
 def rows(path) -> list:
@@ -217,5 +217,5 @@ def test_sigint_stops_cleanly_and_check_only_validates(processes, tmp_path):
         assert extract(sender.exchange(adt(f"I{i}"))).ack_code == "AA"
     sender.close()
     os.killpg(proxy.pid, signal.SIGINT)
-    assert proxy.wait(timeout=15) == 0
+    assert proxy.wait(timeout=60) == 0
     assert len(rows(tmp_path / "captures.db")) == 20  # the fast writer was flushed on the way out

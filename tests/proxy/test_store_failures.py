@@ -40,7 +40,7 @@ def stored(path: Path) -> list:
 
 def stop(proxy) -> None:
     os.killpg(proxy.pid, signal.SIGTERM)
-    proxy.wait(timeout=20)
+    proxy.wait(timeout=60)
 
 
 def writer_pids(proxy_pid: int) -> list[int]:

@@ -93,4 +93,4 @@ def capture_through_proxy(
             if gap:
                 time.sleep(gap)
     os.killpg(proc.pid, signal.SIGTERM)
-    proc.wait(timeout=15)
+    proc.wait(timeout=60)

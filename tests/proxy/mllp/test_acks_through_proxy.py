@@ -40,7 +40,7 @@ def stored(path: Path, **flt) -> list:
 
 def stop(proxy) -> None:
     os.killpg(proxy.pid, signal.SIGTERM)
-    assert proxy.wait(timeout=20) == 0
+    assert proxy.wait(timeout=60) == 0
 
 
 class TwoReplyUpstream:

@@ -81,7 +81,7 @@ def test_python_hl7_client_through_proxy_to_hl7apy_server_500_messages(processes
     assert [b"\x0b" + r["ack"].encode() + b"\x1c\r" for r in received] == acks
     # 500 exchanges captured with the right control ids, request and response bytes
     os.killpg(proxy.pid, signal.SIGTERM)
-    assert proxy.wait(timeout=10) == 0
+    assert proxy.wait(timeout=60) == 0
     rows = stored(tmp_path / "captures.db")
     assert [ex.control_id for ex in rows] == list(sent)
     assert all(ex.outcome == "ok" and ex.ack_code == "AA" for ex in rows)
@@ -118,7 +118,7 @@ def test_sigkill_in_durable_mode_loses_no_acknowledged_exchange(processes, tmp_p
     config, port = write_config(tmp_path, upstream=f"127.0.0.1:{up_port}", capture="durable")
     proxy = start_proxy(processes, config, port)
     acked = _stream_until_killed(port, proxy, kill_after=150, prefix="D")
-    proxy.wait(timeout=10)
+    proxy.wait(timeout=60)
     assert proxy.returncode == -signal.SIGKILL
     assert len(acked) >= 150
     in_store = {ex.control_id for ex in stored(tmp_path / "captures.db")}
@@ -131,7 +131,7 @@ def test_sigkill_in_fast_mode_loses_at_most_the_group_commit_window(processes, t
     config, port = write_config(tmp_path, upstream=f"127.0.0.1:{up_port}", capture="fast")
     proxy = start_proxy(processes, config, port)
     acked = _stream_until_killed(port, proxy, kill_after=600, prefix="F")
-    proxy.wait(timeout=10)
+    proxy.wait(timeout=60)
     killed_at = acked[-1][1]
     in_store = {ex.control_id for ex in stored(tmp_path / "captures.db")}
     missing = [(cid, t) for cid, t in acked if cid not in in_store]
@@ -157,7 +157,7 @@ def test_upstream_killed_and_restarted_no_fake_aa_and_recovery(processes, tmp_pa
     for i in range(240):
         if i == 80:
             os.killpg(upstream.pid, signal.SIGKILL)
-            upstream.wait(timeout=10)
+            upstream.wait(timeout=60)
         if i == 160:
             upstream = start_hl7apy_upstream(processes, up_port, log)
         control_id = f"U{i:05d}"
@@ -259,7 +259,7 @@ def test_seeded_garbage_on_one_connection_leaves_a_good_stream_alone(processes, 
     assert extract(check.exchange(adt("AFTER1"))).ack_code == "AA"
     check.close()
     os.killpg(proxy.pid, signal.SIGTERM)
-    proxy.wait(timeout=10)
+    proxy.wait(timeout=60)
     rows = stored(tmp_path / "captures.db")
     good_rows = [ex for ex in rows if (ex.control_id or "").startswith("OK")]
     assert len(good_rows) == 300 and all(ex.outcome == "ok" for ex in good_rows)
