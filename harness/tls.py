@@ -82,9 +82,8 @@ def _read(path: Path, where: str, what: str) -> bytes:
 
 
 def load_certificates(path: Path, where: str = "", what: str = "certificate") -> list[Any]:
-    """Every certificate in a PEM file, in order (a leaf and its chain, or a CA bundle), as OpenSSL X509."""
+    """Every certificate in a PEM file, in order (a leaf and its chain, or a CA bundle)."""
     from cryptography import x509
-    from OpenSSL import crypto
 
     data = _read(path, where, what)
     blocks = _CERT_BLOCK.findall(data)
@@ -93,16 +92,15 @@ def load_certificates(path: Path, where: str = "", what: str = "certificate") ->
     certs = []
     for i, block in enumerate(blocks):
         try:
-            certs.append(crypto.X509.from_cryptography(x509.load_pem_x509_certificate(block)))
+            certs.append(x509.load_pem_x509_certificate(block))
         except ValueError as exc:
             raise TLSError(where, f"certificate {i + 1} in {str(path)!r} cannot be read: {exc}") from None
     return certs
 
 
 def load_private_key(path: Path, where: str = "") -> Any:
-    """The private key in a PEM file (alone or beside certificates), as an OpenSSL PKey."""
+    """The private key in a PEM file (alone or beside certificates)."""
     from cryptography.hazmat.primitives.serialization import load_pem_private_key
-    from OpenSSL import crypto
 
     data = _read(path, where, "private key")
     found = _KEY_BLOCK.search(data)
@@ -118,7 +116,7 @@ def load_private_key(path: Path, where: str = "") -> Any:
         ) from None
     except (ValueError, NotImplementedError) as exc:
         raise TLSError(where, f"the private key in {str(path)!r} cannot be read: {exc}") from None
-    return crypto.PKey.from_cryptography_key(key)
+    return key
 
 
 def load_identity(cert: Path, key: Path | None, where: str) -> tuple[Any, Any, list[Any]]:
@@ -128,8 +126,7 @@ def load_identity(cert: Path, key: Path | None, where: str) -> tuple[Any, Any, l
     certs = load_certificates(cert, f"{where}.cert")
     pkey = load_private_key(key or cert, f"{where}.key")
     spki = (Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
-    leaf_public = certs[0].to_cryptography().public_key().public_bytes(*spki)
-    if pkey.to_cryptography_key().public_key().public_bytes(*spki) != leaf_public:
+    if pkey.public_key().public_bytes(*spki) != certs[0].public_key().public_bytes(*spki):
         raise TLSError(
             f"{where}.key",
             f"the private key in {str(key or cert)!r} does not belong to the certificate in {str(cert)!r}",
@@ -138,10 +135,11 @@ def load_identity(cert: Path, key: Path | None, where: str) -> tuple[Any, Any, l
 
 
 def _trust_root(path: Path, where: str) -> Any:
+    from OpenSSL import crypto
     from twisted.internet import ssl
 
     certs = load_certificates(path, where, "CA certificate")
-    return ssl.trustRootFromCertificates([ssl.Certificate(c) for c in certs])
+    return ssl.trustRootFromCertificates([ssl.Certificate(crypto.X509.from_cryptography(c)) for c in certs])
 
 
 # -- options -----------------------------------------------------------------------------------------

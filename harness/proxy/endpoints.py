@@ -83,3 +83,18 @@ class UpstreamDialer:
         if self.tls is not None:
             ep = wrapClientTLS(self.tls_for(host), ep)
         return ep
+
+
+def check_tls(config: Any) -> None:
+    """Load and check every TLS setting of a proxy config (`harness proxy --check`): raises TLSError
+    naming the first unusable one, as starting the proxy would."""
+    from harness.tls import HTTP_ALPN
+
+    for channel in config.channels.values():
+        http = channel.protocol == "http"
+        if channel.tls is not None:
+            server_options(channel.tls, HTTP_ALPN if http else ())
+        if channel.upstream_tls is not None:
+            ClientTLS(channel.upstream_tls, HTTP_ALPN if http else ())
+    if config.admin is not None and config.admin.tls is not None:
+        server_options(config.admin.tls, HTTP_ALPN)

@@ -192,14 +192,20 @@ def test_the_cipher_list_is_what_the_listener_accepts_below_tls_1_3(tls_stack):
 
 
 def _start_error(tmp_path, tls: dict) -> str:
+    """What `harness proxy` says when it cannot start; `--check` must say the same without starting."""
     config, _ = write_http_config(
         tmp_path, {"bad": {"kind": "raw", "upstream": "http://127.0.0.1:1", "tls": tls}}
     )
-    done = subprocess.run(
-        [*HARNESS, "proxy", "--config", str(config)], capture_output=True, text=True, timeout=60, cwd=ROOT
-    )
-    assert done.returncode == 2, done.stdout + done.stderr
-    assert "Traceback" not in done.stderr
+    said = []
+    for extra in ([], ["--check"]):
+        done = subprocess.run(
+            [*HARNESS, "proxy", "--config", str(config), *extra],
+            capture_output=True, text=True, timeout=60, cwd=ROOT,
+        )  # fmt: skip
+        assert done.returncode == 2, done.stdout + done.stderr
+        assert "Traceback" not in done.stderr
+        said.append(done.stderr.rpartition("channels.bad.")[2])
+    assert said[0] == said[1]
     return done.stderr
 
 
