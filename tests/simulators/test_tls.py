@@ -158,3 +158,24 @@ def test_unusable_tls_material_is_a_usage_error_naming_option_and_file(material,
     assert done.returncode == 2, done.stdout + done.stderr
     assert option in done.stderr and problem in done.stderr, done.stderr
     assert "Traceback" not in done.stderr
+
+
+@pytest.mark.filterwarnings("ignore:ssl.TLSVersion.TLSv1:DeprecationWarning")
+def test_tls_1_1_is_refused_by_default_and_accepted_only_when_lowered_with_the_security_level(
+    processes, material
+):
+    def tls11_handshake(port: int) -> str:
+        old = ssl.create_default_context(cafile=str(material["ca"].path))
+        old.minimum_version, old.maximum_version = ssl.TLSVersion.TLSv1, ssl.TLSVersion.TLSv1_1
+        old.set_ciphers("DEFAULT:@SECLEVEL=0")
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as raw:
+            with old.wrap_socket(raw, server_hostname="localhost") as tls:
+                return tls.version()
+
+    tls = tls_args(material, mutual=False)
+    _, default = start_listening(processes, "mock", "fhir", "--listen", "127.0.0.1:0", *tls)
+    with pytest.raises(ssl.SSLError):
+        tls11_handshake(default)
+    legacy = [*tls, "--tls-min-version", "1.1", "--tls-ciphers", "DEFAULT:@SECLEVEL=0"]
+    _, lowered = start_listening(processes, "mock", "fhir", "--listen", "127.0.0.1:0", *legacy)
+    assert tls11_handshake(lowered) == "TLSv1.1"

@@ -14,6 +14,7 @@ import subprocess
 import pytest
 import requests
 
+from tests.browser import chromium, needs_chromium
 from tests.childproc import start_listening
 from tests.conftest import HARNESS, ROOT
 from tests.proxy.http_setup import run_proxy, write_http_config
@@ -118,6 +119,14 @@ def test_curl_offering_alpn_gets_http_1_1_instead_of_an_internal_error_alert(tls
     assert "ALPN: server accepted http/1.1" in verbose.stderr or "ALPN, server accepted to use http/1.1" in (
         verbose.stderr
     ), verbose.stderr
+
+
+@needs_chromium
+def test_headless_chromium_reads_an_https_channel(tls_stack, tmp_path):
+    # the test CA is not in Chromium's store; what is tested is the handshake with a browser's ALPN
+    proc = chromium(tmp_path, url(tls_stack, "plain_tls"), "--ignore-certificate-errors", "--dump-dom")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "CapabilityStatement" in proc.stdout, proc.stderr[-2000:]
 
 
 def test_a_client_offering_only_h2_still_gets_http_1_1_without_alpn(tls_stack):
