@@ -14,6 +14,7 @@ without ALPN, as nginx does; an MLLP listener lists none and so never fails a ha
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -158,7 +159,9 @@ def _version_kwargs(version: str, where: str) -> dict[str, Any]:
     return {key: named}
 
 
+@functools.cache
 def _options_class() -> type:
+    """Defined on first use: Twisted and pyOpenSSL load only when TLS is configured."""
     from OpenSSL import SSL
     from twisted.internet import ssl
 
