@@ -351,3 +351,13 @@ def test_admin_api_over_mutual_tls_needs_a_client_certificate_from_the_configure
     context.maximum_version = ssl.TLSVersion.TLSv1_2  # below the configured min_version 1.3
     with socket.create_connection(("127.0.0.1", port), timeout=10) as raw, pytest.raises(ssl.SSLError):
         context.wrap_socket(raw, server_hostname="localhost")
+    # harness's own admin client presents the certificate from the environment
+    from tests.conftest import HARNESS, ROOT
+
+    env = {**os.environ, "HARNESS_ADMIN_TOKEN": TOKEN, "HARNESS_ADMIN_CA": str(ca.path)}
+    command = [*HARNESS, "fault", "list", "--admin", f"https://localhost:{port}", "--json"]
+    with_cert = {**env, "HARNESS_ADMIN_CERT": client[0], "HARNESS_ADMIN_KEY": client[1]}
+    done = subprocess.run(command, env=with_cert, capture_output=True, text=True, timeout=60, cwd=ROOT)
+    assert done.returncode == 0, done.stdout + done.stderr
+    refused = subprocess.run(command, env=env, capture_output=True, text=True, timeout=60, cwd=ROOT)
+    assert refused.returncode == 2 and "admin API" in refused.stderr, refused.stderr
