@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: demo test test-slow lint bench browser postgres clean
+.PHONY: demo test test-slow lint audit bench browser postgres clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -25,6 +25,11 @@ test-slow: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check harness tests bench loadtests tools conftest.py
+
+# bandit over the package and pip-audit over the installed dependencies, against audit-exceptions.toml;
+# needs https://pypi.org (fails, exit 2, when it cannot reach it). Not part of `make test`.
+audit: $(STAMP)
+	$(BIN)/python tools/audit.py
 
 bench: $(STAMP)
 	@for script in bench/bench_*.py; do echo "== $$script"; $(BIN)/python $$script || exit 1; done

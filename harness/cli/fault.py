@@ -21,6 +21,8 @@ from harness.terminal_text import visible
 DEFAULT_ADMIN = "http://127.0.0.1:8700"
 TOKEN_ENV = "HARNESS_ADMIN_TOKEN"
 CA_ENV = "HARNESS_ADMIN_CA"
+CERT_ENV = "HARNESS_ADMIN_CERT"
+KEY_ENV = "HARNESS_ADMIN_KEY"
 
 AdminOpt = Annotated[
     str,
@@ -28,7 +30,8 @@ AdminOpt = Annotated[
         "--admin",
         envvar="HARNESS_ADMIN_URL",
         help="The proxy's admin API base URL ($HARNESS_ADMIN_URL); https:// for an admin API with "
-        "admin.tls (a private CA's certificate in $HARNESS_ADMIN_CA).",
+        "admin.tls (a private CA's certificate in $HARNESS_ADMIN_CA; for admin.tls.ca, the client "
+        "certificate and key in $HARNESS_ADMIN_CERT and $HARNESS_ADMIN_KEY).",
     ),
 ]
 TokenFileOpt = Annotated[
@@ -72,16 +75,27 @@ def _token(token_file: Path | None) -> str:
 
 
 def _tls_context(admin: str) -> Any:
-    """For an https:// admin API: trust $HARNESS_ADMIN_CA when set (a private CA), else the system's."""
+    """For an https:// admin API: trust $HARNESS_ADMIN_CA when set (a private CA), else the system's;
+    present $HARNESS_ADMIN_CERT (key in it or in $HARNESS_ADMIN_KEY) to an admin API asking for one."""
     if not admin.lower().startswith("https://"):
         return None
     import ssl
 
     ca = os.environ.get(CA_ENV, "").strip()
     try:
-        return ssl.create_default_context(cafile=ca or None)
+        context = ssl.create_default_context(cafile=ca or None)
     except (OSError, ssl.SSLError) as exc:
         raise AdminError(f"${CA_ENV} {ca}: cannot load CA certificates: {exc}") from None
+    cert = os.environ.get(CERT_ENV, "").strip()
+    key = os.environ.get(KEY_ENV, "").strip()
+    if key and not cert:
+        raise AdminError(f"${KEY_ENV} is set but ${CERT_ENV} is not")
+    if cert:
+        try:
+            context.load_cert_chain(cert, key or None)
+        except (OSError, ssl.SSLError) as exc:
+            raise AdminError(f"${CERT_ENV} {cert} / ${KEY_ENV} {key or cert}: cannot load: {exc}") from None
+    return context
 
 
 def _warn_if_clear(admin: str) -> None:

@@ -8,7 +8,16 @@ from typing import Annotated
 import typer
 
 from harness.cli._common import fail_usage, parse_hostport
+from harness.cli._tls_options import (
+    TLSCertOpt,
+    TLSCiphersOpt,
+    TLSClientCAOpt,
+    TLSKeyOpt,
+    TLSMinVersionOpt,
+    listener_tls,
+)
 from harness.terminal_text import visible
+from harness.tls import DEFAULT_MIN_VERSION
 
 
 def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
@@ -56,8 +65,11 @@ def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
                 "waivers): invalid ones get AR or AE with an ERR segment per error, valid ones --answer."
             ),
         ] = None,
-        tls_cert: Annotated[Path | None, typer.Option(help="Serve TLS with this certificate (PEM).")] = None,
-        tls_key: Annotated[Path | None, typer.Option(help="Private key for --tls-cert (PEM).")] = None,
+        tls_cert: TLSCertOpt = None,
+        tls_key: TLSKeyOpt = None,
+        tls_client_ca: TLSClientCAOpt = None,
+        tls_min_version: TLSMinVersionOpt = DEFAULT_MIN_VERSION,
+        tls_ciphers: TLSCiphersOpt = None,
     ) -> None:
         """An MLLP ACK server for tests and demos; one log line per message on stdout.
 
@@ -101,6 +113,8 @@ def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
         except ValueError as exc:
             raise fail_usage(str(exc)) from None
 
+        tls = listener_tls(tls_cert, tls_key, tls_client_ca, tls_min_version, tls_ciphers)
+
         def log(line: str) -> None:
             typer.echo(visible(line))  # lines quote what senders sent
 
@@ -110,9 +124,8 @@ def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
                 port,
                 settings,
                 log=log,
-                tls_cert=str(tls_cert) if tls_cert else None,
-                tls_key=str(tls_key) if tls_key else None,
+                tls=tls,
             )
-        except Exception as exc:  # CannotListenError, bad certificate: say what, exit 2
+        except Exception as exc:  # CannotListenError: say what, exit 2
             raise fail_usage(f"cannot listen on {listen}: {exc}") from None
         raise typer.Exit(code)

@@ -31,8 +31,8 @@ def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
         """Run the proxy (MLLP and HTTP channels): forward losslessly, capture every exchange, inject faults.
 
         Prints one line per channel (`channel adt listening on 127.0.0.1:2575 -> 127.0.0.1:12575`),
-        runs until SIGTERM or Ctrl-C, then flushes the capture store. Exit 2 for a bad config or a port
-        in use.
+        runs until SIGTERM or Ctrl-C, then flushes the capture store. Exit 2 for a bad config, unusable TLS
+        material (named with its setting) or a port in use.
         """
         from harness.proxy.config import ConfigError, load_config
 
@@ -41,6 +41,13 @@ def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
         except ConfigError as exc:
             raise fail_usage(f"{config}: {exc}") from None
         if check:
+            from harness.proxy.endpoints import check_tls
+            from harness.tls import TLSError
+
+            try:
+                check_tls(cfg)  # certificates and keys load and match, as at start
+            except TLSError as exc:
+                raise fail_usage(f"{config}: {exc}") from None
             typer.echo(f"{config}: ok ({len(cfg.channels)} channel(s))")
             return
         from harness.proxy.server import run

@@ -502,6 +502,7 @@ def start_admin(
     from harness.proxy.config import Address
     from harness.proxy.config import AdminConfig as Settings
     from harness.proxy.endpoints import listen
+    from harness.tls import HTTP_ALPN
 
     settings = config or Settings(listen=Address(host, port))
     address = settings.listen
@@ -527,4 +528,4 @@ def start_admin(
         request_timeout_s=settings.request_timeout_s,
         max_connections=settings.max_connections,
     )
-    return listen(reactor, address, site, settings.tls, protocols=[b"http/1.1"])
+    return listen(reactor, address, site, settings.tls, protocols=HTTP_ALPN)

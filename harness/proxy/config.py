@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.address import parse_hostport
+from harness.tls import TLS_VERSIONS, ListenerTLS, UpstreamTLS
 
 DEFAULT_STORE = Path("reports/captures.db")
 DEFAULT_ADMIN_LISTEN = "127.0.0.1:8700"
@@ -48,26 +49,6 @@ class Address:
 
     def __str__(self) -> str:
         return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
-
-
-@dataclass(frozen=True, slots=True)
-class ListenerTLS:
-    """TLS on the sender side; with `ca`, senders must present a certificate signed by it."""
-
-    cert: Path
-    key: Path
-    ca: Path | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class UpstreamTLS:
-    """TLS towards the upstream; `ca` None trusts the system store; `verify` False skips checks."""
-
-    ca: Path | None = None
-    cert: Path | None = None
-    key: Path | None = None
-    server_name: str | None = None
-    verify: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -342,7 +323,14 @@ def _listener_tls(parent: Section) -> ListenerTLS | None:
     if data is None or data is False:
         return None
     s = Section(data, parent.path("tls"))
-    tls = ListenerTLS(cert=s.file("cert", required=True), key=s.file("key", required=True), ca=s.file("ca"))
+    tls = ListenerTLS(
+        cert=s.file("cert", required=True),
+        key=s.file("key", required=True),
+        ca=s.file("ca"),
+        min_version=_tls_version(s),
+        ciphers=_ciphers(s),
+        where=s.where,
+    )
     s.finish()
     return tls
 
@@ -352,7 +340,7 @@ def _upstream_tls(parent: Section) -> UpstreamTLS | None:
     if data is None or data is False:
         return None
     if data is True:
-        return UpstreamTLS()
+        return UpstreamTLS(where=parent.path("upstream_tls"))
     s = Section(data, parent.path("upstream_tls"))
     tls = UpstreamTLS(
         ca=s.file("ca"),
@@ -360,12 +348,35 @@ def _upstream_tls(parent: Section) -> UpstreamTLS | None:
         key=s.file("key"),
         server_name=s.text("server_name"),
         verify=s.boolean("verify", True),
+        min_version=_tls_version(s),
+        ciphers=_ciphers(s),
+        where=s.where,
     )
     s.finish()
     if (tls.cert is None) != (tls.key is None):
         missing = "key" if tls.key is None else "cert"
         raise ConfigError(s.path(missing), "required when a client certificate is given (cert and key)")
     return tls
+
+
+def _tls_version(s: Section) -> str:
+    """`min_version: "1.2"` (YAML may hand over the number 1.2: taken as written)."""
+    value = s.raw("min_version", "1.2")
+    text = str(value) if isinstance(value, (str, float)) and not isinstance(value, bool) else None
+    if text not in TLS_VERSIONS:
+        raise ConfigError(
+            s.path("min_version"), f"expected one of {', '.join(TLS_VERSIONS)}, got {_show(value)}"
+        )
+    return text
+
+
+def _ciphers(s: Section) -> str | None:
+    value = s.raw("ciphers")
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value.strip() or not value.isascii():
+        raise ConfigError(s.path("ciphers"), f"expected an OpenSSL cipher string, got {_show(value)}")
+    return value.strip()
 
 
 def _charset(section: Section) -> str | None:

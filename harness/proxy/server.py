@@ -14,6 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from harness.proxy.config import Address, ProxyConfig
+from harness.tls import TLSError
+from harness.tls import describe as describe_tls
 
 DURABLE_COMMIT_DELAY_S = 0.001
 """Longest a durable commit waits for the captures of requests still awaiting their replies; only
@@ -107,7 +109,7 @@ class ProxyServer:
             for name, channel in self.channels.items():
                 scheme = getattr(channel.config, "upstream_scheme", None)
                 ups = ", ".join(f"{scheme}://{a}" if scheme else str(a) for a in channel.config.upstreams)
-                tls = " (TLS)" if channel.config.tls else ""
+                tls = describe_tls(channel.config.tls)
                 self.log.out(
                     f"channel {name} listening on {self.listening[name]}{tls} -> {ups}",
                     channel=name,
@@ -115,6 +117,9 @@ class ProxyServer:
                 )
             self._start_admin()
             budget.measure()  # once every listener, writer and log file is open
+        except TLSError as exc:  # a key that does not load, a cipher string OpenSSL refuses: say which
+            self._close_partial()
+            raise StartError(str(exc)) from None
         except BaseException:
             self._close_partial()
             raise
@@ -178,6 +183,8 @@ class ProxyServer:
         except CannotListenError as exc:
             reason = _reason(exc)
             raise StartError(f"channels.{name}.listen: cannot listen on {listen}: {reason}") from None
+        except TLSError:
+            raise
         except Exception as exc:  # noqa: BLE001 - e.g. a TLS key that does not load
             raise StartError(f"channels.{name}: cannot start the listener on {listen}: {exc}") from None
         host = port.getHost()
@@ -217,7 +224,7 @@ class ProxyServer:
             reason = _reason(exc)
             raise StartError(f"admin.listen: cannot listen on {admin.listen}: {reason}") from None
         port = self.admin_port.getHost().port
-        tls = " (TLS)" if getattr(admin, "tls", None) else ""
+        tls = describe_tls(admin.tls)
         self.log.out(f"admin API listening on {Address(admin.listen.host, port)}{tls}", admin=True)
 
     def _close_partial(self) -> None:

@@ -18,6 +18,7 @@ from twisted.internet import reactor as _reactor
 from twisted.web import resource, server
 
 from harness.simulators.wire import Core, HttpRequest, HttpResponse, text_response
+from harness.tls import HTTP_ALPN, ListenerTLS, describe, server_options
 
 DEFAULT_MAX_BODY = 10 * 1024 * 1024
 
@@ -115,15 +116,27 @@ def format_hostport(host: str, port: int) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
-def serve(core: Core, host: str, port: int, *, max_body: int = DEFAULT_MAX_BODY, quiet: bool = False) -> None:
+def serve(
+    core: Core,
+    host: str,
+    port: int,
+    *,
+    max_body: int = DEFAULT_MAX_BODY,
+    quiet: bool = False,
+    tls: ListenerTLS | None = None,
+) -> None:
     """Listen, print "listening on HOST:PORT" (the real port when 0 was asked), run until SIGTERM/SIGINT.
 
     One line per request goes to stdout unless `quiet` (load tests: a reader that never drains the pipe
-    would otherwise stall the server).
+    would otherwise stall the server). With `tls`, HTTPS (HTTP/1.1 over ALPN), mutual when `tls.ca` is set.
     """
     reactor = _reactor
     log = (lambda line: None) if quiet else None
-    listening = reactor.listenTCP(port, make_site(core, max_body=max_body, log=log), interface=host)
+    site = make_site(core, max_body=max_body, log=log)
+    if tls is None:
+        listening = reactor.listenTCP(port, site, interface=host)
+    else:
+        listening = reactor.listenSSL(port, site, server_options(tls, HTTP_ALPN), interface=host)
     real = listening.getHost()
 
     def stop(signum: int, frame: object) -> None:
@@ -132,6 +145,7 @@ def serve(core: Core, host: str, port: int, *, max_body: int = DEFAULT_MAX_BODY,
     # Handlers go in before "listening" is printed: a supervisor may send SIGTERM as soon as it reads it.
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
-    print(f"{core.name} simulator listening on {format_hostport(host, real.port)}", flush=True)
+    secure = describe(tls)
+    print(f"{core.name} simulator listening on {format_hostport(host, real.port)}{secure}", flush=True)
     reactor.run(installSignalHandlers=False)
     print(f"{core.name} simulator stopped", flush=True)

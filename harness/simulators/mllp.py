@@ -21,6 +21,7 @@ from harness.hl7v2.ack import build_ack, plan, reject_unparseable
 from harness.hl7v2.message import HL7ParseError, Message, parse_path
 from harness.hl7v2.meta import extract
 from harness.mllp import DEFAULT_MAX_FRAME, Frame, FrameTooLarge, MLLPDecoder, Problem, encode
+from harness.tls import ListenerTLS, describe, server_options
 
 ANSWER_CODES = ("AA", "AE", "AR", "CA", "CE", "CR")
 # --answer code -> the outcome the ACK builder's plan() turns into original or enhanced mode codes
@@ -283,29 +284,21 @@ def serve(
     settings: MockSettings,
     *,
     log: Callable[[str], None] = print,
-    tls_cert: str | None = None,
-    tls_key: str | None = None,
+    tls: ListenerTLS | None = None,
     responder: Responder | None = None,
 ) -> int:
     """Run the server until SIGINT/SIGTERM; logs "listening on HOST:PORT" once listening.
 
+    With `tls`, MLLP over TLS (mutual when `tls.ca` is set; a TLSError names an unusable file).
     `responder` replaces the answer policy built from settings (tests run deliberately broken ones)."""
     factory = MockMLLPFactory(responder or Responder(settings), log)
-    if tls_cert:
-        from twisted.internet import ssl
-
-        try:
-            context = ssl.DefaultOpenSSLContextFactory(tls_key or tls_cert, tls_cert)
-        except Exception as exc:  # OpenSSL's errors name no file: say which ones
-            raise ValueError(
-                f"cannot load TLS certificate {tls_cert} / key {tls_key or tls_cert}: {exc}"
-            ) from None
-        listening = reactor.listenSSL(port, factory, context, interface=host)
+    if tls is not None:
+        listening = reactor.listenSSL(port, factory, server_options(tls), interface=host)
     else:
         listening = reactor.listenTCP(port, factory, interface=host)
     actual = listening.getHost().port
     shown = f"[{host}]" if ":" in host else host
-    log(f"listening on {shown}:{actual}")
+    log(f"listening on {shown}:{actual}{describe(tls)}")
     reactor.run()
     log("stopped")
     return 0

@@ -327,3 +327,37 @@ def test_harness_proxy_serves_its_admin_api_over_tls_with_public_health(processe
         f"https://localhost:{admin_port}/health", timeout=3, context=context
     ) as response:
         assert json.loads(response.read()) == {"status": "ok"}
+
+
+def test_admin_api_over_mutual_tls_needs_a_client_certificate_from_the_configured_ca(processes, tmp_path):
+    requests = pytest.importorskip("requests")
+    from tests.tls_material import TestCA
+
+    ca = TestCA(tmp_path)
+    cert, key = ca.issue("server")
+    client = tuple(map(str, ca.issue("ops-console", client=True)))
+    stranger = tuple(map(str, TestCA(tmp_path, "stranger").issue("stranger", client=True)))
+    tls = {"cert": str(cert), "key": str(key), "ca": str(ca.path), "min_version": "1.3"}
+    _, port = start(processes, tmp_path, tls=tls)
+    url = f"https://localhost:{port}/health"
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+    answer = requests.get(url, headers=auth, verify=str(ca.path), cert=client, timeout=10)
+    assert answer.status_code == 200 and answer.json()["status"] == "ok"
+    for without in (None, stranger):  # no certificate, or one the admin API's CA did not sign
+        with pytest.raises(requests.exceptions.ConnectionError):
+            requests.get(url, headers=auth, verify=str(ca.path), cert=without, timeout=10)
+    context = ssl.create_default_context(cafile=str(ca.path))
+    context.load_cert_chain(*client)
+    context.maximum_version = ssl.TLSVersion.TLSv1_2  # below the configured min_version 1.3
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as raw, pytest.raises(ssl.SSLError):
+        context.wrap_socket(raw, server_hostname="localhost")
+    # harness's own admin client presents the certificate from the environment
+    from tests.conftest import HARNESS, ROOT
+
+    env = {**os.environ, "HARNESS_ADMIN_TOKEN": TOKEN, "HARNESS_ADMIN_CA": str(ca.path)}
+    command = [*HARNESS, "fault", "list", "--admin", f"https://localhost:{port}", "--json"]
+    with_cert = {**env, "HARNESS_ADMIN_CERT": client[0], "HARNESS_ADMIN_KEY": client[1]}
+    done = subprocess.run(command, env=with_cert, capture_output=True, text=True, timeout=60, cwd=ROOT)
+    assert done.returncode == 0, done.stdout + done.stderr
+    refused = subprocess.run(command, env=env, capture_output=True, text=True, timeout=60, cwd=ROOT)
+    assert refused.returncode == 2 and "admin API" in refused.stderr, refused.stderr

@@ -215,7 +215,7 @@ def test_port_in_use_and_bad_certificate_exit_2(processes, tmp_path):
     bad.write_text("not a certificate")
     proc = processes.harness("mock", "mllp", "--listen", "127.0.0.1:0", "--tls-cert", str(bad))
     out, _ = proc.communicate(timeout=30)
-    assert proc.returncode == 2 and f"cannot load TLS certificate {bad}" in out
+    assert proc.returncode == 2 and f"--tls-cert: {str(bad)!r} holds no PEM certificate" in out
 
 
 def test_python_hl7_client_against_mock(processes):

@@ -45,6 +45,7 @@ from harness.proxy.log import FailureLog, log_stderr
 from harness.proxy.outbox import Outbox
 from harness.proxy.shell import CommitGate, CommitRelay, Deadlines, Pauser, count, submit_fast
 from harness.proxy.stats import ChannelStats
+from harness.tls import HTTP_ALPN
 
 SOCKETS_PER_CLIENT = 2
 """A client's socket and the upstream connection it holds while a request is on its way."""
@@ -82,7 +83,7 @@ class HTTPChannel:
         self.relay = CommitRelay(reactor)
         self.warn = FailureLog(config.name, log)
         self.dialer = UpstreamDialer(
-            reactor, connect_timeout_s=config.connect_timeout_s, tls=config.upstream_tls
+            reactor, connect_timeout_s=config.connect_timeout_s, tls=config.upstream_tls, protocols=HTTP_ALPN
         )
         self.pool = UpstreamPool(config.upstreams, config.pool_size)
         self.upstream_hosts = [str(a) for a in config.upstreams]
@@ -113,7 +114,9 @@ class HTTPChannel:
 
     def listen(self) -> Any:
         config = self.config
-        return endpoints.listen(self.reactor, config.listen, self.factory(), config.tls, backlog=1024)
+        return endpoints.listen(
+            self.reactor, config.listen, self.factory(), config.tls, backlog=1024, protocols=HTTP_ALPN
+        )
 
     def pause_all(self, paused: bool) -> None:
         for conn in list(self.connections):

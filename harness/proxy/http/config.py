@@ -102,7 +102,7 @@ def parse_http_channel(section: Section, name: str) -> HTTPChannelConfig:
     shim = Section(data, section.where)
     common = _common(shim, name, "http")
     if scheme == "https" and common["upstream_tls"] is None:
-        common["upstream_tls"] = UpstreamTLS()
+        common["upstream_tls"] = UpstreamTLS(where=section.path("upstream_tls"))
     capture_body = shim.integer("capture_body_bytes", DEFAULT_CAPTURE_BODY, minimum=0)
     channel = HTTPChannelConfig(
         **common,
