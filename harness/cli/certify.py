@@ -142,6 +142,9 @@ def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
 
             if not store.exists():
                 raise fail_usage(f"--store {store}: no such capture store")
+            from harness.cli._audit import preflight
+
+            preflight(store)
             try:
                 run = passive.certify(interface, store, options, channel=channel, since=since, until=until)
             except (StoreError, ValueError) as exc:
@@ -172,6 +175,14 @@ def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
                 json_path=report_json,
                 junit=report_junit,
             )
+        if store is not None:
+            from harness.cli._audit import audited
+
+            audited(
+                store, "certify", str(spec),
+                {"verdict": run.verdict, "channel": channel, "since": since, "until": until,
+                 "reports": {k: str(v) for k, v in written.as_dict().items() if v}},
+            )  # fmt: skip
         if json_output:
             typer.echo(json.dumps({**run.summary(), "reports": written.as_dict()}, ensure_ascii=False))
         else:

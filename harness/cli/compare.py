@@ -39,7 +39,8 @@ def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
 
         Exit 0 when every exchange is exact or equivalent, 1 otherwise, 2 on usage errors.
         """
-        from harness.cli.replay import emit_report
+        from harness.cli._audit import audited, preflight
+        from harness.cli.replay import emit_report, written_reports
         from harness.replay.compare import parse_ignore
         from harness.replay.report import CAPTURE, collect, parse_run_ref
         from harness.store import Store, StoreError
@@ -60,10 +61,16 @@ def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
             raise fail_usage(f"store {store_path}: no such file")
         try:
             with store_errors(store_path), Store(store_path, create=False) as store:
+                preflight(store)
                 report = collect(store, a, int(b), rules)
                 code = emit_report(
                     report, as_json=as_json, html=report_html, junit=report_junit, json_path=report_json
                 )
+                audited(
+                    store, "compare", f"{run_a} vs {run_b}",
+                    {"baseline": run_a, "run": run_b, "summary": report.summary(),
+                     "reports": written_reports(report_html, report_junit, report_json)},
+                )  # fmt: skip
         except (StoreError, ValueError) as exc:
             raise fail_usage(str(exc)) from None
         raise typer.Exit(code)

@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from harness.cli._audit import audited, preflight
 from harness.cli._common import EXIT_CHECKS_FAILED, EXIT_OK, EXIT_USAGE, fail_usage, parse_hostport
 from harness.codecs import KINDS as HTTP_KINDS
 from harness.terminal_text import json_line, visible
@@ -64,6 +65,11 @@ def emit_report(
     for path in written:
         typer.secho(f"report written: {path}", err=True)
     return EXIT_OK if report.ok else EXIT_CHECKS_FAILED
+
+
+def written_reports(*paths: Path | None) -> list[str]:
+    """The report files a run wrote, for its audit entry."""
+    return [str(p.resolve()) for p in paths if p is not None]
 
 
 def _dry_run(store, options, rewriter_rules, as_json: bool) -> int:
@@ -333,7 +339,16 @@ def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
                 run = ReplayRun(store, options, factory_for(options))
 
             reports = (report_html, report_junit, report_json)
-            code = _execute(store, run, options, total, as_json, *reports, collect)
+            preflight(store)
+            code = EXIT_USAGE
+            try:
+                code = _execute(store, run, options, total, as_json, *reports, collect)
+            finally:  # a replay stopped part-way sent messages too: it is recorded either way
+                audited(
+                    store, "replay", options.target,
+                    {"run_id": run.run_id, "resumed": resume is not None, "files": options.files,
+                     **run.summary_counts(), "exit": code, "reports": written_reports(*reports)},
+                )  # fmt: skip
         raise typer.Exit(code)
 
 

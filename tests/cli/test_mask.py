@@ -101,5 +101,61 @@ def test_capture_show_and_export_mask_every_format(key_env, store, tmp_path):
         data = b"".join(p.read_bytes() for p in out.iterdir())
         assert data and not leaks(data, [*SECRETS, "53010219850307123X", "周兰𬌗", "13800000000"]), fmt
     assert len(list((tmp_path / "hl7").iterdir())) == 1  # the malformed request is left out, not written
-    unmasked = runner.invoke(app, ["capture", "show", "1", "--store", str(store), "--json"])
-    assert "530102198503152312" in unmasked.output  # without --mask, the capture as it is
+    unmasked = runner.invoke(app, ["capture", "show", "1", "--store", str(store), "--json", "--unmasked"])
+    assert "530102198503152312" in unmasked.output  # with --unmasked, the capture as it is
+
+
+def test_show_and_export_are_masked_by_default_in_every_format(key_env, store, tmp_path):
+    for view in (["--json"], ["--raw"], ["--raw", "--response"], []):
+        shown = runner.invoke(app, ["capture", "show", "1", "--store", str(store), *view])
+        assert shown.exit_code == 0, shown.output
+        assert not leaks(shown.stdout_bytes, SECRETS), view
+    for fmt in ("hl7", "mllp", "har", "mitm"):
+        out = tmp_path / fmt
+        result = runner.invoke(
+            app, ["capture", "export", "--store", str(store), "--out", str(out), "--format", fmt]
+        )
+        assert result.exit_code == 0, result.output
+        data = b"".join(p.read_bytes() for p in out.iterdir())
+        assert data and not leaks(data, [*SECRETS, "53010219850307123X", "周兰𬌗", "13800000000"]), fmt
+
+
+def test_without_a_key_content_is_refused_unless_unmasked(monkeypatch, store, tmp_path):
+    monkeypatch.delenv("HARNESS_MASK_KEY", raising=False)
+    monkeypatch.delenv("HARNESS_MASK_KEY_FILE", raising=False)
+    result = runner.invoke(app, ["capture", "export", "--store", str(store), "--out", str(tmp_path / "e")])
+    assert result.exit_code == 2 and "--unmasked" in result.output and not (tmp_path / "e").exists()
+    shown = runner.invoke(app, ["capture", "show", "1", "--store", str(store), "--json"])
+    assert shown.exit_code == 2 and "530102198503152312" not in shown.output
+    both = runner.invoke(app, ["capture", "show", "1", "--store", str(store), "--mask", "--unmasked"])
+    assert both.exit_code == 2 and "cannot be combined" in both.output
+
+
+def test_unmasked_output_is_recorded_in_the_audit_log(key_env, store, tmp_path, monkeypatch):
+    from harness.audit import os_actor, verify
+    from harness.audit.table import AuditTable
+
+    monkeypatch.delenv("HARNESS_AUDIT_FILE", raising=False)
+    out = tmp_path / "plain"
+    args = ["capture", "export", "--store", str(store), "--out", str(out), "--format", "hl7", "--unmasked"]
+    assert runner.invoke(app, args).exit_code == 0
+    assert (
+        runner.invoke(app, ["capture", "show", "1", "--store", str(store), "--unmasked", "--json"]).exit_code
+        == 0
+    )
+    assert runner.invoke(app, ["capture", "show", "1", "--store", str(store), "--json"]).exit_code == 0
+    with Store(store, create=False) as db:
+        entries = list(AuditTable(db).entries())
+    assert verify(entries).ok
+    export, show_plain, show_masked = entries[-3:]
+    assert export.action == "capture.export" and export.details["unmasked"] is True
+    assert export.details["format"] == "hl7" and export.details["out"] == str(out.resolve())
+    exported_ids = sorted(int(p.name.split("_")[0]) for p in out.iterdir())
+    assert export.details["ids"] == exported_ids and export.details["exchanges"] == len(exported_ids)
+    assert export.actor["user"] == os_actor()["user"] and export.host
+    assert show_plain.action == "capture.show" and show_plain.details["unmasked"] is True
+    assert show_plain.details["ids"] == [1]
+    assert show_masked.details["unmasked"] is False and show_masked.details["policy"] == "default"
+    assert show_masked.details["key_id"]  # the key named by its id, never the key
+    listed = runner.invoke(app, ["audit", "list", "--store", str(store), "--unmasked", "--json"])
+    assert [json.loads(line)["seq"] for line in listed.output.splitlines()] == [export.seq, show_plain.seq]

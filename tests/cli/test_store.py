@@ -38,7 +38,7 @@ def test_reading_commands_take_a_postgresql_url_on_the_command_line_and_from_the
     assert sorted(row["control_id"] for row in rows) == [
         "C1", "C100", "C2", "C40",
     ]  # fmt: skip
-    shown = runner.invoke(app, ["capture", "show", "1"], env={"HARNESS_STORE": pg_url})
+    shown = runner.invoke(app, ["capture", "show", "--unmasked", "1"], env={"HARNESS_STORE": pg_url})
     assert shown.exit_code == 0 and "C1" in shown.output, shown.output
     summary = runner.invoke(app, ["capture", "summary", "--json"], env={"HARNESS_STORE": pg_url})
     assert json.loads(summary.output)["exchanges"] == 4

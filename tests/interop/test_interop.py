@@ -93,7 +93,15 @@ def test_mitm_export_reads_back_in_mitmproxy_and_imports_again(tmp_path):
     store = tmp_path / "a.db"
     sample_store(store)
     out = harness(
-        "capture", "export", "--store", str(store), "--out", str(tmp_path / "out"), "--format", "mitm"
+        "capture",
+        "export",
+        "--unmasked",
+        "--store",
+        str(store),
+        "--out",
+        str(tmp_path / "out"),
+        "--format",
+        "mitm",
     )
     assert out.returncode == 0 and "exported 2 HTTP exchanges" in out.stdout, out.stderr
     with open(tmp_path / "out" / "capture.mitm", "rb") as fh:
@@ -128,7 +136,9 @@ def test_mitm_export_reads_back_in_mitmproxy_and_imports_again(tmp_path):
 def test_har_export_and_import_round_trip(tmp_path):
     store = tmp_path / "a.db"
     sample_store(store)
-    out = harness("capture", "export", "--store", str(store), "--out", str(tmp_path), "--format", "har")
+    out = harness(
+        "capture", "export", "--unmasked", "--store", str(store), "--out", str(tmp_path), "--format", "har"
+    )
     assert out.returncode == 0, out.stderr
     doc = json.loads((tmp_path / "capture.har").read_text(encoding="utf-8"))
     entries = doc["log"]["entries"]
