@@ -102,7 +102,7 @@ def test_every_output_is_0600_in_folders_created_0700_even_under_umask_0(store, 
                            str(out / "v" / "report.html")], out / "v" / "report.html"),
         "validate junit": (["validate", "--store", str(store), "--format", "junit", "--out",
                             str(out / "v" / "junit.xml")], out / "v" / "junit.xml"),
-        "compare reports": (["compare", "capture", "1", "--store", str(store), "--report-html",
+        "compare reports": (["compare", "--unmasked", "capture", "1", "--store", str(store), "--report-html",
                              str(out / "c" / "r.html"), "--report-junit", str(out / "c" / "r.xml"),
                              "--report-json", str(out / "c" / "r.json")], out / "c"),
     }  # fmt: skip
@@ -213,7 +213,7 @@ COMMANDS = [
     ["capture", "list", "--runs", "x,y"], ["capture", "list", "--run", "99999999999999999999999"],
     ["capture", "list", "--since", "yesterday-ish"],
     ["capture", "list", "--limit", "99999999999999999999999"],
-    ["validate", "--store"], ["compare", "capture", "1", "--store"],
+    ["validate", "--store"], ["compare", "--unmasked", "capture", "1", "--store"],
 ]  # fmt: skip
 
 

@@ -193,7 +193,9 @@ def test_a_real_mitmdump_session_imports_and_replays_here(processes, tmp_path):
         "capture", "import", str(flows), "--store", str(store), "--kind", "fhir", "--channel", "fhir"
     )
     assert out.returncode == 0 and "imported 2" in out.stdout, out.stdout + out.stderr
-    replay = harness("replay", "--store", str(store), "--to", f"http://127.0.0.1:{fhir}", "--json")
+    replay = harness(
+        "replay", "--unmasked", "--store", str(store), "--to", f"http://127.0.0.1:{fhir}", "--json"
+    )
     summary = json.loads(replay.stdout.splitlines()[-1])
     assert replay.returncode == 0 and summary["sent"] == 2, replay.stdout + replay.stderr
 
