@@ -159,3 +159,42 @@ def test_unmasked_output_is_recorded_in_the_audit_log(key_env, store, tmp_path, 
     assert show_masked.details["key_id"]  # the key named by its id, never the key
     listed = runner.invoke(app, ["audit", "list", "--store", str(store), "--unmasked", "--json"])
     assert [json.loads(line)["seq"] for line in listed.output.splitlines()] == [export.seq, show_plain.seq]
+
+
+def test_validate_over_a_store_masks_the_values_its_findings_quote(key_env, tmp_path, monkeypatch):
+    from harness.audit.table import AuditTable
+
+    from ..mask.support import person_id
+
+    monkeypatch.delenv("HARNESS_AUDIT_FILE", raising=False)
+    idcard = person_id()
+    msg = (
+        "MSH|^~\\&|HIS|HOSP|HC|HOSP|20261124233000||ADT^A08^ADT_A01|MSG1|P|2.5|||||CHN|UNICODE UTF-8\r"
+        f"PID|1||{idcard}^^^HOSP^MR||张^伟||19850307|张伟|||翠湖南路1号^^昆明^云南||{idcard}1\r"
+    ).encode()
+    path = tmp_path / "data" / "v.db"
+    path.parent.mkdir()
+    with Store(path) as db:
+        db.add(
+            Exchange(channel="adt", request=msg, message_type="ADT^A08", control_id="MSG1", charset="utf-8")
+        )
+    originals = ["张伟", idcard]
+    plain = runner.invoke(app, ["validate", "--store", str(path), "--json", "--unmasked"])
+    quoted = [f["actual"] for f in json.loads(plain.stdout)["messages"][0]["findings"]]
+    assert "张伟" in quoted  # the finding quotes the patient's name (in PID-8, where it does not belong)
+    masked = runner.invoke(app, ["validate", "--store", str(path), "--json"])
+    assert masked.exit_code == 1, masked.output
+    assert not leaks(masked.stdout_bytes, originals)
+    codes = [f["code"] for f in json.loads(masked.stdout)["messages"][0]["findings"]]
+    assert codes == [f["code"] for f in json.loads(plain.stdout)["messages"][0]["findings"]]
+    html = tmp_path / "report.html"
+    assert (
+        runner.invoke(
+            app, ["validate", "--store", str(path), "--format", "html", "--out", str(html)]
+        ).exit_code
+        == 1
+    )
+    assert not leaks(html.read_bytes(), originals)
+    with Store(path, create=False) as db:
+        entries = [e for e in AuditTable(db).entries() if e.action == "validate"]
+    assert [e.details["unmasked"] for e in entries] == [True, False, False]

@@ -98,9 +98,9 @@ def test_every_output_is_0600_in_folders_created_0700_even_under_umask_0(store, 
                  "--format", "har"], out / "har" / "capture.har"),
         "mitm": (["capture", "export", "--unmasked", "--store", str(store), "--out", str(out / "mitm"),
                   "--format", "mitm"], out / "mitm" / "capture.mitm"),
-        "validate html": (["validate", "--store", str(store), "--format", "html", "--out",
+        "validate html": (["validate", "--unmasked", "--store", str(store), "--format", "html", "--out",
                            str(out / "v" / "report.html")], out / "v" / "report.html"),
-        "validate junit": (["validate", "--store", str(store), "--format", "junit", "--out",
+        "validate junit": (["validate", "--unmasked", "--store", str(store), "--format", "junit", "--out",
                             str(out / "v" / "junit.xml")], out / "v" / "junit.xml"),
         "compare reports": (["compare", "--unmasked", "capture", "1", "--store", str(store), "--report-html",
                              str(out / "c" / "r.html"), "--report-junit", str(out / "c" / "r.xml"),
@@ -213,7 +213,7 @@ COMMANDS = [
     ["capture", "list", "--runs", "x,y"], ["capture", "list", "--run", "99999999999999999999999"],
     ["capture", "list", "--since", "yesterday-ish"],
     ["capture", "list", "--limit", "99999999999999999999999"],
-    ["validate", "--store"], ["compare", "--unmasked", "capture", "1", "--store"],
+    ["validate", "--unmasked", "--store"], ["compare", "--unmasked", "capture", "1", "--store"],
 ]  # fmt: skip
 
 
@@ -251,7 +251,7 @@ def test_control_characters_from_captured_fields_are_shown_never_sent_raw(store)
     commands = (
         ["capture", "list"], ["capture", "list", "--json"], ["capture", "show", "--unmasked", "2"],
         ["capture", "show", "--unmasked", "2", "--json"], ["capture", "summary"],
-        ["validate", "--store", str(store)],
+        ["validate", "--unmasked", "--store", str(store)],
     )  # fmt: skip
     for args in commands:
         if "--store" not in args:
@@ -312,8 +312,8 @@ def test_list_summary_show_export_and_validate_default_to_live_traffic(store, tm
     )
     assert export["exchanges"] == 3 and export["traffic"].startswith("live traffic only")
 
-    live = json.loads(run("validate", "--store", str(store), "--format", "json").stdout)
-    every = json.loads(run("validate", "--store", str(store), "--format", "json", "--runs", "all").stdout)
+    live = json.loads(run("validate", "--unmasked", "--store", str(store), "--format", "json").stdout)
+    every = json.loads(run("validate", "--unmasked", "--store", str(store), "--format", "json", "--runs", "all").stdout)
     assert every["summary"]["messages"] - live["summary"]["messages"] == 2
     bad = run("capture", "list", "--store", str(store), "--runs", "latest")
     assert bad.returncode == 2 and b"--runs 'latest'" in bad.stderr
