@@ -14,7 +14,8 @@ import hashlib
 import os
 import socket
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -68,6 +69,32 @@ def id_details(ids: list[int]) -> dict[str, Any]:
     return {"exchanges": len(ids), "ids_first": ids[:MAX_IDS], "id_min": min(ids), "id_max": max(ids)}
 
 
+@contextmanager
+def _opened(store: Any, copy: Path | None, *, create: bool) -> Iterator[Any]:
+    """`store` open (an open Store as it is, else opened and closed here); every way the store or the
+    copy can fail becomes one AuditError saying which."""
+    from harness.store import Store, StoreError
+
+    opened = None
+    try:
+        if isinstance(store, Store):
+            yield store
+        else:
+            opened = Store(store, create=create)
+            yield opened
+    except OSError as exc:
+        raise AuditError(f"audit file {copy}: {exc.strerror or exc}") from None
+    except StoreError as exc:
+        raise AuditError(f"audit log in {getattr(store, 'path', store)}: {exc}") from None
+    except Exception as exc:  # noqa: BLE001 - a driver error of either backend, said in one line
+        raise AuditError(
+            f"audit log in {getattr(store, 'path', store)}: {type(exc).__name__}: {exc}"
+        ) from None
+    finally:
+        if opened is not None:
+            opened.close()
+
+
 def record(
     store: Any,
     action: str,
@@ -78,19 +105,11 @@ def record(
     audit_file: str | Path | None = None,
 ) -> Entry:
     """Append one entry to `store`'s chain (and the JSON-lines copy); AuditError when it cannot."""
-    from harness.store import Store, StoreError
-
     copy = file_path(audit_file)
     who = dict(actor) if actor is not None else os_actor()
     host = socket.gethostname()
-    opened = None
-    try:
-        if isinstance(store, Store):
-            open_store = store
-        else:
-            opened = open_store = Store(store)
+    with _opened(store, copy, create=True) as open_store:
         store_id = open_store.store_id
-        table = AuditTable(open_store)
 
         def build(previous: Entry | None) -> Entry:
             return link(
@@ -102,44 +121,15 @@ def record(
             if copy is not None:
                 jsonl.append(copy, entry)
 
-        return table.append(build, before_commit)
-    except OSError as exc:
-        raise AuditError(f"audit file {copy}: {exc.strerror or exc}") from None
-    except StoreError as exc:
-        raise AuditError(f"audit log in {getattr(store, 'path', store)}: {exc}") from None
-    except Exception as exc:  # noqa: BLE001 - a driver error of either backend, said in one line
-        raise AuditError(
-            f"audit log in {getattr(store, 'path', store)}: {type(exc).__name__}: {exc}"
-        ) from None
-    finally:
-        if opened is not None:
-            opened.close()
+        return AuditTable(open_store).append(build, before_commit)
 
 
 def ready(store: Any, audit_file: str | Path | None = None) -> None:
     """Check, before any output is written, that an entry can be recorded afterwards: the store takes
     the audit table and the JSON-lines copy can be appended to; AuditError when not."""
-    from harness.store import Store, StoreError
-
     copy = file_path(audit_file)
-    opened = None
-    try:
-        if isinstance(store, Store):
-            open_store = store
-        else:
-            opened = open_store = Store(store, create=False)
+    with _opened(store, copy, create=False) as open_store:
         AuditTable(open_store).ensure()
         if copy is not None:
             copy.parent.mkdir(parents=True, exist_ok=True)
             os.close(os.open(copy, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600))
-    except OSError as exc:
-        raise AuditError(f"audit file {copy}: {exc.strerror or exc}") from None
-    except StoreError as exc:
-        raise AuditError(f"audit log in {getattr(store, 'path', store)}: {exc}") from None
-    except Exception as exc:  # noqa: BLE001 - a driver error of either backend, said in one line
-        raise AuditError(
-            f"audit log in {getattr(store, 'path', store)}: {type(exc).__name__}: {exc}"
-        ) from None
-    finally:
-        if opened is not None:
-            opened.close()

@@ -33,12 +33,19 @@ _COLUMNS = (
 )
 _SELECT = f"SELECT {', '.join(_COLUMNS)} FROM {TABLE}"
 
+
+def _create(seq_type: str) -> tuple[str, str]:
+    return (
+        f"""CREATE TABLE IF NOT EXISTS {TABLE} (
+            seq {seq_type} PRIMARY KEY, v INTEGER NOT NULL, time TEXT NOT NULL, store TEXT NOT NULL,
+            actor TEXT NOT NULL, host TEXT NOT NULL, action TEXT NOT NULL, target TEXT NOT NULL,
+            details TEXT NOT NULL, file TEXT, prev_hash TEXT NOT NULL, hash TEXT NOT NULL)""",
+        f"CREATE INDEX IF NOT EXISTS {TABLE}_time ON {TABLE} (time)",
+    )
+
+
 _SQLITE = (
-    f"""CREATE TABLE IF NOT EXISTS {TABLE} (
-        seq INTEGER PRIMARY KEY, v INTEGER NOT NULL, time TEXT NOT NULL, store TEXT NOT NULL,
-        actor TEXT NOT NULL, host TEXT NOT NULL, action TEXT NOT NULL, target TEXT NOT NULL,
-        details TEXT NOT NULL, file TEXT, prev_hash TEXT NOT NULL, hash TEXT NOT NULL)""",
-    f"CREATE INDEX IF NOT EXISTS {TABLE}_time ON {TABLE} (time)",
+    *_create("INTEGER"),
     f"""CREATE TRIGGER IF NOT EXISTS {TABLE}_no_update BEFORE UPDATE ON {TABLE}
         BEGIN SELECT RAISE(ABORT, 'audit_log is append-only'); END""",
     f"""CREATE TRIGGER IF NOT EXISTS {TABLE}_no_delete BEFORE DELETE ON {TABLE}
@@ -46,11 +53,7 @@ _SQLITE = (
 )
 _PG_LOCK = 0x61756474  # 'audt': one process creates the table at a time
 _POSTGRES = (
-    f"""CREATE TABLE IF NOT EXISTS {TABLE} (
-        seq BIGINT PRIMARY KEY, v INTEGER NOT NULL, time TEXT NOT NULL, store TEXT NOT NULL,
-        actor TEXT NOT NULL, host TEXT NOT NULL, action TEXT NOT NULL, target TEXT NOT NULL,
-        details TEXT NOT NULL, file TEXT, prev_hash TEXT NOT NULL, hash TEXT NOT NULL)""",
-    f"CREATE INDEX IF NOT EXISTS {TABLE}_time ON {TABLE} (time)",
+    *_create("BIGINT"),
     """CREATE OR REPLACE FUNCTION harness_audit_append_only() RETURNS trigger LANGUAGE plpgsql AS
         $$ BEGIN RAISE EXCEPTION 'audit_log is append-only'; END $$""",
     f"""DO $$ BEGIN
