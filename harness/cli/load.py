@@ -199,11 +199,11 @@ def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
                 from harness.cli._audit import preflight
                 from harness.load.capture_shape import CaptureShapeError, derive
 
-                preflight(from_store)
                 try:
                     captured = derive(from_store, day, channel or None)
                 except CaptureShapeError as exc:
                     raise ProfileError(str(exc)) from None
+                preflight(from_store)
                 for kind in captured.by_kind:
                     if kind not in kinds:
                         kinds.append(kind)

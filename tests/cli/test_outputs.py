@@ -313,7 +313,9 @@ def test_list_summary_show_export_and_validate_default_to_live_traffic(store, tm
     assert export["exchanges"] == 3 and export["traffic"].startswith("live traffic only")
 
     live = json.loads(run("validate", "--unmasked", "--store", str(store), "--format", "json").stdout)
-    every = json.loads(run("validate", "--unmasked", "--store", str(store), "--format", "json", "--runs", "all").stdout)
+    every = json.loads(
+        run("validate", "--unmasked", "--store", str(store), "--format", "json", "--runs", "all").stdout
+    )
     assert every["summary"]["messages"] - live["summary"]["messages"] == 2
     bad = run("capture", "list", "--store", str(store), "--runs", "latest")
     assert bad.returncode == 2 and b"--runs 'latest'" in bad.stderr

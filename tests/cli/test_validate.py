@@ -121,7 +121,9 @@ def test_store_with_filters_and_jobs(tmp_path):
     assert [m["index"] for m in doc["messages"]] == list(range(1, 31)), "input order kept across workers"
     r = runner.invoke(app, ["validate", "--unmasked", "--store", str(db), "--channel", "lab", "--json"])
     assert json.loads(r.stdout)["summary"]["messages"] == 10
-    r = runner.invoke(app, ["validate", "--unmasked", "--store", str(db), "--channel", "adt", "--responses", "--json"])
+    r = runner.invoke(
+        app, ["validate", "--unmasked", "--store", str(db), "--channel", "adt", "--responses", "--json"]
+    )
     doc = json.loads(r.stdout)
     assert doc["summary"]["messages"] == 40
     assert doc["summary"]["by_message_type"]["ACK^A01"]["invalid"] == 0
