@@ -351,10 +351,16 @@ def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
                 if options.pace.needs_timestamps and options.files:
                     raise fail_usage(f"--pace {options.pace} needs captured timestamps; files have none")
                 if dry_run:
+                    preflight(store)
                     try:
-                        raise typer.Exit(_dry_run(store, options, rules, as_json, chosen))
+                        code = _dry_run(store, options, rules, as_json, chosen)
                     except (StoreError, ValueError, OSError) as exc:
                         raise fail_usage(str(exc)) from None
+                    audited(
+                        store, "replay", target or "(dry run)",
+                        {"dry_run": True, "files": options.files, "exit": code, **masking(chosen)},
+                    )  # fmt: skip
+                    raise typer.Exit(code)
                 if to is None:
                     raise fail_usage("no target: give --to HOST:PORT (or --dry-run to only look)")
                 total = _count(store, options)
