@@ -181,6 +181,7 @@ class JudgeHttp:
         ctx.echo(f"  {len(rows)} HTTP exchange(s) captured with infno/infcode and FHIR interaction metadata")
         ctx.echo(
             f"  for mitmweb: harness capture export --store {_shown(state.store)} --format mitm --out reports"
+            " --unmasked (invented patients; real captures export masked by default)"
         )
 
 

@@ -16,6 +16,7 @@ names the exchange (`harness capture show ID`).
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from harness import __version__
 from harness.certify.cases import PASSIVE_ORDER, Evidence, Judgement, Reply, Request
@@ -34,7 +35,10 @@ def certify(
     channel: str | None = None,
     since: str | None = None,
     until: str | None = None,
+    masker: Any = None,
 ) -> Run:
+    """Judge the captured exchanges; with `masker` (a `harness.mask.masker.Masker`) the exchanges are
+    judged as captured but every request, reply and finding the report shows is masked."""
     from harness.store import ExchangeFilter, Store
 
     suite = suite_for(interface)
@@ -67,7 +71,7 @@ def certify(
             for check, judgement in verdicts:
                 if options.checks and check not in options.checks:
                     continue
-                _record(run, exchange, store_path, operation, check, judgement, request, reply)
+                _record(run, exchange, store_path, operation, check, judgement, request, reply, masker)
     run.checks = [c for c in PASSIVE_ORDER if any(check == c for (_, check) in run.cells)]
     seen = {op for (op, _) in run.cells}
     unseen = [
@@ -95,9 +99,11 @@ def _record(
     judgement: Judgement,
     request: Request,
     reply: Reply,
+    masker: Any = None,
 ) -> None:
     cell = run.cell(operation, check)
     evidence = None
+    show = _Shown(masker, exchange, request, reply)
     if not judgement.passed:
         evidence = Evidence(
             operation=operation,
@@ -105,16 +111,49 @@ def _record(
             title=f"exchange #{exchange.id} ({exchange.channel}, {exchange.outcome})",
             expect="reject" if check == "rejected" else "to conform to the spec",
             constraint="",
-            finding=judgement.finding,
-            request=request.text(),
-            reply=reply.text() if reply.error is None else f"(no answer: {reply.error})",
+            finding=show.text(judgement.finding),
+            request=show.request,
+            reply=show.reply,
             method=request.method if request.method != "SEND" else "",
-            path=request.path,
+            path=show.text(request.path),
             status=reply.status,
             reproduce=f"harness capture show {exchange.id} --store {store_path}",
-            notes=list(judgement.notes),
+            notes=[show.text(n) for n in judgement.notes],
         )
-    cell.add(judgement.passed, evidence, seen=f"#{exchange.id}: {judgement.finding}")
+    cell.add(judgement.passed, evidence, seen=f"#{exchange.id}: {show.text(judgement.finding)}")
+
+
+class _Shown:
+    """What the report may show of one judged exchange: as captured without a masker, else its masked
+    request and reply, and texts (findings quote the message) swept of the exchange's originals."""
+
+    def __init__(self, masker: Any, exchange: Exchange, request: Request, reply: Reply) -> None:
+        self.masker = masker
+        self._exchange = exchange
+        self._pass: Any = None
+        if masker is None:
+            self.request = request.text()
+            self.reply = reply.text() if reply.error is None else f"(no answer: {reply.error})"
+            return
+        from harness.mask.exchange import mask_exchange
+        from harness.mask.masker import MaskError
+
+        masked_request, masked_reply = _pair(mask_exchange(masker, exchange))
+        self.request = masked_request.text() if masked_request is not None else "(withheld: not maskable)"
+        self.reply = (
+            masked_reply.text() if masked_reply.error is None else f"(no answer: {masked_reply.error})"
+        )
+        self._pass = masker.new_pass()
+        kind = "hl7v2" if exchange.protocol == "mllp" else f"http:{exchange.kind}"
+        try:
+            masker.structure(exchange.request, kind, self._pass, charset=exchange.charset)
+        except MaskError:
+            pass  # what was recorded before the failure still sweeps; the scrub takes 身份证 and mobiles
+
+    def text(self, value: str) -> str:
+        if self._pass is None or not value:
+            return value
+        return self._pass.replacements.sweep(value)
 
 
 def _pair(exchange: Exchange) -> tuple[Request | None, Reply]:

@@ -1,9 +1,10 @@
 """The masking options every command that writes content out shares, defined once.
 
-`--mask` masks with the default policy (specs/masking/default.yaml), `--mask-policy NAME|FILE` with
-another (and implies --mask); the key comes from `--mask-key-file`, $HARNESS_MASK_KEY_FILE or
-$HARNESS_MASK_KEY. `masker(...)` turns them into a Masker, or None when masking was not asked for, and
-exits 2 with the reason when the policy or the key is unusable.
+Content is masked by default, with the default policy (specs/masking/default.yaml); `--mask-policy
+NAME|FILE` picks another; `--unmasked` writes it as captured, and the command records that in the audit
+log. The key comes from `--mask-key-file`, $HARNESS_MASK_KEY_FILE or $HARNESS_MASK_KEY. `masker(...)`
+turns the options into a Masker, or None for --unmasked, and exits 2 with the reason when the policy or
+the key is unusable (without a key, the message names --unmasked).
 """
 
 from __future__ import annotations
@@ -21,8 +22,16 @@ MaskOpt = Annotated[
     typer.Option(
         "--mask",
         help="Mask patient data (names, 身份证, phones, addresses, birth dates) with the default policy, "
-        "specs/masking/default.yaml; the key from --mask-key-file, $HARNESS_MASK_KEY_FILE or "
-        "$HARNESS_MASK_KEY.",
+        "specs/masking/default.yaml (the default; kept for scripts that say so); the key from "
+        "--mask-key-file, $HARNESS_MASK_KEY_FILE or $HARNESS_MASK_KEY.",
+    ),
+]
+UnmaskedOpt = Annotated[
+    bool,
+    typer.Option(
+        "--unmasked",
+        help="Write patient data as captured, unmasked; recorded in the audit log (who, when, which "
+        "exchanges).",
     ),
 ]
 MaskPolicyOpt = Annotated[
@@ -44,14 +53,26 @@ MaskKeyOpt = Annotated[
 ]
 
 
-def masker(mask: bool, policy: str | None, key_file: Path | None, data_paths: Iterable[str | Path] = ()):
-    """A Masker for the options given, None without --mask/--mask-policy; exits 2 on a bad policy or key."""
-    if not mask and policy is None:
+def masker(
+    mask: bool,
+    policy: str | None,
+    key_file: Path | None,
+    data_paths: Iterable[str | Path] = (),
+    *,
+    unmasked: bool = False,
+):
+    """A Masker for the options given (the default policy unless another is named), None for
+    --unmasked; exits 2 on a bad policy or key, or --unmasked beside --mask/--mask-policy."""
+    if unmasked:
+        if mask or policy is not None:
+            raise fail_usage("--unmasked cannot be combined with --mask or --mask-policy")
         return None
-    return build(policy or "default", key_file, data_paths)
+    return build(policy or "default", key_file, data_paths, by_default=not mask and policy is None)
 
 
-def build(policy: str, key_file: Path | None, data_paths: Iterable[str | Path] = ()):
+def build(
+    policy: str, key_file: Path | None, data_paths: Iterable[str | Path] = (), *, by_default: bool = False
+):
     from harness.mask import key as keys
     from harness.mask import policy as policies
     from harness.mask.masker import Masker
@@ -60,7 +81,13 @@ def build(policy: str, key_file: Path | None, data_paths: Iterable[str | Path] =
         loaded = policies.load(policy)
         secret = keys.load(key_file, data_paths=data_paths)
     except (policies.PolicyError, keys.MaskKeyError) as exc:
-        raise fail_usage(str(exc)) from None
+        hint = (
+            "; output is masked by default: give a masking key, or --unmasked to write patient data as "
+            "captured (recorded in the audit log)"
+            if by_default
+            else ""
+        )
+        raise fail_usage(f"{exc}{hint}") from None
     return Masker(loaded, secret)
 
 

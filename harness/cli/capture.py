@@ -16,8 +16,9 @@ from typing import Annotated
 
 import typer
 
+from harness.cli._audit import audited, exchanges, masking, preflight
 from harness.cli._common import fail_usage
-from harness.cli._mask_options import MaskKeyOpt, MaskOpt, MaskPolicyOpt, masked, masker
+from harness.cli._mask_options import MaskKeyOpt, MaskOpt, MaskPolicyOpt, UnmaskedOpt, masked, masker
 from harness.cli._store_filter import (
     RUNS_HELP,
     check_times,
@@ -345,8 +346,11 @@ def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
         mask: MaskOpt = False,
         mask_policy: MaskPolicyOpt = None,
         mask_key_file: MaskKeyOpt = None,
+        unmasked: UnmaskedOpt = False,
     ) -> None:
         """Print one exchange in full: its fields, then request and response, one segment a line.
+
+        Patient data is masked (default policy) unless --unmasked; every show is in the audit log.
 
         An enhanced-mode exchange shows the accept ACK (accept_response) before the application ACK.
         An exchange of a replay run is shown when --runs includes that run (or is 'all').
@@ -365,7 +369,16 @@ def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
                 f"exchange {exchange_id} belongs to replay run {replay_run}, not to live traffic; "
                 f"add --runs {replay_run} (or --runs all) to show it"
             )
-        (ex,) = masked([ex], masker(mask, mask_policy, mask_key_file, [store]))
+        chosen = masker(mask, mask_policy, mask_key_file, [store], unmasked=unmasked)
+        preflight(store)
+        (ex,) = masked([ex], chosen)
+        view_kind = "raw" if raw else "json" if as_json else "text"
+        audited(
+            store,
+            "capture.show",
+            str(store),
+            {**exchanges([exchange_id]), "view": view_kind, **masking(chosen)},
+        )
         if raw:
             data = ex.response if response else ex.request
             if data is None:
@@ -453,8 +466,12 @@ def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
         mask: MaskOpt = False,
         mask_policy: MaskPolicyOpt = None,
         mask_key_file: MaskKeyOpt = None,
+        unmasked: UnmaskedOpt = False,
     ) -> None:
         """Write captured HL7 v2 requests as files: <id>_<control id>.hl7, ready for `harness send` or replay.
+
+        Patient data is masked with the default policy unless --mask-policy names another or --unmasked
+        is given; every export is recorded in the audit log (who, when, which exchanges, masked or not).
 
         Bytes are written exactly as captured (CR segment separators, original charset). Files are
         created 0600 (folders created 0700) and never overwritten without --force. With --format mllp
@@ -463,17 +480,33 @@ def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
         from harness.mllp import encode
 
         runs = parse_runs(runs_option)
-        chosen = masker(mask, mask_policy, mask_key_file, [store, out])
+        chosen = masker(mask, mask_policy, mask_key_file, [store, out], unmasked=unmasked)
+        exported: list[int] = []
+
+        def record() -> None:
+            audited(
+                store, "capture.export", str(store),
+                {"format": fmt, "out": str(out.resolve()), **exchanges(exported), **masking(chosen)},
+            )  # fmt: skip
+
+        def counted(rows):
+            for ex in rows:
+                exported.append(ex.id)
+                yield ex
+
         if fmt in ("mitm", "har"):  # HTTP exchanges for mitmweb and HAR viewers (cli/capture_interop.py)
             from harness.cli.capture_interop import export_http
 
             flt = _filter(
                 channel, since, until, type_, control_id, outcome, None, run, where, limit, runs=runs
             )
+            preflight(store)
             with _open(store) as db:
-                exchanges = masked(_query(db, flt, bodies=True), chosen)
-                code = export_http(fmt, out, exchanges, as_json, force=force, scope=scope_text(runs, run))
-                raise typer.Exit(code)
+                rows = counted(masked(_query(db, flt, bodies=True), chosen))
+                code = export_http(fmt, out, rows, as_json, force=force, scope=scope_text(runs, run))
+            if exported:
+                record()
+            raise typer.Exit(code)
         if fmt not in ("hl7", "mllp"):
             raise fail_usage(f"--format {fmt!r}: expected hl7, mllp, mitm or har")
         if single and responses is not None:
@@ -507,9 +540,10 @@ def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
                 skipped.append(f"exchange {ex.id} {what}: {exc}; not framed (--format hl7 exports it)")
                 return None
 
+        preflight(store)
         try:
             with _open(store) as db:
-                for ex in masked(_query(db, flt, bodies=True), chosen, skip_withheld=True):
+                for ex in counted(masked(_query(db, flt, bodies=True), chosen, skip_withheld=True)):
                     if single:
                         data = framed(ex, ex.request, "request")
                         if data is None:
@@ -549,6 +583,8 @@ def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
         finally:
             if single_file is not None:
                 single_file.close()
+            if exported:
+                record()
         scope = scope_text(runs, run)
         if as_json:
             report = {"exchanges": count, "files": written, "skipped": skipped, "traffic": scope}

@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from harness.cli._common import EXIT_CHECKS_FAILED, EXIT_OK, fail_usage
+from harness.cli._mask_options import MaskKeyOpt, MaskOpt, MaskPolicyOpt, UnmaskedOpt, masker
 
 
 def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
@@ -87,8 +88,15 @@ def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
         json_output: Annotated[
             bool, typer.Option("--json", help="Print one JSON summary object instead of the text lines.")
         ] = False,
+        mask: MaskOpt = False,
+        mask_policy: MaskPolicyOpt = None,
+        mask_key_file: MaskKeyOpt = None,
+        unmasked: UnmaskedOpt = False,
     ) -> None:
         """Certify an interface against its spec and write a report an engineer signs.
+
+        Passive reports show captured requests and replies masked (default policy) unless --unmasked, and
+        the run is recorded in the audit log; active runs send invented people and need no masking.
 
         Active (--target): generated and example cases go to the system under test; valid requests must
         succeed and invalid ones be rejected the way the spec says. Passive (--store): captured traffic
@@ -142,8 +150,14 @@ def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
 
             if not store.exists():
                 raise fail_usage(f"--store {store}: no such capture store")
+            from harness.cli._audit import preflight
+
+            preflight(store)
+            chosen = masker(mask, mask_policy, mask_key_file, [store], unmasked=unmasked)
             try:
-                run = passive.certify(interface, store, options, channel=channel, since=since, until=until)
+                run = passive.certify(
+                    interface, store, options, channel=channel, since=since, until=until, masker=chosen
+                )
             except (StoreError, ValueError) as exc:
                 raise fail_usage(f"--store {store}: {exc}") from None
         else:
@@ -172,6 +186,14 @@ def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
                 json_path=report_json,
                 junit=report_junit,
             )
+        if store is not None:
+            from harness.cli._audit import audited, masking
+
+            audited(
+                store, "certify", str(spec),
+                {"verdict": run.verdict, "channel": channel, "since": since, "until": until,
+                 "reports": {k: str(v) for k, v in written.as_dict().items() if v}, **masking(chosen)},
+            )  # fmt: skip
         if json_output:
             typer.echo(json.dumps({**run.summary(), "reports": written.as_dict()}, ensure_ascii=False))
         else:

@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from harness.cli._common import fail_usage
+from harness.cli._mask_options import MaskKeyOpt, MaskOpt, MaskPolicyOpt, UnmaskedOpt, masker
 from harness.cli._store_filter import store_errors
 
 
@@ -33,13 +34,20 @@ def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
         report_junit: Annotated[Path | None, typer.Option(help="Write JUnit XML here.")] = None,
         report_json: Annotated[Path | None, typer.Option(help="Write the JSON report here.")] = None,
         as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+        mask: MaskOpt = False,
+        mask_policy: MaskPolicyOpt = None,
+        mask_key_file: MaskKeyOpt = None,
+        unmasked: UnmaskedOpt = False,
     ) -> None:
         """Pair the exchanges of RUN_B with those of RUN_A by original message and classify each reply
         (exact | equivalent | different | missing | new_error), e.g. before and after an interface upgrade.
 
-        Exit 0 when every exchange is exact or equivalent, 1 otherwise, 2 on usage errors.
+        Replies and differences are masked in the reports and on the terminal unless --unmasked; every
+        comparison is recorded in the audit log. Exit 0 when every exchange is exact or equivalent, 1
+        otherwise, 2 on usage errors.
         """
-        from harness.cli.replay import emit_report
+        from harness.cli._audit import audited, masking, preflight
+        from harness.cli.replay import emit_report, written_reports
         from harness.replay.compare import parse_ignore
         from harness.replay.report import CAPTURE, collect, parse_run_ref
         from harness.store import Store, StoreError
@@ -58,12 +66,19 @@ def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
 
         if not exists(store_path):
             raise fail_usage(f"store {store_path}: no such file")
+        chosen = masker(mask, mask_policy, mask_key_file, [store_path], unmasked=unmasked)
         try:
             with store_errors(store_path), Store(store_path, create=False) as store:
-                report = collect(store, a, int(b), rules)
+                preflight(store)
+                report = collect(store, a, int(b), rules, masker=chosen)
                 code = emit_report(
                     report, as_json=as_json, html=report_html, junit=report_junit, json_path=report_json
                 )
+                audited(
+                    store, "compare", f"{run_a} vs {run_b}",
+                    {"baseline": run_a, "run": run_b, "summary": report.summary(),
+                     "reports": written_reports(report_html, report_junit, report_json), **masking(chosen)},
+                )  # fmt: skip
         except (StoreError, ValueError) as exc:
             raise fail_usage(str(exc)) from None
         raise typer.Exit(code)

@@ -196,12 +196,14 @@ def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
             if from_store is not None or day is not None:
                 if from_store is None or day is None:
                     raise ProfileError("--from-store and --day go together")
+                from harness.cli._audit import preflight
                 from harness.load.capture_shape import CaptureShapeError, derive
 
                 try:
                     captured = derive(from_store, day, channel or None)
                 except CaptureShapeError as exc:
                     raise ProfileError(str(exc)) from None
+                preflight(from_store)
                 for kind in captured.by_kind:
                     if kind not in kinds:
                         kinds.append(kind)
@@ -269,6 +271,15 @@ def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
         from harness.load.report import write_reports
 
         write_reports(summary, folder)
+        from harness.cli._audit import audited
+
+        for read, why in ((from_store, "shape"), (store, "merge")):
+            if read is not None:
+                audited(
+                    read, "load", str(profile),
+                    {"read_for": why, "day": day if why == "shape" else None,
+                     "report": str(folder.resolve())},
+                )  # fmt: skip
         code = (
             EXIT_USAGE
             if summary.get("interrupted")

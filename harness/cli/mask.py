@@ -13,6 +13,7 @@ from typing import Annotated
 
 import typer
 
+from harness.cli._audit import audited, masking, preflight
 from harness.cli._common import EXIT_CHECKS_FAILED, EXIT_OK, fail_usage
 from harness.cli._mask_options import build
 from harness.cli._store_filter import check_times
@@ -133,6 +134,7 @@ def _mask_store(source: Path, out: Path, policy: str, key_file, channel, since, 
     check_times(since, until)
     masker = build(policy, key_file, [source, out])
     flt = ExchangeFilter(channel=channel or None, since=since, until=until)
+    preflight(source)
     progress = None
     if sys.stderr.isatty() and not as_json:
 
@@ -146,6 +148,11 @@ def _mask_store(source: Path, out: Path, policy: str, key_file, channel, since, 
     if progress is not None:
         typer.echo("", err=True)
     summary = {**result.to_json(), "policy": masker.policy.name, "key_id": masker.key_id}
+    audited(
+        source, "mask", str(source),
+        {"out": str(out.resolve()), "exchanges": result.exchanges, "withheld": result.withheld,
+         "channels": channel or [], "since": since, "until": until, **masking(masker)},
+    )  # fmt: skip
     if as_json:
         typer.echo(json.dumps(summary, ensure_ascii=False))
     else:

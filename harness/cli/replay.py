@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
+from harness.cli._audit import audited, masking, preflight
 from harness.cli._common import EXIT_CHECKS_FAILED, EXIT_OK, EXIT_USAGE, fail_usage, parse_hostport
+from harness.cli._mask_options import MaskKeyOpt, MaskOpt, MaskPolicyOpt, UnmaskedOpt, masker
 from harness.codecs import KINDS as HTTP_KINDS
 from harness.terminal_text import json_line, visible
 
@@ -66,7 +69,14 @@ def emit_report(
     return EXIT_OK if report.ok else EXIT_CHECKS_FAILED
 
 
-def _dry_run(store, options, rewriter_rules, as_json: bool) -> int:
+def written_reports(*paths: Path | None) -> list[str]:
+    """The report files a run wrote, for its audit entry."""
+    return [str(p.resolve()) for p in paths if p is not None]
+
+
+def _dry_run(store, options, rewriter_rules, as_json: bool, chosen=None) -> int:
+    """What would go out; masked (`chosen`, a Masker) unless --unmasked: a message that cannot be masked
+    is shown as withheld, never as it is."""
     from harness.replay.rewrite import RewriteError, Rewriter, control_id_for, describe
     from harness.replay.run import item_source, ordering_key
 
@@ -82,7 +92,20 @@ def _dry_run(store, options, rewriter_rules, as_json: bool) -> int:
             payload, control_id, changes, error = rw.payload, rw.control_id, rw.changes, None
         except RewriteError as exc:
             payload, control_id, changes, error = item.payload, item.control_id, [], str(exc)
+        if chosen is not None:
+            from harness.mask.masker import MaskError
+
+            kind = item.kind if item.kind == "hl7v2" else f"http:{item.kind}"
+            try:
+                payload = chosen.content(payload, kind, charset=item.charset)
+            except MaskError as exc:
+                payload = f"(withheld: could not be masked: {exc})".encode()
         text = payload.decode(item.charset or "utf-8", "replace")
+        order_key = ordering_key(item, options.order_key)
+        if chosen is not None:  # the order key is a field of the message (PID-3), the changes its values
+            shown = chosen.new_pass()
+            order_key = shown.value("id", order_key) if order_key else order_key
+            changes = [tuple(shown.scrub(str(part)) for part in change) for change in changes]
         if as_json:
             _echo_json(
                 {
@@ -91,7 +114,7 @@ def _dry_run(store, options, rewriter_rules, as_json: bool) -> int:
                     "message_type": item.message_type,
                     "control_id": item.control_id,
                     "send_control_id": control_id,
-                    "order_key": ordering_key(item, options.order_key),
+                    "order_key": order_key,
                     "changes": [list(c) for c in changes],
                     "error": error,
                     "payload": text,
@@ -209,10 +232,16 @@ def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
             typer.Option(metavar="RUN_ID", help="Carry on an interrupted run with its own options."),
         ] = None,
         as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+        mask: MaskOpt = False,
+        mask_policy: MaskPolicyOpt = None,
+        mask_key_file: MaskKeyOpt = None,
+        unmasked: UnmaskedOpt = False,
     ) -> None:
         """Re-send selected exchanges to --to, store them as a replay run and compare each reply with the
         original (exact | equivalent | different | missing | new_error).
 
+        Messages, replies and differences in the reports, on the terminal and in --dry-run are masked
+        (default policy) unless --unmasked; every run is recorded in the audit log.
         Exit 0 when every exchange is exact or equivalent, 1 otherwise, 2 on usage or connection errors.
         """
         from harness.replay.compare import parse_ignore
@@ -224,6 +253,7 @@ def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
         from harness.replay.sender import mllp_factory
         from harness.store import Store, StoreError
 
+        chosen = masker(mask, mask_policy, mask_key_file, [store_path], unmasked=unmasked)
         tls_options = None
         if tls or ca or insecure:
             from harness.mllp_client import TLSOptions
@@ -321,10 +351,16 @@ def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
                 if options.pace.needs_timestamps and options.files:
                     raise fail_usage(f"--pace {options.pace} needs captured timestamps; files have none")
                 if dry_run:
+                    preflight(store)
                     try:
-                        raise typer.Exit(_dry_run(store, options, rules, as_json))
+                        code = _dry_run(store, options, rules, as_json, chosen)
                     except (StoreError, ValueError, OSError) as exc:
                         raise fail_usage(str(exc)) from None
+                    audited(
+                        store, "replay", target or "(dry run)",
+                        {"dry_run": True, "files": options.files, "exit": code, **masking(chosen)},
+                    )  # fmt: skip
+                    raise typer.Exit(code)
                 if to is None:
                     raise fail_usage("no target: give --to HOST:PORT (or --dry-run to only look)")
                 total = _count(store, options)
@@ -333,7 +369,18 @@ def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
                 run = ReplayRun(store, options, factory_for(options))
 
             reports = (report_html, report_junit, report_json)
-            code = _execute(store, run, options, total, as_json, *reports, collect)
+            preflight(store)
+            code = EXIT_USAGE
+            try:
+                judge = partial(collect, masker=chosen)
+                code = _execute(store, run, options, total, as_json, *reports, judge)
+            finally:  # a replay stopped part-way sent messages too: it is recorded either way
+                audited(
+                    store, "replay", options.target,
+                    {"run_id": run.run_id, "resumed": resume is not None, "files": options.files,
+                     **run.summary_counts(), "exit": code, "reports": written_reports(*reports),
+                     **masking(chosen)},
+                )  # fmt: skip
         raise typer.Exit(code)
 
 

@@ -14,6 +14,7 @@ from typing import Annotated
 import typer
 
 from harness.cli._common import EXIT_CHECKS_FAILED, EXIT_OK, fail_usage
+from harness.cli._mask_options import MaskKeyOpt, MaskOpt, MaskPolicyOpt, UnmaskedOpt, masker
 from harness.cli._store_filter import (
     RUNS_HELP,
     check_times,
@@ -116,8 +117,15 @@ def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
             bool | None,
             typer.Option("--progress/--no-progress", help="Progress bar on stderr (default: on a TTY)."),
         ] = None,
+        mask: MaskOpt = False,
+        mask_policy: MaskPolicyOpt = None,
+        mask_key_file: MaskKeyOpt = None,
+        unmasked: UnmaskedOpt = False,
     ) -> None:
         """Check HL7 v2 messages against the standard (and a profile): every finding, with its location.
+
+        Over a store, the values findings quote are masked (default policy) unless --unmasked, and the run
+        is recorded in the audit log; over files, only with --mask or --mask-policy.
 
         Exit 0 when no message has an unwaived finding at the --fail-on severity (default error), 1 when any
         has, 2 on usage errors (including a bad profile or waiver file).
@@ -165,6 +173,14 @@ def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
         except Exception as exc:  # noqa: BLE001 - a broken hl7apy install is an environment error
             raise fail_usage(f"cannot load the HL7 reference tables: {exc}") from None
 
+        chosen = None
+        if store or mask or mask_policy is not None:
+            data_paths = [store] if store else paths or []
+            chosen = masker(mask, mask_policy, mask_key_file, data_paths, unmasked=unmasked)
+        if store:
+            from harness.cli._audit import preflight
+
+            preflight(store)
         unreadable: list[dict] = []
         if store:
             items, total, source_name = _store_items(
@@ -172,6 +188,11 @@ def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
             )
         else:
             items, total, source_name, unreadable = _file_items(paths or [])
+        watch = None
+        if chosen is not None:
+            from harness.mask.findings import Watch
+
+            items = watch = Watch(chosen, items)
 
         show_progress = progress if progress is not None else sys.stderr.isatty()
         messages: list[dict] = []
@@ -213,6 +234,9 @@ def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
         elapsed = time.perf_counter() - started
         if not messages:
             raise fail_usage(f"no HL7 v2 messages found in {source_name}")
+        if watch is not None:
+            for msg in messages:
+                watch.mask_message(msg)
         s = summary.as_dict(elapsed)
         run = _run_meta(source_name, loaded_profile, waiver_paths, fail_on, min_severity or "info")
         run["waivers"] = waiver_set.report()
@@ -244,6 +268,14 @@ def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
         else:
             sys.stdout.write(visible(text, lines=True) if fmt == "text" else text)
             sys.stdout.flush()
+        if store:
+            from harness.cli._audit import audited, masking
+
+            audited(
+                store, "validate", str(store),
+                {"messages": len(messages), "format": fmt, "out": str(out.resolve()) if out else None,
+                 **masking(chosen)},
+            )  # fmt: skip
         raise typer.Exit(EXIT_CHECKS_FAILED if s["failed"] else EXIT_OK)
 
 

@@ -262,11 +262,18 @@ class AdminAPI:
         *,
         health_public: bool = False,
         max_body: int = MAX_BODY,
+        audit: Callable[[str, str, dict[str, Any], dict[str, Any]], None] | None = None,
     ) -> None:
         if not token:
             raise AdminTokenError("admin API not started: empty token")
+        from harness.audit.log import os_actor, token_fingerprint
+
         self.channels = channels
         self._token = token.encode("utf-8")
+        self.audit = audit
+        """Called with (action, target, details, actor) for every fault rule change; raises when the
+        change could not be recorded (the answer then says so, and the proxy logs it)."""
+        self.actor = {**os_actor(), "via": "admin API", "token": token_fingerprint(token)}
         self.health_public = health_public
         self.max_body = max_body
         self.started = time.time()
@@ -396,12 +403,10 @@ class AdminAPI:
             if method == "POST":
                 return self._add(channel, engine, body)
             if method == "DELETE":
-                return _json(200, {"channel": channel.name, "removed": engine.reset()})
+                return self._clear(channel, engine)
             return self._only(method, "GET", "POST", "DELETE")  # type: ignore[return-value]
         if rest == ["reset"]:
-            return self._only(method, "POST") or _json(
-                200, {"channel": channel.name, "removed": engine.reset()}
-            )
+            return self._only(method, "POST") or self._clear(channel, engine)
         if len(rest) == 1:
             rule_id = rest[0]
             if method == "GET":
@@ -414,7 +419,10 @@ class AdminAPI:
                     removed = engine.remove(rule_id)
                 except KeyError:
                     return self._no_rule(channel, engine, rule_id)
-                return _json(200, {"channel": channel.name, "removed": removed.to_json()})
+                answer = {"channel": channel.name, "removed": removed.to_json()}
+                return _json(
+                    200, self._recorded("fault.remove", channel, {"rule": removed.to_json()}, answer)
+                )
             return self._only(method, "GET", "DELETE")  # type: ignore[return-value]
         return _error(404, f"no such endpoint under /channels/{channel.name}/faults: /{'/'.join(rest)}")
 
@@ -446,9 +454,28 @@ class AdminAPI:
         added = []
         for rule in rules:
             added.append(engine.add(rule).to_json())
-        if isinstance(data, list):
-            return _json(201, {"channel": channel.name, "rules": added})
-        return _json(201, {"channel": channel.name, "rule": added[0]})
+        answer = {
+            "channel": channel.name,
+            **({"rules": added} if isinstance(data, list) else {"rule": added[0]}),
+        }
+        return _json(201, self._recorded("fault.add", channel, {"rules": added}, answer))
+
+    def _clear(self, channel: AdminChannel, engine: FaultEngine) -> Response:
+        before = [r.to_json() for r in engine.list()]
+        answer = {"channel": channel.name, "removed": engine.reset()}
+        return _json(200, self._recorded("fault.clear", channel, {"rules": before}, answer))
+
+    def _recorded(
+        self, action: str, channel: AdminChannel, details: dict[str, Any], answer: dict[str, Any]
+    ) -> dict[str, Any]:
+        """`answer`, once the change is in the audit log; with `audit_error` when it could not be."""
+        if self.audit is None:
+            return answer
+        try:
+            self.audit(action, f"channel {channel.name}", {"channel": channel.name, **details}, self.actor)
+        except Exception as exc:  # noqa: BLE001 - the change is made; the caller must learn it is unrecorded
+            return {**answer, "audit_error": f"not recorded in the audit log: {exc}"}
+        return answer
 
 
 def make_resource(api: AdminAPI) -> Any:
@@ -489,6 +516,7 @@ def start_admin(
     *,
     config: AdminConfig | None = None,
     log: Callable[..., None] | None = None,
+    audit: Callable[[str, str, dict[str, Any], dict[str, Any]], None] | None = None,
 ) -> Any:
     """Listen in `reactor`; returns the listening port (`.getHost().port` when port is 0).
 
@@ -519,7 +547,9 @@ def start_admin(
                 f"admin API on {address} without TLS (admin.insecure_listen): the bearer token and every "
                 "admin request cross the network in clear",
             )
-    api = AdminAPI(channels, token, health_public=settings.health_public, max_body=settings.max_body_bytes)
+    api = AdminAPI(
+        channels, token, health_public=settings.health_public, max_body=settings.max_body_bytes, audit=audit
+    )
     site = AdminSite(
         make_resource(api),
         api,

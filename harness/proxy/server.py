@@ -124,6 +124,62 @@ class ProxyServer:
             self._close_partial()
             raise
         self.reactor.addSystemEventTrigger("before", "shutdown", self.stop)
+        self._record("proxy.start", self._started_details())
+
+    # -- the audit trail ---------------------------------------------------------------------------------
+
+    @property
+    def audited(self) -> bool:
+        """Whether this proxy records in an audit log: the one of its capture store, so only when some
+        channel captures (a proxy that captures nothing has no store to write to)."""
+        return any(cfg.capture != "off" for cfg in self.config.channels.values())
+
+    def _config_hash(self) -> str | None:
+        import hashlib
+
+        try:
+            return hashlib.sha256(Path(self.config.source).read_bytes()).hexdigest()
+        except OSError:
+            return None
+
+    def _started_details(self) -> dict[str, Any]:
+        admin = self.config.admin
+        return {
+            "config": self.config.source,
+            "config_sha256": self._config_hash(),
+            "instance": self.config.instance,
+            "channels": {
+                name: {
+                    "listen": str(self.listening[name]),
+                    "upstreams": [str(a) for a in channel.config.upstreams],
+                    "capture": channel.config.capture,
+                }
+                for name, channel in self.channels.items()
+            },
+            "admin": str(admin.listen) if admin is not None and self.admin_port is not None else None,
+        }
+
+    def _audit(
+        self, action: str, target: str, details: dict[str, Any], actor: dict[str, Any] | None = None
+    ) -> None:
+        """Append to the store's audit chain; AuditError (logged) when it cannot."""
+        from harness.audit import AuditError, record
+
+        try:
+            record(self.store_path, action, target, details, actor=actor)
+        except AuditError as exc:
+            self.log("error", f"audit log: {action} not recorded: {exc}")
+            raise
+
+    def _record(self, action: str, details: dict[str, Any]) -> None:
+        from harness.audit import AuditError
+
+        if not self.audited:
+            return
+        try:
+            self._audit(action, f"proxy {self.config.instance}", details)
+        except AuditError:
+            pass  # logged; the proxy keeps capturing
 
     def _writer(self, mode: str) -> Any:
         from harness.store import CaptureWriter
@@ -218,7 +274,7 @@ class ProxyServer:
         try:
             self.admin_port = start_admin(
                 self.reactor, self.admin_channels, token, host=admin.listen.host, port=admin.listen.port,
-                config=admin, log=self.log,
+                config=admin, log=self.log, audit=self._audit if self.audited else None,
             )
         except CannotListenError as exc:
             reason = _reason(exc)
@@ -269,6 +325,9 @@ class ProxyServer:
         if failed:
             line += f"; {failed} exchange(s) could NOT be captured (last error: {last_error})"
         self.log("error" if failed else "info", line)
+        self._record(
+            "proxy.stop", {"captured": written, "not_captured": failed, "config_sha256": self._config_hash()}
+        )
 
 
 def _reason(exc: Any) -> str:

@@ -124,11 +124,21 @@ def _item_key(ex: Exchange) -> str:
     return f"x{ex.original_id}" if ex.original_id is not None else f"x{ex.id}"
 
 
-def _latest(store: Store, run_id: int) -> dict[str, Exchange]:
+def _latest(store: Store, run_id: int, masker: Any = None) -> dict[str, Exchange]:
     out: dict[str, Exchange] = {}
     for ex in store.query(ExchangeFilter(run_id=run_id, order="id")):
-        out[_item_key(ex)] = ex  # later attempts replace earlier ones
+        out[_item_key(ex)] = _masked(masker, ex)  # later attempts replace earlier ones
     return out
+
+
+def _masked(masker: Any, ex: Exchange) -> Exchange:
+    """The exchange as the report may show it: masked when a masker is given. Pseudonyms are
+    consistent, so masked originals and masked replies compare as the unmasked ones do."""
+    if masker is None:
+        return ex
+    from harness.mask.exchange import mask_exchange
+
+    return mask_exchange(masker, ex)
 
 
 def observed(ex: Exchange | None) -> Observed | None:
@@ -168,24 +178,27 @@ def retarget_ignores(params: dict[str, Any]) -> tuple[IgnoreRule, ...]:
     return tuple(out)
 
 
-def collect(store: Store, a: int | str, b: int, ignore: Sequence[IgnoreRule] = ()) -> Report:
-    """Compare run `b` against run `a` (or the captured originals) exchange by exchange."""
+def collect(
+    store: Store, a: int | str, b: int, ignore: Sequence[IgnoreRule] = (), *, masker: Any = None
+) -> Report:
+    """Compare run `b` against run `a` (or the captured originals) exchange by exchange; with `masker`
+    (a `harness.mask.masker.Masker`) over masked exchanges, so nothing in the report is unmasked."""
     run_b = store.get_run(b)
     if run_b is None:
         raise ValueError(f"run {b} does not exist in {store.path}")
     if a != CAPTURE and store.get_run(int(a)) is None:
         raise ValueError(f"run {a} does not exist in {store.path}")
     ignore = (*ignore, *retarget_ignores(run_b.params))
-    replays = _latest(store, b)
+    replays = _latest(store, b, masker)
     if a == CAPTURE:
         wanted = [ex.original_id for ex in replays.values() if ex.original_id is not None]
         originals: dict[str, Exchange] = {}
         for start in range(0, len(wanted), 500):
             for ex in store.query(ExchangeFilter(ids=wanted[start : start + 500])):
-                originals[f"x{ex.id}"] = ex
+                originals[f"x{ex.id}"] = _masked(masker, ex)
         a_label = CAPTURE
     else:
-        originals = _latest(store, int(a))
+        originals = _latest(store, int(a), masker)
         a_label = f"run {a}"
     comparators: dict[str, Any] = {}
     results: list[Result] = []

@@ -7,10 +7,14 @@ target refused (`rejected` passes).
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 import yaml
 
 from tests.certify.conftest import certify, report
 from tests.conftest import free_port
+from tests.mask.support import leaks
 from tests.proxy.http_setup import run_proxy, write_http_config
 from tests.proxy.proxy_process import start_proxy
 
@@ -19,7 +23,9 @@ def _cells(summary: dict) -> dict:
     return {(c["operation"], c["check"]): c for c in report(summary)["cells"]}
 
 
-def test_medins_traffic_through_the_proxy_is_judged_both_ways_with_coverage(servers, processes, tmp_path):
+def test_medins_traffic_through_the_proxy_is_judged_both_ways_with_coverage(
+    servers, processes, tmp_path, monkeypatch
+):
     upstream = servers.mock("medins")
     config, ports = write_http_config(
         tmp_path,
@@ -33,7 +39,7 @@ def test_medins_traffic_through_the_proxy_is_judged_both_ways_with_coverage(serv
     assert code == 0 and active["through"].startswith("proxy channel medins"), (active, err)
     store = tmp_path / "captures.db"
     code, summary, err = certify(
-        "--spec", "specs/medins", "--store", str(store), "--out", str(tmp_path / "p1")
+        "--spec", "specs/medins", "--store", str(store), "--out", str(tmp_path / "p1"), "--unmasked"
     )
     assert code == 0 and summary["verdict"] == "PASS" and summary["mode"] == "passive", (summary, err)
     cells = _cells(summary)
@@ -47,13 +53,26 @@ def test_medins_traffic_through_the_proxy_is_judged_both_ways_with_coverage(serv
                            "--operation", "2201", "--check", "required", "--no-reports")  # fmt: skip
     assert code == 0, err
     code, summary, err = certify("--spec", "specs/medins", "--store", str(store), "--operation", "2201",
-                                 "--out", str(tmp_path / "p2"))  # fmt: skip
+                                 "--out", str(tmp_path / "p2"), "--unmasked")  # fmt: skip
     assert code == 1 and summary["verdict"] == "FAIL", (summary, err)
     cells = _cells(summary)
     assert cells[("2201", "request")]["status"] == "failed"
     assert cells[("2201", "rejected")]["status"] == "passed" and cells[("2201", "rejected")]["cases"] >= 10
     evidence = cells[("2201", "request")]["evidence"][0]
     assert evidence["reproduce"].startswith("harness capture show ") and "missing" in evidence["finding"]
+
+    # masked by default: the same verdicts, and none of the captured 身份证 in the report
+    monkeypatch.setenv("HARNESS_MASK_KEY", "passive-certify-masking-key-0123")
+    code, masked, err = certify("--spec", "specs/medins", "--store", str(store), "--operation", "2201",
+                                "--out", str(tmp_path / "p3"))  # fmt: skip
+    assert code == 1, err
+    assert {k: c["status"] for k, c in _cells(masked).items()} == {k: c["status"] for k, c in cells.items()}
+    requests = [e["request"] for c in report(summary)["cells"] for e in c.get("evidence") or []]
+    field = r'"(?:psn_no|mdtrt_cert_no|certno|psn_name)"\s*:\s*"([^"]{2,})"'
+    ids = {value for text in requests for value in re.findall(field, text)}
+    assert ids  # the unmasked report quotes the people the certification sent
+    written = b"".join(Path(masked["reports"][name]).read_bytes() for name in ("json", "html"))
+    assert not leaks(written, sorted(ids))
 
 
 def test_hl7v2_traffic_through_an_mllp_channel_is_judged_against_the_profile(servers, processes, tmp_path):
@@ -70,7 +89,7 @@ def test_hl7v2_traffic_through_an_mllp_channel_is_judged_against_the_profile(ser
                            "--operation", "ADT^A01,stay", "--no-reports")  # fmt: skip
     assert code == 0, err
     code, summary, err = certify(
-        "--spec", spec, "--store", str(tmp_path / "captures.db"), "--out", str(tmp_path)
+        "--spec", spec, "--store", str(tmp_path / "captures.db"), "--out", str(tmp_path), "--unmasked"
     )
     cells = _cells(summary)
     assert (

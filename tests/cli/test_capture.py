@@ -180,7 +180,12 @@ def test_bad_filters_exit_2(store_path, args, message):
 
 def test_missing_or_foreign_store_exit_2(tmp_path):
     missing = tmp_path / "nope.db"
-    for command in (["list"], ["show", "1"], ["summary"], ["export", "--out", str(tmp_path / "o")]):
+    for command in (
+        ["list"],
+        ["show", "--unmasked", "1"],
+        ["summary"],
+        ["export", "--unmasked", "--out", str(tmp_path / "o")],
+    ):
         result = cli(*command, "--store", str(missing))
         assert result.exit_code == 2, command
         assert f"capture store {missing} does not exist" in result.output
@@ -192,32 +197,42 @@ def test_missing_or_foreign_store_exit_2(tmp_path):
 
 
 def test_show_decodes_with_recorded_charset(store_path):
-    result = cli("show", "2", "--store", str(store_path))
+    result = cli("show", "--unmasked", "2", "--store", str(store_path))
     assert result.exit_code == 0, result.output
     out = result.stdout.splitlines()
     msh = next(i for i, line in enumerate(out) if line.startswith("MSH|") and "ADT^A08" in line)
     assert "医院" in out[msh] and out[msh + 1] == "PID|1||2002^^^H1^MR||张^三"
     assert any(line.startswith("MSA|AE|C2") for line in out)
     assert any(line.startswith("outcome") and "nak" in line for line in out)
-    assert "-- response: none" in cli("show", "3", "--store", str(store_path)).stdout
+    assert "-- response: none" in cli("show", "--unmasked", "3", "--store", str(store_path)).stdout
 
 
 def test_show_raw_and_json(store_path):
-    raw = cli("show", "2", "--store", str(store_path), "--raw")
+    raw = cli("show", "--unmasked", "2", "--store", str(store_path), "--raw")
     assert raw.exit_code == 0 and raw.stdout_bytes == hl7("C2", "A08", pid="2002", charset="GB18030")
-    reply = cli("show", "2", "--store", str(store_path), "--raw", "--response")
+    reply = cli("show", "--unmasked", "2", "--store", str(store_path), "--raw", "--response")
     assert reply.stdout_bytes == ack("C2", "AE")
-    assert cli("show", "3", "--store", str(store_path), "--raw", "--response").exit_code == 2
-    view = json.loads(cli("show", "5", "--store", str(store_path), "--json").stdout)
+    assert cli("show", "--unmasked", "3", "--store", str(store_path), "--raw", "--response").exit_code == 2
+    view = json.loads(cli("show", "--unmasked", "5", "--store", str(store_path), "--json").stdout)
     assert view["request"] == '{"infno":"2207"}' and view["method"] == "POST"
-    missing = cli("show", "99", "--store", str(store_path))
+    missing = cli("show", "--unmasked", "99", "--store", str(store_path))
     assert missing.exit_code == 2 and "no exchange 99" in missing.output
 
 
 def test_export_files(store_path, tmp_path):
     out = tmp_path / "export"
     result = cli(
-        "export", "--store", str(store_path), "--out", str(out), "--channel", "adt", "--json", "--runs", "all"
+        "export",
+        "--unmasked",
+        "--store",
+        str(store_path),
+        "--out",
+        str(out),
+        "--channel",
+        "adt",
+        "--json",
+        "--runs",
+        "all",
     )
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
@@ -232,7 +247,15 @@ def test_export_files(store_path, tmp_path):
 
 def test_export_mllp_single_and_responses(store_path, tmp_path):
     result = cli(
-        "export", "--store", str(store_path), "--out", str(tmp_path / "m"), "--format", "mllp", "--single"
+        "export",
+        "--unmasked",
+        "--store",
+        str(store_path),
+        "--out",
+        str(tmp_path / "m"),
+        "--format",
+        "mllp",
+        "--single",
     )
     assert result.exit_code == 0, result.output
     decoder = MLLPDecoder()
@@ -242,7 +265,15 @@ def test_export_mllp_single_and_responses(store_path, tmp_path):
     # hl7v2 only, live traffic only
     assert len(frames) == 4 and frames[1] == hl7("C2", "A08", pid="2002", charset="GB18030")
     result = cli(
-        "export", "--store", str(store_path), "--out", str(tmp_path / "b"), "--single", "-o", "nak,fault"
+        "export",
+        "--unmasked",
+        "--store",
+        str(store_path),
+        "--out",
+        str(tmp_path / "b"),
+        "--single",
+        "-o",
+        "nak,fault",
     )
     batch = [m for m in iter_messages([tmp_path / "b" / "capture.hl7"])]
     assert [m.payload for m in batch] == [
@@ -251,16 +282,25 @@ def test_export_mllp_single_and_responses(store_path, tmp_path):
     ]
     assert batch[0].batch is not None and batch[0].batch.file_header.startswith(b"FHS|^~\\&|harness")
     assert (tmp_path / "b" / "capture.hl7").read_bytes().endswith(b"BTS|2\rFTS|1\r")
-    result = cli("export", "--store", str(store_path), "--out", str(tmp_path / "r"), "-c", "lab",
-                 "--runs", "all", "--responses", str(tmp_path / "acks"))  # fmt: skip
+    result = cli("export", "--unmasked", "--store", str(store_path), "--out", str(tmp_path / "r"),
+                 "-c", "lab", "--runs", "all", "--responses", str(tmp_path / "acks"))  # fmt: skip
     assert result.exit_code == 0, result.output
     assert [p.name for p in (tmp_path / "r").iterdir()] == ["000004_C4.hl7"]
     assert (tmp_path / "acks" / "000004_C4.hl7").read_bytes() == ack("C4", "AE")
     same = cli(
-        "export", "--store", str(store_path), "--out", str(tmp_path / "r"), "--responses", str(tmp_path / "r")
+        "export",
+        "--unmasked",
+        "--store",
+        str(store_path),
+        "--out",
+        str(tmp_path / "r"),
+        "--responses",
+        str(tmp_path / "r"),
     )
     assert same.exit_code == 2 and "folder of its own" in same.output
-    bad = cli("export", "--store", str(store_path), "--out", str(tmp_path / "x"), "--format", "xml")
+    bad = cli(
+        "export", "--unmasked", "--store", str(store_path), "--out", str(tmp_path / "x"), "--format", "xml"
+    )
     assert bad.exit_code == 2 and "--format 'xml'" in bad.output
 
 

@@ -101,5 +101,100 @@ def test_capture_show_and_export_mask_every_format(key_env, store, tmp_path):
         data = b"".join(p.read_bytes() for p in out.iterdir())
         assert data and not leaks(data, [*SECRETS, "53010219850307123X", "周兰𬌗", "13800000000"]), fmt
     assert len(list((tmp_path / "hl7").iterdir())) == 1  # the malformed request is left out, not written
-    unmasked = runner.invoke(app, ["capture", "show", "1", "--store", str(store), "--json"])
-    assert "530102198503152312" in unmasked.output  # without --mask, the capture as it is
+    unmasked = runner.invoke(app, ["capture", "show", "1", "--store", str(store), "--json", "--unmasked"])
+    assert "530102198503152312" in unmasked.output  # with --unmasked, the capture as it is
+
+
+def test_show_and_export_are_masked_by_default_in_every_format(key_env, store, tmp_path):
+    for view in (["--json"], ["--raw"], ["--raw", "--response"], []):
+        shown = runner.invoke(app, ["capture", "show", "1", "--store", str(store), *view])
+        assert shown.exit_code == 0, shown.output
+        assert not leaks(shown.stdout_bytes, SECRETS), view
+    for fmt in ("hl7", "mllp", "har", "mitm"):
+        out = tmp_path / fmt
+        result = runner.invoke(
+            app, ["capture", "export", "--store", str(store), "--out", str(out), "--format", fmt]
+        )
+        assert result.exit_code == 0, result.output
+        data = b"".join(p.read_bytes() for p in out.iterdir())
+        assert data and not leaks(data, [*SECRETS, "53010219850307123X", "周兰𬌗", "13800000000"]), fmt
+
+
+def test_without_a_key_content_is_refused_unless_unmasked(monkeypatch, store, tmp_path):
+    monkeypatch.delenv("HARNESS_MASK_KEY", raising=False)
+    monkeypatch.delenv("HARNESS_MASK_KEY_FILE", raising=False)
+    result = runner.invoke(app, ["capture", "export", "--store", str(store), "--out", str(tmp_path / "e")])
+    assert result.exit_code == 2 and "--unmasked" in result.output and not (tmp_path / "e").exists()
+    shown = runner.invoke(app, ["capture", "show", "1", "--store", str(store), "--json"])
+    assert shown.exit_code == 2 and "530102198503152312" not in shown.output
+    both = runner.invoke(app, ["capture", "show", "1", "--store", str(store), "--mask", "--unmasked"])
+    assert both.exit_code == 2 and "cannot be combined" in both.output
+
+
+def test_unmasked_output_is_recorded_in_the_audit_log(key_env, store, tmp_path, monkeypatch):
+    from harness.audit import os_actor, verify
+    from harness.audit.table import AuditTable
+
+    monkeypatch.delenv("HARNESS_AUDIT_FILE", raising=False)
+    out = tmp_path / "plain"
+    args = ["capture", "export", "--store", str(store), "--out", str(out), "--format", "hl7", "--unmasked"]
+    assert runner.invoke(app, args).exit_code == 0
+    assert (
+        runner.invoke(app, ["capture", "show", "1", "--store", str(store), "--unmasked", "--json"]).exit_code
+        == 0
+    )
+    assert runner.invoke(app, ["capture", "show", "1", "--store", str(store), "--json"]).exit_code == 0
+    with Store(store, create=False) as db:
+        entries = list(AuditTable(db).entries())
+    assert verify(entries).ok
+    export, show_plain, show_masked = entries[-3:]
+    assert export.action == "capture.export" and export.details["unmasked"] is True
+    assert export.details["format"] == "hl7" and export.details["out"] == str(out.resolve())
+    exported_ids = sorted(int(p.name.split("_")[0]) for p in out.iterdir())
+    assert export.details["ids"] == exported_ids and export.details["exchanges"] == len(exported_ids)
+    assert export.actor["user"] == os_actor()["user"] and export.host
+    assert show_plain.action == "capture.show" and show_plain.details["unmasked"] is True
+    assert show_plain.details["ids"] == [1]
+    assert show_masked.details["unmasked"] is False and show_masked.details["policy"] == "default"
+    assert show_masked.details["key_id"]  # the key named by its id, never the key
+    listed = runner.invoke(app, ["audit", "list", "--store", str(store), "--unmasked", "--json"])
+    assert [json.loads(line)["seq"] for line in listed.output.splitlines()] == [export.seq, show_plain.seq]
+
+
+def test_validate_over_a_store_masks_the_values_its_findings_quote(key_env, tmp_path, monkeypatch):
+    from harness.audit.table import AuditTable
+
+    from ..mask.support import person_id
+
+    monkeypatch.delenv("HARNESS_AUDIT_FILE", raising=False)
+    idcard = person_id()
+    msg = (
+        "MSH|^~\\&|HIS|HOSP|HC|HOSP|20261124233000||ADT^A08^ADT_A01|MSG1|P|2.5|||||CHN|UNICODE UTF-8\r"
+        f"PID|1||{idcard}^^^HOSP^MR||张^伟||19850307|张伟|||翠湖南路1号^^昆明^云南||{idcard}1\r"
+    ).encode()
+    path = tmp_path / "data" / "v.db"
+    path.parent.mkdir()
+    with Store(path) as db:
+        db.add(
+            Exchange(channel="adt", request=msg, message_type="ADT^A08", control_id="MSG1", charset="utf-8")
+        )
+    originals = ["张伟", idcard]
+    plain = runner.invoke(app, ["validate", "--store", str(path), "--json", "--unmasked"])
+    quoted = [f["actual"] for f in json.loads(plain.stdout)["messages"][0]["findings"]]
+    assert "张伟" in quoted  # the finding quotes the patient's name (in PID-8, where it does not belong)
+    masked = runner.invoke(app, ["validate", "--store", str(path), "--json"])
+    assert masked.exit_code == 1, masked.output
+    assert not leaks(masked.stdout_bytes, originals)
+    codes = [f["code"] for f in json.loads(masked.stdout)["messages"][0]["findings"]]
+    assert codes == [f["code"] for f in json.loads(plain.stdout)["messages"][0]["findings"]]
+    html = tmp_path / "report.html"
+    assert (
+        runner.invoke(
+            app, ["validate", "--store", str(path), "--format", "html", "--out", str(html)]
+        ).exit_code
+        == 1
+    )
+    assert not leaks(html.read_bytes(), originals)
+    with Store(path, create=False) as db:
+        entries = [e for e in AuditTable(db).entries() if e.action == "validate"]
+    assert [e.details["unmasked"] for e in entries] == [True, False, False]

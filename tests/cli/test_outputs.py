@@ -88,21 +88,21 @@ def text(result: subprocess.CompletedProcess) -> str:
 def test_every_output_is_0600_in_folders_created_0700_even_under_umask_0(store, tmp_path):
     out = tmp_path / "new" / "exports"
     produced = {
-        "hl7 files": (["capture", "export", "--store", str(store), "--out", str(out / "hl7"),
+        "hl7 files": (["capture", "export", "--unmasked", "--store", str(store), "--out", str(out / "hl7"),
                        "--responses", str(out / "acks")], out / "hl7"),
-        "mllp stream": (["capture", "export", "--store", str(store), "--out", str(out / "mllp"), "--format",
-                         "mllp", "--single"], out / "mllp" / "capture.mllp"),
-        "hl7 batch": (["capture", "export", "--store", str(store), "--out", str(out / "batch"), "--single"],
-                      out / "batch" / "capture.hl7"),
-        "har": (["capture", "export", "--store", str(store), "--out", str(out / "har"), "--format", "har"],
-                out / "har" / "capture.har"),
-        "mitm": (["capture", "export", "--store", str(store), "--out", str(out / "mitm"), "--format", "mitm"],
-                 out / "mitm" / "capture.mitm"),
-        "validate html": (["validate", "--store", str(store), "--format", "html", "--out",
+        "mllp stream": (["capture", "export", "--unmasked", "--store", str(store), "--out", str(out / "mllp"),
+                         "--format", "mllp", "--single"], out / "mllp" / "capture.mllp"),
+        "hl7 batch": (["capture", "export", "--unmasked", "--store", str(store), "--out", str(out / "batch"),
+                       "--single"], out / "batch" / "capture.hl7"),
+        "har": (["capture", "export", "--unmasked", "--store", str(store), "--out", str(out / "har"),
+                 "--format", "har"], out / "har" / "capture.har"),
+        "mitm": (["capture", "export", "--unmasked", "--store", str(store), "--out", str(out / "mitm"),
+                  "--format", "mitm"], out / "mitm" / "capture.mitm"),
+        "validate html": (["validate", "--unmasked", "--store", str(store), "--format", "html", "--out",
                            str(out / "v" / "report.html")], out / "v" / "report.html"),
-        "validate junit": (["validate", "--store", str(store), "--format", "junit", "--out",
+        "validate junit": (["validate", "--unmasked", "--store", str(store), "--format", "junit", "--out",
                             str(out / "v" / "junit.xml")], out / "v" / "junit.xml"),
-        "compare reports": (["compare", "capture", "1", "--store", str(store), "--report-html",
+        "compare reports": (["compare", "--unmasked", "capture", "1", "--store", str(store), "--report-html",
                              str(out / "c" / "r.html"), "--report-junit", str(out / "c" / "r.xml"),
                              "--report-json", str(out / "c" / "r.json")], out / "c"),
     }  # fmt: skip
@@ -125,23 +125,28 @@ def test_every_output_is_0600_in_folders_created_0700_even_under_umask_0(store, 
 
 def test_exports_never_overwrite_without_force(store, tmp_path):
     out = tmp_path / "x"
-    assert run("capture", "export", "--store", str(store), "--out", str(out)).returncode == 0
+    assert run("capture", "export", "--unmasked", "--store", str(store), "--out", str(out)).returncode == 0
     first = out / "000001_C1.hl7"
     first.write_bytes(b"edited by hand")
     for args in ([], ["--format", "har"], ["--single"]):
         if args:
-            assert run("capture", "export", "--store", str(store), "--out", str(out), *args).returncode == 0
-        again = run("capture", "export", "--store", str(store), "--out", str(out), *args)
+            assert (
+                run(
+                    "capture", "export", "--unmasked", "--store", str(store), "--out", str(out), *args
+                ).returncode
+                == 0
+            )
+        again = run("capture", "export", "--unmasked", "--store", str(store), "--out", str(out), *args)
         assert again.returncode == 2 and b"already exists; add --force" in again.stderr, args
     assert first.read_bytes() == b"edited by hand"
-    forced = run("capture", "export", "--store", str(store), "--out", str(out), "--force")
+    forced = run("capture", "export", "--unmasked", "--store", str(store), "--out", str(out), "--force")
     assert forced.returncode == 0 and first.read_bytes() == hl7("C1")
 
 
 def test_mllp_export_skips_a_payload_with_framing_bytes_and_says_so(store, tmp_path):
     out = tmp_path / "m"
     args = ["--store", str(store), "--out", str(out), "--format", "mllp", "--single", "--json"]
-    result = run("capture", "export", *args)
+    result = run("capture", "export", "--unmasked", *args)
     assert result.returncode == 0, text(result)
     report = json.loads(result.stdout)
     assert report["exchanges"] == 2 and len(report["skipped"]) == 1
@@ -149,9 +154,19 @@ def test_mllp_export_skips_a_payload_with_framing_bytes_and_says_so(store, tmp_p
     decoder = MLLPDecoder()
     frames = [e.payload for e in decoder.feed((out / "capture.mllp").read_bytes()) + decoder.close()]
     assert frames == [hl7("C1"), hl7(ESC_ID)]
-    plain = run("capture", "export", "--store", str(store), "--out", str(tmp_path / "n"), "--format", "mllp")
+    plain = run(
+        "capture",
+        "export",
+        "--unmasked",
+        "--store",
+        str(store),
+        "--out",
+        str(tmp_path / "n"),
+        "--format",
+        "mllp",
+    )
     assert plain.returncode == 0 and b"skipped 1" in plain.stdout and b"exchange 3" in plain.stderr
-    hl7_export = run("capture", "export", "--store", str(store), "--out", str(tmp_path / "h"))
+    hl7_export = run("capture", "export", "--unmasked", "--store", str(store), "--out", str(tmp_path / "h"))
     assert hl7_export.returncode == 0 and (tmp_path / "h" / "000003_C3.hl7").read_bytes() == hl7(
         "C3", "\x1cX"
     )
@@ -190,14 +205,15 @@ def _damaged_stores(store: Path, folder: Path) -> dict[str, Path]:
 
 
 COMMANDS = [
-    ["capture", "list"], ["capture", "list", "--json"], ["capture", "summary"], ["capture", "show", "1"],
-    ["capture", "show", "99999999999999999999999"], ["capture", "show", "--", "-1"],
-    ["capture", "export", "--out", "{out}", "--format", "mllp"],
-    ["capture", "export", "--out", "{out}h", "--format", "har"],
+    ["capture", "list"], ["capture", "list", "--json"], ["capture", "summary"],
+    ["capture", "show", "--unmasked", "1"], ["capture", "show", "--unmasked", "99999999999999999999999"],
+    ["capture", "show", "--unmasked", "--", "-1"],
+    ["capture", "export", "--unmasked", "--out", "{out}", "--format", "mllp"],
+    ["capture", "export", "--unmasked", "--out", "{out}h", "--format", "har"],
     ["capture", "list", "--runs", "x,y"], ["capture", "list", "--run", "99999999999999999999999"],
     ["capture", "list", "--since", "yesterday-ish"],
     ["capture", "list", "--limit", "99999999999999999999999"],
-    ["validate", "--store"], ["compare", "capture", "1", "--store"],
+    ["validate", "--unmasked", "--store"], ["compare", "--unmasked", "capture", "1", "--store"],
 ]  # fmt: skip
 
 
@@ -220,9 +236,11 @@ def test_the_zeroed_page_and_the_lying_schema_version_are_named(store, tmp_path)
     stores = _damaged_stores(store, tmp_path)
     result = run("capture", "list", "--store", str(stores["zeroed page"]))
     assert result.returncode == 2 and b"cannot be read" in result.stderr and b"Traceback" not in result.stderr
-    result = run("capture", "show", "1", "--store", str(stores["schema version from the future"]))
+    result = run(
+        "capture", "show", "--unmasked", "1", "--store", str(stores["schema version from the future"])
+    )
     assert result.returncode == 2 and b"schema version 99" in result.stderr
-    result = run("capture", "show", "99999999999999999999999", "--store", str(store))
+    result = run("capture", "show", "--unmasked", "99999999999999999999999", "--store", str(store))
     assert result.returncode == 2 and b"no exchange 99999999999999999999999" in result.stderr
 
 
@@ -231,8 +249,9 @@ def test_the_zeroed_page_and_the_lying_schema_version_are_named(store, tmp_path)
 
 def test_control_characters_from_captured_fields_are_shown_never_sent_raw(store):
     commands = (
-        ["capture", "list"], ["capture", "list", "--json"], ["capture", "show", "2"],
-        ["capture", "show", "2", "--json"], ["capture", "summary"], ["validate", "--store", str(store)],
+        ["capture", "list"], ["capture", "list", "--json"], ["capture", "show", "--unmasked", "2"],
+        ["capture", "show", "--unmasked", "2", "--json"], ["capture", "summary"],
+        ["validate", "--unmasked", "--store", str(store)],
     )  # fmt: skip
     for args in commands:
         if "--store" not in args:
@@ -241,12 +260,12 @@ def test_control_characters_from_captured_fields_are_shown_never_sent_raw(store)
         assert result.returncode in (0, 1), (args, text(result))
         raw = result.stdout + result.stderr
         assert b"\x1b" not in raw and b"\x07" not in raw, args
-    shown = run("capture", "show", "2", "--store", str(store)).stdout.decode()
+    shown = run("capture", "show", "--unmasked", "2", "--store", str(store)).stdout.decode()
     assert "C2\\x1b]0;pwned\\x07[red]x[/]" in shown
     listed = run("capture", "list", "--store", str(store)).stdout.decode()
     assert "C2\\x1b]0;pwned" in listed
-    raw = subprocess.run([*HARNESS, "capture", "show", "2", "--raw", "--store", str(store)], cwd=ROOT,
-                         capture_output=True, timeout=60)  # fmt: skip
+    raw = subprocess.run([*HARNESS, "capture", "show", "--unmasked", "2", "--raw", "--store", str(store)],
+                         cwd=ROOT, capture_output=True, timeout=60)  # fmt: skip
     assert raw.returncode == 0 and raw.stdout == hl7(ESC_ID)  # --raw into a pipe: the exact bytes
 
 
@@ -277,22 +296,26 @@ def test_list_summary_show_export_and_validate_default_to_live_traffic(store, tm
     both = json.loads(run("capture", "summary", "--store", str(store), "--json", "--runs", "1").stdout)
     assert both["exchanges"] == 6 and both["traffic"] == "live traffic + replay run 1"
 
-    refused = run("capture", "show", "5", "--store", str(store))
+    refused = run("capture", "show", "--unmasked", "5", "--store", str(store))
     assert (
         refused.returncode == 2
         and b"belongs to replay run 1" in refused.stderr
         and b"--runs 1" in refused.stderr
     )
-    shown = run("capture", "show", "5", "--store", str(store), "--runs", "1")
+    shown = run("capture", "show", "--unmasked", "5", "--store", str(store), "--runs", "1")
     assert shown.returncode == 0 and b"replay run 1" in shown.stdout
 
     export = json.loads(
-        run("capture", "export", "--store", str(store), "--out", str(tmp_path / "e"), "--json").stdout
+        run(
+            "capture", "export", "--unmasked", "--store", str(store), "--out", str(tmp_path / "e"), "--json"
+        ).stdout
     )
     assert export["exchanges"] == 3 and export["traffic"].startswith("live traffic only")
 
-    live = json.loads(run("validate", "--store", str(store), "--format", "json").stdout)
-    every = json.loads(run("validate", "--store", str(store), "--format", "json", "--runs", "all").stdout)
+    live = json.loads(run("validate", "--unmasked", "--store", str(store), "--format", "json").stdout)
+    every = json.loads(
+        run("validate", "--unmasked", "--store", str(store), "--format", "json", "--runs", "all").stdout
+    )
     assert every["summary"]["messages"] - live["summary"]["messages"] == 2
     bad = run("capture", "list", "--store", str(store), "--runs", "latest")
     assert bad.returncode == 2 and b"--runs 'latest'" in bad.stderr

@@ -38,11 +38,11 @@ def test_reading_commands_take_a_postgresql_url_on_the_command_line_and_from_the
     assert sorted(row["control_id"] for row in rows) == [
         "C1", "C100", "C2", "C40",
     ]  # fmt: skip
-    shown = runner.invoke(app, ["capture", "show", "1"], env={"HARNESS_STORE": pg_url})
+    shown = runner.invoke(app, ["capture", "show", "--unmasked", "1"], env={"HARNESS_STORE": pg_url})
     assert shown.exit_code == 0 and "C1" in shown.output, shown.output
     summary = runner.invoke(app, ["capture", "summary", "--json"], env={"HARNESS_STORE": pg_url})
     assert json.loads(summary.output)["exchanges"] == 4
-    checked = runner.invoke(app, ["validate", "--store", pg_url, "--json"])
+    checked = runner.invoke(app, ["validate", "--unmasked", "--store", pg_url, "--json"])
     assert checked.exit_code == 1  # these short ADTs lack EVN: the findings come from the central store
     assert checked.output.count('"control_id": "C') == 4
     assert f'"selection": "{pg_url} (live traffic' in checked.output

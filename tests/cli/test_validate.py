@@ -115,17 +115,19 @@ def test_store_with_filters_and_jobs(tmp_path):
                     response=f"MSH|^~\\&|HC|H|HIS|H|20240301||ACK^A01^ACK|A{i}|P|2.5\rMSA|AA|{i}\r".encode(),
                 )
             )
-    r = runner.invoke(app, ["validate", "--store", str(db), "--format", "json", "--jobs", "2"])
+    r = runner.invoke(app, ["validate", "--unmasked", "--store", str(db), "--format", "json", "--jobs", "2"])
     doc = json.loads(r.stdout)
     assert r.exit_code == 1 and doc["summary"]["messages"] == 30 and doc["summary"]["invalid"] == 10
     assert [m["index"] for m in doc["messages"]] == list(range(1, 31)), "input order kept across workers"
-    r = runner.invoke(app, ["validate", "--store", str(db), "--channel", "lab", "--json"])
+    r = runner.invoke(app, ["validate", "--unmasked", "--store", str(db), "--channel", "lab", "--json"])
     assert json.loads(r.stdout)["summary"]["messages"] == 10
-    r = runner.invoke(app, ["validate", "--store", str(db), "--channel", "adt", "--responses", "--json"])
+    r = runner.invoke(
+        app, ["validate", "--unmasked", "--store", str(db), "--channel", "adt", "--responses", "--json"]
+    )
     doc = json.loads(r.stdout)
     assert doc["summary"]["messages"] == 40
     assert doc["summary"]["by_message_type"]["ACK^A01"]["invalid"] == 0
-    assert runner.invoke(app, ["validate", "--store", str(tmp_path / "none.db")]).exit_code == 2
+    assert runner.invoke(app, ["validate", "--unmasked", "--store", str(tmp_path / "none.db")]).exit_code == 2
 
 
 def test_unreadable_file_is_a_finding(tmp_path):

@@ -93,7 +93,15 @@ def test_mitm_export_reads_back_in_mitmproxy_and_imports_again(tmp_path):
     store = tmp_path / "a.db"
     sample_store(store)
     out = harness(
-        "capture", "export", "--store", str(store), "--out", str(tmp_path / "out"), "--format", "mitm"
+        "capture",
+        "export",
+        "--unmasked",
+        "--store",
+        str(store),
+        "--out",
+        str(tmp_path / "out"),
+        "--format",
+        "mitm",
     )
     assert out.returncode == 0 and "exported 2 HTTP exchanges" in out.stdout, out.stderr
     with open(tmp_path / "out" / "capture.mitm", "rb") as fh:
@@ -128,7 +136,9 @@ def test_mitm_export_reads_back_in_mitmproxy_and_imports_again(tmp_path):
 def test_har_export_and_import_round_trip(tmp_path):
     store = tmp_path / "a.db"
     sample_store(store)
-    out = harness("capture", "export", "--store", str(store), "--out", str(tmp_path), "--format", "har")
+    out = harness(
+        "capture", "export", "--unmasked", "--store", str(store), "--out", str(tmp_path), "--format", "har"
+    )
     assert out.returncode == 0, out.stderr
     doc = json.loads((tmp_path / "capture.har").read_text(encoding="utf-8"))
     entries = doc["log"]["entries"]
@@ -183,7 +193,9 @@ def test_a_real_mitmdump_session_imports_and_replays_here(processes, tmp_path):
         "capture", "import", str(flows), "--store", str(store), "--kind", "fhir", "--channel", "fhir"
     )
     assert out.returncode == 0 and "imported 2" in out.stdout, out.stdout + out.stderr
-    replay = harness("replay", "--store", str(store), "--to", f"http://127.0.0.1:{fhir}", "--json")
+    replay = harness(
+        "replay", "--unmasked", "--store", str(store), "--to", f"http://127.0.0.1:{fhir}", "--json"
+    )
     summary = json.loads(replay.stdout.splitlines()[-1])
     assert replay.returncode == 0 and summary["sent"] == 2, replay.stdout + replay.stderr
 

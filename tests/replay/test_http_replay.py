@@ -18,7 +18,7 @@ from tests.proxy.http_setup import (
 
 def replay(store, *args: str) -> tuple[int, dict]:
     out = subprocess.run(
-        [*HARNESS, "replay", "--store", str(store), "--json", *args],
+        [*HARNESS, "replay", "--unmasked", "--store", str(store), "--json", *args],
         capture_output=True,
         text=True,
         cwd=ROOT,

@@ -34,7 +34,9 @@ def test_replay_and_compare_from_and_into_a_postgresql_store(processes, tmp_path
         store.add_many(originals)
     log = tmp_path / "target.log"
     target = start_mock(processes, log)
-    proc = harness("replay", "--to", f"127.0.0.1:{target}", "--json", env={"HARNESS_STORE": pg_url})
+    proc = harness(
+        "replay", "--unmasked", "--to", f"127.0.0.1:{target}", "--json", env={"HARNESS_STORE": pg_url}
+    )
     assert proc.returncode == 1, proc.stderr  # the mock's ACKs differ from these hand-made ones
     summary = json.loads(proc.stdout.strip().splitlines()[-1])
     assert (summary["selected"], summary["sent"], summary["different"], summary["new_error"]) == (6, 6, 6, 0)
@@ -42,6 +44,8 @@ def test_replay_and_compare_from_and_into_a_postgresql_store(processes, tmp_path
     with Store(pg_url) as store:
         replays = list(store.query(ExchangeFilter(run_id=summary["run_id"])))
         assert sorted(r.original_id for r in replays) == [ex.id for ex in originals]
-    compared = harness("compare", "capture", str(summary["run_id"]), "--store", pg_url, "--json")
+    compared = harness(
+        "compare", "--unmasked", "capture", str(summary["run_id"]), "--store", pg_url, "--json"
+    )
     assert compared.returncode == 1, compared.stdout + compared.stderr
     assert json.loads(compared.stdout)["different"] == 6  # the same verdict, read back from PostgreSQL

@@ -133,7 +133,7 @@ def test_replay_to_mock_answering_some_ae(processes, tmp_path):
     junit = tmp_path / "r.xml"
     html = tmp_path / "r.html"
     proc = harness(
-        "replay", "--store", str(store), "--to", f"127.0.0.1:{target}", "--concurrency", "3",
+        "replay", "--unmasked", "--store", str(store), "--to", f"127.0.0.1:{target}", "--concurrency", "3",
         "--report-json", str(report), "--report-junit", str(junit), "--report-html", str(html), "--json",
     )  # fmt: skip
     assert proc.returncode == 1, proc.stderr
@@ -163,14 +163,14 @@ def test_replay_to_mock_answering_some_ae(processes, tmp_path):
         assert s.get(replays[0].original_id).run_id is None
         assert s.get_run(run_id).kind == "replay"
     # harness compare gives the same verdict on the stored run
-    proc = harness("compare", "capture", str(run_id), "--store", str(store), "--json")
+    proc = harness("compare", "--unmasked", "capture", str(run_id), "--store", str(store), "--json")
     assert proc.returncode == 1
     again = json.loads(proc.stdout)
     assert (again["new_error"], again["exact"] + again["equivalent"]) == (3, 9)
     # a second run against the same target, compared with the first: the same answers, run to run
-    proc = harness("replay", "--store", str(store), "--to", f"127.0.0.1:{target}", "--json")
+    proc = harness("replay", "--unmasked", "--store", str(store), "--to", f"127.0.0.1:{target}", "--json")
     second = json.loads(proc.stdout)["run_id"]
-    proc = harness("compare", str(run_id), str(second), "--store", str(store), "--json")
+    proc = harness("compare", "--unmasked", str(run_id), str(second), "--store", str(store), "--json")
     assert proc.returncode == 0, proc.stdout
     between = json.loads(proc.stdout)
     assert between["exact"] + between["equivalent"] == 12 and between["new_error"] == 0
@@ -187,8 +187,8 @@ def test_select_naks_for_one_channel_and_replay_with_rewrites(processes, tmp_pat
     target_log = tmp_path / "target.log"
     target = start_mock(processes, target_log)
     dry = harness(
-        "replay", "--store", str(store), "--channel", "adt", "--outcome", "nak", "--new-control-ids",
-        "--retarget-app", "HC_TEST", "--time", "now", "--dry-run", "--json",
+        "replay", "--unmasked", "--store", str(store), "--channel", "adt", "--outcome", "nak",
+        "--new-control-ids", "--retarget-app", "HC_TEST", "--time", "now", "--dry-run", "--json",
     )  # fmt: skip
     assert dry.returncode == 0, dry.stderr
     lines = [json.loads(line) for line in dry.stdout.splitlines()]
@@ -196,8 +196,8 @@ def test_select_naks_for_one_channel_and_replay_with_rewrites(processes, tmp_pat
     assert all("|HC_TEST|" in line["payload"] for line in lines)
     assert received_ids(target_log) == []  # nothing sent by a dry run
     proc = harness(
-        "replay", "--store", str(store), "--channel", "adt", "--outcome", "nak,timeout", "--new-control-ids",
-        "--to", f"127.0.0.1:{target}", "--json",
+        "replay", "--unmasked", "--store", str(store), "--channel", "adt", "--outcome", "nak,timeout",
+        "--new-control-ids", "--to", f"127.0.0.1:{target}", "--json",
     )  # fmt: skip
     summary = json.loads(proc.stdout)
     assert summary["selected"] == 2 and summary["recovered"] == 2
@@ -214,31 +214,41 @@ def test_replay_files_and_unreachable_target(processes, tmp_path):
     store = tmp_path / "cap.db"
     target = start_mock(processes, tmp_path / "t.log")
     proc = harness(
-        "replay", "--store", str(store), "--files", str(folder), "--to", f"127.0.0.1:{target}", "--json"
+        "replay",
+        "--unmasked",
+        "--store",
+        str(store),
+        "--files",
+        str(folder),
+        "--to",
+        f"127.0.0.1:{target}",
+        "--json",
     )
     assert proc.returncode == 0, proc.stderr
     summary = json.loads(proc.stdout)
     assert summary["equivalent"] == 3 and summary["sent"] == 3
     dead = free_port()
-    proc = harness("replay", "--store", str(store), "--files", str(folder), "--to", f"127.0.0.1:{dead}")
+    proc = harness(
+        "replay", "--unmasked", "--store", str(store), "--files", str(folder), "--to", f"127.0.0.1:{dead}"
+    )
     assert proc.returncode == 2
     assert "cannot connect" in proc.stderr and "--resume" in proc.stderr
 
 
 def test_usage_errors(tmp_path):
     store = tmp_path / "none.db"
-    proc = harness("replay", "--store", str(store), "--to", "127.0.0.1:1")
+    proc = harness("replay", "--unmasked", "--store", str(store), "--to", "127.0.0.1:1")
     assert proc.returncode == 2 and "no such file" in proc.stderr
     Store(store).close()
-    proc = harness("replay", "--store", str(store))
+    proc = harness("replay", "--unmasked", "--store", str(store))
     assert proc.returncode == 2 and "--to" in proc.stderr
-    proc = harness("replay", "--store", str(store), "--to", "nohost", "--pace", "x0")
+    proc = harness("replay", "--unmasked", "--store", str(store), "--to", "nohost", "--pace", "x0")
     assert proc.returncode == 2
-    proc = harness("replay", "--store", str(store), "--to", "127.0.0.1:1", "--pace", "fast")
+    proc = harness("replay", "--unmasked", "--store", str(store), "--to", "127.0.0.1:1", "--pace", "fast")
     assert proc.returncode == 2 and "--pace" in proc.stderr
-    proc = harness("compare", "capture", "7", "--store", str(store))
+    proc = harness("compare", "--unmasked", "capture", "7", "--store", str(store))
     assert proc.returncode == 2 and "run 7 does not exist" in proc.stderr
-    proc = harness("replay", "--store", str(store), "--resume", "3")
+    proc = harness("replay", "--unmasked", "--store", str(store), "--resume", "3")
     assert proc.returncode == 2 and "run 3 does not exist" in proc.stderr
 
 
@@ -274,7 +284,7 @@ def test_replay_to_hl7apy_mllp_server(processes, tmp_path):
     try:
         report = tmp_path / "r.json"
         proc = harness(
-            "replay", "--store", str(store), "--to", f"127.0.0.1:{port}", "--concurrency", "2",
+            "replay", "--unmasked", "--store", str(store), "--to", f"127.0.0.1:{port}", "--concurrency", "2",
             "--report-json", str(report), "--json",
         )  # fmt: skip
     finally:
@@ -301,7 +311,17 @@ def test_killed_and_resumed_run_sends_each_message_once(processes, tmp_path):
     target_log = tmp_path / "target.log"
     gate = Gate(start_mock(processes, target_log), free=10)
     try:
-        args = ["replay", "--store", str(store), "--to", f"127.0.0.1:{gate.port}", "--rate", "50", "--json"]
+        args = [
+            "replay",
+            "--unmasked",
+            "--store",
+            str(store),
+            "--to",
+            f"127.0.0.1:{gate.port}",
+            "--rate",
+            "50",
+            "--json",
+        ]
         child = processes.harness(*args, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         gate.wait(lambda: gate.held or child.poll() is not None, "replay never reached message 11")
         assert child.poll() is None, child.communicate()
@@ -320,7 +340,7 @@ def test_killed_and_resumed_run_sends_each_message_once(processes, tmp_path):
             assert s.get_run(run_id).status == "running"  # killed: never finished
             before = s.count(ExchangeFilter(run_id=run_id))
         assert 10 <= before < n
-        proc = harness("replay", "--store", str(store), "--resume", str(run_id), "--json")
+        proc = harness("replay", "--unmasked", "--store", str(store), "--resume", str(run_id), "--json")
     finally:
         gate.close()
     assert proc.returncode == 0, proc.stderr
@@ -343,7 +363,7 @@ def test_store_made_by_the_proxy_replayed_to_mock_answering_some_ae(processes, t
     target = start_mock(processes, target_log, "--answer-rule", "PID-3.1=P4:AR")
     report = tmp_path / "r.json"
     proc = harness(
-        "replay", "--store", str(store), "--to", f"127.0.0.1:{target}", "--concurrency", "4",
+        "replay", "--unmasked", "--store", str(store), "--to", f"127.0.0.1:{target}", "--concurrency", "4",
         "--report-json", str(report), "--json",
     )  # fmt: skip
     assert proc.returncode == 1, proc.stderr
@@ -360,7 +380,7 @@ def test_no_reply_is_missing(processes, tmp_path):
     (tmp_path / "m.hl7").write_bytes(b"".join(messages(2)))
     silent = start_mock(processes, tmp_path / "silent.log", "--no-answer")
     proc = harness(
-        "replay", "--store", str(tmp_path / "s.db"), "--files", str(tmp_path / "m.hl7"),
+        "replay", "--unmasked", "--store", str(tmp_path / "s.db"), "--files", str(tmp_path / "m.hl7"),
         "--to", f"127.0.0.1:{silent}", "--timeout", "0.3", "--concurrency", "2", "--json",
     )  # fmt: skip
     assert proc.returncode == 1, proc.stderr
@@ -372,7 +392,7 @@ def test_bad_selection_creates_no_run(tmp_path):
     store = tmp_path / "s.db"
     Store(store).close()
     for args in (["--where", "PID-3=re:("], ["--files", str(tmp_path / "nowhere")], ["--channel", "adt"]):
-        proc = harness("replay", "--store", str(store), "--to", "127.0.0.1:1", *args)
+        proc = harness("replay", "--unmasked", "--store", str(store), "--to", "127.0.0.1:1", *args)
         assert proc.returncode == 2, (args, proc.stderr)
     assert "nothing selected" in proc.stderr
     with Store(store) as s:
@@ -386,7 +406,16 @@ def test_ctrl_c_finishes_in_flight_and_the_run_resumes(processes, tmp_path):
     target_log = tmp_path / "target.log"
     gate = Gate(start_mock(processes, target_log), free=5)
     try:
-        args = ["replay", "--store", str(store), "--to", f"127.0.0.1:{gate.port}", "--rate", "20"]
+        args = [
+            "replay",
+            "--unmasked",
+            "--store",
+            str(store),
+            "--to",
+            f"127.0.0.1:{gate.port}",
+            "--rate",
+            "20",
+        ]
         args += ["--concurrency", "2", "--timeout", "60"]  # the held ones wait for their answer
         child = processes.harness(*args, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         gate.wait(lambda: gate.held or child.poll() is not None, "replay never reached message 6")
@@ -405,7 +434,7 @@ def test_ctrl_c_finishes_in_flight_and_the_run_resumes(processes, tmp_path):
         assert f"--resume {run_id}" in err
         # what went out before the Ctrl-C was finished and recorded, and the run stopped there
         assert answered == sorted(received_ids(target_log)) and 5 < len(answered) < 30
-        proc = harness("replay", "--store", str(store), "--resume", str(run_id), "--json")
+        proc = harness("replay", "--unmasked", "--store", str(store), "--resume", str(run_id), "--json")
     finally:
         gate.close()
     assert proc.returncode == 0, proc.stderr
