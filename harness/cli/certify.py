@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from harness.cli._common import EXIT_CHECKS_FAILED, EXIT_OK, fail_usage
+from harness.cli._store_key import StoreKeyEnvOpt, StoreKeyFileOpt
 
 
 def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
@@ -87,6 +88,8 @@ def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
         json_output: Annotated[
             bool, typer.Option("--json", help="Print one JSON summary object instead of the text lines.")
         ] = False,
+        store_key_file: StoreKeyFileOpt = None,
+        store_key_env: StoreKeyEnvOpt = None,
     ) -> None:
         """Certify an interface against its spec and write a report an engineer signs.
 

@@ -9,6 +9,7 @@ import typer
 
 from harness.cli._common import fail_usage
 from harness.cli._store_filter import store_errors
+from harness.cli._store_key import StoreKeyEnvOpt, StoreKeyFileOpt
 
 
 def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
@@ -33,6 +34,8 @@ def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
         report_junit: Annotated[Path | None, typer.Option(help="Write JUnit XML here.")] = None,
         report_json: Annotated[Path | None, typer.Option(help="Write the JSON report here.")] = None,
         as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+        store_key_file: StoreKeyFileOpt = None,
+        store_key_env: StoreKeyEnvOpt = None,
     ) -> None:
         """Pair the exchanges of RUN_B with those of RUN_A by original message and classify each reply
         (exact | equivalent | different | missing | new_error), e.g. before and after an interface upgrade.

@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from harness.cli._common import EXIT_CHECKS_FAILED, EXIT_OK, EXIT_USAGE, fail_usage, parse_hostport
+from harness.cli._store_key import StoreKeyEnvOpt, StoreKeyFileOpt
 from harness.codecs import KINDS as HTTP_KINDS
 from harness.terminal_text import json_line, visible
 
@@ -209,6 +210,8 @@ def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
             typer.Option(metavar="RUN_ID", help="Carry on an interrupted run with its own options."),
         ] = None,
         as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+        store_key_file: StoreKeyFileOpt = None,
+        store_key_env: StoreKeyEnvOpt = None,
     ) -> None:
         """Re-send selected exchanges to --to, store them as a replay run and compare each reply with the
         original (exact | equivalent | different | missing | new_error).
