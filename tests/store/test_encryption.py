@@ -337,3 +337,32 @@ def test_a_store_written_before_encryption_existed_opens_and_migrates(tmp_path):
     with Store(path, keys=Keyring()) as store:
         assert store.schema_version == len(MIGRATIONS) and [ex.request for ex in store.query()] == [GBK_BODY]
     os.remove(path)
+
+
+def test_a_killed_writer_process_is_replaced_with_the_same_key(tmp_path, keys):
+    import signal
+    import time
+
+    source = KeySource(make_key(keys, algorithm="sm4-gcm"), None, "sm4-gcm")
+    path = tmp_path / "c.db"
+    results: list = []
+    writer = CaptureWriter(path, "durable", process=True, check_interval_s=0.05, encryption=source)
+    try:
+        batch = traffic()
+        writer.submit(batch[0], results.append)
+        assert writer.flush(30)
+        first = writer._child.pid
+        os.kill(first, signal.SIGKILL)
+        deadline = time.monotonic() + 20
+        while writer._child.pid == first and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert writer._child.pid != first and writer._child.alive
+        for ex in batch[1:]:
+            writer.submit(ex, results.append)
+        assert writer.flush(30)
+    finally:
+        writer.close()
+    assert all(isinstance(r, int) for r in results) and len(results) == 3
+    with Store(path, keys=Keyring.from_sources([source])) as store:
+        assert [ex.request for ex in store.query()] == [GBK_BODY, FHIR_BODY, MEDINS_BODY]
+        assert store.info()["encryption"]["exchanges_by_key"] == {store.encryption_key_id(): 3}
