@@ -8,11 +8,20 @@ from __future__ import annotations
 
 import json
 import operator
+import os
 import re
 from collections.abc import Sequence
 from typing import Any
 
 from harness.exchange import Exchange
+from harness.store.crypto import (
+    _AAD_COLUMN,
+    HOW_TO_GIVE,
+    NONCE_BYTES,
+    StoreIntegrityError,
+    StoreKeyError,
+    row_aad,
+)
 
 # Exchange fields as stored, in column order (id aside).
 _FIELDS = (
@@ -151,14 +160,14 @@ _SEALED_AT = tuple((_COLUMNS.index(name), name) for name in ("request", "respons
 def seal_row(row: tuple, key: Any) -> tuple:
     """A codec row with its bodies sealed by `key` (a `crypto.StoreKey`), bound to the row's channel,
     start time and control id, and its key id set."""
-    from harness.store.crypto import aad
-
     out = list(row)
-    channel, started, control = row[_CHANNEL], row[_STARTED], row[_CONTROL_ID]
-    for i, name in _SEALED_AT:
+    tail = row_aad(row[_CHANNEL], row[_STARTED], row[_CONTROL_ID])
+    nonces = os.urandom(NONCE_BYTES * len(_SEALED_AT))  # one draw for the row's bodies, split below
+    for n, (i, name) in enumerate(_SEALED_AT):
         value = out[i]
         if value is not None:
-            out[i] = key.seal(value, aad(name, channel, started, control))
+            nonce = nonces[n * NONCE_BYTES : (n + 1) * NONCE_BYTES]
+            out[i] = key.seal(value, _AAD_COLUMN[name] + tail, nonce)
     out[_KEY_ID] = key.id
     return tuple(out)
 
@@ -181,30 +190,18 @@ def seal_rows(rows: list[tuple | BaseException], key: Any) -> list[tuple | BaseE
     return out
 
 
-def open_body(
-    value: bytes | None, column: str, kid: str | None, meta: tuple, keys: Any, where: str, exchange: Any
-) -> bytes | None:
-    """One stored body as the bytes that crossed the wire; `meta` is (channel, started_at, control_id).
+def _missing_key(kid: str, where: str, exchange: Any) -> StoreKeyError:
+    return StoreKeyError(
+        f"capture store {where} is encrypted (key id {kid}, exchange {exchange}); give its key with "
+        f"{HOW_TO_GIVE}"
+    )
 
-    Raises StoreKeyError when the key that sealed it is not held, StoreIntegrityError when it does not
-    open (changed on disk, or moved from another exchange or column), naming the exchange."""
-    if kid is None or value is None:
-        return value
-    from harness.store.crypto import HOW_TO_GIVE, StoreIntegrityError, StoreKeyError, aad
 
-    key = keys.get(kid) if keys is not None else None
-    if key is None:
-        raise StoreKeyError(
-            f"capture store {where} is encrypted (key id {kid}, exchange {exchange}); give its key with "
-            f"{HOW_TO_GIVE}"
-        )
-    plain = key.open(value, aad(column, *meta))
-    if plain is None:
-        raise StoreIntegrityError(
-            f"capture store {where}: exchange {exchange}: its {column} does not open with key {kid}: "
-            "changed on disk, or moved from another exchange or column; the store's integrity is in doubt"
-        )
-    return plain
+def _not_opening(kid: str, column: str, where: str, exchange: Any) -> StoreIntegrityError:
+    return StoreIntegrityError(
+        f"capture store {where}: exchange {exchange}: its {column} does not open with key {kid}: "
+        "changed on disk, or moved from another exchange or column; the store's integrity is in doubt"
+    )
 
 
 class RowOpener:
@@ -222,12 +219,22 @@ class RowOpener:
         self._where = where
 
     def __call__(self, row: Sequence[Any]) -> Sequence[Any]:
+        """The row with its bodies in clear; StoreKeyError when the key that sealed it is not held,
+        StoreIntegrityError when a body does not open (both naming the exchange)."""
         kid = row[self._kid] if self._kid is not None else None
         if kid is None or not self._at:
             return row
-        out = list(row)
-        meta = tuple(row[i] if i is not None else None for i in self._meta)
         exchange = row[self._id] if self._id is not None else "?"
+        key = self._keys.get(kid) if self._keys is not None else None
+        if key is None:
+            raise _missing_key(kid, self._where, exchange)
+        tail = row_aad(*(row[i] if i is not None else None for i in self._meta))
+        out = list(row)
         for i, name in self._at:
-            out[i] = open_body(row[i], name, kid, meta, self._keys, self._where, exchange)
+            value = row[i]
+            if value is not None:
+                plain = key.open(value, _AAD_COLUMN[name] + tail)
+                if plain is None:
+                    raise _not_opening(kid, name, self._where, exchange)
+                out[i] = plain
         return out

@@ -37,6 +37,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
 from harness.store.backend import StoreError
 
 KEY_ENV = "HARNESS_STORE_KEY"
@@ -101,7 +105,7 @@ class KeySource:
 class StoreKey:
     """One key: seals bodies for the store and opens what it sealed."""
 
-    __slots__ = ("algorithm", "id", "origin", "_code", "_aead", "_key")
+    __slots__ = ("algorithm", "id", "origin", "_code", "_head", "_aead", "_sm4", "_key")
 
     def __init__(self, key: bytes, algorithm: str | None = None, origin: str = "a key") -> None:
         expected = _BY_LENGTH.get(len(key))
@@ -121,41 +125,38 @@ class StoreKey:
         self._code = ALGORITHMS[expected][0]
         self._key = key
         self.id = key_id(key, expected)
+        self._head = bytes((self._code,))
+        self._sm4: Any = None
+        self._aead: Any = None
         if expected == "aes-256-gcm":
-            from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-
-            self._aead: Any = AESGCM(key)
+            self._aead = AESGCM(key)
         else:
             _check_sm4()
-            self._aead = None
+            self._sm4 = algorithms.SM4(key)
 
     def __repr__(self) -> str:
         return f"StoreKey({self.algorithm}, id {self.id})"
 
-    def seal(self, plain: bytes, aad: bytes) -> bytes:
-        nonce = os.urandom(NONCE_BYTES)
+    def seal(self, plain: bytes, aad: bytes, nonce: bytes | None = None) -> bytes:
+        """`plain` sealed; `nonce` (12 bytes, drawn at random by the caller, never reused) or a new one."""
+        if nonce is None:
+            nonce = os.urandom(NONCE_BYTES)
         if self._aead is not None:
-            return bytes((self._code,)) + nonce + self._aead.encrypt(nonce, plain, aad)
-        from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
-
-        enc = Cipher(algorithms.SM4(self._key), modes.GCM(nonce)).encryptor()
+            return self._head + nonce + self._aead.encrypt(nonce, plain, aad)
+        enc = Cipher(self._sm4, modes.GCM(nonce)).encryptor()
         enc.authenticate_additional_data(aad)
         body = enc.update(plain) + enc.finalize()
-        return bytes((self._code,)) + nonce + body + enc.tag
+        return self._head + nonce + body + enc.tag
 
     def open(self, sealed: bytes, aad: bytes) -> bytes | None:
         """The plaintext, or None when the body does not open with this key (tag mismatch)."""
-        from cryptography.exceptions import InvalidTag
-
         if len(sealed) < OVERHEAD or sealed[0] != self._code:
             return None
         nonce, body = sealed[1 : 1 + NONCE_BYTES], sealed[1 + NONCE_BYTES :]
         try:
             if self._aead is not None:
                 return self._aead.decrypt(nonce, body, aad)
-            from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
-
-            dec = Cipher(algorithms.SM4(self._key), modes.GCM(nonce, body[-TAG_BYTES:])).decryptor()
+            dec = Cipher(self._sm4, modes.GCM(nonce, body[-TAG_BYTES:])).decryptor()
             dec.authenticate_additional_data(aad)
             return dec.update(body[:-TAG_BYTES]) + dec.finalize()
         except InvalidTag:
@@ -176,8 +177,6 @@ def _check_sm4() -> None:
     if _SM4_CHECKED:
         return
     try:
-        from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
-
         key = bytes.fromhex("0123456789ABCDEFFEDCBA9876543210")
         enc = Cipher(algorithms.SM4(key), modes.GCM(bytes.fromhex("00001234567800000000ABCD"))).encryptor()
         enc.authenticate_additional_data(bytes.fromhex("FEEDFACEDEADBEEFFEEDFACEDEADBEEFABADDAD2"))
@@ -196,18 +195,20 @@ def _check_sm4() -> None:
 
 def aad(column: str, channel: Any, started_at: Any, control_id: Any) -> bytes:
     """The associated data of one body: its column and its row's channel, start time and control id."""
+    return _AAD_COLUMN[column] + row_aad(channel, started_at, control_id)
+
+
+def row_aad(channel: Any, started_at: Any, control_id: Any) -> bytes:
+    """The part of the associated data the bodies of one row share (see `aad`)."""
     try:
         when = struct.pack(">d", float(started_at))
     except (TypeError, ValueError):
         when = str(started_at).encode("utf-8", "surrogatepass")
-    return b"\x00".join(
-        (
-            _AAD_HEAD + column.encode(),
-            str(channel).encode("utf-8", "surrogatepass"),
-            when,
-            b"\x01" + control_id.encode("utf-8", "surrogatepass") if control_id is not None else b"\x02",
-        )
-    )
+    control = b"\x01" + control_id.encode("utf-8", "surrogatepass") if control_id is not None else b"\x02"
+    return b"\x00" + str(channel).encode("utf-8", "surrogatepass") + b"\x00" + when + b"\x00" + control
+
+
+_AAD_COLUMN = {column: _AAD_HEAD + column.encode() for column in SEALED_COLUMNS}
 
 
 # -- keys from files and the environment ---------------------------------------------------------
