@@ -136,11 +136,12 @@ class Store:
 
     def sealing_key(self) -> Any:
         """The key new rows are sealed with (`crypto.StoreKey`), None when the store keeps bodies in
-        clear. A store not yet encrypted becomes so with the first key held; an encrypted one is
-        never written in clear (StoreKeyError when its key is not held)."""
+        clear. A store not yet encrypted becomes so with the first key of a keyring configured to
+        encrypt (`Keyring.encrypts`); an encrypted one is never written in clear (StoreKeyError when
+        its key is not held)."""
         marker = self.encryption_key_id()
         if marker is None:
-            first = self.keys.first if self.keys else None
+            first = self.keys.first if self.keys and self.keys.encrypts else None
             if first is None:
                 return None
             self._execute(

@@ -300,16 +300,23 @@ def new_key_file(path: str | Path, algorithm: str = "aes-256-gcm") -> StoreKey:
 
 class Keyring:
     """The keys a command holds: any of them opens rows it sealed; new rows are sealed with the store's
-    current key when it is among them, else (a store not yet encrypted) with the first one given.
+    current key when it is among them.
 
-    `files` are the key files the keys came from: a store never accepts a key kept in its own folder.
+    `encrypts`: a store still in clear becomes encrypted with the first key when written (the proxy's
+    `store.encryption`); keys given only to read (command line, environment) never do that, so a
+    replay or an import with a key at hand does not turn a store other writers use in clear into one
+    they can no longer write. `files` are the key files the keys came from: a store never accepts a
+    key kept in its own folder.
     """
 
-    def __init__(self, keys: Iterable[StoreKey] = (), files: Iterable[Path] = ()) -> None:
+    def __init__(
+        self, keys: Iterable[StoreKey] = (), files: Iterable[Path] = (), *, encrypts: bool = False
+    ) -> None:
         self.keys: dict[str, StoreKey] = {}
         for key in keys:
             self.keys.setdefault(key.id, key)
         self.files = [Path(f) for f in files]
+        self.encrypts = encrypts
 
     def __bool__(self) -> bool:
         return bool(self.keys)
@@ -341,7 +348,8 @@ class Keyring:
 
     @classmethod
     def from_sources(cls, sources: Iterable[KeySource]) -> Keyring:
-        ring = cls()
+        """The keys a writer was configured to seal with (`encrypts`)."""
+        ring = cls(encrypts=True)
         for source in sources:
             ring.add(source.load(), source.key_file)
         return ring

@@ -40,7 +40,7 @@ def sealed(tmp_path):
     kid = crypto.load_key_file(key).id
     assert kid in made.output and key.stat().st_mode & 0o777 == 0o600
     store = tmp_path / "data" / "c.db"
-    with Store(store, keys=crypto.Keyring([crypto.load_key_file(key)])) as db:
+    with Store(store, keys=crypto.Keyring([crypto.load_key_file(key)], encrypts=True)) as db:
         db.add_many([
             Exchange(channel="adt", request=BODY.replace(b"C1", f"C{i}".encode()), control_id=f"C{i}",
                      message_type="ADT^A01", charset="gbk", response=ACK, ack_code="AA")
@@ -153,8 +153,9 @@ def test_validate_inspect_and_mask_read_an_encrypted_store_with_its_key(sealed, 
         ["mask", str(store), "--out", str(out), "--key-file", str(mask_key), "--store-key-file", str(key)],
     )
     assert masked.exit_code == 0, masked.output
-    with Store(out, keys=crypto.Keyring([crypto.load_key_file(key)])) as copy:  # sealed like its source
+    with Store(out, keys=crypto.Keyring()) as copy:  # masked for sharing: in clear, holding pseudonyms
         bodies = [ex.request for ex in copy.query()]
+        assert copy.encryption_key_id() is None
     assert len(bodies) == 3 and not any(NAME.encode("gbk") in b for b in bodies)
     refused = runner.invoke(app, ["mask", str(store), "--out", str(tmp_path / "masked" / "n.db"),
                                   "--key-file", str(mask_key)])  # fmt: skip

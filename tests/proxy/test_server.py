@@ -72,7 +72,7 @@ def test_a_proxy_without_the_encrypted_stores_key_exits_2_saying_which_key(tmp_p
 
     (tmp_path / "keys").mkdir()
     right, wrong = (crypto.new_key_file(tmp_path / "keys" / name) for name in ("right.key", "wrong.key"))
-    with Store(tmp_path / "captures.db", keys=crypto.Keyring([right])) as store:
+    with Store(tmp_path / "captures.db", keys=crypto.Keyring([right], encrypts=True)) as store:
         store.add(Exchange(channel="adt", request=adt("E1")))
     for encryption, says in (
         (None, f"is encrypted (key id {right.id})"),

@@ -27,7 +27,7 @@ def test_replay_and_compare_an_encrypted_store_with_its_key(processes, tmp_path)
     key = crypto.new_key_file(tmp_path / "keys" / "store.key")
     store = tmp_path / "data" / "cap.db"
     sent = [adt(i, f"P{i % 3}") for i in range(6)]
-    with Store(store, keys=crypto.Keyring([key])) as db:
+    with Store(store, keys=crypto.Keyring([key], encrypts=True)) as db:
         db.add_many([
             Exchange(channel="adt", request=m, control_id=extract(m).control_id, message_type="ADT^A08",
                      response=b"MSH|^~\\&|HC|HOSP|HIS|HOSP|20261124233000||ACK|A1|P|2.5\rMSA|AA|"

@@ -47,8 +47,9 @@ def make_key(folder: Path, name: str = "store.key", algorithm: str = "aes-256-gc
     return folder / name
 
 
-def ring(*files: Path) -> Keyring:
-    return Keyring([crypto.load_key_file(f) for f in files], files)
+def ring(*files: Path, encrypts: bool = True) -> Keyring:
+    """Keys as a writer configured to encrypt holds them (`encrypts=False`: as a command reading)."""
+    return Keyring([crypto.load_key_file(f) for f in files], files, encrypts=encrypts)
 
 
 def traffic(prefix: str = "") -> list[Exchange]:
@@ -366,3 +367,18 @@ def test_a_killed_writer_process_is_replaced_with_the_same_key(tmp_path, keys):
     with Store(path, keys=Keyring.from_sources([source])) as store:
         assert [ex.request for ex in store.query()] == [GBK_BODY, FHIR_BODY, MEDINS_BODY]
         assert store.info()["encryption"]["exchanges_by_key"] == {store.encryption_key_id(): 3}
+
+
+def test_keys_given_to_read_never_turn_a_store_in_clear_into_an_encrypted_one(tmp_path, keys):
+    """A replay or import run with a key at hand writes in clear into a store other writers use in
+    clear; an encrypted store it writes into gets sealed rows."""
+    clear, sealed = tmp_path / "clear.db", tmp_path / "sealed.db"
+    key = make_key(keys)
+    with Store(clear, keys=ring(key, encrypts=False)) as store:
+        store.add_many(traffic())
+        assert store.encryption_key_id() is None
+    with Store(sealed, keys=ring(key)) as store:
+        store.add(traffic()[0])
+    with Store(sealed, keys=ring(key, encrypts=False)) as store:
+        store.add_many(traffic("r-"))
+        assert store.info()["encryption"]["exchanges_by_key"] == {store.encryption_key_id(): 4}
