@@ -37,10 +37,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-
 from harness.store.backend import StoreError
 
 KEY_ENV = "HARNESS_STORE_KEY"
@@ -129,10 +125,10 @@ class StoreKey:
         self._sm4: Any = None
         self._aead: Any = None
         if expected == "aes-256-gcm":
-            self._aead = AESGCM(key)
+            self._aead = _lib().AESGCM(key)
         else:
             _check_sm4()
-            self._sm4 = algorithms.SM4(key)
+            self._sm4 = _lib().algorithms.SM4(key)
 
     def __repr__(self) -> str:
         return f"StoreKey({self.algorithm}, id {self.id})"
@@ -143,7 +139,8 @@ class StoreKey:
             nonce = os.urandom(NONCE_BYTES)
         if self._aead is not None:
             return self._head + nonce + self._aead.encrypt(nonce, plain, aad)
-        enc = Cipher(self._sm4, modes.GCM(nonce)).encryptor()
+        lib = _lib()
+        enc = lib.Cipher(self._sm4, lib.modes.GCM(nonce)).encryptor()
         enc.authenticate_additional_data(aad)
         body = enc.update(plain) + enc.finalize()
         return self._head + nonce + body + enc.tag
@@ -153,14 +150,37 @@ class StoreKey:
         if len(sealed) < OVERHEAD or sealed[0] != self._code:
             return None
         nonce, body = sealed[1 : 1 + NONCE_BYTES], sealed[1 + NONCE_BYTES :]
+        lib = _lib()
         try:
             if self._aead is not None:
                 return self._aead.decrypt(nonce, body, aad)
-            dec = Cipher(self._sm4, modes.GCM(nonce, body[-TAG_BYTES:])).decryptor()
+            dec = lib.Cipher(self._sm4, lib.modes.GCM(nonce, body[-TAG_BYTES:])).decryptor()
             dec.authenticate_additional_data(aad)
             return dec.update(body[:-TAG_BYTES]) + dec.finalize()
-        except InvalidTag:
+        except lib.InvalidTag:
             return None
+
+
+class _Primitives:
+    """`cryptography`'s pieces, imported at the first key rather than with the store package (commands
+    that never meet an encrypted store do not pay for the import)."""
+
+    def __init__(self) -> None:
+        from cryptography.exceptions import InvalidTag
+        from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+        from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+        self.AESGCM, self.Cipher, self.algorithms, self.modes = AESGCM, Cipher, algorithms, modes
+        self.InvalidTag = InvalidTag
+
+
+_LIB: list[_Primitives] = []
+
+
+def _lib() -> _Primitives:
+    if not _LIB:
+        _LIB.append(_Primitives())
+    return _LIB[0]
 
 
 def key_id(key: bytes, algorithm: str) -> str:
@@ -177,8 +197,10 @@ def _check_sm4() -> None:
     if _SM4_CHECKED:
         return
     try:
+        lib = _lib()
         key = bytes.fromhex("0123456789ABCDEFFEDCBA9876543210")
-        enc = Cipher(algorithms.SM4(key), modes.GCM(bytes.fromhex("00001234567800000000ABCD"))).encryptor()
+        nonce = bytes.fromhex("00001234567800000000ABCD")
+        enc = lib.Cipher(lib.algorithms.SM4(key), lib.modes.GCM(nonce)).encryptor()
         enc.authenticate_additional_data(bytes.fromhex("FEEDFACEDEADBEEFFEEDFACEDEADBEEFABADDAD2"))
         enc.update(bytes.fromhex("".join(c * 16 for c in "ABCDEFEA")))
         enc.finalize()
