@@ -30,6 +30,19 @@ def _open(target: str, *, create: bool = False):
         raise fail_usage(str(exc)) from None
 
 
+def _progress(verb: str, quiet: bool):
+    """A progress callback (done, total) that says how far it got on stderr at most once a second."""
+    last = [0.0]
+
+    def progress(done: int, total: int) -> None:
+        now = time.monotonic()
+        if not quiet and (now - last[0] >= 1.0 or done == total):
+            last[0] = now
+            typer.echo(f"{verb} {done}/{total} exchanges", err=True)
+
+    return progress
+
+
 def _iso(epoch: float | None) -> str | None:
     from harness.exchange import iso_time
 
@@ -161,16 +174,8 @@ def copy(
     from harness.store.transfer import copy_store
 
     with _open(source) as src, _open(target, create=True) as dst:
-        last = [0.0]
-
-        def progress(done: int, total: int) -> None:
-            now = time.monotonic()
-            if not as_json and (now - last[0] >= 1.0 or done == total):
-                last[0] = now
-                typer.echo(f"copied {done}/{total} exchanges", err=True)
-
         try:
-            result = copy_store(src, dst, batch=batch, progress=progress)
+            result = copy_store(src, dst, batch=batch, progress=_progress("copied", as_json))
         except StoreError as exc:
             raise fail_usage(str(exc)) from None
     data = {"from": str(src.path), "to": str(dst.path), **result.to_json()}
@@ -230,16 +235,8 @@ def rekey(
                 crypto.Keyring(files=[new_key_file]).check_apart(db.path)
             except StoreError as exc:
                 raise fail_usage(str(exc)) from None
-        last = [0.0]
-
-        def progress(done: int, total: int) -> None:
-            now = time.monotonic()
-            if not as_json and (now - last[0] >= 1.0 or done == total):
-                last[0] = now
-                typer.echo(f"re-sealed {done}/{total} exchanges", err=True)
-
         try:
-            result = run(db, new, batch=batch, progress=progress)
+            result = run(db, new, batch=batch, progress=_progress("re-sealed", as_json))
         except StoreError as exc:
             raise fail_usage(str(exc)) from None
     if as_json:

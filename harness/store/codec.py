@@ -154,6 +154,20 @@ def _from_row(columns: Sequence[str], row: Sequence[Any]) -> Exchange:
 _KEY_ID = _COLUMNS.index("key_id")
 _DEDUPE_COLUMNS = ("id", "key_id", "channel", "started_at", "control_id", "request")
 """What a writer started again reads to find a row its dead predecessor may have committed."""
+
+
+def stored_match(candidates: Sequence[Sequence[Any]], request: bytes, opener: Any) -> int | None:
+    """The id of the first stored row (read as `_DEDUPE_COLUMNS`) whose request, opened, is `request`:
+    sealed bodies differ in every write (a fresh nonce), so they are compared in clear."""
+    for stored in candidates:
+        try:
+            if opener(stored)[5] == request:
+                return stored[0]
+        except (StoreKeyError, StoreIntegrityError):  # a row that does not open is not this one
+            continue
+    return None
+
+
 _SEALED_AT = tuple((_COLUMNS.index(name), name) for name in ("request", "response", "accept_response"))
 
 

@@ -42,6 +42,7 @@ from harness.store.codec import (
     UPDATE,
     _Update,
     seal_rows,
+    stored_match,
 )
 from harness.store.location import parse_location
 from harness.store.query import _FETCH
@@ -580,15 +581,8 @@ class PostgresStore(Store):
             cur.execute(_STORED_ID, (row[_CHANNEL], row[_STARTED], row[_CONTROL_ID], row[_REQUEST]))
             found = cur.fetchone()
             return found[0] if found else None
-        # sealed bodies differ in every write (a fresh nonce): the stored request is opened to compare
         cur.execute(_STORED_SEALED, (row[_CHANNEL], row[_STARTED], row[_CONTROL_ID]))
-        for stored in cur.fetchall():
-            try:
-                if opener(stored)[5] == row[_REQUEST]:
-                    return stored[0]
-            except StoreError:  # a row that does not open is not this one
-                continue
-        return None
+        return stored_match(cur.fetchall(), row[_REQUEST], opener)
 
     def probe(self) -> str | None:
         try:

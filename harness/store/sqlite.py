@@ -27,6 +27,7 @@ from harness.store.codec import (
     UPDATE,
     _Update,
     seal_rows,
+    stored_match,
 )
 from harness.store.query import _FETCH, sqlite_one_of
 from harness.store.schema import MIGRATIONS, statements
@@ -310,18 +311,12 @@ def _stored_id(
             (row[_CHANNEL], row[_STARTED], row[_CONTROL_ID], row[_REQUEST]),
         ).fetchone()
         return found[0] if found else None
-    # sealed bodies differ in every write (a fresh nonce): the stored request is opened to compare
-    for stored in conn.execute(
+    candidates = conn.execute(
         f"SELECT {', '.join(_DEDUPE_COLUMNS)} FROM exchanges"
         " WHERE channel = ? AND started_at = ? AND control_id IS ?",
         (row[_CHANNEL], row[_STARTED], row[_CONTROL_ID]),
-    ):
-        try:
-            if opener(stored)[5] == row[_REQUEST]:
-                return stored[0]
-        except StoreError:  # a row that does not open is not this one
-            continue
-    return None
+    ).fetchall()
+    return stored_match(candidates, row[_REQUEST], opener)
 
 
 def _probe(conn: sqlite3.Connection) -> str | None:

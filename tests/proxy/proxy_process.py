@@ -53,6 +53,19 @@ def write_config(
     return path, port
 
 
+def store_key(tmp_path: Path, algorithm: str | None) -> tuple[dict | None, Path | None]:
+    """The store's `encryption:` settings for `write_config` and the key file, kept apart from the
+    store in a folder of its own; (None, None) for a store in clear."""
+    if algorithm is None:
+        return None, None
+    from harness.store import crypto
+
+    (tmp_path / "keys").mkdir()
+    key = tmp_path / "keys" / "store.key"
+    crypto.new_key_file(key, algorithm)
+    return {"key_file": str(key), "algorithm": algorithm}, key
+
+
 def start_proxy(processes: Any, config: Path, port: int, *args: str, env: dict | None = None) -> Any:
     """The proxy with its output in proxy.log beside the config (a pipe nobody reads could fill up)."""
     out = open(config.with_name("proxy.log"), "a")  # noqa: SIM115 - the child writes to it

@@ -28,7 +28,7 @@ from harness.store import ExchangeFilter, Store, crypto
 from tests.conftest import free_port
 from tests.messages import adt
 from tests.mock_mllp_process import start_mock
-from tests.proxy.proxy_process import Sender, proxy_log, start_proxy, write_config
+from tests.proxy.proxy_process import Sender, proxy_log, start_proxy, store_key, write_config
 
 TOKEN = "store-health-test-token-0123"
 
@@ -37,16 +37,6 @@ def stored(path: Path, key: Path | None = None) -> list:
     keys = crypto.Keyring([crypto.load_key_file(key)], [key]) if key else None
     with Store(path, keys=keys) as store:
         return list(store.query(ExchangeFilter()))
-
-
-def sealed_with(tmp_path: Path, algorithm: str | None) -> tuple[dict | None, Path | None]:
-    """The store's `encryption:` settings and its key file, kept apart from the store; (None, None)."""
-    if algorithm is None:
-        return None, None
-    (tmp_path / "keys").mkdir()
-    key = tmp_path / "keys" / "store.key"
-    crypto.new_key_file(key, algorithm)
-    return {"key_file": str(key), "algorithm": algorithm}, key
 
 
 def stop(proxy) -> None:
@@ -136,7 +126,7 @@ def test_killing_the_capture_writer_loses_no_forwarded_message_and_the_proxy_rec
     processes, tmp_path, algorithm
 ):
     mock = start_mock(processes)
-    encryption, key = sealed_with(tmp_path, algorithm)
+    encryption, key = store_key(tmp_path, algorithm)
     proxy, config, port, admin_port = start_with_admin(
         processes, tmp_path, f"127.0.0.1:{mock.port}", encryption=encryption
     )
@@ -177,7 +167,7 @@ def test_a_durable_channel_refuses_while_the_store_cannot_record_and_health_says
     processes, tmp_path, algorithm
 ):
     mock = start_mock(processes)
-    encryption, key = sealed_with(tmp_path, algorithm)
+    encryption, key = store_key(tmp_path, algorithm)
     proxy, config, port, admin_port = start_with_admin(
         processes, tmp_path, f"127.0.0.1:{mock.port}", on_store_error="nak", encryption=encryption
     )

@@ -34,6 +34,7 @@ from tests.proxy.proxy_process import (
     adt,
     start_hl7apy_upstream,
     start_proxy,
+    store_key,
     write_config,
 )
 
@@ -115,16 +116,6 @@ def _stream_until_killed(port: int, proxy, kill_after: int, prefix: str) -> list
     return acked
 
 
-def encrypted(tmp_path: Path, algorithm: str | None) -> tuple[dict | None, Path | None]:
-    """The store's `encryption:` settings and key file (kept apart from the store), or (None, None)."""
-    if algorithm is None:
-        return None, None
-    (tmp_path / "keys").mkdir()
-    key = tmp_path / "keys" / "store.key"
-    crypto.new_key_file(key, algorithm)
-    return {"key_file": str(key), "algorithm": algorithm}, key
-
-
 def sealed_only(path: Path) -> None:
     """No part of a captured message is in the store file or its WAL in clear."""
     raw = b"".join(Path(f"{path}{s}").read_bytes() for s in ("", "-wal") if Path(f"{path}{s}").exists())
@@ -135,7 +126,7 @@ def sealed_only(path: Path) -> None:
 @pytest.mark.parametrize("algorithm", [None, "aes-256-gcm", "sm4-gcm"], ids=["clear", "aes", "sm4"])
 def test_sigkill_in_durable_mode_loses_no_acknowledged_exchange(processes, tmp_path, algorithm):
     up_port = start_mock(processes).port
-    encryption, key = encrypted(tmp_path, algorithm)
+    encryption, key = store_key(tmp_path, algorithm)
     config, port = write_config(
         tmp_path, upstream=f"127.0.0.1:{up_port}", capture="durable", encryption=encryption
     )
@@ -156,7 +147,7 @@ def test_sigkill_in_durable_mode_loses_no_acknowledged_exchange(processes, tmp_p
 @pytest.mark.parametrize("algorithm", [None, "aes-256-gcm"], ids=["clear", "aes"])
 def test_sigkill_in_fast_mode_loses_at_most_the_group_commit_window(processes, tmp_path, algorithm):
     up_port = start_mock(processes).port
-    encryption, key = encrypted(tmp_path, algorithm)
+    encryption, key = store_key(tmp_path, algorithm)
     config, port = write_config(
         tmp_path, upstream=f"127.0.0.1:{up_port}", capture="fast", encryption=encryption
     )
