@@ -54,7 +54,10 @@ OVERHEAD = 1 + NONCE_BYTES + TAG_BYTES
 """Bytes a sealed body takes beyond its plaintext."""
 SEALED_COLUMNS = ("request", "response", "accept_response")
 _AAD_HEAD = b"harness exchange body v1\x00"
-HOW_TO_GIVE = "--store-key-file FILE, --store-key-env NAME, or $HARNESS_STORE_KEY_FILE / $HARNESS_STORE_KEY"
+HOW_TO_GIVE = (
+    "--store-key-file FILE, --store-key-env NAME, or $HARNESS_STORE_KEY_FILE / $HARNESS_STORE_KEY "
+    "(a proxy: store.encryption in its config)"
+)
 
 
 class StoreKeyError(StoreError):

@@ -169,3 +169,18 @@ def test_store_info_says_what_is_sealed_without_a_key(sealed):
     assert json.loads(info.output)["encryption"] == {
         "key_id": kid, "algorithm": "aes-256-gcm", "exchanges_by_key": {kid: 3},
     }  # fmt: skip
+
+
+def test_a_changed_body_is_exit_2_naming_the_exchange_never_garbage(sealed):
+    import sqlite3
+
+    store, key, _ = sealed
+    with sqlite3.connect(store) as conn:
+        (blob,) = conn.execute("SELECT request FROM exchanges WHERE id = 2").fetchone()
+        conn.execute("UPDATE exchanges SET request = ? WHERE id = 2", (blob[:-1] + bytes([blob[-1] ^ 1]),))
+    result = capture("export", "--store", str(store), "--out", str(store.parent / "x"), "--store-key-file",
+                     str(key))  # fmt: skip
+    assert result.exit_code == 2
+    assert "exchange 2: its request does not open" in result.output
+    shown = capture("show", "1", "--store", str(store), "--store-key-file", str(key))
+    assert shown.exit_code == 0 and NAME in shown.output  # the other exchanges still read

@@ -187,9 +187,9 @@ def test_rekey_reseals_every_row_and_retires_the_old_key(store_target, keys):
         Store(store_target, keys=ring(old))
 
 
-def test_a_rekey_cut_short_loses_nothing_and_running_it_again_finishes(tmp_path, keys):
+def test_a_rekey_cut_short_loses_nothing_and_running_it_again_finishes(store_target, keys):
     old, new = make_key(keys, "old.key"), make_key(keys, "new.key")
-    path = tmp_path / "c.db"
+    path = store_target
     with Store(path, keys=ring(old)) as store:
         for i in range(10):
             store.add_many(traffic(f"{i}-"))
