@@ -46,7 +46,6 @@ KEY_FILE_ENV = "HARNESS_STORE_KEY_FILE"
 
 ALGORITHMS = {"aes-256-gcm": (1, 32), "sm4-gcm": (2, 16)}
 """Algorithm name -> (the code that opens each sealed body, the key's length in bytes)."""
-_BY_CODE = {code: name for name, (code, _) in ALGORITHMS.items()}
 _BY_LENGTH = {length: name for name, (_, length) in ALGORITHMS.items()}
 NONCE_BYTES = 12
 TAG_BYTES = 16
@@ -113,11 +112,14 @@ class StoreKey:
                 f"{origin}: algorithm {algorithm!r}: expected one of {', '.join(ALGORITHMS)}"
             )
         if expected is None or (algorithm is not None and expected != algorithm):
-            wanted = algorithm or " or ".join(f"{n} ({b} bytes)" for n, (_, b) in ALGORITHMS.items())
-            size = f"{ALGORITHMS[algorithm][1]} bytes" if algorithm else ""
+            wanted = (
+                f"an {algorithm} key is {ALGORITHMS[algorithm][1]} bytes"
+                if algorithm
+                else "a store key is 32 bytes (aes-256-gcm) or 16 bytes (sm4-gcm)"
+            )
             raise StoreKeyError(
-                f"{origin} holds {len(key)} bytes; a key for {wanted} is {size or 'that long'} "
-                "(hex or base64 text, or raw bytes in a file); make one with `harness store keygen FILE`"
+                f"{origin} holds {len(key)} bytes; {wanted} (hex or base64 text, or raw bytes in a file); "
+                "make one with `harness store keygen FILE`"
             )
         self.algorithm = expected
         self.origin = origin
@@ -250,8 +252,8 @@ def parse_key(text: bytes, algorithm: str | None, origin: str, *, raw_allowed: b
             continue
         if len(key) in lengths:
             return StoreKey(key, algorithm, origin)
-    if raw_allowed and len(text) in lengths:
-        return StoreKey(text, algorithm, origin)
+    if raw_allowed and len(text) in lengths and not all(32 < b < 127 for b in text):
+        return StoreKey(text, algorithm, origin)  # raw bytes; text of that length is a mistyped key
     wanted = " or ".join(
         f"{name}: {size} bytes, {2 * size} hex digits or base64"
         for name, (_, size) in ALGORITHMS.items()

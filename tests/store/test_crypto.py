@@ -177,3 +177,11 @@ def test_the_environment_is_the_default_and_the_command_line_overrides_it(tmp_pa
         crypto.reset_default()
     monkeypatch.delenv(crypto.KEY_ENV)
     assert not crypto.default_keyring()
+
+
+def test_key_text_is_never_taken_for_raw_key_bytes(tmp_path):
+    """An SM4 key in hex (32 characters, no newline) is not a 32-byte AES key."""
+    path = write(tmp_path / "k", bytes(range(16)).hex().encode())
+    assert crypto.load_key_file(path).id == SM4.id
+    with pytest.raises(StoreKeyError, match="does not hold a store key"):
+        crypto.load_key_file(path, "aes-256-gcm")
