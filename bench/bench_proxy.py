@@ -9,6 +9,9 @@ the ratios against direct.
     .venv/bin/python bench/bench_proxy.py [--messages 3000] [--connections 4] [--size 1024]
         [--captures off,fast,durable] [--no-relay] [--compare OTHER_TREE]
 
+`--captures fast,durable,fast+aes,durable+aes,durable+sm4` adds runs with the store encrypted at
+rest (AES-256-GCM, SM4-GCM): the cost of encryption, measured in the same interleaved rounds.
+
 `--compare` also runs the proxy from another source tree (e.g. `git archive OLD proxies harness | tar -x
 -C /tmp/old`) in the same interleaved rounds, for A/B figures of a change.
 
@@ -166,16 +169,32 @@ def measure(
     }
 
 
+ENCRYPTION = {"aes": "aes-256-gcm", "sm4": "sm4-gcm"}
+"""`--captures` may name a mode with a store key: `durable+aes`, `fast+sm4` (encryption at rest)."""
+
+
 def proxy_config(folder: Path, port: int, upstream: int, capture: str, tag: str = "") -> Path:
-    path = folder / f"bench-{tag}{capture}.yaml"
+    mode, _, sealed = capture.partition("+")
+    name = f"bench-{tag}{mode}{'-' + sealed if sealed else ''}"
+    store = f"store: {folder / (name + '.db')}\n"
+    if sealed:
+        from harness.store import crypto
+
+        (folder / "keys").mkdir(exist_ok=True)
+        key = folder / "keys" / f"{name}.key"
+        crypto.new_key_file(key, ENCRYPTION[sealed])
+        store = (
+            f"store:\n  path: {folder / (name + '.db')}\n"
+            f"  encryption: {{key_file: {key}, algorithm: {ENCRYPTION[sealed]}}}\n"
+        )
+    path = folder / f"{name}.yaml"
     path.write_text(
-        f"store: {folder / ('bench-' + tag + capture + '.db')}\n"
-        "admin: off\n"
+        store + "admin: off\n"
         "channels:\n"
         "  adt:\n"
         f"    listen: 127.0.0.1:{port}\n"
         f"    upstream: 127.0.0.1:{upstream}\n"
-        f"    capture: {capture}\n"
+        f"    capture: {mode}\n"
     )
     return path
 
@@ -194,7 +213,10 @@ def main() -> None:
         "--rounds", type=int, default=3, help="direct/fast/durable runs interleaved this many times (medians)"
     )
     parser.add_argument(
-        "--captures", default="fast,durable", help="capture modes to run through the proxy (off,fast,durable)"
+        "--captures",
+        default="fast,durable",
+        help="capture modes to run through the proxy (off,fast,durable; durable+aes or fast+sm4 with the "
+        "store encrypted)",
     )
     parser.add_argument("--no-relay", action="store_true", help="skip the `twist portforward` reference")
     parser.add_argument(
@@ -273,13 +295,13 @@ def main() -> None:
         f"{args.connections} connections, {args.size}-byte ADT^A01, {args.messages} messages per run, "
         f"{args.rounds} interleaved rounds (medians), {os.cpu_count()} CPUs"
     )
-    header = f"{'run':<15} {'msg/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'x direct':>9} {'+p50 ms':>8}"
+    header = f"{'run':<19} {'msg/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'x direct':>9} {'+p50 ms':>8}"
     print(f"{header} {'proxy CPU':>12} {'upstream CPU':>13} {'busy':>5}")
     for name, r in rows.items():
         ratio = r["msg_s"] / direct["msg_s"]
         added = r["p50_ms"] - direct["p50_ms"]
         cpu = f"{r['cpu_us']:.0f} us/msg" if r["cpu_us"] is not None else "-"
-        line = f"{name:<15} {r['msg_s']:>9.0f} {r['p50_ms']:>8.3f} {r['p99_ms']:>8.3f} {ratio:>9.2f}"
+        line = f"{name:<19} {r['msg_s']:>9.0f} {r['p50_ms']:>8.3f} {r['p99_ms']:>8.3f} {ratio:>9.2f}"
         print(f"{line} {added:>8.3f} {cpu:>12} {r['up_cpu_us']:>6.0f} us/msg {r['busy']:>5.0%}")
     fast, durable = rows.get("proxy fast"), rows.get("proxy durable")
     if fast is not None:

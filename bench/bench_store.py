@@ -10,11 +10,14 @@ Every figure comes from this run on this machine, so the ratios compare like wit
 
 Messages are 1 KB ADT^A01 requests with a short ACK. Run: `.venv/bin/python bench/bench_store.py [--count N]
 [--process]` (`--process`: the writers run SQLite in a child process, as the proxy's do).
+`--encrypt aes-256-gcm,sm4-gcm` instead runs the bursts with and without a store key, interleaved, and
+the cost of sealing and opening one exchange.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import tempfile
 import threading
 import time
@@ -22,6 +25,7 @@ from pathlib import Path
 
 from harness.exchange import Exchange
 from harness.store import CaptureWriter, Store
+from harness.store.crypto import KeySource
 
 
 def message(i: int) -> bytes:
@@ -93,10 +97,12 @@ def senders(path: Path, mode: str, count: int, n: int, process: bool = False) ->
         return per * n / (time.perf_counter() - start)
 
 
-def burst(path: Path, mode: str, count: int, process: bool = False) -> tuple[float, float, int]:
+def burst(
+    path: Path, mode: str, count: int, process: bool = False, encryption: KeySource | None = None
+) -> tuple[float, float, int]:
     """exchanges/s until all are committed, microseconds per submit() on the caller, commits used."""
     exchanges = [exchange(i) for i in range(count)]
-    with CaptureWriter(path, mode, process=process) as writer:
+    with CaptureWriter(path, mode, process=process, encryption=encryption) as writer:
         start = time.perf_counter()
         for ex in exchanges:
             writer.submit(ex)
@@ -114,8 +120,18 @@ def main() -> None:
     parser.add_argument(
         "--process", action="store_true", help="writers run SQLite in a child process (as the proxy's do)"
     )
+    parser.add_argument(
+        "--encrypt",
+        default="",
+        metavar="ALGS",
+        help="also run the bursts with the store encrypted: aes-256-gcm, sm4-gcm or both (comma-separated)",
+    )
     args = parser.parse_args()
     process = args.process
+    algorithms = [a.strip() for a in args.encrypt.split(",") if a.strip()]
+    if algorithms:
+        encrypted(args.count, process, algorithms)
+        return
     with tempfile.TemporaryDirectory(prefix="bench-store-") as tmp:
         base = baseline(Path(tmp, "baseline.db"), args.sequential)
         single = one_sender(Path(tmp, "single.db"), args.sequential, process)
@@ -133,6 +149,51 @@ def main() -> None:
     print(f"{'durable, burst':<28}{durable:>12.0f}{ratio:>12.2f}{durable_us:>11.1f}{durable_commits:>9}")
     print(f"{'fast, burst':<28}{fast:>12.0f}{fast / base:>12.2f}{fast_us:>11.1f}{fast_commits:>9}")
     print(f"fast / durable (burst): {fast / durable:.2f}")
+
+
+def encrypted(count: int, process: bool, algorithms: list[str]) -> None:
+    """The bursts with and without a store key, interleaved in one run; then the cost per exchange of
+    sealing and opening (1 KB request, short ACK), measured alone."""
+    from harness.store import crypto
+    from harness.store.codec import _COLUMNS, RowOpener, _to_row, seal_rows
+
+    results: dict[tuple[str, str], list[float]] = {}
+    with tempfile.TemporaryDirectory(prefix="bench-store-") as tmp:
+        keys = Path(tmp, "keys")
+        keys.mkdir()
+        sources = {"clear": None}
+        for alg in algorithms:
+            crypto.new_key_file(keys / alg, alg)
+            sources[alg] = KeySource(keys / alg, None, alg)
+        for round_ in range(3):
+            for name, source in sources.items():
+                for mode in ("durable", "fast"):
+                    path = Path(tmp, f"{name}-{mode}-{round_}.db")
+                    rate, _, _ = burst(path, mode, count, process, source)
+                    results.setdefault((name, mode), []).append(rate)
+    print(f"{count} exchanges per burst, writers in {'a child process' if process else 'a thread'}, "
+          "3 interleaved rounds (medians)")  # fmt: skip
+    print(f"{'store':<14}{'durable/s':>11}{'x clear':>9}{'fast/s':>10}{'x clear':>9}")
+    med = {k: sorted(v)[1] for k, v in results.items()}
+    for name in sources:
+        d, f = med[(name, "durable")], med[(name, "fast")]
+        d0, f0 = med[("clear", "durable")], med[("clear", "fast")]
+        print(f"{name:<14}{d:>11.0f}{d / d0:>9.2f}{f:>10.0f}{f / f0:>9.2f}")
+    rows = [_to_row(exchange(i)) for i in range(2000)]
+    for alg in algorithms:
+        key = crypto.StoreKey(os.urandom(crypto.ALGORITHMS[alg][1]))
+        opener = RowOpener(("id", *_COLUMNS), crypto.Keyring([key]), "bench")
+        seal_s = open_s = float("inf")
+        for _ in range(5):
+            t0 = time.perf_counter()
+            sealed = seal_rows(rows, key)
+            t1 = time.perf_counter()
+            for i, row in enumerate(sealed):
+                opener((i, *row))
+            t2 = time.perf_counter()
+            seal_s, open_s = min(seal_s, t1 - t0), min(open_s, t2 - t1)
+        per = 1e6 / len(rows)
+        print(f"{alg}: seal {seal_s * per:.1f} us, open {open_s * per:.1f} us per exchange")
 
 
 if __name__ == "__main__":

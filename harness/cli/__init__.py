@@ -41,6 +41,11 @@ def _root(
     ),
 ) -> None:
     """Interface test and proxy harness."""
+    import sys
+
+    crypto = sys.modules.get("harness.store.crypto")
+    if crypto is not None:  # store keys an earlier command in this process was given (tests) are not kept
+        crypto.reset_default()
 
 
 def _load_commands() -> None:

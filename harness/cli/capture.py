@@ -28,6 +28,7 @@ from harness.cli._store_filter import (
     store_errors,
     traffic_filter,
 )
+from harness.cli._store_key import StoreKeyEnvOpt, StoreKeyFileOpt
 from harness.private_files import OutputExists, open_private, private_dir, write_private
 from harness.terminal_text import json_line, visible
 
@@ -244,6 +245,8 @@ def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
         as_json: Annotated[
             bool, typer.Option("--json", help="One JSON object per exchange (JSON lines).")
         ] = False,
+        store_key_file: StoreKeyFileOpt = None,
+        store_key_env: StoreKeyEnvOpt = None,
     ) -> None:
         """List exchanges, oldest first: a table, or JSON lines with --json.
 
@@ -347,6 +350,8 @@ def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
         mask_policy: MaskPolicyOpt = None,
         mask_key_file: MaskKeyOpt = None,
         unmasked: UnmaskedOpt = False,
+        store_key_file: StoreKeyFileOpt = None,
+        store_key_env: StoreKeyEnvOpt = None,
     ) -> None:
         """Print one exchange in full: its fields, then request and response, one segment a line.
 
@@ -467,6 +472,8 @@ def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
         mask_policy: MaskPolicyOpt = None,
         mask_key_file: MaskKeyOpt = None,
         unmasked: UnmaskedOpt = False,
+        store_key_file: StoreKeyFileOpt = None,
+        store_key_env: StoreKeyEnvOpt = None,
     ) -> None:
         """Write captured HL7 v2 requests as files: <id>_<control id>.hl7, ready for `harness send` or replay.
 
@@ -614,6 +621,8 @@ def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
             Path | None,
             typer.Option("--html", help="Also write an HTML summary with charts over time (as inspect's)."),
         ] = None,
+        store_key_file: StoreKeyFileOpt = None,
+        store_key_env: StoreKeyEnvOpt = None,
     ) -> None:
         """Counts by channel, outcome and message type, and latency p50/p95/p99 (of live traffic unless
         --runs says otherwise: replayed exchanges would inflate counts and latencies)."""

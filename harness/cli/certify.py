@@ -10,6 +10,7 @@ import typer
 
 from harness.cli._common import EXIT_CHECKS_FAILED, EXIT_OK, fail_usage
 from harness.cli._mask_options import MaskKeyOpt, MaskOpt, MaskPolicyOpt, UnmaskedOpt, masker
+from harness.cli._store_key import StoreKeyEnvOpt, StoreKeyFileOpt
 
 
 def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
@@ -92,6 +93,8 @@ def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
         mask_policy: MaskPolicyOpt = None,
         mask_key_file: MaskKeyOpt = None,
         unmasked: UnmaskedOpt = False,
+        store_key_file: StoreKeyFileOpt = None,
+        store_key_env: StoreKeyEnvOpt = None,
     ) -> None:
         """Certify an interface against its spec and write a report an engineer signs.
 

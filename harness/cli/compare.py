@@ -10,6 +10,7 @@ import typer
 from harness.cli._common import fail_usage
 from harness.cli._mask_options import MaskKeyOpt, MaskOpt, MaskPolicyOpt, UnmaskedOpt, masker
 from harness.cli._store_filter import store_errors
+from harness.cli._store_key import StoreKeyEnvOpt, StoreKeyFileOpt
 
 
 def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
@@ -38,6 +39,8 @@ def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
         mask_policy: MaskPolicyOpt = None,
         mask_key_file: MaskKeyOpt = None,
         unmasked: UnmaskedOpt = False,
+        store_key_file: StoreKeyFileOpt = None,
+        store_key_env: StoreKeyEnvOpt = None,
     ) -> None:
         """Pair the exchanges of RUN_B with those of RUN_A by original message and classify each reply
         (exact | equivalent | different | missing | new_error), e.g. before and after an interface upgrade.

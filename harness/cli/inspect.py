@@ -10,6 +10,7 @@ from typing import Annotated
 import typer
 
 from harness.cli._common import EXIT_CHECKS_FAILED, fail_usage
+from harness.cli._store_key import StoreKeyEnvOpt, StoreKeyFileOpt
 
 DEFAULT_STORE = Path("reports/captures.db")
 
@@ -113,6 +114,8 @@ def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
             ),
         ] = False,
         top: Annotated[int, typer.Option(min=1, max=100, help="Failures listed per channel.")] = 10,
+        store_key_file: StoreKeyFileOpt = None,
+        store_key_env: StoreKeyEnvOpt = None,
     ) -> None:
         """Per channel and message type: volume per hour, success rate, latency p50/p95/p99, failures with an
         example each, silences in business hours, sync delay, which upstream answered, and the trend.

@@ -17,6 +17,7 @@ from harness.cli._audit import audited, masking, preflight
 from harness.cli._common import EXIT_CHECKS_FAILED, EXIT_OK, fail_usage
 from harness.cli._mask_options import build
 from harness.cli._store_filter import check_times
+from harness.cli._store_key import StoreKeyEnvOpt, StoreKeyFileOpt
 
 _SQLITE = b"SQLite format 3\x00"
 KINDS = ("auto", "hl7v2", "fhir", "medins", "cdc", "soap", "hl7v3")
@@ -85,6 +86,8 @@ def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
         as_json: Annotated[
             bool, typer.Option("--json", help="JSON lines: one per file, then a summary.")
         ] = False,
+        store_key_file: StoreKeyFileOpt = None,
+        store_key_env: StoreKeyEnvOpt = None,
     ) -> None:
         """Write a masked copy: of a capture store (every request, response and accept ACK, and the
         columns that hold identifiers), or of message files into a folder.

@@ -11,6 +11,7 @@ import typer
 from harness.cli._audit import audited, masking, preflight
 from harness.cli._common import EXIT_CHECKS_FAILED, EXIT_OK, EXIT_USAGE, fail_usage, parse_hostport
 from harness.cli._mask_options import MaskKeyOpt, MaskOpt, MaskPolicyOpt, UnmaskedOpt, masker
+from harness.cli._store_key import StoreKeyEnvOpt, StoreKeyFileOpt
 from harness.codecs import KINDS as HTTP_KINDS
 from harness.terminal_text import json_line, visible
 
@@ -236,6 +237,8 @@ def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
         mask_policy: MaskPolicyOpt = None,
         mask_key_file: MaskKeyOpt = None,
         unmasked: UnmaskedOpt = False,
+        store_key_file: StoreKeyFileOpt = None,
+        store_key_env: StoreKeyEnvOpt = None,
     ) -> None:
         """Re-send selected exchanges to --to, store them as a replay run and compare each reply with the
         original (exact | equivalent | different | missing | new_error).

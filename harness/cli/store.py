@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import json
 import time
+from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from harness.cli._common import fail_usage
+from harness.cli._store_key import StoreKeyEnvOpt, StoreKeyFileOpt
 
 STORE_HELP = "The capture store: a SQLite file or postgresql://user@host/db. Default: reports/captures.db."
 StoreArg = Annotated[str, typer.Option("--store", "-s", envvar="HARNESS_STORE", help=STORE_HELP)]
@@ -28,14 +30,33 @@ def _open(target: str, *, create: bool = False):
         raise fail_usage(str(exc)) from None
 
 
+def _progress(verb: str, quiet: bool):
+    """A progress callback (done, total) that says how far it got on stderr at most once a second."""
+    last = [0.0]
+
+    def progress(done: int, total: int) -> None:
+        now = time.monotonic()
+        if not quiet and (now - last[0] >= 1.0 or done == total):
+            last[0] = now
+            typer.echo(f"{verb} {done}/{total} exchanges", err=True)
+
+    return progress
+
+
 def _iso(epoch: float | None) -> str | None:
     from harness.exchange import iso_time
 
     return iso_time(epoch) if epoch is not None else None
 
 
-def info(store: StoreArg = "reports/captures.db", as_json: JsonOpt = False) -> None:
-    """What the store holds: backend, schema version, exchanges per proxy instance and their span."""
+def info(
+    store: StoreArg = "reports/captures.db",
+    as_json: JsonOpt = False,
+    store_key_file: StoreKeyFileOpt = None,
+    store_key_env: StoreKeyEnvOpt = None,
+) -> None:
+    """What the store holds: backend, schema version, exchanges per proxy instance and their span,
+    and whether its bodies are encrypted (and with which key id). Needs no key."""
     with _open(store) as db:
         data = db.info()
     for key in ("first", "last"):
@@ -56,6 +77,20 @@ def info(store: StoreArg = "reports/captures.db", as_json: JsonOpt = False) -> N
     for row in data["by_proxy"]:
         name = row["proxy"] or "(no instance)"
         typer.echo(f"  {name}: {row['exchanges']} from {row['first']} to {row['last']}")
+    typer.echo(_encryption_text(data["encryption"]))
+
+
+def _encryption_text(enc: dict) -> str:
+    counts = enc["exchanges_by_key"]
+    if enc["key_id"] is None and not any(k != "clear" for k in counts):
+        return "bodies in clear (not encrypted)"
+    head = (
+        f"bodies encrypted with {enc['algorithm'] or 'a key'} (key id {enc['key_id']})"
+        if enc["key_id"]
+        else "not encrypted for new rows"
+    )
+    parts = [f"{n} {'in clear' if k == 'clear' else 'with key ' + k}" for k, n in counts.items()]
+    return f"{head}; exchanges: {', '.join(parts) or 'none'}"
 
 
 def prune(
@@ -70,6 +105,8 @@ def prune(
     store: StoreArg = "reports/captures.db",
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Count what would go; change nothing.")] = False,
     as_json: JsonOpt = False,
+    store_key_file: StoreKeyFileOpt = None,
+    store_key_env: StoreKeyEnvOpt = None,
 ) -> None:
     """Retention: delete exchanges older than --older-than (PostgreSQL: whole day partitions are dropped).
 
@@ -123,26 +160,22 @@ def copy(
         int, typer.Option("--batch", min=1, max=100_000, help="Exchanges per transaction.")
     ] = 1000,
     as_json: JsonOpt = False,
+    store_key_file: StoreKeyFileOpt = None,
+    store_key_env: StoreKeyEnvOpt = None,
 ) -> None:
     """Copy every exchange and run between stores, bytes identical; run it again to resume or catch up.
 
     Ids are kept when the target has none in the way, else moved up by one offset (runs and replay
-    links move with them). The target remembers how far each source got.
+    links move with them). The target remembers how far each source got. Encrypted bodies move as
+    they are, sealed, with their key ids (no key needed); a target that was not encrypted takes the
+    source's key as its own.
     """
     from harness.store import StoreError
     from harness.store.transfer import copy_store
 
     with _open(source) as src, _open(target, create=True) as dst:
-        last = [0.0]
-
-        def progress(done: int, total: int) -> None:
-            now = time.monotonic()
-            if not as_json and (now - last[0] >= 1.0 or done == total):
-                last[0] = now
-                typer.echo(f"copied {done}/{total} exchanges", err=True)
-
         try:
-            result = copy_store(src, dst, batch=batch, progress=progress)
+            result = copy_store(src, dst, batch=batch, progress=_progress("copied", as_json))
         except StoreError as exc:
             raise fail_usage(str(exc)) from None
     data = {"from": str(src.path), "to": str(dst.path), **result.to_json()}
@@ -163,13 +196,86 @@ def copy(
         )
 
 
+def rekey(
+    new_key_file: Annotated[
+        Path | None,
+        typer.Option("--new-key-file", metavar="FILE", help="The new key: a file of its own, mode 0600."),
+    ] = None,
+    new_key_env: Annotated[
+        str | None,
+        typer.Option("--new-key-env", metavar="NAME", help="The new key, from this environment variable."),
+    ] = None,
+    store: StoreArg = "reports/captures.db",
+    batch: Annotated[
+        int, typer.Option("--batch", min=1, max=100_000, help="Exchanges per transaction.")
+    ] = 500,
+    as_json: JsonOpt = False,
+    store_key_file: StoreKeyFileOpt = None,
+    store_key_env: StoreKeyEnvOpt = None,
+) -> None:
+    """Key rotation: re-seal every body of the store with a new key (bodies in clear are sealed too).
+
+    Give the current key (--store-key-file, repeatable for several old keys) and the new one. One
+    transaction per batch: cut short, the store opens with both keys and running rekey again finishes
+    it. From the start, only the new key opens the store and writes to it: restart proxies writing it
+    with the new key (rows they write with the old key meanwhile are re-sealed by the next run).
+    """
+    from harness.store import StoreError, crypto
+    from harness.store.rekey import rekey as run
+
+    if (new_key_file is None) == (new_key_env is None):
+        raise fail_usage("give the new key: --new-key-file FILE or --new-key-env NAME (one of the two)")
+    try:
+        new = crypto.load_key_file(new_key_file) if new_key_file else crypto.load_key_env(new_key_env or "")
+    except StoreError as exc:
+        raise fail_usage(f"new key: {exc}") from None
+    with _open(store) as db:
+        if new_key_file is not None and db.kind == "sqlite":
+            try:
+                crypto.Keyring(files=[new_key_file]).check_apart(db.path)
+            except StoreError as exc:
+                raise fail_usage(str(exc)) from None
+        try:
+            result = run(db, new, batch=batch, progress=_progress("re-sealed", as_json))
+        except StoreError as exc:
+            raise fail_usage(str(exc)) from None
+    if as_json:
+        typer.echo(json.dumps({"store": str(db.path), **result.to_json()}, ensure_ascii=False))
+    else:
+        typer.echo(
+            f"{db.path}: {result.resealed} exchanges re-sealed with {result.algorithm} key {result.key_id}"
+            + (f"; {result.left} changed under every pass, run rekey again" if result.left else "")
+        )
+    if result.left:
+        raise typer.Exit(1)
+
+
+def keygen(
+    path: Annotated[Path, typer.Argument(metavar="FILE", help="Where to write the key (never overwritten).")],
+    algorithm: Annotated[
+        str, typer.Option("--algorithm", help="aes-256-gcm (32 bytes) or sm4-gcm (16 bytes, 国密).")
+    ] = "aes-256-gcm",
+) -> None:
+    """Write a new random store key (hex, mode 0600) and print its key id. Keep it apart from the store."""
+    from harness.store import StoreError, crypto
+
+    try:
+        key = crypto.new_key_file(path, algorithm)
+    except StoreError as exc:
+        raise fail_usage(str(exc)) from None
+    typer.echo(f"{path}: new {key.algorithm} key, key id {key.id}")
+
+
 def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
     store_app = typer.Typer(
-        help="Look after a capture store: info, retention (prune), copies between SQLite and PostgreSQL.",
+        help="Look after a capture store: info, retention (prune), copies between SQLite and PostgreSQL, "
+        "encryption keys (keygen, rekey).",
         no_args_is_help=True,
     )
     store_app.command("info")(info)
     store_app.command("prune")(prune)
     store_app.command("copy")(copy)
+    store_app.command("rekey")(rekey)
+    store_app.command("keygen")(keygen)
     app.add_typer(store_app, name="store")
     groups["store"] = store_app

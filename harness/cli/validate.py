@@ -24,6 +24,7 @@ from harness.cli._store_filter import (
     store_errors,
     traffic_filter,
 )
+from harness.cli._store_key import StoreKeyEnvOpt, StoreKeyFileOpt
 from harness.terminal_text import visible
 
 FORMATS = ("text", "json", "junit", "html")
@@ -121,6 +122,8 @@ def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
         mask_policy: MaskPolicyOpt = None,
         mask_key_file: MaskKeyOpt = None,
         unmasked: UnmaskedOpt = False,
+        store_key_file: StoreKeyFileOpt = None,
+        store_key_env: StoreKeyEnvOpt = None,
     ) -> None:
         """Check HL7 v2 messages against the standard (and a profile): every finding, with its location.
 

@@ -121,6 +121,8 @@ class AdminConfig:
 class ProxyConfig:
     store: Path | str = DEFAULT_STORE
     """A SQLite file, or a PostgreSQL URL (str) for a store several proxies share."""
+    store_encryption: Any = None
+    """`store.encryption`: where the key that seals captured bodies comes from (`crypto.KeySource`)."""
     instance: str = field(default_factory=lambda: default_instance())
     """This proxy's name on every exchange it captures (several proxies may write one store)."""
     admin: AdminConfig | None = field(default=None)
@@ -510,6 +512,34 @@ def _store_target(text: str) -> Path | str:
     return location.path
 
 
+def _store_section(s: Section) -> tuple[Path | str, Any]:
+    """`store: {path: ..., encryption: {key_file | key_env, algorithm}}`."""
+    from harness.store import StoreError
+    from harness.store.crypto import ALGORITHMS, KeySource
+
+    path = s.text("path")
+    target = _store_target(path) if path else DEFAULT_STORE
+    raw = s.raw("encryption")
+    s.finish()
+    if raw is None:
+        return target, None
+    e = Section(raw, "store.encryption")
+    key_file, key_env = e.file("key_file"), e.text("key_env")
+    algorithm = e.choice("algorithm", tuple(ALGORITHMS), "aes-256-gcm")
+    e.finish()
+    if (key_file is None) == (key_env is None):
+        raise ConfigError(
+            "store.encryption", "give the key's place: key_file (a file of its own, mode 0600) or key_env "
+            "(the name of an environment variable holding it), one of the two"
+        )  # fmt: skip
+    source = KeySource(key_file.resolve() if key_file else None, key_env, algorithm)
+    try:  # a key that will not do fails here, naming the setting, not at the first capture
+        source.load()
+    except StoreError as exc:
+        raise ConfigError(e.path("key_file" if key_file else "key_env"), str(exc)) from None
+    return target, source
+
+
 def parse_config(data: Any, source: str = "<config>") -> ProxyConfig:
     """Validate an already-loaded YAML document; raises ConfigError naming the key path."""
     if data is None:
@@ -517,12 +547,18 @@ def parse_config(data: Any, source: str = "<config>") -> ProxyConfig:
     root = Section(data, "")
     store = root.raw("store")
     store_path: Path | str
-    if store is None:
+    encryption = None
+    if isinstance(store, Mapping):
+        store_path, encryption = _store_section(Section(store, "store"))
+    elif store is None:
         store_path = DEFAULT_STORE
     elif isinstance(store, str) and store.strip():
         store_path = _store_target(store.strip())
     else:
-        raise ConfigError("store", f"expected a file path or a postgresql:// URL, got {_show(store)}")
+        raise ConfigError(
+            "store",
+            f"expected a file path, a postgresql:// URL or a mapping (path, encryption), got {_show(store)}",
+        )
     instance = root.raw("instance")
     if instance is None:
         instance = default_instance()
@@ -555,7 +591,10 @@ def parse_config(data: Any, source: str = "<config>") -> ProxyConfig:
             "admin.listen", f"{admin.listen} is also the listen address of channel {seen[admin.listen]!r}"
         )
     root.finish()
-    return ProxyConfig(store=store_path, instance=instance, admin=admin, channels=channels, source=source)
+    return ProxyConfig(
+        store=store_path, store_encryption=encryption, instance=instance, admin=admin, channels=channels,
+        source=source,
+    )  # fmt: skip
 
 
 def load_config(path: str | Path) -> ProxyConfig:

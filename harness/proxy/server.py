@@ -195,6 +195,7 @@ class ProxyServer:
                 self.store_path, mode, on_pressure=self._pressure, process=True,
                 commit_delay_s=DURABLE_COMMIT_DELAY_S if mode == "durable" else 0.0,
                 on_health=self._health, quick_check=not self.writers, instance=self.config.instance,
+                encryption=self.config.store_encryption,
             )  # fmt: skip
             writer.siblings = lambda: sum(
                 ch.awaiting(DURABLE_COMMIT_DELAY_S)

@@ -3,8 +3,9 @@
 One concept per module: `backend` (the `Store` interface and what every backend shares), `location`
 (where a store is: a file path or a postgresql:// URL), `schema` (one list of migrations for both
 databases), `codec` (exchange <-> row), `query` (filters and times), `sqlite` and `postgres` (the two
-backends), `writer` (the proxy's capture thread), `process` (the writer's child process) and
-`transfer` (copies between stores). Everything callers need is importable from `harness.store`;
+backends), `writer` (the proxy's capture thread), `process` (the writer's child process),
+`transfer` (copies between stores), `crypto` (encryption at rest of the bodies: keys, AES-256-GCM and
+SM4-GCM) and `rekey` (key rotation). Everything callers need is importable from `harness.store`;
 `Store(target)` opens whichever backend `target` names.
 """
 

@@ -22,6 +22,7 @@ from harness.exchange import Exchange
 RUN_KINDS = ("capture", "replay", "compare")
 RUN_COLUMNS = ("id", "kind", "created_at", "finished_at", "params", "target", "status", "summary")
 _RUN_SELECT = f"SELECT {', '.join(RUN_COLUMNS)} FROM runs"
+_UNREAD = object()
 PRUNE_BATCH = 5000
 """Rows `prune` deletes per transaction where it cannot drop whole partitions."""
 
@@ -90,6 +91,102 @@ class Store:
 
     def __enter__(self) -> Store:
         return self
+
+    # -- encryption at rest (harness.store.crypto) ---------------------------------------------------
+
+    keys: Any = None
+    """The keys this store opens sealed bodies with (`crypto.Keyring`)."""
+    _key_marker: Any = _UNREAD
+
+    def _use_keys(self, keys: Any, *, check: bool = True) -> None:
+        """Take the keys given (else the process's: command line, then environment) and, when `check`
+        (the store is reachable now), refuse keys that cannot be this store's."""
+        from harness.store import crypto
+
+        self.keys = keys if keys is not None else crypto.default_keyring()
+        if self.kind == "sqlite":
+            self.keys.check_apart(Path(self.path))
+        if check:
+            self._check_keys()
+
+    def _check_keys(self) -> None:
+        marker = self.encryption_key_id()
+        if marker is not None and self.keys and marker not in self.keys:
+            raise self._key_error(marker)
+
+    def encryption_key_id(self) -> str | None:
+        """The id of the key this store seals new rows with; None: not encrypted (read once)."""
+        if self._key_marker is _UNREAD:
+            row = self._execute("SELECT value FROM store_info WHERE key = 'key_id'").fetchone()
+            self._key_marker = row[0] if row else None
+        return self._key_marker
+
+    def _key_error(self, marker: str) -> StoreError:
+        from harness.store.crypto import HOW_TO_GIVE, StoreKeyError
+
+        if not self.keys:
+            return StoreKeyError(
+                f"capture store {self.path} is encrypted (key id {marker}); give its key with {HOW_TO_GIVE}"
+            )
+        given = ", ".join(self.keys.keys)
+        return StoreKeyError(
+            f"capture store {self.path} is encrypted with key {marker}, and the key given ({given}) is not "
+            f"it (another key file, or the store was rekeyed); give its key with {HOW_TO_GIVE}"
+        )
+
+    def sealing_key(self) -> Any:
+        """The key new rows are sealed with (`crypto.StoreKey`), None when the store keeps bodies in
+        clear. A store not yet encrypted becomes so with the first key of a keyring configured to
+        encrypt (`Keyring.encrypts`); an encrypted one is never written in clear (StoreKeyError when
+        its key is not held)."""
+        marker = self.encryption_key_id()
+        if marker is None:
+            first = self.keys.first if self.keys and self.keys.encrypts else None
+            if first is None:
+                return None
+            self._execute(
+                "INSERT INTO store_info (key, value) VALUES ('key_id', ?), ('key_algorithm', ?)"
+                " ON CONFLICT (key) DO NOTHING",
+                (first.id, first.algorithm),
+            )
+            self._key_marker = _UNREAD  # another writer may have set it first
+            marker = self.encryption_key_id()
+        key = self.keys.get(marker) if self.keys else None
+        if key is None:
+            raise self._key_error(marker)
+        return key
+
+    def set_key(self, key: Any) -> None:
+        """Make `key` the one new rows are sealed with (what a rotation does first)."""
+        self.mark_key(key.id, key.algorithm)
+        self.keys.add(key)
+
+    def mark_key(self, kid: str, algorithm: str | None) -> None:
+        """Record `kid` as the key new rows are sealed with (a copy gives its target the source's)."""
+        with self._transaction():
+            for name, value in (("key_id", kid), ("key_algorithm", algorithm)):
+                if value is not None:
+                    self._execute(
+                        "INSERT INTO store_info (key, value) VALUES (?, ?)"
+                        " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                        (name, value),
+                    )
+        self._key_marker = kid
+
+    def key_algorithm(self) -> str | None:
+        row = self._execute("SELECT value FROM store_info WHERE key = 'key_algorithm'").fetchone()
+        return row[0] if row else None
+
+    def _opener(self, columns: Sequence[str]) -> Callable[[Sequence[Any]], Sequence[Any]]:
+        from harness.store.codec import RowOpener
+
+        return RowOpener(columns, self.keys, str(self.path))
+
+    def _need_keys(self) -> None:
+        """Before bodies are read: an encrypted store whose key is not held fails here, before any row."""
+        marker = self.encryption_key_id()
+        if marker is not None and (not self.keys or marker not in self.keys):
+            raise self._key_error(marker)
 
     def __exit__(self, *exc: object) -> None:
         self.close()
@@ -181,6 +278,9 @@ class Store:
             " ORDER BY proxy"
         ).fetchall()
         (runs,) = self._execute("SELECT COUNT(*) FROM runs").fetchone()
+        by_key = self._execute(
+            "SELECT key_id, COUNT(*) FROM exchanges GROUP BY key_id ORDER BY key_id"
+        ).fetchall()
         return {
             **head,
             "schema_version": self.schema_version,
@@ -189,6 +289,11 @@ class Store:
             "first": first,
             "last": last,
             "runs": runs,
+            "encryption": {
+                "key_id": self.encryption_key_id(),
+                "algorithm": self.key_algorithm(),
+                "exchanges_by_key": {kid or "clear": n for kid, n in by_key},
+            },
             "by_proxy": [
                 {"proxy": name, "exchanges": n, "first": lo, "last": hi} for name, n, lo, hi in proxies
             ],
@@ -204,20 +309,24 @@ class Store:
 
     def add(self, ex: Exchange) -> int:
         """Insert and commit one exchange; sets and returns its id."""
-        from harness.store.codec import INSERT, _to_row
+        from harness.store.codec import INSERT, _to_row, seal_rows
 
-        ex.id = self._insert_id(INSERT, _to_row(ex))
+        ex.id = self._insert_id(INSERT, *seal_rows([_to_row(ex)], self.sealing_key()))
         return ex.id
 
     def add_many(self, exchanges: Sequence[Exchange]) -> list[int]:
         """Insert several exchanges in one transaction (all or none); sets and returns their ids."""
-        from harness.store.codec import INSERT, _to_row
+        from harness.store.codec import INSERT, _to_row, seal_rows
 
+        key = self.sealing_key()
         ids = []
         try:
             with self._transaction():
                 for ex in exchanges:
-                    ex.id = self._insert_id(INSERT, _to_row(ex))
+                    (row,) = seal_rows([_to_row(ex)], key)
+                    if isinstance(row, BaseException):
+                        raise row
+                    ex.id = self._insert_id(INSERT, row)
                     ids.append(ex.id)
         except BaseException:
             for ex in exchanges:
@@ -228,10 +337,11 @@ class Store:
     def get(self, exchange_id: int) -> Exchange | None:
         from harness.store.codec import _COLUMNS, _from_row
 
+        columns = ("id", *_COLUMNS)
         row = self._execute(
-            f"SELECT id, {', '.join(_COLUMNS)} FROM exchanges WHERE id = ?", (int(exchange_id),)
+            f"SELECT {', '.join(columns)} FROM exchanges WHERE id = ?", (int(exchange_id),)
         ).fetchone()
-        return _from_row(("id", *_COLUMNS), row) if row else None
+        return _from_row(columns, self._opener(columns)(row)) if row else None
 
     def query(self, flt: Any = None, *, bodies: bool = True) -> Iterator[Exchange]:
         """Stream matching exchanges (never the whole result in memory).
@@ -253,12 +363,15 @@ class Store:
         if not bodies:
             columns = [c for c in columns if c not in _BODY_COLUMNS or (c == "request" and matcher)]
         where, params = where_clause(flt, self._one_of)
+        if any(c in _BODY_COLUMNS for c in columns):
+            self._need_keys()
         sql = f"SELECT {', '.join(columns)} FROM exchanges{where} ORDER BY {_ORDERS[flt.order]}"
         if flt.limit is not None and matcher is None:
             sql += " LIMIT ?"
             params.append(flt.limit)
         chunks = self._stream_rows(sql, params)
-        return _stream(chunks, columns, matcher, flt.limit if matcher else None, bodies)
+        opener = self._opener(columns)
+        return _stream(chunks, columns, matcher, flt.limit if matcher else None, bodies, opener)
 
     def count(self, flt: Any = None) -> int:
         from harness.store.query import ExchangeFilter, where_clause
@@ -427,6 +540,7 @@ def _stream(
     matcher: Callable[[Exchange], bool] | None,
     limit: int | None,
     bodies: bool,
+    opener: Callable[[Sequence[Any]], Sequence[Any]],
 ) -> Iterator[Exchange]:
     from harness.store.codec import _from_row
 
@@ -436,7 +550,7 @@ def _stream(
             return
         for rows in chunks:
             for row in rows:
-                ex = _from_row(columns, row)
+                ex = _from_row(columns, opener(row))
                 if matcher is not None:
                     if not matcher(ex):
                         continue

@@ -35,11 +35,14 @@ from harness.store.backend import PruneResult, Store, StoreError, StoreUnavailab
 from harness.store.codec import (
     _CHANNEL,
     _CONTROL_ID,
+    _DEDUPE_COLUMNS,
     _REQUEST,
     _STARTED,
     INSERT,
     UPDATE,
     _Update,
+    seal_rows,
+    stored_match,
 )
 from harness.store.location import parse_location
 from harness.store.query import _FETCH
@@ -83,6 +86,10 @@ def _sql(text: str) -> str:
 
 _INSERT_RETURNING = _sql(INSERT) + " RETURNING id"
 _UPDATE = _sql(UPDATE)
+_STORED_SEALED = (
+    f"SELECT {', '.join(_DEDUPE_COLUMNS)} FROM exchanges WHERE channel = %s AND started_at = %s"
+    " AND control_id IS NOT DISTINCT FROM %s"
+)
 _STORED_ID = (
     "SELECT id FROM exchanges WHERE channel = %s AND started_at = %s AND control_id IS NOT DISTINCT FROM %s"
     " AND request = %s LIMIT 1"
@@ -133,6 +140,7 @@ class PostgresStore(Store):
         synchronous: str = "FULL",
         check_same_thread: bool = True,
         lazy: bool = False,
+        keys: Any = None,
     ) -> None:
         location = parse_location(target)
         if location.url is None:
@@ -149,12 +157,19 @@ class PostgresStore(Store):
         self._retry_at = 0.0
         self._problem: str | None = None
         self._cursors = 0
+        self._dedupe_opener: Any = None
+        self._sealing: Any = None
         try:
             self._conn = self._open()
         except StoreUnavailable as exc:
             if not lazy:
                 raise
             self._down(str(exc))
+        try:
+            self._use_keys(keys, check=self._conn is not None)  # else checked at the first write
+        except BaseException:
+            self.close()
+            raise
 
     # -- connections ---------------------------------------------------------------------------------
 
@@ -453,10 +468,17 @@ class PostgresStore(Store):
             days = {d for d in (_day(r[_STARTED]) for r in _rows(rows)) if d is not None}
             self._ensure_days(conn, days)
             self._upkeep(conn)
+            key = self.sealing_key()
         except StoreError as exc:
             return [exc] * len(rows)
         except psycopg.Error as exc:
             return [self._failure(exc)] * len(rows)
+        self._dedupe_opener = self._opener(_DEDUPE_COLUMNS) if key is not None else None
+        if not dedupe:
+            rows = seal_rows(rows, key)
+        else:  # new rows are sealed once the stored ones are found: requests are compared in clear
+            self._sealing = key
+            rows = [seal_rows([r], key)[0] if isinstance(r, _Update) else r for r in rows]
         try:
             with conn.transaction():
                 return self._write(conn, rows, dedupe, careful=False)
@@ -498,8 +520,8 @@ class PostgresStore(Store):
     ) -> list[int | BaseException]:
         if dedupe:
             found = [self._stored_id(cur, row) for row in rows]
-            fresh = [row for row, f in zip(rows, found, strict=True) if f is None]
-            ids = iter(self._insert(conn, cur, fresh, False, careful))
+            fresh = seal_rows([row for row, f in zip(rows, found, strict=True) if f is None], self._sealing)
+            ids = iter(self._insert(conn, cur, fresh, False, careful))  # type: ignore[arg-type]
             return [f if f is not None else next(ids) for f in found]
         if not careful:
             if len(rows) == 1:
@@ -553,11 +575,14 @@ class PostgresStore(Store):
                 return updated
         return self._one(conn, cur, _INSERT_RETURNING, row)
 
-    @staticmethod
-    def _stored_id(cur: psycopg.Cursor, row: tuple) -> int | None:
-        cur.execute(_STORED_ID, (row[_CHANNEL], row[_STARTED], row[_CONTROL_ID], row[_REQUEST]))
-        found = cur.fetchone()
-        return found[0] if found else None
+    def _stored_id(self, cur: psycopg.Cursor, row: tuple) -> int | None:
+        opener = self._dedupe_opener
+        if opener is None:
+            cur.execute(_STORED_ID, (row[_CHANNEL], row[_STARTED], row[_CONTROL_ID], row[_REQUEST]))
+            found = cur.fetchone()
+            return found[0] if found else None
+        cur.execute(_STORED_SEALED, (row[_CHANNEL], row[_STARTED], row[_CONTROL_ID]))
+        return stored_match(cur.fetchall(), row[_REQUEST], opener)
 
     def probe(self) -> str | None:
         try:

@@ -25,7 +25,12 @@ class WriterProcess:
     """
 
     def __init__(
-        self, path: str | os.PathLike[str] | StoreLocation, synchronous: str, *, quick_check: bool = False
+        self,
+        path: str | os.PathLike[str] | StoreLocation,
+        synchronous: str,
+        *,
+        quick_check: bool = False,
+        encryption: Any = None,
     ) -> None:
         import subprocess
         import sys
@@ -35,7 +40,8 @@ class WriterProcess:
         self.path: Path | str = location.path.resolve() if location.path is not None else str(location.url)
         self._proc = subprocess.Popen(
             [sys.executable, "-c", "from harness.store import _serve_writer; _serve_writer()",
-             str(self.path), synchronous, "quick_check" if quick_check else "-"],
+             str(self.path), synchronous, "quick_check" if quick_check else "-",
+             encryption.to_text() if encryption is not None else "-"],
             cwd=root, stdin=subprocess.PIPE, stdout=subprocess.PIPE, bufsize=0,
         )  # fmt: skip
         self.broken: BaseException | None = None
@@ -125,7 +131,8 @@ class WriterProcess:
 
 
 def _serve_writer() -> None:
-    """The child's side of `WriterProcess` (argv: store path, synchronous, quick_check or -)."""
+    """The child's side of `WriterProcess` (argv: store path, synchronous, quick_check or -, where the
+    key comes from (`crypto.KeySource`, never the key) or -)."""
     import pickle
     import signal
     import sys
@@ -154,7 +161,12 @@ def _serve_writer() -> None:
         return b"".join(parts)
 
     try:
-        store = Store(sys.argv[1], synchronous=sys.argv[2], **writing(parse_location(sys.argv[1])))
+        from harness.store.crypto import Keyring, KeySource
+
+        source = sys.argv[4] if len(sys.argv) > 4 and sys.argv[4] != "-" else None
+        keys = Keyring.from_sources([KeySource.from_text(source)]) if source else None
+        store = Store(sys.argv[1], synchronous=sys.argv[2], keys=keys, **writing(parse_location(sys.argv[1])))
+        ready_to_seal(store)
     except Exception as exc:  # noqa: BLE001 - reported to the parent, which raises it
         send(StoreError(str(exc)))
         return
@@ -177,6 +189,21 @@ def _serve_writer() -> None:
                 send(store.ping())
             else:
                 send(store.commit_rows(request[1], dedupe=request[2]))
+
+
+def ready_to_seal(store: Store) -> None:
+    """A writer fails at start, not at its first batch, when the store is encrypted and its key is not
+    held (a new store given a key is marked encrypted here); a database not reachable yet is checked
+    at the first write."""
+    from harness.store.backend import StoreUnavailable
+
+    try:
+        store.sealing_key()
+    except StoreUnavailable:
+        pass
+    except StoreError:
+        store.close()
+        raise
 
 
 def writing(location: StoreLocation) -> dict[str, Any]:

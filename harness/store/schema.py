@@ -68,7 +68,8 @@ _PG_EXCHANGES = """CREATE TABLE exchanges (
 
 # Schema history, oldest first: v1 MLLP capture, v2 replay runs and their links to originals,
 # v3 HTTP exchanges, v4 the accept ACK of enhanced-mode exchanges and the writer's health probe, v5 the
-# proxy instance that captured each exchange, the store's own id and the record of copies into it.
+# proxy instance that captured each exchange, the store's own id and the record of copies into it,
+# v6 the key that sealed each exchange's bodies (encryption at rest; NULL: in clear).
 MIGRATIONS: list[tuple[Statement, ...]] = [
     (
         Dialects(
@@ -176,5 +177,6 @@ MIGRATIONS: list[tuple[Statement, ...]] = [
             PRIMARY KEY (source, first_id)
         )""",
     ),
+    ("ALTER TABLE exchanges ADD COLUMN key_id TEXT",),
 ]
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -20,11 +20,14 @@ from harness.store.codec import (
     _CHANNEL,
     _COLUMNS,
     _CONTROL_ID,
+    _DEDUPE_COLUMNS,
     _REQUEST,
     _STARTED,
     INSERT,
     UPDATE,
     _Update,
+    seal_rows,
+    stored_match,
 )
 from harness.store.query import _FETCH, sqlite_one_of
 from harness.store.schema import MIGRATIONS, statements
@@ -143,6 +146,7 @@ class SQLiteStore(Store):
         create: bool = True,
         synchronous: str = "FULL",
         check_same_thread: bool = True,
+        keys: Any = None,
     ) -> None:
         from harness.store.location import parse_location
 
@@ -153,6 +157,11 @@ class SQLiteStore(Store):
         self._conn = _connect(
             self.path, create=create, synchronous=synchronous, check_same_thread=check_same_thread
         )
+        try:
+            self._use_keys(keys)
+        except BaseException:
+            self._conn.close()
+            raise
 
     def close(self) -> None:
         self._conn.close()
@@ -199,7 +208,12 @@ class SQLiteStore(Store):
     def commit_rows(
         self, rows: list[tuple | BaseException], dedupe: bool = False
     ) -> list[int | BaseException]:
-        return _commit_rows(self._conn, rows, dedupe)
+        try:
+            key = self.sealing_key()
+        except (StoreError, sqlite3.Error) as exc:
+            return [exc] * len(rows)
+        opener = self._opener(_DEDUPE_COLUMNS) if key is not None else None
+        return _commit_rows(self._conn, rows, dedupe, key, opener)
 
     def probe(self) -> str | None:
         return _probe(self._conn)
@@ -244,13 +258,18 @@ def _size(path: Path) -> int:
 
 
 def _commit_rows(
-    conn: sqlite3.Connection, rows: list[tuple | BaseException], dedupe: bool = False
+    conn: sqlite3.Connection,
+    rows: list[tuple | BaseException],
+    dedupe: bool = False,
+    key: Any = None,
+    opener: Callable[[Sequence[Any]], Sequence[Any]] | None = None,
 ) -> list[int | BaseException]:
     """One write transaction for a batch of rows; the new ids, or per row the error that kept it out.
 
     `dedupe`: the batch is being written again after the process writing it died, so its transaction
     may have committed: a row already stored (same channel, start time, control id and request) keeps
-    its id instead of being stored twice.
+    its id instead of being stored twice. `key`: the rows' bodies are sealed with it (`opener` opens
+    stored ones, to compare requests when deduplicating).
     """
     try:
         conn.execute("BEGIN IMMEDIATE")
@@ -260,15 +279,15 @@ def _commit_rows(
             positions: list[int] = []
             for i, row in enumerate(rows):
                 plain = isinstance(row, tuple) and not isinstance(row, _Update)
-                found = _stored_id(conn, row) if plain else None
+                found = _stored_id(conn, row, opener) if plain else None
                 results.append(found if found is not None else row)  # type: ignore[arg-type]
                 if found is None:
                     positions.append(i)
                     fresh.append(row)
-            for i, result in zip(positions, _insert_rows(conn, fresh), strict=True):
+            for i, result in zip(positions, _insert_rows(conn, seal_rows(fresh, key)), strict=True):
                 results[i] = result
         else:
-            results = _insert_rows(conn, rows)
+            results = _insert_rows(conn, seal_rows(rows, key))
         if not conn.in_transaction:  # SQLite rolled the whole transaction back (SQLITE_FULL, IOERR, ...)
             cause = next((r for r in results if isinstance(r, sqlite3.Error)), None)
             return [cause or StoreError("the write transaction was rolled back")] * len(rows)
@@ -282,13 +301,22 @@ def _commit_rows(
         return [exc] * len(rows)
 
 
-def _stored_id(conn: sqlite3.Connection, row: tuple) -> int | None:
-    found = conn.execute(
-        "SELECT id FROM exchanges WHERE channel = ? AND started_at = ? AND control_id IS ? AND request = ?"
-        " LIMIT 1",
-        (row[_CHANNEL], row[_STARTED], row[_CONTROL_ID], row[_REQUEST]),
-    ).fetchone()
-    return found[0] if found else None
+def _stored_id(
+    conn: sqlite3.Connection, row: tuple, opener: Callable[[Sequence[Any]], Sequence[Any]] | None
+) -> int | None:
+    if opener is None:
+        found = conn.execute(
+            "SELECT id FROM exchanges WHERE channel = ? AND started_at = ? AND control_id IS ?"
+            " AND request = ? LIMIT 1",
+            (row[_CHANNEL], row[_STARTED], row[_CONTROL_ID], row[_REQUEST]),
+        ).fetchone()
+        return found[0] if found else None
+    candidates = conn.execute(
+        f"SELECT {', '.join(_DEDUPE_COLUMNS)} FROM exchanges"
+        " WHERE channel = ? AND started_at = ? AND control_id IS ?",
+        (row[_CHANNEL], row[_STARTED], row[_CONTROL_ID]),
+    ).fetchall()
+    return stored_match(candidates, row[_REQUEST], opener)
 
 
 def _probe(conn: sqlite3.Connection) -> str | None:

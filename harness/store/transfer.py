@@ -11,6 +11,9 @@ transaction as each batch. Running the copy again carries on where it stopped, c
 source gained since (as a new range with ids reserved in the target), and refreshes the rows that
 were still `pending` (enhanced-mode exchanges completed in place later).
 
+Encrypted bodies move sealed, with their key ids, and open in the target with the same keys (their
+associated data names no id); a target not encrypted yet takes the source's key as its own.
+
 One thing is not kept as is: PostgreSQL's text cannot hold NUL, so a SQLite store written before
 NUL was stored as U+FFFD has it replaced on the way into PostgreSQL; the copy counts such rows.
 """
@@ -86,6 +89,9 @@ def copy_store(
     if key == target.store_id:
         raise StoreError(f"{source.path} and {target.path} are the same store")
     result = CopyResult()
+    sealed_with = source.encryption_key_id()
+    if sealed_with is not None and target.encryption_key_id() is None:
+        target.mark_key(sealed_with, source.key_algorithm())  # the copy is as encrypted as its source
     segments = _plan(source, target, key)
     result.segments = segments
     result.already = sum(_count(source, s.first - 1, s.done) for s in segments if s.done >= s.first)

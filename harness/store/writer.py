@@ -17,7 +17,7 @@ from harness.exchange import Exchange
 from harness.store.backend import Store, StoreError
 from harness.store.codec import _to_row, _Update
 from harness.store.location import StoreLocation, parse_location
-from harness.store.process import WriterProcess, writing
+from harness.store.process import WriterProcess, ready_to_seal, writing
 
 log = logging.getLogger("harness.store")
 
@@ -108,6 +108,7 @@ class CaptureWriter:
         check_interval_s: float = 0.5,
         quick_check: bool = False,
         instance: str | None = None,
+        encryption: Any = None,
     ) -> None:
         if mode not in ("durable", "fast"):
             raise ValueError(
@@ -119,14 +120,18 @@ class CaptureWriter:
         self.instance = instance
         """Tagged on every exchange written without one: the proxy instance, where several share a store."""
         self._synchronous = synchronous = "FULL" if mode == "durable" else "NORMAL"
+        self._encryption = encryption
+        """`crypto.KeySource` of the key bodies are sealed with; None: the environment's, if any."""
         self._store: Store | None = None
         self._child: WriterProcess | None = None
         if process:
-            self._child = WriterProcess(location, synchronous, quick_check=quick_check)
+            self._child = WriterProcess(location, synchronous, quick_check=quick_check, encryption=encryption)
         else:
             self._store = Store(
-                location, synchronous=synchronous, check_same_thread=False, **writing(location)
-            )
+                location, synchronous=synchronous, check_same_thread=False, keys=_keys(encryption),
+                **writing(location),
+            )  # fmt: skip
+            ready_to_seal(self._store)
             if quick_check:
                 problem = self._store.check()
                 if problem:
@@ -387,7 +392,7 @@ class CaptureWriter:
         log.error("capture writer for %s: %s; starting a new one", self.path, reason)
         dead.close(timeout=1.0)
         try:
-            self._child = WriterProcess(self.location, self._synchronous)
+            self._child = WriterProcess(self.location, self._synchronous, encryption=self._encryption)
         except Exception as exc:  # noqa: BLE001 - the store cannot be opened: stay down, try again later
             self._child = dead
             self._set_health(False, f"capture writer process cannot be restarted: {exc}")
@@ -425,11 +430,14 @@ class CaptureWriter:
         """The store file was deleted or replaced: open (or create) the one at the path now."""
         try:
             if self._child is not None:
-                child = WriterProcess(self.location, self._synchronous)
+                child = WriterProcess(self.location, self._synchronous, encryption=self._encryption)
                 self._child.close(timeout=1.0)
                 self._child = child
             else:
-                store = Store(self.location, synchronous=self._synchronous, check_same_thread=False)
+                store = Store(
+                    self.location, synchronous=self._synchronous, check_same_thread=False,
+                    keys=_keys(self._encryption),
+                )  # fmt: skip
                 self._store.close()
                 self._store = store
         except Exception as exc:  # noqa: BLE001 - stay down, try again later
@@ -480,6 +488,12 @@ class CaptureWriter:
             self._cond.notify_all()
         if relieved and self._on_pressure is not None:
             self._on_pressure(False)
+
+
+def _keys(encryption: Any) -> Any:
+    from harness.store.crypto import Keyring
+
+    return Keyring.from_sources([encryption]) if encryption is not None else None
 
 
 def _short(location: StoreLocation) -> str:

@@ -30,16 +30,40 @@ def adt(control_id: str, *, size: int = 0, trigger: str = "A01") -> bytes:
 
 
 def write_config(
-    tmp_path: Path, *, upstream: Any, store: Path | None = None, admin: Any = "off", **channel: Any
+    tmp_path: Path,
+    *,
+    upstream: Any,
+    store: Path | None = None,
+    admin: Any = "off",
+    encryption: dict | None = None,
+    **channel: Any,
 ) -> tuple[Path, int]:
-    """A one-channel config (`adt`) listening on a free loopback port; returns (path, port)."""
+    """A one-channel config (`adt`) listening on a free loopback port; returns (path, port).
+    `encryption`: the store's `encryption:` settings (key_file, algorithm)."""
     port = free_port()
     body = {"protocol": "mllp", "listen": f"127.0.0.1:{port}", "upstream": upstream, **channel}
-    data: dict[str, Any] = {"store": str(store or tmp_path / "captures.db"), "channels": {"adt": body}}
+    target = str(store or tmp_path / "captures.db")
+    data: dict[str, Any] = {
+        "store": {"path": target, "encryption": encryption} if encryption else target,
+        "channels": {"adt": body},
+    }
     data["admin"] = False if admin == "off" else admin
     path = tmp_path / "proxy.yaml"
     path.write_text(yaml.safe_dump(data))
     return path, port
+
+
+def store_key(tmp_path: Path, algorithm: str | None) -> tuple[dict | None, Path | None]:
+    """The store's `encryption:` settings for `write_config` and the key file, kept apart from the
+    store in a folder of its own; (None, None) for a store in clear."""
+    if algorithm is None:
+        return None, None
+    from harness.store import crypto
+
+    (tmp_path / "keys").mkdir()
+    key = tmp_path / "keys" / "store.key"
+    crypto.new_key_file(key, algorithm)
+    return {"key_file": str(key), "algorithm": algorithm}, key
 
 
 def start_proxy(processes: Any, config: Path, port: int, *args: str, env: dict | None = None) -> Any:

@@ -104,9 +104,20 @@ def test_three_proxies_write_one_database_while_a_fourth_process_reads(processes
 
 
 @pytest.mark.timeout(120)
-def test_sigkill_of_a_durable_proxy_on_postgresql_loses_no_acknowledged_exchange(processes, tmp_path, pg_url):
+@pytest.mark.parametrize("encrypted", [False, True], ids=["clear", "aes"])
+def test_sigkill_of_a_durable_proxy_on_postgresql_loses_no_acknowledged_exchange(
+    processes, tmp_path, pg_url, encrypted
+):
+    from harness.store import crypto
+
     mock = start_mock(processes)
-    path, port = config(tmp_path, "p1", pg_url, mock.port)
+    keys, extra = None, {}
+    if encrypted:
+        (tmp_path / "keys").mkdir()
+        key = crypto.new_key_file(tmp_path / "keys" / "store.key")
+        keys = crypto.Keyring([key])
+        extra = {"store": {"path": pg_url, "encryption": {"key_file": str(tmp_path / "keys" / "store.key")}}}
+    path, port = config(tmp_path, "p1", pg_url, mock.port, **extra)
     proxy = start_proxy(processes, path, port)
     acked: list[str] = []
     sender = Sender(port, timeout=10)
@@ -126,9 +137,13 @@ def test_sigkill_of_a_durable_proxy_on_postgresql_loses_no_acknowledged_exchange
         sender.close()
     proxy.wait(10)
     assert proxy.returncode == -signal.SIGKILL and len(acked) >= 200
-    with Store(pg_url) as store:
-        stored = {ex.control_id for ex in store.query(bodies=False)}
+    with Store(pg_url, keys=keys) as store:
+        rows = list(store.query())
+        sealed = store._execute("SELECT request FROM exchanges").fetchall()
+    stored = {ex.control_id for ex in rows}
     assert [cid for cid in acked if cid not in stored] == []
+    assert all(ex.request == adt(ex.control_id, size=800) for ex in rows)
+    assert any(b"ZHANG^SAN" in bytes(r) for (r,) in sealed) is not encrypted
 
 
 def health(admin_port: int) -> int:

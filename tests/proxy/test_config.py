@@ -245,3 +245,33 @@ def test_the_admin_api_on_loopback_needs_nothing_more(host):
 )
 def test_bad_admin_settings_are_named(admin, where):
     assert error_of({**minimal(), "admin": {"listen": "127.0.0.1:8700", **admin}}).startswith(where)
+
+
+def test_store_encryption_settings_are_read_and_checked(tmp_path, monkeypatch):
+    from harness.store import crypto
+
+    (tmp_path / "keys").mkdir()
+    key = crypto.new_key_file(tmp_path / "keys" / "k", "sm4-gcm")
+    config = parse_config(
+        {**minimal(), "store": {"path": "c.db", "encryption": {"key_file": str(tmp_path / "keys" / "k"),
+                                                               "algorithm": "sm4-gcm"}}}
+    )  # fmt: skip
+    assert config.store == Path("c.db") and config.store_encryption.load().id == key.id
+    assert "store.encryption.key_file" in error_of(
+        {**minimal(), "store": {"encryption": {"key_file": str(tmp_path / "keys" / "k")}}}
+    )  # an sm4 key where aes-256-gcm (the default) is asked for
+    assert "one of the two" in error_of(
+        {**minimal(), "store": {"encryption": {"key_file": str(tmp_path / "keys" / "k"), "key_env": "K"}}}
+    )
+    assert "no such file" in error_of({**minimal(), "store": {"encryption": {"key_file": "/nonexistent/k"}}})
+    assert "expected one of aes-256-gcm | sm4-gcm" in error_of(
+        {**minimal(), "store": {"encryption": {"key_env": "K", "algorithm": "des"}}}
+    )
+    monkeypatch.delenv("MISSING_STORE_KEY", raising=False)
+    assert "$MISSING_STORE_KEY is not set" in error_of(
+        {**minimal(), "store": {"encryption": {"key_env": "MISSING_STORE_KEY"}}}
+    )
+    (tmp_path / "keys" / "k").chmod(0o644)
+    sm4 = {"key_file": str(tmp_path / "keys" / "k"), "algorithm": "sm4-gcm"}
+    assert "chmod 600" in error_of({**minimal(), "store": {"encryption": sm4}})
+    assert "unknown key" in error_of({**minimal(), "store": {"path": "c.db", "encrypt": {}}})

@@ -14,6 +14,7 @@ import urllib.request
 import pytest
 import yaml
 
+from harness.exchange import Exchange
 from harness.hl7v2.meta import extract
 from harness.store import ExchangeFilter, Store
 from tests.conftest import HARNESS, ROOT, free_port
@@ -64,6 +65,22 @@ def test_a_port_in_use_exits_2_with_a_clear_message(tmp_path):
         result = run_harness("proxy", "--config", str(path))
     assert result.returncode == 2
     assert f"channels.adt.listen: cannot listen on 127.0.0.1:{port}: Address already in use" in result.stderr
+
+
+def test_a_proxy_without_the_encrypted_stores_key_exits_2_saying_which_key(tmp_path):
+    from harness.store import crypto
+
+    (tmp_path / "keys").mkdir()
+    right, wrong = (crypto.new_key_file(tmp_path / "keys" / name) for name in ("right.key", "wrong.key"))
+    with Store(tmp_path / "captures.db", keys=crypto.Keyring([right], encrypts=True)) as store:
+        store.add(Exchange(channel="adt", request=adt("E1")))
+    for encryption, says in (
+        (None, f"is encrypted (key id {right.id})"),
+        ({"key_file": str(tmp_path / "keys" / "wrong.key")}, f"the key given ({wrong.id}) is not it"),
+    ):
+        config, _ = write_config(tmp_path, upstream="127.0.0.1:1", encryption=encryption)
+        result = run_harness("proxy", "--config", str(config))
+        assert result.returncode == 2 and says in result.stderr, result.stderr
 
 
 def test_listening_line_stop_on_sigterm_and_store_override(processes, tmp_path):

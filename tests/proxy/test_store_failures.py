@@ -24,17 +24,18 @@ from pathlib import Path
 import pytest
 
 from harness.hl7v2.meta import extract
-from harness.store import ExchangeFilter, Store
+from harness.store import ExchangeFilter, Store, crypto
 from tests.conftest import free_port
 from tests.messages import adt
 from tests.mock_mllp_process import start_mock
-from tests.proxy.proxy_process import Sender, proxy_log, start_proxy, write_config
+from tests.proxy.proxy_process import Sender, proxy_log, start_proxy, store_key, write_config
 
 TOKEN = "store-health-test-token-0123"
 
 
-def stored(path: Path) -> list:
-    with Store(path) as store:
+def stored(path: Path, key: Path | None = None) -> list:
+    keys = crypto.Keyring([crypto.load_key_file(key)], [key]) if key else None
+    with Store(path, keys=keys) as store:
         return list(store.query(ExchangeFilter()))
 
 
@@ -120,9 +121,15 @@ def test_a_gbk_hospital_name_without_msh18_is_relayed_and_stored(processes, tmp_
     assert (ex.charset, ex.meta["sending_facility"]) == ("gb18030", "昆明市第一人民医院")
 
 
-def test_killing_the_capture_writer_loses_no_forwarded_message_and_the_proxy_recovers(processes, tmp_path):
+@pytest.mark.parametrize("algorithm", [None, "sm4-gcm"], ids=["clear", "sm4"])
+def test_killing_the_capture_writer_loses_no_forwarded_message_and_the_proxy_recovers(
+    processes, tmp_path, algorithm
+):
     mock = start_mock(processes)
-    proxy, config, port, admin_port = start_with_admin(processes, tmp_path, f"127.0.0.1:{mock.port}")
+    encryption, key = store_key(tmp_path, algorithm)
+    proxy, config, port, admin_port = start_with_admin(
+        processes, tmp_path, f"127.0.0.1:{mock.port}", encryption=encryption
+    )
     until(lambda: writer_pids(proxy.pid))
     (first,) = writer_pids(proxy.pid)
     acked, refused = [], []
@@ -148,17 +155,21 @@ def test_killing_the_capture_writer_loses_no_forwarded_message_and_the_proxy_rec
     mock.wait_for(f"control_id={acked[-1]}")
     stop(proxy)
     received = {m.split("control_id=")[1].split()[0] for m in mock.messages()}
-    rows = {ex.control_id: ex for ex in stored(tmp_path / "captures.db")}
+    rows = {ex.control_id: ex for ex in stored(tmp_path / "captures.db", key)}
     assert received <= set(rows), f"forwarded but not captured: {sorted(received - set(rows))}"
     assert set(acked) <= {cid for cid, ex in rows.items() if ex.outcome == "ok"}
     assert len(acked) >= 100  # the stream went on after the kill
     assert "starting a new one" in proxy_log(config) or "records exchanges again" in proxy_log(config)
 
 
-def test_a_durable_channel_refuses_while_the_store_cannot_record_and_health_says_why(processes, tmp_path):
+@pytest.mark.parametrize("algorithm", [None, "aes-256-gcm"], ids=["clear", "aes"])
+def test_a_durable_channel_refuses_while_the_store_cannot_record_and_health_says_why(
+    processes, tmp_path, algorithm
+):
     mock = start_mock(processes)
+    encryption, key = store_key(tmp_path, algorithm)
     proxy, config, port, admin_port = start_with_admin(
-        processes, tmp_path, f"127.0.0.1:{mock.port}", on_store_error="nak"
+        processes, tmp_path, f"127.0.0.1:{mock.port}", on_store_error="nak", encryption=encryption
     )
     sender = Sender(port)
     store = tmp_path / "captures.db"
@@ -180,7 +191,7 @@ def test_a_durable_channel_refuses_while_the_store_cannot_record_and_health_says
     finally:
         sender.close()
     stop(proxy)
-    rows = [(ex.control_id, ex.outcome) for ex in stored(store)]  # the new file, from when it came back
+    rows = [(ex.control_id, ex.outcome) for ex in stored(store, key)]  # the new file, from when it came back
     assert rows in ([("B3", "ok")], [("B2", "error"), ("B3", "ok")])  # the refusal, when it came in time
 
 

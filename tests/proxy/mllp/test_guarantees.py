@@ -21,10 +21,12 @@ import time
 from pathlib import Path
 
 import hl7.client
+import pytest
 
 from harness.exchange import Exchange
 from harness.hl7v2.meta import extract
-from harness.store import ExchangeFilter, Store
+from harness.store import ExchangeFilter, Store, crypto
+from harness.store.crypto import Keyring
 from tests.conftest import free_port
 from tests.mock_mllp_process import start_mock
 from tests.proxy.proxy_process import (
@@ -32,12 +34,13 @@ from tests.proxy.proxy_process import (
     adt,
     start_hl7apy_upstream,
     start_proxy,
+    store_key,
     write_config,
 )
 
 
-def stored(path: Path) -> list[Exchange]:
-    store = Store(path)
+def stored(path: Path, key: Path | None = None) -> list[Exchange]:
+    store = Store(path, keys=Keyring([crypto.load_key_file(key)], [key]) if key else None)
     try:
         return list(store.query(ExchangeFilter()))
     finally:
@@ -113,27 +116,46 @@ def _stream_until_killed(port: int, proxy, kill_after: int, prefix: str) -> list
     return acked
 
 
-def test_sigkill_in_durable_mode_loses_no_acknowledged_exchange(processes, tmp_path):
+def sealed_only(path: Path) -> None:
+    """No part of a captured message is in the store file or its WAL in clear."""
+    raw = b"".join(Path(f"{path}{s}").read_bytes() for s in ("", "-wal") if Path(f"{path}{s}").exists())
+    assert len(raw) > 0
+    assert [s for s in (b"ZHANG^SAN", b"KUNMING RD 1", b"MSH|^~\\&", b"MSA|AA", b"x" * 64) if s in raw] == []
+
+
+@pytest.mark.parametrize("algorithm", [None, "aes-256-gcm", "sm4-gcm"], ids=["clear", "aes", "sm4"])
+def test_sigkill_in_durable_mode_loses_no_acknowledged_exchange(processes, tmp_path, algorithm):
     up_port = start_mock(processes).port
-    config, port = write_config(tmp_path, upstream=f"127.0.0.1:{up_port}", capture="durable")
+    encryption, key = store_key(tmp_path, algorithm)
+    config, port = write_config(
+        tmp_path, upstream=f"127.0.0.1:{up_port}", capture="durable", encryption=encryption
+    )
     proxy = start_proxy(processes, config, port)
     acked = _stream_until_killed(port, proxy, kill_after=150, prefix="D")
     proxy.wait(timeout=60)
     assert proxy.returncode == -signal.SIGKILL
     assert len(acked) >= 150
-    in_store = {ex.control_id for ex in stored(tmp_path / "captures.db")}
+    rows = stored(tmp_path / "captures.db", key)
+    in_store = {ex.control_id for ex in rows}
     missing = [cid for cid, _ in acked if cid not in in_store]
     assert missing == []
+    assert all(ex.request == adt(ex.control_id, size=800) for ex in rows)
+    if key is not None:
+        sealed_only(tmp_path / "captures.db")
 
 
-def test_sigkill_in_fast_mode_loses_at_most_the_group_commit_window(processes, tmp_path):
+@pytest.mark.parametrize("algorithm", [None, "aes-256-gcm"], ids=["clear", "aes"])
+def test_sigkill_in_fast_mode_loses_at_most_the_group_commit_window(processes, tmp_path, algorithm):
     up_port = start_mock(processes).port
-    config, port = write_config(tmp_path, upstream=f"127.0.0.1:{up_port}", capture="fast")
+    encryption, key = store_key(tmp_path, algorithm)
+    config, port = write_config(
+        tmp_path, upstream=f"127.0.0.1:{up_port}", capture="fast", encryption=encryption
+    )
     proxy = start_proxy(processes, config, port)
     acked = _stream_until_killed(port, proxy, kill_after=600, prefix="F")
     proxy.wait(timeout=60)
     killed_at = acked[-1][1]
-    in_store = {ex.control_id for ex in stored(tmp_path / "captures.db")}
+    in_store = {ex.control_id for ex in stored(tmp_path / "captures.db", key)}
     missing = [(cid, t) for cid, t in acked if cid not in in_store]
     # what is missing is the most recent tail: acknowledged within the window (100 ms, plus the
     # time a commit takes and scheduling slack on a shared machine) before the kill
@@ -142,6 +164,8 @@ def test_sigkill_in_fast_mode_loses_at_most_the_group_commit_window(processes, t
     assert all(t >= killed_at - window_s for _, t in missing), missing[:5]
     assert len(missing) <= len(recent)
     assert len(in_store) >= len(acked) - len(recent)
+    if key is not None:
+        sealed_only(tmp_path / "captures.db")
 
 
 def test_upstream_killed_and_restarted_no_fake_aa_and_recovery(processes, tmp_path):
