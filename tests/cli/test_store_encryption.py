@@ -50,7 +50,9 @@ def sealed(tmp_path):
 
 
 def capture(*args: str, env: dict | None = None):
-    return runner.invoke(app, ["capture", *args], env=env)
+    """`harness capture ARGS`, content commands --unmasked: these tests are about the store key alone."""
+    unmasked = ["--unmasked"] if args[0] in ("show", "export") else []
+    return runner.invoke(app, ["capture", *args, *unmasked], env=env)
 
 
 def test_with_the_key_every_body_reads_and_without_it_the_command_says_how(sealed, tmp_path):
@@ -137,10 +139,12 @@ def test_the_new_key_must_not_live_beside_the_store(sealed):
 
 def test_validate_inspect_and_mask_read_an_encrypted_store_with_its_key(sealed, tmp_path):
     store, key, _ = sealed
-    checked = runner.invoke(app, ["validate", "--store", str(store), "--json", "--store-key-file", str(key)])
+    checked = runner.invoke(
+        app, ["validate", "--store", str(store), "--json", "--unmasked", "--store-key-file", str(key)]
+    )
     assert checked.exit_code in (0, 1), checked.output
     assert checked.output.count('"control_id": "C') == 3
-    assert runner.invoke(app, ["validate", "--store", str(store), "--json"]).exit_code == 2
+    assert runner.invoke(app, ["validate", "--store", str(store), "--json", "--unmasked"]).exit_code == 2
     inspected = runner.invoke(app, ["inspect", "--store", str(store), "--json", "--store-key-file", str(key)])
     assert inspected.exit_code == 0, inspected.output
     mask_key = tmp_path / "keys" / "mask.key"

@@ -17,8 +17,10 @@ from tests.replay.conftest import adt, received_ids, start_mock
 
 
 def harness(*args: str) -> subprocess.CompletedProcess:
+    """`harness ARGS --unmasked`: these tests are about the store key, not masking."""
     return subprocess.run(
-        [sys.executable, "-m", "harness", *args], cwd=ROOT, capture_output=True, text=True, timeout=90
+        [sys.executable, "-m", "harness", *args, "--unmasked"], cwd=ROOT, capture_output=True, text=True,
+        timeout=90,
     )
 
 
