@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests.childproc import Child
-from tests.conftest import HARNESS, ROOT, Processes
+from tests.processes import HARNESS, ROOT, Processes
 
 
 class Servers:

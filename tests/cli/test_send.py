@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT, free_port
 from tests.mock_mllp_process import start_mock
+from tests.ports import free_port
+from tests.processes import ROOT
 from tests.tls_material import make_self_signed
 
 FIXTURES = ROOT / "fixtures" / "hl7v2"

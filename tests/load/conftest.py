@@ -12,7 +12,8 @@ import pytest
 import yaml
 
 from tests.childproc import Child
-from tests.conftest import HARNESS, ROOT, Processes, free_port, wait_for_port
+from tests.ports import free_port, wait_for_port
+from tests.processes import HARNESS, ROOT, Processes
 
 LOAD_TIMEOUT_S = 180
 

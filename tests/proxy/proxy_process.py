@@ -11,7 +11,8 @@ from typing import Any
 import yaml
 
 from harness.mllp import Frame, MLLPDecoder
-from tests.conftest import ROOT, free_port, wait_for_port
+from tests.ports import free_port, wait_for_port
+from tests.processes import ROOT
 
 HL7APY_UPSTREAM = Path(__file__).with_name("hl7apy_upstream.py")
 

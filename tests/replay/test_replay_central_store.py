@@ -8,7 +8,7 @@ import sys
 
 from harness.exchange import Exchange
 from harness.store import ExchangeFilter, Store
-from tests.conftest import ROOT
+from tests.processes import ROOT
 from tests.replay.conftest import adt, received_ids, start_mock
 
 

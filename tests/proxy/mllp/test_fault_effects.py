@@ -23,8 +23,8 @@ import pytest
 from harness.mllp_client import MLLPClient
 from harness.proxy.faults.actions.corrupt import flip_byte
 from tests.childproc import Child
-from tests.conftest import HARNESS, ROOT, Processes
 from tests.mock_mllp_process import MockMLLP, start_mock
+from tests.processes import HARNESS, ROOT, Processes
 
 TOKEN = "fault-effects-token"
 ACK_TIMEOUT_S = 1.0

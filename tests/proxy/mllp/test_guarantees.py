@@ -25,8 +25,8 @@ import hl7.client
 from harness.exchange import Exchange
 from harness.hl7v2.meta import extract
 from harness.store import ExchangeFilter, Store
-from tests.conftest import free_port
 from tests.mock_mllp_process import start_mock
+from tests.ports import free_port
 from tests.proxy.proxy_process import (
     Sender,
     adt,
