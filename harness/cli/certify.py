@@ -17,8 +17,10 @@ def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
         spec: Annotated[
             Path,
             typer.Option(
+                metavar="PATH",
                 help="A spec folder (specs/medins, specs/hl7v3, specs/cdc, specs/fhir) or an HL7 v2 profile "
-                "(specs/hl7v2/yunnan-his-adt.yaml)."
+                "(specs/hl7v2/yunnan-his-adt.yaml); a bare name (medins, yunnan-his-adt) means the one "
+                "shipped with harness.",
             ),
         ],
         target: Annotated[

@@ -37,7 +37,13 @@ def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
         ] = None,
         profile: Annotated[
             Path | None,
-            typer.Option("--profile", "-p", help="Interface profile: YAML (specs/hl7v2/) or HL7 XML."),
+            typer.Option(
+                "--profile",
+                "-p",
+                metavar="PATH",
+                help="Interface profile: YAML (specs/hl7v2/) or HL7 XML; a bare name (yunnan-his-adt) means "
+                "the one shipped with harness.",
+            ),
         ] = None,
         version: Annotated[
             str | None,
@@ -151,6 +157,9 @@ def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
             raise fail_usage("--jobs must be 0 (one per CPU) or more")
         loaded_profile = None
         if profile is not None:
+            from harness.spec import resolve
+
+            profile = resolve(profile)
             try:
                 loaded_profile = load_profile(profile)  # fail early, with the file and key, before any work
             except ProfileError as exc:
