@@ -1,12 +1,12 @@
 import pytest
 
+from harness.replay.comparators import comparator_for
 from harness.replay.compare import (
     Difference,
     HL7v2Comparator,
     IgnoreRule,
     Observed,
     classify,
-    comparator_for,
     diff_fields,
     hl7v2_fields,
     parse_ignore,
