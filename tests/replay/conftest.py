@@ -10,14 +10,20 @@ from pathlib import Path
 
 import pytest
 
+from tests import messages
+
 
 def adt(i: int, patient: str, *, ts: str = "20261124233000", trigger: str = "A08") -> bytes:
-    return (
-        f"MSH|^~\\&|HIS|HOSP|HC|HOSP|{ts}||ADT^{trigger}^ADT_A01|MSG{i:05d}|P|2.5\r"
-        f"EVN|{trigger}|{ts}\r"
-        f"PID|1||{patient}^^^HOSP^MR||Patient^{patient}||19800101|M\r"
-        f"PV1|1|O|CLINIC^01\r"
-    ).encode()
+    return messages.adt(
+        f"MSG{i:05d}",
+        trigger=trigger,
+        message_type=f"ADT^{trigger}^ADT_A01",
+        pid=patient,
+        name=f"Patient^{patient}",
+        patient="||19800101|M",
+        visit="O|CLINIC^01",
+        ts=ts,
+    )
 
 
 def _wait_listening(proc, log: Path, pattern: str, what: str) -> int:
