@@ -18,6 +18,7 @@ import typer
 
 from harness.cli._common import fail_usage
 from harness.cli._mask_options import MaskKeyOpt, MaskOpt, MaskPolicyOpt, masked, masker
+from harness.cli._options import DEFAULT_STORE, StoreOpt
 from harness.cli._store_filter import (
     RUNS_HELP,
     check_times,
@@ -30,16 +31,6 @@ from harness.cli._store_filter import (
 from harness.private_files import OutputExists, open_private, private_dir, write_private
 from harness.terminal_text import json_line, visible
 
-StoreOpt = Annotated[
-    str,
-    typer.Option(
-        "--store",
-        "-s",
-        envvar="HARNESS_STORE",
-        help="Capture store: a SQLite file or postgresql://user@host/db. Default: reports/captures.db, "
-        "or $HARNESS_STORE.",
-    ),
-]
 ChannelOpt = Annotated[list[str] | None, typer.Option("--channel", "-c", help="Channel name (repeatable).")]
 SinceOpt = Annotated[
     str | None,
@@ -87,7 +78,6 @@ NewestOpt = Annotated[
     bool, typer.Option("--newest-first", "-r", help="Newest first (with --limit: the last N).")
 ]
 
-DEFAULT_STORE = Path("reports/captures.db")
 _TABLE_CHUNK = 200
 _SHORT_HEADERS = {"time (local)": "time", "channel": "chan", "control id": "ctl id", "latency ms": "ms"}
 
@@ -215,12 +205,9 @@ def _batch_trailer(count: int, field: bytes = b"|") -> bytes:
 
 
 def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
-    capture_app = typer.Typer(
-        help="Read the capture store: list, show, export and summarise captured exchanges.",
-        no_args_is_help=True,
-    )
-    app.add_typer(capture_app, name="capture")
-    groups["capture"] = capture_app
+    from harness.cli._groups import group
+
+    capture_app = group(app, groups, "capture")
 
     @capture_app.command("list")
     def list_(

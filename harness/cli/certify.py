@@ -32,7 +32,14 @@ def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
             ),
         ] = None,
         store: Annotated[
-            Path | None, typer.Option(help="Passive: judge the exchanges captured in this store instead.")
+            Path | None,
+            typer.Option(
+                "--store",
+                "-s",
+                metavar="PATH|URL",
+                help="Passive: judge the exchanges captured in this store instead (never $HARNESS_STORE: "
+                "giving it is what selects passive mode).",
+            ),
         ] = None,
         through_config: Annotated[
             str | None,

@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from harness.cli._common import EXIT_CHECKS_FAILED, EXIT_OK, EXIT_USAGE, fail_usage, parse_hostport
+from harness.cli._options import DEFAULT_STORE, StoreOpt
 from harness.codecs import KINDS as HTTP_KINDS
 from harness.terminal_text import json_line, visible
 
@@ -120,20 +121,14 @@ def _dry_run(store, options, rewriter_rules, as_json: bool) -> int:
 def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
     @app.command("replay")
     def replay(
-        store_path: Annotated[
-            str,
-            typer.Option(
-                "--store",
-                envvar="HARNESS_STORE",
-                help="The capture store: a SQLite file or postgresql://user@host/db.",
-            ),
-        ] = "reports/captures.db",
+        store_path: StoreOpt = DEFAULT_STORE,
         to: Annotated[
             str | None,
             typer.Option(
                 "--to",
                 metavar="HOST:PORT|URL",
-                help="Where to send: HOST:PORT (MLLP) or http(s)://HOST:PORT (HTTP); nothing is sent without",
+                help="Where to send: HOST:PORT (MLLP) or http(s)://HOST:PORT (HTTP); nothing is sent "
+                "without it.",
             ),
         ] = None,
         channel: Annotated[list[str] | None, typer.Option(help="Only these channels (repeatable).")] = None,

@@ -13,9 +13,8 @@ from typing import Annotated
 import typer
 
 from harness.cli._common import fail_usage
+from harness.cli._options import DEFAULT_STORE, StoreOpt
 
-STORE_HELP = "The capture store: a SQLite file or postgresql://user@host/db. Default: reports/captures.db."
-StoreArg = Annotated[str, typer.Option("--store", "-s", envvar="HARNESS_STORE", help=STORE_HELP)]
 JsonOpt = Annotated[bool, typer.Option("--json", help="One JSON object.")]
 
 
@@ -34,7 +33,7 @@ def _iso(epoch: float | None) -> str | None:
     return iso_time(epoch) if epoch is not None else None
 
 
-def info(store: StoreArg = "reports/captures.db", as_json: JsonOpt = False) -> None:
+def info(store: StoreOpt = DEFAULT_STORE, as_json: JsonOpt = False) -> None:
     """What the store holds: backend, schema version, exchanges per proxy instance and their span."""
     with _open(store) as db:
         data = db.info()
@@ -67,7 +66,7 @@ def prune(
             help="Remove exchanges that started before this: an age (90d, 12w, 36h) or an ISO 8601 time.",
         ),
     ],
-    store: StoreArg = "reports/captures.db",
+    store: StoreOpt = DEFAULT_STORE,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Count what would go; change nothing.")] = False,
     as_json: JsonOpt = False,
 ) -> None:

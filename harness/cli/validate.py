@@ -14,6 +14,7 @@ from typing import Annotated
 import typer
 
 from harness.cli._common import EXIT_CHECKS_FAILED, EXIT_OK, fail_usage
+from harness.cli._options import OptionalStoreOpt
 from harness.cli._store_filter import (
     RUNS_HELP,
     check_times,
@@ -61,15 +62,7 @@ def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
             Path | None, typer.Option("--out", "-O", help="Write the report here, not stdout.")
         ] = None,
         jobs: Annotated[int, typer.Option("--jobs", "-j", help="Worker processes (0: one per CPU).")] = 1,
-        store: Annotated[
-            str | None,
-            typer.Option(
-                "--store",
-                "-s",
-                envvar="HARNESS_STORE",
-                help="Validate the requests captured in this store (a SQLite file or postgresql://...).",
-            ),
-        ] = None,
+        store: OptionalStoreOpt = None,
         channel: Annotated[
             list[str] | None, typer.Option("--channel", "-c", help="Store: channel (repeatable).")
         ] = None,
