@@ -6,7 +6,7 @@ import pytest
 from typer.testing import CliRunner
 
 from harness.cli import app
-from tests.certify.conftest import certify
+from tests.certify.runs import certify
 from tests.ports import free_port
 from tests.processes import ROOT
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import yaml
 
-from tests.certify.conftest import certify, report
+from tests.certify.runs import certify, report
 from tests.ports import free_port
 from tests.proxy.http_setup import run_proxy, write_http_config
 from tests.proxy.proxy_process import start_proxy

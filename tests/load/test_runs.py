@@ -13,7 +13,7 @@ import pytest
 
 from harness.exchange import Exchange
 from harness.store import ExchangeFilter, Store
-from tests.load.conftest import load, start_mock, summary, write_profile
+from tests.load.runs import load, start_mock, summary, write_profile
 from tests.processes import HARNESS, ROOT
 
 SMOKE = "interfaces-smoke"

@@ -19,7 +19,7 @@ from harness.mllp import Frame, MLLPDecoder, encode
 from harness.store import ExchangeFilter, Store
 from tests.ports import free_port
 from tests.processes import ROOT
-from tests.replay.conftest import adt, capture_through_proxy, received_ids, start_mock
+from tests.replay.traffic import adt, capture_through_proxy, received_ids, start_mock
 
 PATIENTS = ["P1", "P2", "P3", "P4"]
 
