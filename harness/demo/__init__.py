@@ -66,6 +66,7 @@ def run(
     """Run the steps in order; 0 when all succeeded, 1 on a failure, 130 on Ctrl-C."""
     ctx = DemoContext(fixtures=fixtures, echo=echo, timeout=timeout)
     out = out.absolute()
+    writes = steps is None  # steps given by a caller bring their own folders
     if steps is None:
         steps = default_steps(out)
         echo(f"the demo writes its files to {shown(out)}/")
@@ -81,5 +82,5 @@ def run(
         return 130
     finally:
         ctx.stop_children()
-    echo("demo OK" + (f": its files are in {shown(out)}/" if out.is_dir() else ""))
+    echo("demo OK" + (f": its files are in {shown(out)}/" if writes else ""))
     return 0
