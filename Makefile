@@ -43,4 +43,4 @@ postgres:
 	apt-get install -y postgresql || (apt-get update && apt-get install -y postgresql)
 
 clean:
-	rm -rf $(VENV) build *.egg-info reports/*.db reports/*.db-wal reports/*.db-shm
+	rm -rf $(VENV) build *.egg-info harness-demo reports/*.db reports/*.db-wal reports/*.db-shm

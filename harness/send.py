@@ -76,22 +76,26 @@ class SendSummary:
     sent: int = 0
     outcomes: Counter = field(default_factory=Counter)
     connect_failed: bool = False
+    skipped: int = 0
+    """Unreadable files or messages left out (send --skip-unreadable); any makes the run a failure."""
 
     @property
     def exit_code(self) -> int:
         if self.connect_failed or not self.sent:
             return EXIT_USAGE
         failed = sum(n for outcome, n in self.outcomes.items() if outcome not in ("ok", "no_ack_expected"))
-        return EXIT_FAILED if failed else EXIT_OK
+        return EXIT_FAILED if failed or self.skipped else EXIT_OK
 
     def as_dict(self) -> dict[str, Any]:
         return {"type": "summary", "target": self.target, "messages": self.sent,
-                "outcomes": dict(self.outcomes.most_common()), "exit_code": self.exit_code}
+                "outcomes": dict(self.outcomes.most_common()), "skipped_unreadable": self.skipped,
+                "exit_code": self.exit_code}
 
     def line(self) -> str:
         parts = [f"{n} {_NAMES.get(outcome, outcome)}" for outcome, n in self.outcomes.most_common()]
         head = f"{self.sent} message(s) sent to {self.target}"
-        return head + (": " + ", ".join(parts) if parts else "")
+        tail = f"; {self.skipped} unreadable skipped" if self.skipped else ""
+        return head + (": " + ", ".join(parts) if parts else "") + tail
 
 
 def send_messages(client: MLLPClient, messages: Iterable, emit: Callable[[Sent], None]) -> SendSummary:

@@ -30,7 +30,9 @@ from typing import Any
 
 import yaml
 
-SPECS = Path(__file__).resolve().parents[1] / "specs"
+from harness.datafiles import data_dir
+
+SPECS = data_dir("specs")
 FAMILIES = ("medins", "hl7v3", "cdc", "hl7v2", "fhir")
 LABELS = ("V", "V*", "M", "L", "S")
 FORMAT = 1

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import free_port
+from tests.ports import free_port
 
 SKIP_REASON = (
     "PostgreSQL server binaries (initdb, pg_ctl) not found: install Debian's postgresql package "

@@ -16,26 +16,31 @@ def closed(port: int) -> bool:
     return False
 
 
-def test_demo_command_succeeds_and_cleans_up(processes):
-    proc = processes.harness("demo")
+def test_demo_command_succeeds_and_cleans_up(processes, tmp_path):
+    proc = processes.harness("demo", cwd=tmp_path)  # writes under the working directory, nowhere else
     out, _ = proc.communicate(timeout=120)
     assert proc.returncode == 0, out
-    assert out.rstrip().endswith("demo OK")
+    assert out.splitlines()[0] == "the demo writes its files to harness-demo/"
+    assert out.rstrip().endswith("demo OK: its files are in harness-demo/")
     port = int(re.search(r"listening on 127\.0\.0\.1:(\d+)", out).group(1))
     assert re.search(r"HIS20240315083012001 +ADT\^A01 +CA ", out)
-    assert "adt_batch.hl7#1" in out
+    assert " hl7v2/adt_batch.hl7#1" in out
     assert "mock mllp: exit 0" in out
     assert "2207: HTTP 200 infcode 0" in out and "GET /fhir/Patient/" in out  # the HTTP steps
     assert re.search(r"PASS: \d+ of \d+ checks passed on 8 transactions and 1 flow", out)  # harness certify
-    report = re.search(r"certification report: (reports/certify-medins-[\d-]+\.html)", out).group(1)
-    assert (demo.ROOT / report).is_file()
+    report = re.search(r"certification report: (harness-demo/certify-medins-[\d-]+\.html)", out).group(1)
+    assert (tmp_path / report).is_file()
+    assert {"demo-captures.db", "demo-proxy.yaml", "demo-http-captures.db"} <= {
+        p.name for p in (tmp_path / "harness-demo").iterdir()
+    }
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["harness-demo"]
     assert closed(port)
 
 
 def test_demo_fails_on_a_bad_fixture_and_still_stops_the_mock(tmp_path):
     (tmp_path / "bad.hl7").write_text("not a message\n")
     lines: list[str] = []
-    assert demo.run(tmp_path, echo=lines.append) == 1
+    assert demo.run(tmp_path, out=tmp_path / "out", echo=lines.append) == 1
     assert any("demo FAILED" in line and "bad.hl7" in line for line in lines)
     port = int(re.search(r"listening on 127\.0\.0\.1:(\d+)", "\n".join(lines)).group(1))
     assert closed(port)

@@ -13,14 +13,20 @@ import pytest
 from harness.hl7v2.ack import build_ack
 from harness.mllp import Frame, MLLPDecoder, encode
 from harness.mllp_client import MLLPClient, TLSOptions
+from tests.messages import adt
 from tests.tls_material import make_self_signed
 
 
 def message(control_id: str) -> bytes:
-    return (
-        f"MSH|^~\\&|HIS|H1|HC|H1|20240101120000||ADT^A01|{control_id}|P|2.5\r"
-        "PID|1||123^^^H1^MR||ZHANG^SAN\r"
-    ).encode()
+    return adt(
+        control_id,
+        message_type="ADT^A01",
+        pid="123",
+        evn=False,
+        ts="20240101120000",
+        sender=("HIS", "H1"),
+        receiver=("HC", "H1"),
+    )
 
 
 def ack(control_id: str, code: str = "AA") -> bytes:

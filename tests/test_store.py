@@ -27,13 +27,12 @@ from harness.store import (
     parse_time,
 )
 from harness.store.sqlite import _migrate
+from tests import messages
 
 
 def adt(control_id: str, trigger: str = "A01", pid: str = "1001", name: str = "DOE^JOHN") -> bytes:
-    return (
-        f"MSH|^~\\&|HIS|H1|HC|H2|20261125120000||ADT^{trigger}^ADT_{trigger}|{control_id}|P|2.5\r"
-        f"EVN|{trigger}|20261125120000\rPID|1||{pid}^^^H1^MR||{name}\r"
-    ).encode()
+    hosts = {"sender": ("HIS", "H1"), "receiver": ("HC", "H2")}
+    return messages.adt(control_id, trigger=trigger, pid=pid, name=name, ts="20261125120000", **hosts)
 
 
 def make(control_id: str, **kw) -> Exchange:

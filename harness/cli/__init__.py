@@ -37,7 +37,7 @@ def _version(value: bool) -> None:
 @app.callback()
 def _root(
     version: bool = typer.Option(
-        False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
+        False, "--version", callback=_version, is_eager=True, metavar="", help="Print the version and exit."
     ),
 ) -> None:
     """Interface test and proxy harness."""
@@ -57,6 +57,15 @@ def _load_commands() -> None:
 
 
 _load_commands()
+
+
+def _fill_metavars() -> None:
+    from harness.cli._metavars import fill
+
+    fill(app)
+
+
+_fill_metavars()
 
 
 def main() -> None:

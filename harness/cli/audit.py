@@ -15,8 +15,9 @@ from typing import Annotated
 import typer
 
 from harness.cli._common import EXIT_CHECKS_FAILED, fail_usage
+from harness.cli._options import DEFAULT_STORE, StoreOpt
 from harness.cli._store_filter import store_errors
-from harness.cli.capture import DEFAULT_STORE, SinceOpt, StoreOpt, UntilOpt
+from harness.cli.capture import SinceOpt, UntilOpt
 from harness.terminal_text import json_line, visible
 
 FileOpt = Annotated[
@@ -71,7 +72,7 @@ def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
 
     @audit_app.command("list")
     def list_(
-        store: StoreOpt = str(DEFAULT_STORE),
+        store: StoreOpt = DEFAULT_STORE,
         since: SinceOpt = None,
         until: UntilOpt = None,
         action: Annotated[
@@ -122,7 +123,7 @@ def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
 
     @audit_app.command("verify")
     def verify(
-        store: StoreOpt = str(DEFAULT_STORE),
+        store: StoreOpt = DEFAULT_STORE,
         file: FileOpt = None,
         anchor: Annotated[
             str | None,

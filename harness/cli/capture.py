@@ -19,6 +19,7 @@ import typer
 from harness.cli._audit import audited, exchanges, masking, preflight
 from harness.cli._common import fail_usage
 from harness.cli._mask_options import MaskKeyOpt, MaskOpt, MaskPolicyOpt, UnmaskedOpt, masked, masker
+from harness.cli._options import DEFAULT_STORE, StoreOpt
 from harness.cli._store_filter import (
     RUNS_HELP,
     check_times,
@@ -32,16 +33,6 @@ from harness.cli._store_key import StoreKeyEnvOpt, StoreKeyFileOpt
 from harness.private_files import OutputExists, open_private, private_dir, write_private
 from harness.terminal_text import json_line, visible
 
-StoreOpt = Annotated[
-    str,
-    typer.Option(
-        "--store",
-        "-s",
-        envvar="HARNESS_STORE",
-        help="Capture store: a SQLite file or postgresql://user@host/db. Default: reports/captures.db, "
-        "or $HARNESS_STORE.",
-    ),
-]
 ChannelOpt = Annotated[list[str] | None, typer.Option("--channel", "-c", help="Channel name (repeatable).")]
 SinceOpt = Annotated[
     str | None,
@@ -89,8 +80,8 @@ NewestOpt = Annotated[
     bool, typer.Option("--newest-first", "-r", help="Newest first (with --limit: the last N).")
 ]
 
-DEFAULT_STORE = Path("reports/captures.db")
 _TABLE_CHUNK = 200
+_SHORT_HEADERS = {"time (local)": "time", "channel": "chan", "control id": "ctl id", "latency ms": "ms"}
 
 
 def _filter(
@@ -155,10 +146,6 @@ def _query(store, flt, *, bodies: bool) -> Iterator:
     return guarded()
 
 
-def _local(epoch: float) -> str:
-    return datetime.fromtimestamp(epoch).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
-
-
 def _fault_text(fault: dict | None) -> str:
     if not fault:
         return ""
@@ -220,12 +207,9 @@ def _batch_trailer(count: int, field: bytes = b"|") -> bytes:
 
 
 def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
-    capture_app = typer.Typer(
-        help="Read the capture store: list, show, export and summarise captured exchanges.",
-        no_args_is_help=True,
-    )
-    app.add_typer(capture_app, name="capture")
-    groups["capture"] = capture_app
+    from harness.cli._groups import group
+
+    capture_app = group(app, groups, "capture")
 
     @capture_app.command("list")
     def list_(
@@ -269,44 +253,54 @@ def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
             _print_table(rows, scope_text(runs, run))
 
     def _print_table(rows, scope: str) -> None:
+        from rich.cells import cell_len
         from rich.console import Console
-        from rich.markup import escape
         from rich.table import Table
+        from rich.text import Text
+
+        from harness.table_fit import Column, cut, fit
 
         # Fixed column widths keep the chunks printed one after another aligned; output that is not a
         # terminal is never squeezed to 80 columns (a pipe into less or a file wants every column).
         console = Console() if sys.stdout.isatty() else Console(width=200)
         columns = [
-            ("id", 7, True),
-            ("time (local)", 23, True),
-            ("channel", 12, False),
-            ("type", 13, False),
-            ("control id", 20, False),
-            ("ack", 3, True),
-            ("outcome", 13, True),
-            ("latency ms", 10, True),
-            ("fault", 20, False),
+            Column("id", 7, 6),
+            Column("time (local)", 23, 14),  # narrower: without the year, then without milliseconds
+            Column("channel", 12, 5),
+            Column("type", 13, 7),
+            Column("control id", 20, 7),
+            Column("ack", 5, 5),
+            Column("outcome", 13, 8),
+            Column("latency ms", 10, 6),
+            Column("fault", 20, 5),
         ]
-
-        # A narrow terminal loses whole columns, least telling first, rather than squeezing them all.
-        for dropped in ("fault", "channel", "latency ms", "time (local)", "type"):
-            if sum(width + 2 for _, width, _ in columns) <= console.width:
-                break
-            columns = [c for c in columns if c[0] != dropped]
-        names = [name for name, _, _ in columns]
+        # A narrow terminal shrinks the columns that can give, cutting long cells (and saying so); none
+        # is dropped. Narrower than every minimum, the cells wrap instead.
+        widths = dict(zip((c.name for c in columns), fit(columns, console.width), strict=True))
+        wraps = sum(widths.values()) + 2 * (len(columns) - 1) > console.width
+        names = [c.name for c in columns]
+        time_format = "%Y-%m-%d %H:%M:%S.%f" if widths["time (local)"] >= 23 else "%m-%d %H:%M:%S.%f"
+        cuts = 0
 
         def new_table(header: bool) -> Table:
             table = Table(show_header=header, box=None, pad_edge=False, show_edge=False)
-            for name, width, keep in columns:
+            for name in names:
+                label = name if cell_len(name) <= widths[name] else _SHORT_HEADERS.get(name, name)
                 table.add_column(
-                    name,
-                    width=width,
-                    min_width=width if keep else min(width, 6),
-                    no_wrap=True,
-                    overflow="ellipsis",
+                    cut(label, widths[name])[0],
+                    width=widths[name],
+                    no_wrap=not wraps,
+                    overflow="fold" if wraps else "ellipsis",
                     justify="right" if name in ("id", "latency ms") else "left",
                 )
             return table
+
+        def cell(name: str, text: str, style: str = "") -> Text:
+            nonlocal cuts
+            if not wraps:
+                text, was_cut = cut(text, widths[name])
+                cuts += was_cut
+            return Text(text, style=style)
 
         styles = {"ok": "green", "nak": "yellow", "late_ack": "yellow", "fault": "magenta"}
         table = new_table(True)
@@ -314,18 +308,19 @@ def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
         for ex in rows:
             latency = f"{ex.latency_ms:.1f}" if ex.latency_ms is not None else "-"
             style = styles.get(ex.outcome, "red")
-            cells = {  # captured text is made visible and inert: no control characters, no rich markup
+            started = datetime.fromtimestamp(ex.started_at).strftime(time_format)[:-3]
+            cells = {  # captured text is made visible and inert: no control characters; Text is no markup
                 "id": str(ex.id),
-                "time (local)": _local(ex.started_at),
-                "channel": escape(visible(ex.channel)),
-                "type": escape(visible(_type_text(ex))),
-                "control id": escape(visible(ex.control_id or "")),
-                "ack": escape(visible("+".join(c for c in (ex.accept_ack_code, ex.ack_code) if c) or "")),
-                "outcome": f"[{style}]{escape(visible(ex.outcome))}[/]",
+                "time (local)": started if len(started) <= widths["time (local)"] else started[:-4],
+                "channel": visible(ex.channel),
+                "type": visible(_type_text(ex)),
+                "control id": visible(ex.control_id or ""),
+                "ack": visible("+".join(c for c in (ex.accept_ack_code, ex.ack_code) if c) or ""),
+                "outcome": visible(ex.outcome),
                 "latency ms": latency,
-                "fault": escape(visible(_fault_text(ex.fault))),
+                "fault": visible(_fault_text(ex.fault)),
             }
-            table.add_row(*(cells[name] for name in names))
+            table.add_row(*(cell(n, cells[n], style if n == "outcome" else "") for n in names))
             shown += 1
             if shown % _TABLE_CHUNK == 0:  # print as we go: a 100k-row store never sits in one table
                 console.print(table)
@@ -333,6 +328,18 @@ def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
         if table.row_count or not shown:
             console.print(table)
         console.print(f"[dim]{shown} exchange{'s' if shown != 1 else ''} ({scope})[/]", highlight=False)
+        squeezed = any(widths[c.name] < c.width for c in columns)
+        if cuts and squeezed:
+            console.print(
+                f"[dim]{cuts} cell(s) cut (…) to fit {console.width} columns; a wider terminal or --json "
+                "shows them whole[/]",
+                highlight=False,
+            )
+        elif cuts:
+            note = f"{cuts} cell(s) longer than their column cut (…); --json shows them whole"
+            console.print(f"[dim]{note}[/]", highlight=False)
+        elif wraps:
+            console.print(f"[dim]cells wrapped to fit {console.width} columns[/]", highlight=False)
 
     @capture_app.command("show")
     def show(

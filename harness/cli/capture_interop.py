@@ -14,6 +14,7 @@ from typing import Annotated
 import typer
 
 from harness.cli._common import fail_usage
+from harness.cli._options import DEFAULT_STORE, StoreOpt
 from harness.codecs import KINDS as HTTP_KINDS
 from harness.terminal_text import visible
 
@@ -76,19 +77,14 @@ def _format_of(path: Path, given: str) -> str:
 
 
 def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
-    capture_app = groups["capture"]
+    from harness.cli._groups import group  # made by whichever of capture and capture_interop comes first
+
+    capture_app = group(app, groups, "capture")
 
     @capture_app.command("import")
     def import_(
         file: Annotated[Path, typer.Argument(metavar="FILE", help="A mitmproxy flow file or a HAR file.")],
-        store: Annotated[
-            str,
-            typer.Option(
-                "--store",
-                envvar="HARNESS_STORE",
-                help="The capture store: a SQLite file or postgresql://user@host/db. Created when missing.",
-            ),
-        ] = "reports/captures.db",
+        store: StoreOpt = DEFAULT_STORE,
         channel: Annotated[str, typer.Option(help="Channel name the imported exchanges get.")] = "imported",
         kind: Annotated[
             str, typer.Option(help="fhir, soap, medins, cdc or raw: how to read the bodies.")

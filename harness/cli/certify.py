@@ -19,8 +19,10 @@ def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
         spec: Annotated[
             Path,
             typer.Option(
+                metavar="PATH",
                 help="A spec folder (specs/medins, specs/hl7v3, specs/cdc, specs/fhir) or an HL7 v2 profile "
-                "(specs/hl7v2/yunnan-his-adt.yaml)."
+                "(specs/hl7v2/yunnan-his-adt.yaml); a bare name (medins, yunnan-his-adt) means the one "
+                "shipped with harness.",
             ),
         ],
         target: Annotated[
@@ -32,7 +34,14 @@ def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
             ),
         ] = None,
         store: Annotated[
-            Path | None, typer.Option(help="Passive: judge the exchanges captured in this store instead.")
+            Path | None,
+            typer.Option(
+                "--store",
+                "-s",
+                metavar="PATH|URL",
+                help="Passive: judge the exchanges captured in this store instead (never $HARNESS_STORE: "
+                "giving it is what selects passive mode).",
+            ),
         ] = None,
         through_config: Annotated[
             str | None,

@@ -9,6 +9,7 @@ import typer
 
 from harness.cli._common import fail_usage
 from harness.cli._mask_options import MaskKeyOpt, MaskOpt, MaskPolicyOpt, UnmaskedOpt, masker
+from harness.cli._options import DEFAULT_STORE, StoreOpt
 from harness.cli._store_filter import store_errors
 from harness.cli._store_key import StoreKeyEnvOpt, StoreKeyFileOpt
 
@@ -20,14 +21,7 @@ def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
             str, typer.Argument(metavar="RUN_A", help="Baseline: a run id, or 'capture' (or 0).")
         ],
         run_b: Annotated[str, typer.Argument(metavar="RUN_B", help="The run to judge against RUN_A.")],
-        store_path: Annotated[
-            str,
-            typer.Option(
-                "--store",
-                envvar="HARNESS_STORE",
-                help="The capture store: a SQLite file or postgresql://user@host/db.",
-            ),
-        ] = "reports/captures.db",
+        store_path: StoreOpt = DEFAULT_STORE,
         ignore: Annotated[
             list[str] | None, typer.Option(help="Extra field to ignore, e.g. MSA-3, ERR*:timestamps.")
         ] = None,

@@ -1,4 +1,4 @@
-"""`harness demo`: the main job on embedded defaults (see harness/demo.py)."""
+"""`harness demo`: the main job on embedded defaults (see harness/demo/)."""
 
 from __future__ import annotations
 
@@ -12,12 +12,29 @@ def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
     @app.command("demo")
     def demo(
         fixtures: Annotated[
-            Path | None, typer.Option(help="HL7 v2 files to send (default: the project's fixtures/hl7v2).")
+            Path | None,
+            typer.Option(
+                metavar="PATH",
+                help="HL7 v2 files to send (default: the fixtures/hl7v2 shipped with harness).",
+            ),
         ] = None,
-        timeout: Annotated[float, typer.Option(min=0.001, help="Seconds to wait for each ACK.")] = 10.0,
+        out: Annotated[
+            Path,
+            typer.Option(
+                "--out",
+                "-o",
+                metavar="DIR",
+                help="Folder for the demo's files (proxy configurations, capture stores, reports); "
+                "created if missing.",
+            ),
+        ] = Path("harness-demo"),
+        timeout: Annotated[
+            float, typer.Option(min=0.001, metavar="SECONDS", help="Seconds to wait for each ACK.")
+        ] = 10.0,
     ) -> None:
-        """Start the ACK server, send the fixtures through it, print the results; cleans up after itself.
+        """Run the whole chain on loopback (simulators, proxy with faults, send, capture, certify); cleans up.
 
+        Writes only into --out (./harness-demo by default).
         Exit 0 when every step went as expected, 1 otherwise.
         """
         from harness import demo as demo_run
@@ -25,4 +42,4 @@ def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
         def echo(line: str) -> None:
             typer.echo(line)
 
-        raise typer.Exit(demo_run.run(fixtures or demo_run.FIXTURES, echo=echo, timeout=timeout))
+        raise typer.Exit(demo_run.run(fixtures or demo_run.FIXTURES, out=out, echo=echo, timeout=timeout))

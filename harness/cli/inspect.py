@@ -10,9 +10,8 @@ from typing import Annotated
 import typer
 
 from harness.cli._common import EXIT_CHECKS_FAILED, fail_usage
+from harness.cli._options import DEFAULT_STORE, StoreOpt
 from harness.cli._store_key import StoreKeyEnvOpt, StoreKeyFileOpt
-
-DEFAULT_STORE = Path("reports/captures.db")
 
 
 def parse_offset(text: str | None, option: str):
@@ -42,15 +41,7 @@ def parse_offset(text: str | None, option: str):
 def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
     @app.command("inspect")
     def inspect(
-        store: Annotated[
-            Path,
-            typer.Option(
-                "--store",
-                "-s",
-                envvar="HARNESS_STORE",
-                help="Capture store file. Default: reports/captures.db, or $HARNESS_STORE.",
-            ),
-        ] = DEFAULT_STORE,
+        store: StoreOpt = DEFAULT_STORE,
         since: Annotated[
             str,
             typer.Option(
@@ -125,7 +116,7 @@ def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
         from harness.inspect.report import render_html, render_json, render_text
         from harness.inspect.run import InspectOptions, inspect_store
         from harness.inspect.sla import SlaError, load_sla, no_sla
-        from harness.store import Store, StoreError, parse_time
+        from harness.store import Store, StoreError, is_url, parse_time
 
         now = __import__("time").time()
         try:
@@ -167,7 +158,7 @@ def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
             message_tz=parse_offset(message_tz, "--message-tz"),
             top=top,
         )
-        if not store.exists():
+        if not is_url(store) and not Path(store).exists():
             raise fail_usage(f"--store {store}: no such file")
         try:
             with Store(store, create=False) as db:

@@ -13,6 +13,7 @@ from typing import Annotated
 import typer
 
 from harness.cli._common import fail_usage, parse_hostport
+from harness.cli._options import DEFAULT_STORE, StoreOpt
 from harness.codecs import KINDS as HTTP_KINDS
 
 
@@ -22,14 +23,7 @@ def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
         listen: Annotated[str, typer.Option("--listen", help="HOST:PORT the clients use as their proxy.")] = (
             "127.0.0.1:8088"
         ),
-        store: Annotated[
-            str,
-            typer.Option(
-                "--store",
-                envvar="HARNESS_STORE",
-                help="The capture store: a SQLite file or postgresql://user@host/db.",
-            ),
-        ] = "reports/captures.db",
+        store: StoreOpt = DEFAULT_STORE,
         channel: Annotated[str, typer.Option(help="Channel name of the captured exchanges.")] = "intercept",
         kind: Annotated[str, typer.Option(help="fhir, soap, medins, cdc or raw.")] = "raw",
         mode: Annotated[

@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from harness.cli._common import fail_usage
+from harness.cli._options import OptionalStoreOpt
 
 
 def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
@@ -16,23 +17,16 @@ def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
         config: Annotated[
             Path, typer.Option("--config", "-c", help="YAML config (every key: proxies/example.yaml).")
         ],
-        store: Annotated[
-            str | None,
-            typer.Option(
-                "--store",
-                envvar="HARNESS_STORE",
-                help="Capture store: a SQLite file or postgresql://user@host/db; overrides the config's "
-                "`store:`.",
-            ),
-        ] = None,
+        store: OptionalStoreOpt = None,
         json_log: Annotated[bool, typer.Option("--json-log", help="Log as JSON lines.")] = False,
         check: Annotated[bool, typer.Option("--check", help="Validate the config and exit.")] = False,
     ) -> None:
         """Run the proxy (MLLP and HTTP channels): forward losslessly, capture every exchange, inject faults.
 
         Prints one line per channel (`channel adt listening on 127.0.0.1:2575 -> 127.0.0.1:12575`),
-        runs until SIGTERM or Ctrl-C, then flushes the capture store. Exit 2 for a bad config, unusable TLS
-        material (named with its setting) or a port in use.
+        runs until SIGTERM or Ctrl-C, then flushes the capture store. --store (or $HARNESS_STORE) takes
+        the place of the config's `store:`. Exit 2 for a bad config, unusable TLS material (named with its
+        setting) or a port in use.
         """
         from harness.proxy.config import ConfigError, load_config
 

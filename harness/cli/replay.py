@@ -11,6 +11,7 @@ import typer
 from harness.cli._audit import audited, masking, preflight
 from harness.cli._common import EXIT_CHECKS_FAILED, EXIT_OK, EXIT_USAGE, fail_usage, parse_hostport
 from harness.cli._mask_options import MaskKeyOpt, MaskOpt, MaskPolicyOpt, UnmaskedOpt, masker
+from harness.cli._options import DEFAULT_STORE, StoreOpt
 from harness.cli._store_key import StoreKeyEnvOpt, StoreKeyFileOpt
 from harness.codecs import KINDS as HTTP_KINDS
 from harness.terminal_text import json_line, visible
@@ -144,20 +145,14 @@ def _dry_run(store, options, rewriter_rules, as_json: bool, chosen=None) -> int:
 def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
     @app.command("replay")
     def replay(
-        store_path: Annotated[
-            str,
-            typer.Option(
-                "--store",
-                envvar="HARNESS_STORE",
-                help="The capture store: a SQLite file or postgresql://user@host/db.",
-            ),
-        ] = "reports/captures.db",
+        store_path: StoreOpt = DEFAULT_STORE,
         to: Annotated[
             str | None,
             typer.Option(
                 "--to",
                 metavar="HOST:PORT|URL",
-                help="Where to send: HOST:PORT (MLLP) or http(s)://HOST:PORT (HTTP); nothing is sent without",
+                help="Where to send: HOST:PORT (MLLP) or http(s)://HOST:PORT (HTTP); nothing is sent "
+                "without it.",
             ),
         ] = None,
         channel: Annotated[list[str] | None, typer.Option(help="Only these channels (repeatable).")] = None,
@@ -368,7 +363,10 @@ def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
                     raise fail_usage("no target: give --to HOST:PORT (or --dry-run to only look)")
                 total = _count(store, options)
                 if total == 0:
-                    raise fail_usage("nothing selected: no message matches the selection; nothing was sent")
+                    raise fail_usage(
+                        _other_protocol(store, options, to)
+                        or "nothing selected: no message matches the selection; nothing was sent"
+                    )
                 run = ReplayRun(store, options, factory_for(options))
 
             reports = (report_html, report_junit, report_json)
@@ -399,6 +397,28 @@ def _count(store, options) -> int:
         return store.count((options.selection or Selection()).to_filter())
     except (StoreError, ValueError, OSError) as exc:
         raise fail_usage(str(exc)) from None
+
+
+def _other_protocol(store, options, to: str) -> str | None:
+    """Why nothing was selected when the selection holds exchanges the --to target cannot carry."""
+    from dataclasses import replace
+
+    if options.files or options.selection is None:
+        return None
+    http_target = to.startswith(("http://", "https://"))
+    other = ["hl7v2"] if http_target else list(HTTP_KINDS)
+    n = store.count(replace(options.selection, kinds=other).to_filter())
+    if not n:
+        return None
+    if http_target:
+        return (
+            f"nothing to send to {to}: the selection holds {n} HL7 v2 (MLLP) exchange(s) and no HTTP one; "
+            "give --to HOST:PORT to replay them over MLLP"
+        )
+    return (
+        f"nothing to send to {to} over MLLP: the selection holds {n} HTTP exchange(s) and no HL7 v2 one; "
+        "give --to http://HOST:PORT (or https://) to replay them over HTTP"
+    )
 
 
 def _execute(store, run, options, total, as_json, report_html, report_junit, report_json, collect) -> int:

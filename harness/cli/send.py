@@ -44,6 +44,13 @@ def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
         insecure: Annotated[
             bool, typer.Option("--insecure", help="TLS without verifying the server.")
         ] = False,
+        skip_unreadable: Annotated[
+            bool,
+            typer.Option(
+                "--skip-unreadable",
+                help="Send the readable files and report the others (exit 1), instead of sending nothing.",
+            ),
+        ] = False,
     ) -> None:
         """Send every message in the files/folders and wait for what each asks back (MSH-15/16).
 
@@ -61,10 +68,13 @@ def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
             host, port = parse_hostport(target, what="target")
         except ValueError as exc:
             raise fail_usage(str(exc)) from None
+        unreadable: list[HL7FileError] = []
         try:
-            messages = list(iter_messages(paths))
+            messages = list(iter_messages(paths, on_error=unreadable.append if skip_unreadable else None))
         except HL7FileError as exc:
-            raise fail_usage(str(exc)) from None
+            raise fail_usage(f"{exc} (nothing was sent; --skip-unreadable sends the other files)") from None
+        for problem in unreadable:
+            typer.echo(f"skipped, unreadable: {visible(str(problem))}", err=True)
         if not messages:
             raise fail_usage(f"no HL7 v2 messages found in {', '.join(map(str, paths))}")
         options = None
@@ -92,6 +102,7 @@ def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
 
         with client:
             summary = send_messages(client, messages, emit)
+        summary.skipped = len(unreadable)
         if as_json:
             typer.echo(json.dumps(summary.as_dict(), ensure_ascii=False))
         if summary.connect_failed:

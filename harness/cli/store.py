@@ -14,10 +14,9 @@ from typing import Annotated
 import typer
 
 from harness.cli._common import fail_usage
+from harness.cli._options import DEFAULT_STORE, StoreOpt
 from harness.cli._store_key import StoreKeyEnvOpt, StoreKeyFileOpt
 
-STORE_HELP = "The capture store: a SQLite file or postgresql://user@host/db. Default: reports/captures.db."
-StoreArg = Annotated[str, typer.Option("--store", "-s", envvar="HARNESS_STORE", help=STORE_HELP)]
 JsonOpt = Annotated[bool, typer.Option("--json", help="One JSON object.")]
 
 
@@ -50,7 +49,7 @@ def _iso(epoch: float | None) -> str | None:
 
 
 def info(
-    store: StoreArg = "reports/captures.db",
+    store: StoreOpt = DEFAULT_STORE,
     as_json: JsonOpt = False,
     store_key_file: StoreKeyFileOpt = None,
     store_key_env: StoreKeyEnvOpt = None,
@@ -102,7 +101,7 @@ def prune(
             help="Remove exchanges that started before this: an age (90d, 12w, 36h) or an ISO 8601 time.",
         ),
     ],
-    store: StoreArg = "reports/captures.db",
+    store: StoreOpt = DEFAULT_STORE,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Count what would go; change nothing.")] = False,
     as_json: JsonOpt = False,
     store_key_file: StoreKeyFileOpt = None,
@@ -205,7 +204,7 @@ def rekey(
         str | None,
         typer.Option("--new-key-env", metavar="NAME", help="The new key, from this environment variable."),
     ] = None,
-    store: StoreArg = "reports/captures.db",
+    store: StoreOpt = DEFAULT_STORE,
     batch: Annotated[
         int, typer.Option("--batch", min=1, max=100_000, help="Exchanges per transaction.")
     ] = 500,

@@ -15,6 +15,7 @@ import typer
 
 from harness.cli._common import EXIT_CHECKS_FAILED, EXIT_OK, fail_usage
 from harness.cli._mask_options import MaskKeyOpt, MaskOpt, MaskPolicyOpt, UnmaskedOpt, masker
+from harness.cli._options import OptionalStoreOpt
 from harness.cli._store_filter import (
     RUNS_HELP,
     check_times,
@@ -39,7 +40,13 @@ def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
         ] = None,
         profile: Annotated[
             Path | None,
-            typer.Option("--profile", "-p", help="Interface profile: YAML (specs/hl7v2/) or HL7 XML."),
+            typer.Option(
+                "--profile",
+                "-p",
+                metavar="PATH",
+                help="Interface profile: YAML (specs/hl7v2/) or HL7 XML; a bare name (yunnan-his-adt) means "
+                "the one shipped with harness.",
+            ),
         ] = None,
         version: Annotated[
             str | None,
@@ -57,15 +64,7 @@ def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
             Path | None, typer.Option("--out", "-O", help="Write the report here, not stdout.")
         ] = None,
         jobs: Annotated[int, typer.Option("--jobs", "-j", help="Worker processes (0: one per CPU).")] = 1,
-        store: Annotated[
-            str | None,
-            typer.Option(
-                "--store",
-                "-s",
-                envvar="HARNESS_STORE",
-                help="Validate the requests captured in this store (a SQLite file or postgresql://...).",
-            ),
-        ] = None,
+        store: OptionalStoreOpt = None,
         channel: Annotated[
             list[str] | None, typer.Option("--channel", "-c", help="Store: channel (repeatable).")
         ] = None,
@@ -162,6 +161,9 @@ def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
             raise fail_usage("--jobs must be 0 (one per CPU) or more")
         loaded_profile = None
         if profile is not None:
+            from harness.spec import resolve
+
+            profile = resolve(profile)
             try:
                 loaded_profile = load_profile(profile)  # fail early, with the file and key, before any work
             except ProfileError as exc:

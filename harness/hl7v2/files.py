@@ -115,7 +115,7 @@ def read_messages(path: str | Path) -> list[FileMessage]:
 
 
 _NOT_MESSAGES = re.compile(
-    r"^(readme|license|licence|notice|copying)(\..*)?$|\.(md|rst|json|xml|ya?ml|py|csv|html?)$", re.I
+    r"^(readme|license|licence|notice|copying)(\..*)?$|\.(md|rst|json|xml|ya?ml|py[co]?|csv|html?)$", re.I
 )
 
 
@@ -128,14 +128,14 @@ def iter_files(paths: Iterable[str | Path]) -> Iterator[Path]:
     """The files named, and the message files under the folders named, walked in sorted order.
 
     A file named explicitly is always read; inside folders, hidden files and documentation
-    (README, LICENSE, *.md, *.json, *.xml, ...) are skipped.
+    (README, LICENSE, *.md, *.json, *.xml, ...) and Python's __pycache__ are skipped.
     """
     for entry in paths:
         path = Path(entry)
         if path.is_dir():
             found: list[Path] = []
             for root, dirs, files in os.walk(path):
-                dirs[:] = [d for d in dirs if not d.startswith(".")]
+                dirs[:] = [d for d in dirs if not d.startswith(".") and d != "__pycache__"]
                 found.extend(Path(root) / name for name in files if _message_file(name))
             yield from sorted(found, key=lambda p: p.relative_to(path).parts)
         elif path.exists():

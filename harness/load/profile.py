@@ -22,6 +22,7 @@ from typing import Any
 import yaml
 
 from harness.address import parse_hostport
+from harness.datafiles import data_dir
 from harness.load import fhir_factory, soap_factory, thresholds
 from harness.load.hl7v2_factory import Template, TemplateError
 from harness.load.ids import new_run_tag
@@ -31,9 +32,8 @@ from harness.load.timeline import bucket_interval
 
 __all__ = ["KINDS", "PROFILES", "ProfileError", "load_profile", "parse_duration", "resolve", "traffic"]
 
-ROOT = Path(__file__).resolve().parents[2]
-PROFILES = ROOT / "loadtests" / "profiles"
-DEFAULT_FLOW = ROOT / "loadtests" / "flows" / "outpatient-visit.yaml"
+PROFILES = data_dir("loadtests") / "profiles"
+DEFAULT_FLOW = data_dir("loadtests") / "flows" / "outpatient-visit.yaml"
 KINDS = ("mllp", "medins", "fhir", "soap")
 MODELS = ("open", "closed")
 TOP_KEYS = (

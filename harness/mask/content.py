@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import json
+from typing import TYPE_CHECKING
 
-from harness.mask.masker import Masked, Masker, MaskError, Pass
+from harness.mask.error import MaskError
+
+if TYPE_CHECKING:  # annotations only: importing the masker at run time would be a cycle
+    from harness.mask.masker import Masked, Masker, Pass
 
 _BOMS = (b"\xef\xbb\xbf", b"\xff\xfe", b"\xfe\xff")
 

@@ -13,13 +13,15 @@ identifier when it has one.
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, unquote
 
 from harness.mask import fields
 from harness.mask.jsontext import Document, Path, walk
-from harness.mask.masker import Pass
 from harness.mask.policy import Rule
+
+if TYPE_CHECKING:  # annotations only: importing the masker at run time would be a cycle
+    from harness.mask.masker import Pass
 
 PERSON_TYPES = frozenset({"Patient", "RelatedPerson", "Person"})
 ADDRESS_MASKED = ("line", "text")

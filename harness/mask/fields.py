@@ -10,12 +10,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from fnmatch import fnmatchcase
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from harness.mask.jsontext import Document, Path, decode_bytes
-from harness.mask.masker import Pass
 from harness.mask.policy import Rule
 from harness.mask.sweep import Replacements
+
+if TYPE_CHECKING:  # annotations only: importing the masker at run time would be a cycle
+    from harness.mask.masker import Pass
 
 
 class MaskedJson:

@@ -17,12 +17,16 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from functools import lru_cache
+from typing import TYPE_CHECKING
 
 from harness.hl7v2.charset import CharsetError, encode
 from harness.hl7v2.message import HL7ParseError, Message, parse_path
-from harness.mask.masker import MaskError, Pass
+from harness.mask.error import MaskError
 from harness.mask.policy import Rule
 from harness.mask.sweep import Replacements
+
+if TYPE_CHECKING:  # annotations only: importing the masker at run time would be a cycle
+    from harness.mask.masker import Pass
 
 _path = lru_cache(maxsize=8192)(parse_path)
 """Paths are built as text (`PID[1]-3[2].1`) and parsed once each: a message is read path by path."""

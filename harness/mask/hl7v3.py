@@ -15,13 +15,17 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from lxml import etree
 
 from harness import safexml
-from harness.mask.masker import MaskError, Pass
+from harness.mask.error import MaskError
 from harness.mask.policy import Rule
 from harness.mask.sweep import Replacements
+
+if TYPE_CHECKING:  # annotations only: importing the masker at run time would be a cycle
+    from harness.mask.masker import Pass
 
 ADDRESS_KEPT_PARTS = frozenset({"STA", "CTY", "CNT", "CPA", "ZIP", "CEN", "PRE"})
 """HL7 v3 address part types kept: state, city, country, county, postal code, census tract, precinct."""

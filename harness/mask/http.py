@@ -12,10 +12,14 @@ capture, or compressed in a way that cannot be undone here, cannot be masked: Ma
 from __future__ import annotations
 
 import zlib
+from typing import TYPE_CHECKING
 
 from harness.http_wire import HttpError, read_message
-from harness.mask.masker import Masked, Masker, MaskError, Pass
+from harness.mask.error import MaskError
 from harness.mask.sweep import Replacements
+
+if TYPE_CHECKING:  # annotations only: importing the masker at run time would be a cycle
+    from harness.mask.masker import Masked, Masker, Pass
 
 REDACTED = "[redacted]"
 

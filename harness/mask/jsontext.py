@@ -15,7 +15,7 @@ import re
 from collections.abc import Iterator
 from typing import Any
 
-from harness.mask.masker import MaskError
+from harness.mask.error import MaskError
 from harness.mask.sweep import Replacements
 
 Path = tuple[str | int, ...]

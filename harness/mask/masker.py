@@ -17,6 +17,7 @@ from datetime import date
 from typing import Protocol
 
 from harness import idcard
+from harness.mask.error import MaskError  # noqa: F401 - its home for callers of the masker
 from harness.mask.policy import Policy, Rule
 from harness.mask.pseudonym import MOBILE_PREFIXES, Pseudonyms
 from harness.mask.sweep import BEFORE, Replacements
@@ -24,10 +25,6 @@ from harness.mask.sweep import BEFORE, Replacements
 _FAR_FUTURE = date(9999, 12, 31)
 _IDCARD_SHAPE = re.compile(BEFORE + r"\d{17}[\dXx](?![0-9A-Za-z])")
 _MOBILE_SHAPE = re.compile(BEFORE + r"1[3-9]\d{9}(?![0-9A-Za-z])")
-
-
-class MaskError(ValueError):
-    """Content that cannot be masked (unreadable, truncated, an unknown encoding): never passed on."""
 
 
 class Masked(Protocol):

@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from harness.datafiles import data_dir
+
 KINDS = ("hl7v2", "fhir", "medins", "cdc", "hl7v3")
 HOW = ("id", "name", "phone", "email", "address", "text", "date", "region", "redact", "keep")
 """How an element is replaced: id (a 身份证 or any identifier), name, phone (or e-mail), email,
@@ -62,7 +64,7 @@ class Policy:
 def search_dirs() -> list[Path]:
     """Where policies named without a path are looked for: ./specs/masking, then beside the package."""
     here = Path("specs/masking")
-    packaged = Path(__file__).resolve().parents[2] / "specs" / "masking"
+    packaged = (data_dir("specs") / "masking").resolve()
     return [here] if here.resolve() == packaged else [here, packaged]
 
 

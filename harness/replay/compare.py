@@ -365,25 +365,3 @@ class HL7v2Comparator:
             return _ack_code(hl7v2_fields(observed.response, observed.charset))
         except ValueError:
             return None
-
-
-COMPARATORS: dict[str, type] = {}
-
-
-def register_comparator(kind: str, cls: type) -> None:
-    """Make `cls` the comparator of an exchange kind. `cls(ignore)` takes the full ignore rules; its
-    `default_ignores` class attribute holds the ones that apply when nobody says otherwise."""
-    COMPARATORS[kind] = cls
-
-
-def comparator_for(kind: str, ignore: Sequence[IgnoreRule] | None = None) -> Comparator:
-    """The comparator registered for an exchange kind; extra ignore rules add to its defaults."""
-    if kind not in COMPARATORS:
-        from harness.replay import http_compare  # noqa: F401  (registers the HTTP kinds)
-    cls = COMPARATORS.get(kind)
-    if cls is None:
-        raise ValueError(f"no comparator for exchange kind {kind!r} (known: {', '.join(COMPARATORS)})")
-    return cls((*getattr(cls, "default_ignores", ()), *(ignore or ())))
-
-
-register_comparator("hl7v2", HL7v2Comparator)

@@ -17,7 +17,6 @@ from typing import Any
 from harness import codecs, http_summary
 from harness.http_wire import HttpError, read_message
 from harness.replay.compare import (
-    COMPARATORS,
     NO_REPLY_OUTCOMES,
     Comparison,
     Difference,
@@ -166,17 +165,3 @@ class HttpComparator:
         return Comparison(
             cls, old_code, new_code, diffs, note=problem or old_problem, recovered=not old_ok and new_ok
         )
-
-
-def _factory(kind: str) -> type:
-    return type(
-        f"{kind.capitalize()}Comparator",
-        (HttpComparator,),
-        {
-            "__init__": lambda self, ignore=(): HttpComparator.__init__(self, kind, ignore),
-        },
-    )
-
-
-for _kind in codecs.KINDS:
-    COMPARATORS.setdefault(_kind, _factory(_kind))

@@ -18,7 +18,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from harness.exchange import Exchange, iso_time
-from harness.replay.compare import CLASSES, Comparison, IgnoreRule, Observed, comparator_for
+from harness.replay.comparators import comparator_for
+from harness.replay.compare import CLASSES, Comparison, IgnoreRule, Observed
 from harness.store import ExchangeFilter, Store
 
 CAPTURE = "capture"

@@ -53,8 +53,10 @@ def _dtm_precision(m: re.Match[str]) -> str:
     return "y"
 
 
-def _format_dtm(when: datetime, like: re.Match[str] | None) -> str:
+def _format_dtm(when: datetime, like: re.Match[str] | None, at_least_seconds: bool = False) -> str:
     precision = _dtm_precision(like) if like else "s"
+    if at_least_seconds and precision in ("y", "mo", "d", "h", "mi"):
+        precision = "s"
     formats = {
         "y": "%Y",
         "mo": "%Y%m",
@@ -101,7 +103,9 @@ def shift_dtm(value: str, delta: timedelta) -> str:
 
 
 def now_dtm(like: str | None, now: float) -> str:
-    """Now as an HL7 DTM, in the precision and zone style of `like` (seconds, local time when unknown)."""
+    """Now as an HL7 DTM, in the precision and zone of `like`: its fraction digits and its UTC offset (the
+    time told in that offset); seconds at least (a coarser original would make "now" useless), local time
+    without an offset when `like` has none or is not a timestamp."""
     m = _DTM.match(like.strip()) if like else None
     if m and m.group("z"):
         zone = m.group("z")
@@ -110,9 +114,7 @@ def now_dtm(like: str | None, now: float) -> str:
         when = datetime.fromtimestamp(now, tz=UTC).astimezone(tz)
     else:
         when = datetime.fromtimestamp(now)
-    if m and _dtm_precision(m) in ("y", "mo", "d", "h", "mi"):
-        m = None  # a coarse original precision would make "now" useless; use seconds
-    return _format_dtm(when, m)
+    return _format_dtm(when, m, at_least_seconds=True)
 
 
 @dataclass(frozen=True, slots=True)

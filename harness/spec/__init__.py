@@ -37,9 +37,24 @@ def family_of(path: Path) -> str:
     return families.pop()
 
 
+def resolve(path: str | Path) -> Path:
+    """A spec path as given, or a bare name for the specs shipped with harness: a family (`medins`,
+    `hl7v3`, `cdc`, `fhir`) or an HL7 v2 profile (`yunnan-his-adt`), when no such file or folder is here."""
+    given = Path(path)
+    if given.exists() or len(given.parts) != 1:
+        return given
+    shipped = specfile.SPECS / given.name
+    if given.name in specfile.FAMILIES and shipped.is_dir():
+        return shipped
+    profile = specfile.SPECS / "hl7v2" / f"{given.name}.yaml"
+    return profile if profile.is_file() else given
+
+
 def load(path: str | Path) -> Interface:
-    """The interface a spec folder (or HL7 v2 profile file) describes; SpecError names what is wrong."""
-    path = Path(path)
+    """The interface a spec folder (or HL7 v2 profile file) describes; SpecError names what is wrong.
+
+    A bare name is looked up among the specs shipped with harness (see `resolve`)."""
+    path = resolve(path)
     family = family_of(path)
     if family == "hl7v2":
         from harness.spec import hl7v2

@@ -11,12 +11,36 @@ SM4-GCM) and `rekey` (key rotation). Everything callers need is importable from 
 
 from __future__ import annotations
 
-from harness.store.backend import RUN_KINDS, PruneResult, Run, Store, StoreError, StoreUnavailable
+from harness.store.backend import (
+    RUN_KINDS,
+    PruneResult,
+    Run,
+    Store,
+    StoreError,
+    StoreUnavailable,
+    register_backend,
+)
 from harness.store.location import StoreLocation, is_url, parse_location
 from harness.store.process import WriterProcess, _serve_writer  # noqa: F401 - the child's entry point
 from harness.store.query import ExchangeFilter, parse_time
 from harness.store.schema import MIGRATIONS, SCHEMA_VERSION
 from harness.store.writer import CaptureWriter, StoreHealth, file_identity
+
+
+def _sqlite() -> type[Store]:
+    from harness.store.sqlite import SQLiteStore
+
+    return SQLiteStore
+
+
+def _postgres() -> type[Store]:
+    from harness.store.postgres import PostgresStore  # imports psycopg: only for a postgresql:// store
+
+    return PostgresStore
+
+
+register_backend("sqlite", _sqlite)
+register_backend("postgresql", _postgres)
 
 __all__ = [
     "MIGRATIONS",

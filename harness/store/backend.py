@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.exchange import Exchange
+from harness.store.error import StoreError, StoreUnavailable  # noqa: F401 - importable from here too
 
 RUN_KINDS = ("capture", "replay", "compare")
 RUN_COLUMNS = ("id", "kind", "created_at", "finished_at", "params", "target", "status", "summary")
@@ -25,14 +26,6 @@ _RUN_SELECT = f"SELECT {', '.join(RUN_COLUMNS)} FROM runs"
 _UNREAD = object()
 PRUNE_BATCH = 5000
 """Rows `prune` deletes per transaction where it cannot drop whole partitions."""
-
-
-class StoreError(Exception):
-    """The store cannot be used: missing, not a capture store, newer schema, unreachable, unusable filter."""
-
-
-class StoreUnavailable(StoreError):
-    """The store cannot take writes now (database unreachable, read-only, disk full): try again later."""
 
 
 @dataclass(slots=True)
@@ -63,6 +56,18 @@ class PruneResult:
         return self.rows_in_partitions + self.rows_deleted
 
 
+_BACKENDS: dict[str, Callable[[], type[Store]]] = {}
+
+
+def register_backend(kind: str, load: Callable[[], type[Store]]) -> None:
+    """Make `Store(target)` open targets of `kind` (a `StoreLocation.kind`) with the class `load()` returns.
+
+    The package (harness/store/__init__.py) registers SQLite and PostgreSQL, so this interface never
+    imports its own implementations; `load` lets PostgreSQL's driver be imported only when used.
+    """
+    _BACKENDS[kind] = load
+
+
 class Store:
     """A capture store: add and read exchanges, create and finish runs.
 
@@ -78,15 +83,10 @@ class Store:
         if cls is Store:
             from harness.store.location import parse_location
 
-            location = parse_location(target)
-            if location.kind == "postgresql":
-                from harness.store.postgres import PostgresStore
-
-                cls = PostgresStore
-            else:
-                from harness.store.sqlite import SQLiteStore
-
-                cls = SQLiteStore
+            kind = parse_location(target).kind
+            if kind not in _BACKENDS:
+                raise StoreError(f"no store backend for {kind} (known: {', '.join(sorted(_BACKENDS))})")
+            cls = _BACKENDS[kind]()
         return super().__new__(cls)
 
     def __enter__(self) -> Store:

@@ -37,7 +37,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from harness.store.backend import StoreError
+from harness.store.error import StoreError
 
 KEY_ENV = "HARNESS_STORE_KEY"
 """The environment variable that holds the key itself (hex or base64)."""

@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import Any
 
 from harness.exchange import Exchange
-from harness.store.backend import StoreError
+from harness.store.error import StoreError
 
 _ORDERS = {
     "id": "id ASC",

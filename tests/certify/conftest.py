@@ -3,16 +3,13 @@ choose (every suite names its records with identifiers of its own, so runs do no
 
 from __future__ import annotations
 
-import contextlib
-import json
 import sys
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
 from tests.childproc import Child
-from tests.conftest import HARNESS, ROOT, Processes
+from tests.processes import HARNESS, Processes
 
 
 class Servers:
@@ -43,22 +40,3 @@ def servers() -> Iterator[Servers]:
         yield found
     finally:
         found.processes.stop_all()
-
-
-def certify(*args: str) -> tuple[int, dict, str]:
-    """`harness certify ARGS --json` run in this process (the targets are real processes on real sockets):
-    exit code, the summary object, stderr. test_cli.py runs the command as a child too."""
-    from typer.testing import CliRunner
-
-    from harness.cli import app
-
-    with contextlib.chdir(ROOT):
-        result = CliRunner().invoke(app, ["certify", *args, "--json"])
-    if result.exception is not None and not isinstance(result.exception, SystemExit):
-        raise result.exception
-    summary = json.loads(result.stdout) if result.stdout.strip().startswith("{") else {}
-    return result.exit_code, summary, result.stderr
-
-
-def report(summary: dict) -> dict:
-    return json.loads(Path(summary["reports"]["json"]).read_text("utf-8"))

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.certify.conftest import certify, report
+from tests.certify.runs import certify, report
 
 FAMILIES = {
     "medins": ("specs/medins", ["mock", "medins"], "http://127.0.0.1:{port}", "2207,outpatient"),

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.certify.conftest import certify, report
+from tests.certify.runs import certify, report
 
 MEDINS = ("specs/medins", "http://127.0.0.1:{port}")
 CASES = {

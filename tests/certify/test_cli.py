@@ -6,8 +6,9 @@ import pytest
 from typer.testing import CliRunner
 
 from harness.cli import app
-from tests.certify.conftest import certify
-from tests.conftest import ROOT, free_port
+from tests.certify.runs import certify
+from tests.ports import free_port
+from tests.processes import ROOT
 
 
 def run(*args: str):
@@ -68,7 +69,7 @@ def test_a_bad_waiver_file_is_a_usage_error_naming_the_entry(tmp_path):
 def test_the_text_output_leads_with_the_verdict_and_says_where_the_reports_are(servers, tmp_path):
     import subprocess
 
-    from tests.conftest import HARNESS
+    from tests.processes import HARNESS
 
     port = servers.mock("cdc")
     proc = subprocess.run(

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import yaml
 
-from tests.certify.conftest import certify, report
-from tests.conftest import free_port
+from tests.certify.runs import certify, report
 from tests.mask.support import leaks
+from tests.ports import free_port
 from tests.proxy.http_setup import run_proxy, write_http_config
 from tests.proxy.proxy_process import start_proxy
 

@@ -8,7 +8,7 @@ import sys
 
 from lxml import etree
 
-from tests.conftest import ROOT
+from tests.processes import ROOT
 
 
 def pytest_run(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests.browser import needs_chromium, rendered, screenshot
-from tests.certify.conftest import certify
+from tests.certify.runs import certify
 
 pytestmark = needs_chromium
 

@@ -13,6 +13,7 @@ from harness.exchange import Exchange
 from harness.hl7v2.files import iter_messages
 from harness.mllp import MLLPDecoder
 from harness.store import Store
+from tests.messages import ack_for
 
 runner = CliRunner()
 T0 = 1764072000.0  # 2025-11-25T12:00:00Z
@@ -28,7 +29,7 @@ def hl7(control_id: str, trigger: str = "A01", pid: str = "1001", charset: str |
 
 
 def ack(control_id: str, code: str = "AA") -> bytes:
-    return f"MSH|^~\\&|HC|H2|HIS|H1|||ACK|A{control_id}|P|2.5\rMSA|{code}|{control_id}\r".encode()
+    return ack_for(control_id, code, sender=("HC", "H2"), receiver=("HIS", "H1"))
 
 
 @pytest.fixture

@@ -6,7 +6,8 @@ import subprocess
 import pytest
 
 from harness.cli.fault import rule_from_options
-from tests.conftest import HARNESS, ROOT, free_port
+from tests.ports import free_port
+from tests.processes import HARNESS, ROOT
 from tests.proxy import admin_server
 
 TOKEN = "cli-test-token-0123456789"

@@ -8,7 +8,7 @@ import pytest
 from typer.testing import CliRunner
 
 from harness.cli import app
-from tests.conftest import ROOT
+from tests.processes import ROOT
 
 
 def run(*args: str):

@@ -16,7 +16,7 @@ import pytest
 from harness.exchange import Exchange
 from harness.mllp import MLLPDecoder
 from harness.store import Store
-from tests.conftest import HARNESS, ROOT
+from tests.processes import HARNESS, ROOT
 
 T0 = 1764072000.0
 ESC_ID = "C2\x1b]0;pwned\x07[red]x[/]"

@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT, free_port
 from tests.mock_mllp_process import start_mock
+from tests.ports import free_port
+from tests.processes import ROOT
 from tests.tls_material import make_self_signed
 
 FIXTURES = ROOT / "fixtures" / "hl7v2"
@@ -53,7 +54,7 @@ def test_send_fixtures_all_accepted(processes):
     assert [r["ack_code"] for r in rows] == ["CA", "AA", "AA", "AA", "AA"]
     assert [r["message_type"] for r in rows][:2] == ["ADT^A01", "ORU^R01"]
     assert summary_of(out) == {"type": "summary", "target": f"127.0.0.1:{mock.port}", "messages": 5,
-                               "outcomes": {"ok": 5}, "exit_code": 0}
+                               "outcomes": {"ok": 5}, "skipped_unreadable": 0, "exit_code": 0}
     assert all(r["error"] is None and r["rtt_ms"] >= 0 for r in rows)
     batch = [(Path(r["source"]).name, r["index"]) for r in rows][-2:]
     assert batch == [("adt_batch.hl7", 0), ("adt_batch.hl7", 1)]
@@ -135,6 +136,22 @@ def test_file_without_msh_exit_2_naming_it(processes, tmp_path):
     bad.write_text("just some notes\n")
     code, out = send(processes, "127.0.0.1:1", str(bad))
     assert code == 2 and "notes.txt" in out and "before any MSH" in out
+
+
+def test_skip_unreadable_sends_the_rest_and_fails_the_run_saying_what_it_skipped(processes, tmp_path):
+    bad = tmp_path / "notes.txt"
+    bad.write_text("just some notes\n")
+    good = FIXTURES / "adt_a01_admit.hl7"
+    port = start_mock(processes).port
+    code, out = send(processes, f"127.0.0.1:{port}", str(bad), str(good))
+    assert code == 2 and "nothing was sent; --skip-unreadable sends the other files" in out
+    code, out = send(processes, f"127.0.0.1:{port}", str(bad), str(good), "--skip-unreadable")
+    assert code == 1, out  # something was left out: not a clean run
+    assert "skipped, unreadable:" in out and "notes.txt" in out and "before any MSH" in out
+    assert "HIS20240315083012001" in out and "ADT^A01" in out
+    assert "1 message(s) sent to 127.0.0.1:" in out and "1 accepted; 1 unreadable skipped" in out
+    code, out = send(processes, f"127.0.0.1:{port}", str(bad), str(good), "--skip-unreadable", "--json")
+    assert code == 1 and summary_of(out)["skipped_unreadable"] == 1 and summary_of(out)["messages"] == 1
 
 
 def test_enhanced_mode_waits_for_the_application_ack_and_names_it_on_its_own_line(processes, tmp_path):

@@ -11,13 +11,16 @@ from typer.testing import CliRunner
 from harness.cli import app
 from harness.exchange import Exchange
 from harness.store import Store
+from tests import messages
 
 runner = CliRunner()
 DAY = 86400
 
 
 def adt(control_id: str) -> bytes:
-    return f"MSH|^~\\&|HIS|H1|HC|H2|20261125||ADT^A01|{control_id}|P|2.5\rPID|1||{control_id}\r".encode()
+    hosts = {"sender": ("HIS", "H1"), "receiver": ("HC", "H2")}
+    return messages.adt(control_id, pid3=control_id, name="", evn=False, message_type="ADT^A01",
+                        ts="20261125", **hosts)  # fmt: skip
 
 
 def fill(target, days_ago=(1, 2, 40, 100)) -> None:

@@ -14,7 +14,8 @@ import yaml
 
 from harness.child_output import LISTENING
 from tests.browser import needs_chromium, rendered, screenshot
-from tests.conftest import HARNESS, Processes, free_port
+from tests.ports import free_port
+from tests.processes import HARNESS, Processes
 from tests.proxy.proxy_process import start_proxy
 
 DRILL = [

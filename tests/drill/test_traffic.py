@@ -49,7 +49,7 @@ def test_a_bad_message_type_is_refused(bad):
 
 def test_the_drill_config_for_the_simulators_is_valid():
     from harness.proxy.config import load_config
-    from tests.conftest import ROOT
+    from tests.processes import ROOT
 
     config = load_config(ROOT / "proxies" / "drill.yaml")
     [(name, channel)] = config.channels.items()

@@ -97,6 +97,9 @@ def test_folders_are_walked_in_sorted_order(tmp_path: Path):
     (tmp_path / "c.txt").write_bytes(MSH2 + b"\r")
     (tmp_path / "README.md").write_text("# not a message")
     (tmp_path / ".hidden.hl7").write_text("junk")
+    (tmp_path / "make.py").write_text("print()")
+    (tmp_path / "__pycache__").mkdir()  # what an installed package's fixtures folder holds
+    (tmp_path / "__pycache__" / "make.cpython-311.pyc").write_bytes(b"\xa7\r\r\n")
     got = [(Path(m.source).relative_to(tmp_path).as_posix(), m.index) for m in iter_messages([tmp_path])]
     assert got == [("a.hl7", 0), ("a.hl7", 1), ("b/2.hl7", 0), ("c.txt", 0)]
 

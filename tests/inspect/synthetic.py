@@ -23,6 +23,7 @@ from pathlib import Path
 
 from harness.exchange import Exchange
 from harness.store import Store
+from tests.messages import ack_for
 
 TZ = timezone(timedelta(hours=8))
 DAY = datetime(2026, 3, 2, tzinfo=TZ)
@@ -65,7 +66,7 @@ def hl7(mtype: str, control_id: str, made: float, pid: str = "P1") -> bytes:
 
 
 def ack(code: str, control_id: str, text: str = "") -> bytes:
-    return f"MSH|^~\\&|HC|H1|HIS|H1|||ACK|A{control_id}|P|2.5\rMSA|{code}|{control_id}|{text}\r".encode()
+    return ack_for(control_id, code, text=text, sender=("HC", "H1"), receiver=("HIS", "H1"))
 
 
 def mllp(

@@ -8,8 +8,9 @@ import subprocess
 
 import yaml
 
-from tests.conftest import HARNESS, ROOT, free_port
 from tests.mock_mllp_process import start_mock
+from tests.ports import free_port
+from tests.processes import HARNESS, ROOT
 from tests.proxy.proxy_process import start_proxy
 
 

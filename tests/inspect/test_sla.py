@@ -73,7 +73,7 @@ def test_a_type_without_traffic_is_not_a_breach_but_volume_min_is(tmp_path):
 
 
 def test_the_shipped_example_sla_loads():
-    from tests.conftest import ROOT
+    from tests.processes import ROOT
 
     sla = load_sla(ROOT / "ops" / "sla.yaml")
     assert set(sla.named_channels) == {"his-adt", "lis-oru", "medins"}

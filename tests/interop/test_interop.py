@@ -17,7 +17,8 @@ import pytest
 from harness.exchange import Exchange
 from harness.http_wire import build_head
 from harness.store import ExchangeFilter, Store
-from tests.conftest import HARNESS, ROOT, free_port, wait_for_port
+from tests.ports import free_port, wait_for_port
+from tests.processes import HARNESS, ROOT
 from tests.proxy.http_setup import start_simulator
 
 MITMDUMP = Path(sys.executable).with_name("mitmdump")

@@ -3,18 +3,15 @@
 
 from __future__ import annotations
 
-import json
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 import yaml
 
-from tests.childproc import Child
-from tests.conftest import HARNESS, ROOT, Processes, free_port, wait_for_port
-
-LOAD_TIMEOUT_S = 180
+from tests.load.runs import start_mock
+from tests.ports import free_port, wait_for_port
+from tests.processes import Processes
 
 
 @dataclass
@@ -29,11 +26,6 @@ class Chain:
     def address(self, channel: str) -> str:
         port = self.channels[channel]
         return f"127.0.0.1:{port}" if channel.startswith("adt") else f"http://127.0.0.1:{port}"
-
-
-def start_mock(procs: Processes, kind: str, *args: str) -> int:
-    child = Child(procs.harness("mock", kind, "--listen", "127.0.0.1:0", *args))
-    return child.listening(timeout=60)
 
 
 @pytest.fixture(scope="module")
@@ -68,33 +60,3 @@ def chain(tmp_path_factory) -> Chain:
         yield Chain(folder, config, store, mocks, channels)
     finally:
         procs.stop_all()
-
-
-def load(*args: str, cwd: Path = ROOT, timeout: float = LOAD_TIMEOUT_S) -> subprocess.CompletedProcess:
-    """`harness load ARGS` as a child; its stdout, stderr and exit code."""
-    return subprocess.run(
-        [*HARNESS, "load", *args], capture_output=True, text=True, cwd=cwd, timeout=timeout,
-        env={**__import__("os").environ, "PYTHONUNBUFFERED": "1"},
-    )  # fmt: skip
-
-
-def summary(out: Path) -> dict:
-    return json.loads((out / "summary.json").read_text(encoding="utf-8"))
-
-
-def write_profile(folder: Path, name: str, messages: dict[str, str], **top) -> Path:
-    """A one-kind MLLP profile (constant shape unless given) over fixture templates."""
-    fixtures = ROOT / "fixtures" / "hl7v2"
-    data = {
-        "name": name,
-        "shape": "constant",
-        "duration": "3s",
-        "model": "open",
-        "rate": 20,
-        "concurrency": 8,
-        "traffic": {"mllp": {"messages": {t: {"template": str(fixtures / f)} for t, f in messages.items()}}},
-        **top,
-    }
-    path = folder / f"{name}.yaml"
-    path.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
-    return path

@@ -3,7 +3,7 @@
 import subprocess
 import sys
 
-from tests.conftest import ROOT
+from tests.processes import ROOT
 
 
 def imports_of(code: str) -> str:

@@ -13,8 +13,8 @@ import pytest
 
 from harness.exchange import Exchange
 from harness.store import ExchangeFilter, Store
-from tests.conftest import HARNESS, ROOT
-from tests.load.conftest import load, start_mock, summary, write_profile
+from tests.load.runs import load, start_mock, summary, write_profile
+from tests.processes import HARNESS, ROOT
 
 SMOKE = "interfaces-smoke"
 
@@ -125,7 +125,7 @@ def test_an_upstream_answering_ae_for_one_type_fails_exactly_that_type(chain, tm
 
 @pytest.fixture(scope="module")
 def mllp_port():
-    from tests.conftest import Processes
+    from tests.processes import Processes
 
     procs = Processes()
     try:
@@ -160,7 +160,7 @@ def test_thresholds_decide_the_exit_code_both_ways(mllp_port, tmp_path, limit, c
 
 @pytest.fixture(scope="module")
 def slow_port():
-    from tests.conftest import Processes
+    from tests.processes import Processes
 
     procs = Processes()
     try:
@@ -316,7 +316,7 @@ def test_ctrl_c_stops_the_run_cleanly_and_still_reports(mllp_port, tmp_path):
 def test_web_mode_serves_locusts_ui_and_reports_after_ctrl_c(mllp_port, tmp_path):
     import urllib.request
 
-    from tests.conftest import free_port
+    from tests.ports import free_port
 
     profile = write_profile(tmp_path, "web", {"ADT^A04": "adt_a04_gb18030.hl7"}, duration="3s")
     out, port = tmp_path / "web", free_port()

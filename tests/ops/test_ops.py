@@ -18,8 +18,8 @@ import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.childproc import Child
-from tests.conftest import ROOT, Processes
 from tests.mock_mllp_process import start_mock
+from tests.processes import ROOT, Processes
 from tests.proxy.proxy_process import Sender, adt
 
 OPS = ROOT / "ops"

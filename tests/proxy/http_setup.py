@@ -16,7 +16,8 @@ from typing import Any
 import yaml
 
 from tests.childproc import start_listening
-from tests.conftest import ROOT, free_port, wait_for_port
+from tests.ports import free_port, wait_for_port
+from tests.processes import ROOT
 from tests.proxy.proxy_process import start_proxy
 
 MEDINS_PATH = "/fsi/api/rsfComIfsService/callService"

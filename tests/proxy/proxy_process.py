@@ -11,22 +11,23 @@ from typing import Any
 import yaml
 
 from harness.mllp import Frame, MLLPDecoder
-from tests.conftest import ROOT, free_port, wait_for_port
+from tests import messages
+from tests.ports import free_port, wait_for_port
+from tests.processes import ROOT
 
 HL7APY_UPSTREAM = Path(__file__).with_name("hl7apy_upstream.py")
 
 
 def adt(control_id: str, *, size: int = 0, trigger: str = "A01") -> bytes:
-    """An ADT message with the given control id, padded with an NTE to about `size` bytes."""
-    msg = (
-        f"MSH|^~\\&|HIS|HOSP|HC|HOSP|20260101120000||ADT^{trigger}^ADT_{trigger}|{control_id}|P|2.5\r"
-        f"EVN|{trigger}|20260101120000\r"
-        f"PID|1||900001^^^HOSP^MR||ZHANG^SAN^^^^^L||19800101|M|||KUNMING RD 1^^KUNMING^YN^650000\r"
-        f"PV1|1|I|W1^101^1||||D001^LI^SI\r"
+    """An inpatient ADT message with the given control id, padded with an NTE to about `size` bytes."""
+    return messages.adt(
+        control_id,
+        trigger=trigger,
+        name="ZHANG^SAN^^^^^L",
+        patient="||19800101|M|||KUNMING RD 1^^KUNMING^YN^650000",
+        visit="I|W1^101^1||||D001^LI^SI",
+        size=size,
     )
-    if size > len(msg):
-        msg += "NTE|1||" + "x" * (size - len(msg) - 9) + "\r"
-    return msg.encode("ascii")
 
 
 def write_config(

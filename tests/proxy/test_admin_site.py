@@ -269,7 +269,7 @@ def test_requests_library_talks_to_the_tls_admin_api(processes, tmp_path):
 
 
 def test_the_proxy_refuses_a_token_file_open_to_others_and_says_how_to_fix_it(processes, tmp_path):
-    from tests.conftest import free_port
+    from tests.ports import free_port
     from tests.proxy.proxy_process import proxy_log, start_proxy, write_config
 
     token_file = tmp_path / "admin-token"
@@ -290,7 +290,7 @@ def test_the_proxy_refuses_a_token_file_open_to_others_and_says_how_to_fix_it(pr
 
 
 def test_proxy_check_refuses_a_clear_text_admin_api_beyond_loopback(tmp_path):
-    from tests.conftest import HARNESS, ROOT
+    from tests.processes import HARNESS, ROOT
     from tests.proxy.proxy_process import write_config
 
     config, _ = write_config(
@@ -311,7 +311,7 @@ def test_proxy_check_refuses_a_clear_text_admin_api_beyond_loopback(tmp_path):
 def test_harness_proxy_serves_its_admin_api_over_tls_with_public_health(processes, tmp_path):
     import urllib.request
 
-    from tests.conftest import free_port
+    from tests.ports import free_port
     from tests.proxy.proxy_process import proxy_log, start_proxy, write_config
 
     tls, cert = _tls_config(tmp_path)

@@ -18,8 +18,8 @@ import yaml
 
 from harness.hl7v2.meta import extract
 from harness.store import Store
-from tests.conftest import free_port
 from tests.mock_mllp_process import start_mock
+from tests.ports import free_port
 from tests.proxy.proxy_process import Sender, adt, start_proxy
 
 TOKEN = "central-store-test-token-0123"

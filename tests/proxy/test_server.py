@@ -17,8 +17,9 @@ import yaml
 from harness.exchange import Exchange
 from harness.hl7v2.meta import extract
 from harness.store import ExchangeFilter, Store
-from tests.conftest import HARNESS, ROOT, free_port
 from tests.mock_mllp_process import start_mock
+from tests.ports import free_port
+from tests.processes import HARNESS, ROOT
 from tests.proxy.proxy_process import Sender, adt, proxy_log, start_proxy, write_config
 from tests.tls_material import make_self_signed
 

@@ -25,9 +25,9 @@ import pytest
 
 from harness.hl7v2.meta import extract
 from harness.store import ExchangeFilter, Store, crypto
-from tests.conftest import free_port
 from tests.messages import adt
 from tests.mock_mllp_process import start_mock
+from tests.ports import free_port
 from tests.proxy.proxy_process import Sender, proxy_log, start_proxy, store_key, write_config
 
 TOKEN = "store-health-test-token-0123"

@@ -1,26 +1,21 @@
 import pytest
 
+from harness.replay.comparators import comparator_for
 from harness.replay.compare import (
     Difference,
     HL7v2Comparator,
     IgnoreRule,
     Observed,
     classify,
-    comparator_for,
     diff_fields,
     hl7v2_fields,
     parse_ignore,
 )
+from tests.messages import ack_for
 
 
 def ack(code="AA", ctl="MSG1", ts="20261125010203", text="", err=None, msh10="ACK1"):
-    segs = [
-        f"MSH|^~\\&|HC|HOSP|HIS|HOSP|{ts}||ACK^A01^ACK|{msh10}|P|2.5",
-        f"MSA|{code}|{ctl}" + (f"|{text}" if text else ""),
-    ]
-    if err:
-        segs.append(err)
-    return ("\r".join(segs) + "\r").encode()
+    return ack_for(ctl, code, text=text, ts=ts, msh10=msh10, message_type="ACK^A01^ACK", err=err)
 
 
 def obs(response, sent="MSG1", original="MSG1", **kw):

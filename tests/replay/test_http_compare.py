@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 
 from harness.http_wire import build_head
-from harness.replay.compare import IgnoreRule, Observed, comparator_for
+from harness.replay.comparators import comparator_for
+from harness.replay.compare import IgnoreRule, Observed
 from harness.replay.http_compare import flatten_json, flatten_xml
 
 

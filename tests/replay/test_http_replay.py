@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 
-from tests.conftest import HARNESS, ROOT
+from tests.processes import HARNESS, ROOT
 from tests.proxy.http_setup import (
     MEDINS_PATH,
     medins_visit,

@@ -8,8 +8,8 @@ import sys
 
 from harness.exchange import Exchange
 from harness.store import ExchangeFilter, Store
-from tests.conftest import ROOT
-from tests.replay.conftest import adt, received_ids, start_mock
+from tests.processes import ROOT
+from tests.replay.traffic import adt, received_ids, start_mock
 
 
 def harness(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:

@@ -17,8 +17,9 @@ import pytest
 
 from harness.mllp import Frame, MLLPDecoder, encode
 from harness.store import ExchangeFilter, Store
-from tests.conftest import ROOT, free_port
-from tests.replay.conftest import adt, capture_through_proxy, received_ids, start_mock
+from tests.ports import free_port
+from tests.processes import ROOT
+from tests.replay.traffic import adt, capture_through_proxy, received_ids, start_mock
 
 PATIENTS = ["P1", "P2", "P3", "P4"]
 
@@ -397,6 +398,29 @@ def test_bad_selection_creates_no_run(tmp_path):
     assert "nothing selected" in proc.stderr
     with Store(store) as s:
         assert s.runs() == []
+
+
+def test_a_target_of_the_other_protocol_is_named_as_the_reason_nothing_was_selected(tmp_path):
+    from harness.exchange import Exchange
+
+    mllp, http = tmp_path / "mllp.db", tmp_path / "http.db"
+    with Store(mllp) as s:
+        s.add(Exchange(channel="adt", request=adt(1, "P1"), message_type="ADT^A08", control_id="MSG00001"))
+    body = b'POST /fsi/api/rsfComIfsService/callService HTTP/1.1\r\nContent-Length: 2\r\n\r\n{}'
+    with Store(http) as s:
+        s.add(Exchange(channel="medins", protocol="http", kind="medins", request=body, message_type="2207"))
+    proc = harness("replay", "--store", str(http), "--to", "127.0.0.1:1")
+    assert proc.returncode == 2
+    assert "the selection holds 1 HTTP exchange(s) and no HL7 v2 one" in proc.stderr, proc.stderr
+    assert "--to http://HOST:PORT" in proc.stderr
+    proc = harness("replay", "--store", str(mllp), "--to", "http://127.0.0.1:1")
+    assert proc.returncode == 2
+    assert "holds 1 HL7 v2 (MLLP) exchange(s) and no HTTP one" in proc.stderr, proc.stderr
+    proc = harness("replay", "--store", str(mllp), "--to", "127.0.0.1:1", "--channel", "nothing")
+    assert proc.returncode == 2 and "nothing selected" in proc.stderr
+    for store in (mllp, http):
+        with Store(store) as s:
+            assert s.runs() == []
 
 
 def test_ctrl_c_finishes_in_flight_and_the_run_resumes(processes, tmp_path):

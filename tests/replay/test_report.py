@@ -10,14 +10,16 @@ import pytest
 from harness.exchange import Exchange
 from harness.replay.report import collect, latency_svg, parse_run_ref, render_html, render_json, render_junit
 from harness.store import Store
+from tests.messages import ack_for, adt
 
 
 def ack(code, ctl, ts="20261125010203"):
-    return f"MSH|^~\\&|HC|H|HIS|H|{ts}||ACK^A01^ACK|A{ctl}|P|2.5\rMSA|{code}|{ctl}\r".encode()
+    return ack_for(ctl, code, ts=ts, message_type="ACK^A01^ACK", sender=("HC", "H"), receiver=("HIS", "H"))
 
 
 def req(ctl, patient="P1"):
-    return f"MSH|^~\\&|HIS|H|HC|H|20261124||ADT^A01^ADT_A01|{ctl}|P|2.5\rPID|1||{patient}\r".encode()
+    hosts = {"sender": ("HIS", "H"), "receiver": ("HC", "H")}
+    return adt(ctl, pid3=patient, name="", evn=False, ts="20261124", **hosts)
 
 
 @pytest.fixture

@@ -55,6 +55,17 @@ def test_now_uses_zone_of_original():
     assert len(now_dtm(None, now)) == 14
 
 
+def test_now_keeps_the_fraction_digits_and_the_zone_even_of_a_coarse_original():
+    now = datetime(2026, 11, 25, 1, 2, 3, 456789, tzinfo=UTC).timestamp()
+    assert now_dtm("20261124233000.12+0800", now) == "20261125090203.45+0800"
+    assert now_dtm("20261124233000.1234-0500", now) == "20261124200203.4567-0500"
+    assert now_dtm("202611242330+0800", now) == "20261125090203+0800"  # minutes: seconds at least, zone kept
+    assert now_dtm("20261124+0000", now) == "20261125010203+0000"
+    local = now_dtm("20261124233000", now)
+    assert len(local) == 14 and not any(c in local for c in "+-")  # no zone given, none invented
+    assert now_dtm("yesterday", now) == local
+
+
 def test_empty_rules_send_captured_bytes():
     out = Rewriter(Rules()).apply(ADT, control_id="MSG0001")
     assert out.payload is ADT

@@ -20,7 +20,7 @@ from harness.replay.run import ReplayOptions, ReplayRun, ordering_key
 from harness.replay.selection import ReplayItem, Selection
 from harness.replay.sender import Sent
 from harness.store import ExchangeFilter, Store
-from tests.replay.conftest import adt
+from tests.replay.traffic import adt
 
 
 class RecordingSender:

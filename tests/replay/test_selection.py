@@ -9,7 +9,7 @@ import pytest
 from harness.exchange import Exchange
 from harness.replay.selection import Selection, from_files, from_store
 from harness.store import Store, StoreError
-from tests.replay.conftest import adt
+from tests.replay.traffic import adt
 
 
 @pytest.fixture

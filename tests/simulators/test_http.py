@@ -12,7 +12,7 @@ from twisted.web.test.requesthelper import DummyRequest
 from harness.simulators.http import SimulatorResource
 from harness.simulators.wire import HttpRequest, HttpResponse, text_response
 from tests.childproc import start_listening
-from tests.conftest import HARNESS, ROOT
+from tests.processes import HARNESS, ROOT
 
 GATEWAY = "/fsi/api/rsfComIfsService/callService"
 

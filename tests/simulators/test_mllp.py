@@ -12,14 +12,13 @@ from hypothesis import strategies as st
 from harness.hl7v2.meta import extract
 from harness.mllp import FrameTooLarge, Junk, MLLPDecoder, encode
 from harness.simulators.mllp import AnswerRule, MockSettings, Responder
+from tests.messages import adt
 from tests.mock_mllp_process import start_mock
 
 
 def message(control_id: str = "M1", mrn: str = "123", msh15: str = "", msh16: str = "") -> bytes:
-    return (
-        f"MSH|^~\\&|HIS|H1|HC|H1|20240101120000||ADT^A01^ADT_A01|{control_id}|P|2.5|||{msh15}|{msh16}\r"
-        f"PID|1||{mrn}^^^H1^MR||ZHANG^SAN\r"
-    ).encode()
+    hosts = {"sender": ("HIS", "H1"), "receiver": ("HC", "H1")}
+    return adt(control_id, pid=mrn, evn=False, ts="20240101120000", msh15=msh15, msh16=msh16, **hosts)
 
 
 def codes(reply) -> list[tuple[str | None, str | None]]:

@@ -22,7 +22,7 @@ ADT = (
 
 @pytest.fixture(scope="module")
 def mock():
-    from tests.conftest import Processes
+    from tests.processes import Processes
 
     processes = Processes()
     try:
@@ -63,7 +63,7 @@ def test_in_enhanced_mode_the_refusal_is_the_commit_ack_itself(mock):
 def test_a_profile_that_does_not_load_is_a_usage_error(tmp_path):
     import subprocess
 
-    from tests.conftest import HARNESS, ROOT
+    from tests.processes import HARNESS, ROOT
 
     bad = tmp_path / "bad.yaml"
     bad.write_text("name: x\nfelds: {}\n", "utf-8")

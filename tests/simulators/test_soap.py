@@ -10,11 +10,11 @@ from lxml import etree
 from harness.simulators.soap import SERVICE_PATH, SOAP11, SOAP12, HipMessageServer
 from harness.simulators.wire import HttpRequest
 from tests.childproc import start_listening
+from tests.hl7v3_acks import NS, ack
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "soap"
 SPECS = FIXTURES.parents[1] / "specs"
 MESSAGE = (FIXTURES / "PRPA_IN201311UV02.xml").read_text(encoding="utf-8")
-NS = {"hl7": "urn:hl7-org:v3"}
 H12 = {"content-type": "application/soap+xml; charset=utf-8", "host": "hip.test:8080"}
 H11 = {"content-type": "text/xml; charset=utf-8", "soapaction": '"urn:hl7-org:v3/HIPMessageServer"'}
 
@@ -54,11 +54,6 @@ def result_of(body: bytes) -> etree._Element:
     root = etree.fromstring(body)
     text = root.find(".//HIPMessageServerResult").text
     return etree.fromstring(text.encode("utf-8"))
-
-
-def ack(doc: etree._Element) -> tuple[str, list[str]]:
-    el = doc.find("hl7:acknowledgement", NS)
-    return el.get("typeCode"), [t.get("value") for t in el.findall("hl7:acknowledgementDetail/hl7:text", NS)]
 
 
 def fault_reason(body: bytes) -> str:

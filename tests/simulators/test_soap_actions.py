@@ -13,9 +13,9 @@ from lxml import etree
 
 from harness.simulators.soap import HipMessageServer
 from harness.spec.hl7v3.model import load
+from tests.hl7v3_acks import NS, ack
 
 FIXTURES = Path(__file__).resolve().parents[2] / "specs" / "hl7v3" / "examples"
-NS = {"hl7": "urn:hl7-org:v3"}
 SPEC = load()
 
 
@@ -25,11 +25,6 @@ def fixture(action: str) -> str:
 
 def answer(core: HipMessageServer, action: str, message: str) -> etree._Element:
     return etree.fromstring(core.service(action, message).encode("utf-8"))
-
-
-def ack(doc: etree._Element) -> tuple[str, list[str]]:
-    el = doc.find("hl7:acknowledgement", NS)
-    return el.get("typeCode"), [t.get("value") for t in el.findall("hl7:acknowledgementDetail/hl7:text", NS)]
 
 
 def first_of(registry: str, ops: tuple[str, ...]) -> str:

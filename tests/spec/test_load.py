@@ -103,3 +103,16 @@ def test_a_mistyped_key_is_refused_with_its_line(tmp_path, family, file, old, ne
     with pytest.raises(SpecError) as caught:
         spec.load(tmp_path / "specs" / family)
     assert re.match(rf"{re.escape(str(path))}:\d+: ", str(caught.value)) and words in str(caught.value)
+
+
+def test_a_bare_name_means_the_shipped_spec_unless_such_a_path_is_here(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert spec.resolve("medins") == SPECS / "medins"
+    assert spec.resolve("yunnan-his-adt") == SPECS / "hl7v2" / "yunnan-his-adt.yaml"
+    assert spec.load("cdc").family == "cdc"
+    (tmp_path / "medins").mkdir()  # a folder of that name here wins
+    assert spec.resolve("medins") == Path("medins")
+    assert spec.resolve("nothing-like-it") == Path("nothing-like-it")
+    assert spec.resolve("sub/medins") == Path("sub/medins")  # a path is never looked up
+    with pytest.raises(SpecError, match="nothing-like-it: no such spec folder"):
+        spec.load("nothing-like-it")

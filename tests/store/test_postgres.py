@@ -12,7 +12,7 @@ import pytest
 
 from harness.exchange import Exchange
 from harness.store import CaptureWriter, Store, StoreError, StoreUnavailable, parse_location
-from tests.conftest import free_port
+from tests.ports import free_port
 
 
 @pytest.fixture(scope="module")

@@ -5,24 +5,20 @@ from __future__ import annotations
 from harness.proxy.faults.context import FaultContext
 from harness.proxy.faults.engine import AppliedFault, FaultEngine
 from harness.proxy.faults.plan import Plan
+from tests import messages
 
 
 def adt(
     control_id: str = "MSG00001", code: str = "ADT^A01^ADT_A01", pid3: str = "900001", charset: str = ""
 ) -> bytes:
-    return (
-        f"MSH|^~\\&|HIS|HOSP|HC|HOSP|20260101120000||{code}|{control_id}|P|2.5|||AL|NE||{charset}\r"
-        f"EVN|A01|20260101120000\r"
-        f"PID|1||{pid3}^^^HOSP^MR||ZHANG^SAN||19800101|M\r"
-        f"PV1|1|O\r"
-    ).encode()
+    visit = {"patient": "||19800101|M", "visit": "O", "msh15": "AL", "msh16": "NE"}
+    return messages.adt(control_id, message_type=code, pid=pid3, charset=charset, **visit)
 
 
 def ack(control_id: str = "MSG00001", code: str = "AA") -> bytes:
-    return (
-        f"MSH|^~\\&|HC|HOSP|HIS|HOSP|20260101120001||ACK^A01^ACK|ACK{control_id}|P|2.5\r"
-        f"MSA|{code}|{control_id}\r"
-    ).encode()
+    return messages.ack_for(
+        control_id, code, ts="20260101120001", message_type="ACK^A01^ACK", msh10=f"ACK{control_id}"
+    )
 
 
 def meta_of(payload: bytes):

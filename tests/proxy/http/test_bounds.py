@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from harness.store import ExchangeFilter, Store
-from tests.conftest import Processes
+from tests.processes import Processes
 from tests.proxy.http.recording_upstream import RecordingUpstream
 from tests.proxy.http_setup import run_proxy, write_http_config
 

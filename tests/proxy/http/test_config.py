@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from harness.proxy.config import ConfigError, load_config, parse_config
-from tests.conftest import ROOT
+from tests.processes import ROOT
 
 
 def channel(**extra) -> dict:

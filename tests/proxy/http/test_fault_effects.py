@@ -13,7 +13,8 @@ import urllib.request
 import pytest
 
 from harness.store import ExchangeFilter, Store
-from tests.conftest import HARNESS, Processes, free_port
+from tests.ports import free_port
+from tests.processes import HARNESS, Processes
 from tests.proxy.faults.http.views import SOAP12
 from tests.proxy.http_setup import (
     MEDINS_PATH,

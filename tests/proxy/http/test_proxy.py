@@ -13,7 +13,8 @@ import time
 import pytest
 
 from harness.store import ExchangeFilter, Store
-from tests.conftest import HARNESS, ROOT, Processes, free_port
+from tests.ports import free_port
+from tests.processes import HARNESS, ROOT, Processes
 from tests.proxy.http_setup import (
     MEDINS_PATH,
     EchoUpstream,

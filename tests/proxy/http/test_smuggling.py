@@ -16,7 +16,7 @@ import pytest
 
 from harness.http_wire import Body, End, Head, MessageReader
 from harness.store import ExchangeFilter, Store
-from tests.conftest import Processes
+from tests.processes import Processes
 from tests.proxy.http.recording_upstream import RecordingUpstream
 from tests.proxy.http_setup import run_proxy, write_http_config
 

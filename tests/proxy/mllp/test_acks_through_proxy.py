@@ -25,9 +25,10 @@ from harness.hl7v2.files import iter_messages
 from harness.hl7v2.meta import extract
 from harness.mllp import Frame, MLLPDecoder, encode
 from harness.store import ExchangeFilter, Store
-from tests.conftest import ROOT, free_port
 from tests.messages import adt
 from tests.mock_mllp_process import start_mock
+from tests.ports import free_port
+from tests.processes import ROOT
 from tests.proxy.proxy_process import Sender, start_hl7apy_upstream, start_proxy, write_config
 
 CORPUS = ROOT.parent / "shared" / "corpus" / "hl7v2" / "fhir-converter"

@@ -23,8 +23,9 @@ import pytest
 from harness.mllp_client import MLLPClient
 from harness.proxy.faults.actions.corrupt import flip_byte
 from tests.childproc import Child
-from tests.conftest import HARNESS, ROOT, Processes
+from tests.messages import adt
 from tests.mock_mllp_process import MockMLLP, start_mock
+from tests.processes import HARNESS, ROOT, Processes
 
 TOKEN = "fault-effects-token"
 ACK_TIMEOUT_S = 1.0
@@ -32,12 +33,7 @@ VT, FS, CR = b"\x0b", b"\x1c", b"\r"
 
 
 def message(control_id: str, pid3: str = "100001", code: str = "ADT^A01^ADT_A01") -> bytes:
-    return (
-        f"MSH|^~\\&|HIS|HOSP|HC|HOSP|20260101120000||{code}|{control_id}|P|2.5\r"
-        f"EVN|A01|20260101120000\r"
-        f"PID|1||{pid3}^^^HOSP^MR||ZHANG^SAN||19800101|M\r"
-        f"PV1|1|O\r"
-    ).encode()
+    return adt(control_id, message_type=code, pid=pid3, patient="||19800101|M", visit="O")
 
 
 def new_id() -> str:

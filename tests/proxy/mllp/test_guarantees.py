@@ -27,8 +27,8 @@ from harness.exchange import Exchange
 from harness.hl7v2.meta import extract
 from harness.store import ExchangeFilter, Store, crypto
 from harness.store.crypto import Keyring
-from tests.conftest import free_port
 from tests.mock_mllp_process import start_mock
+from tests.ports import free_port
 from tests.proxy.proxy_process import (
     Sender,
     adt,

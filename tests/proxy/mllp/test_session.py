@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 
-from harness.hl7v2.ack import build_ack
 from harness.hl7v2.meta import extract
 from harness.proxy.mllp.session import (
     CancelTimer,
@@ -21,24 +20,7 @@ from harness.proxy.mllp.session import (
     ToUpstream,
     frame,
 )
-
-
-def adt(control_id: str, *, trigger: str = "A01", pid: str = "900001", msh15: str = "") -> bytes:
-    tail = f"|||{msh15}" if msh15 else ""
-    return (
-        f"MSH|^~\\&|HIS|HOSP|HC|HOSP|20260101120000||ADT^{trigger}^ADT_{trigger}|{control_id}|P|2.5{tail}\r"
-        f"PID|1||{pid}^^^HOSP^MR||ZHANG^SAN\r"
-    ).encode()
-
-
-_ACKS: dict[tuple[bytes, str], bytes] = {}
-
-
-def ack(message: bytes, code: str = "AA") -> bytes:
-    """The upstream's ACK (the same bytes each time it is asked for, like a recorded reply)."""
-    if (message, code) not in _ACKS:
-        _ACKS[message, code] = build_ack(message, code)
-    return _ACKS[message, code]
+from tests.messages import ack, adt
 
 
 class Clock:

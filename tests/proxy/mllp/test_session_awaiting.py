@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from harness.hl7v2.ack import build_ack
 from harness.proxy.mllp.session import MLLPSession, SessionSettings
+from tests import messages
 
 
 def adt(control_id: str) -> bytes:
-    return f"MSH|^~\\&|HIS|H|HC|H|20260101||ADT^A01|{control_id}|P|2.5\rPID|1||9\r".encode()
+    hosts = {"sender": ("HIS", "H"), "receiver": ("HC", "H"), "ts": "20260101"}
+    return messages.adt(control_id, pid3="9", name="", evn=False, message_type="ADT^A01", **hosts)
 
 
 def framed(payload: bytes) -> bytes:

@@ -5,7 +5,8 @@ from __future__ import annotations
 from harness.hl7v2.meta import extract
 from harness.proxy.faults.engine import FaultEngine
 from harness.proxy.mllp.session import Capture, CloseSender, StartTimer, ToSender, ToUpstream, frame
-from tests.proxy.mllp.test_session import Driver, ack, adt, captures, closes, of, to_sender
+from tests.messages import ack, adt
+from tests.proxy.mllp.test_session import Driver, captures, closes, of, to_sender
 
 
 def driver(*rules: dict, **settings) -> Driver:

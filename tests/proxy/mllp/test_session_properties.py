@@ -23,7 +23,8 @@ from harness.proxy.mllp.session import (
     ToUpstream,
     frame,
 )
-from tests.proxy.mllp.test_session import Clock, adt
+from tests.messages import adt
+from tests.proxy.mllp.test_session import Clock
 
 BEHAVIOURS = ("AA", "AE", "stray", "silent", "close")
 

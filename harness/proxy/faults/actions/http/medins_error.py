@@ -2,7 +2,9 @@
 
 The reply is the national interface's response envelope: `infcode` (default -1; kept as given,
 number or string), `err_msg`, `inf_refmsgid` (receiver admdvs + time + serial, the admdvs taken from
-the request's `mdtrtarea_admvs`), `refmsg_time`/`respond_time` (yyyyMMddHHmmssSSS), `output` null.
+the request's `mdtrtarea_admvs`), `refmsg_time`/`respond_time` (yyyyMMddHHmmssSSS), and the rest as the
+centre (and `harness mock medins`) sends it for a refusal: `output` an empty object, the other members
+empty strings, in the same order, so a client sees the same shape from the fault as from the centre.
 """
 
 from __future__ import annotations
@@ -30,11 +32,11 @@ def medins_envelope(infcode: Any, err_msg: str, admdvs: str, serial: int, now: f
         "refmsg_time": stamp,
         "respond_time": stamp,
         "err_msg": err_msg,
-        "output": None,
-        "warn_msg": None,
-        "cainfo": None,
-        "signtype": None,
-        "enctype": None,
+        "warn_msg": "",
+        "cainfo": "",
+        "signtype": "",
+        "enctype": "",
+        "output": {},
     }
 
 

@@ -1,7 +1,8 @@
 """`harness demo`'s HTTP steps: one medical-insurance visit and a FHIR Patient through the HTTP proxy.
 
 `harness mock medins` and `harness mock fhir` run as children behind one `harness proxy` with two HTTP
-channels (durable capture into reports/demo-http-captures.db, kept apart from the MLLP demo's store).
+channels (durable capture into demo-http-captures.db in the demo's output folder, apart from the MLLP
+demo's store).
 The visit is 9001 sign-in -> 1101 person -> 2201 registration -> 2204 fee details -> 2206 pre-settlement
 -> 2207 settlement, from fixtures/medins with the values the centre assigns filled in on the way.
 """
@@ -13,9 +14,10 @@ import json
 import re
 from pathlib import Path
 
-from harness.demo import ROOT, DemoContext, DemoFailure, _shown
+from harness.datafiles import data_dir
+from harness.demo.context import DemoContext, DemoFailure, shown
 
-MEDINS_FIXTURES = ROOT / "fixtures" / "medins"
+MEDINS_FIXTURES = data_dir("fixtures") / "medins"
 MEDINS_PATH = "/fsi/api/rsfComIfsService/callService"
 VISIT = ("9001", "1101", "2201", "2204", "2206", "2207")
 _PLACEHOLDER = re.compile(r"\{\{(\w+)\}\}")
@@ -23,7 +25,7 @@ _CHANNEL = re.compile(r"channel (?P<name>\w+) listening on (?P<host>[^\s:]+):(?P
 
 
 class HttpRun:
-    def __init__(self, reports: Path = ROOT / "reports") -> None:
+    def __init__(self, reports: Path) -> None:
         self.reports = reports
         self.store = reports / "demo-http-captures.db"
         self.config = reports / "demo-http-proxy.yaml"
@@ -67,7 +69,7 @@ class StartHttpChain:
             )
             state.ports[kind] = int(m.group("port"))
             ctx.echo(f"  proxy channel {kind} on {m.group('host')}:{m.group('port')} -> {upstreams[kind]}")
-        ctx.echo(f"  capture store {_shown(state.store)} (durable)")
+        ctx.echo(f"  capture store {shown(state.store)} (durable)")
 
 
 def _post(conn: http.client.HTTPConnection, body: bytes) -> tuple[int, dict]:
@@ -121,7 +123,7 @@ class FhirPatient:
         self.state = run
 
     def run(self, ctx: DemoContext) -> None:
-        patient = json.loads((ROOT / "fixtures" / "fhir" / "patient.json").read_text("utf-8"))
+        patient = json.loads((data_dir("fixtures") / "fhir" / "patient.json").read_text("utf-8"))
         patient.pop("id", None)
         conn = http.client.HTTPConnection("127.0.0.1", self.state.ports["fhir"], timeout=ctx.timeout)
         try:
@@ -180,11 +182,12 @@ class JudgeHttp:
             raise DemoFailure(f"captured {got}, expected {want}")
         ctx.echo(f"  {len(rows)} HTTP exchange(s) captured with infno/infcode and FHIR interaction metadata")
         ctx.echo(
-            f"  for mitmweb: harness capture export --store {_shown(state.store)} --format mitm --out reports"
-            " --unmasked (invented patients; real captures export masked by default)"
+            f"  for mitmweb: harness capture export --store {shown(state.store)} --format mitm"
+            f" --out {shown(state.reports)} --unmasked"
+            " (invented patients; real captures export masked by default)"
         )
 
 
-def http_steps() -> list:
-    run = HttpRun()
+def http_steps(out: Path) -> list:
+    run = HttpRun(out)
     return [StartHttpChain(run), MedinsVisit(run), FhirPatient(run), JudgeHttp(run)]

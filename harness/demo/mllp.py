@@ -1,104 +1,18 @@
-"""`harness demo`: the main job on embedded defaults, as a list of steps sharing one context.
+"""`harness demo`'s HL7 v2 steps: the mock ACK server, the proxy with fault rules, the fixtures sent.
 
-At this stage: start `harness mock mllp` on a free loopback port (a child process), send the HL7 v2
-fixtures to it with the `harness send` client, stop it, and judge the run. Later steps (the proxy,
-the capture store, reports) slot in between by reading and changing ``DemoContext.target``, so
-senders go wherever the chain now starts. Every child is stopped at the end, also after a failure
-or Ctrl-C.
+`harness mock mllp` starts on a free loopback port (a child process), `harness proxy` goes in front of it
+with a durable capture store and an admin API, two fault rules are added through that API, the fixtures
+are sent with the `harness send` client, and the run is judged from the ACKs and the captured exchanges.
+Each step reads and changes ``DemoContext.target`` so senders go wherever the chain now starts.
 """
 
 from __future__ import annotations
 
 import os
 import re
-import signal
-import subprocess
-import sys
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
 
-from harness.child_output import LISTENING, ChildExited, ChildOutput, OutputTimeout
-
-ROOT = Path(__file__).resolve().parent.parent
-FIXTURES = ROOT / "fixtures" / "hl7v2"
-
-
-class DemoFailure(Exception):
-    """A step could not do its job; the message says what and why."""
-
-
-class Child:
-    """A `harness ...` child process in its own process group, its output collected by a thread."""
-
-    def __init__(self, name: str, args: list[str]) -> None:
-        self.name = name
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "harness", *args],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            start_new_session=True,
-            env=dict(os.environ, PYTHONUNBUFFERED="1"),
-        )
-        self.output = ChildOutput(self.proc)
-        self.lines = self.output.lines
-
-    def wait_for(self, pattern: re.Pattern[str], timeout: float) -> re.Match[str]:
-        try:
-            return self.output.wait_for(pattern, timeout)
-        except ChildExited as exc:
-            raise DemoFailure(
-                f"{self.name} exited with {exc.returncode}: " + " | ".join(exc.lines[-5:])
-            ) from None
-        except OutputTimeout:
-            raise DemoFailure(f"{self.name} did not start within {timeout:g} s") from None
-
-    def stop(self, timeout: float = 5.0) -> int | None:
-        """SIGTERM the group, then SIGKILL if it lingers; returns the exit code."""
-        for sig in (signal.SIGTERM, signal.SIGKILL):
-            if self.proc.poll() is not None:
-                break
-            try:
-                os.killpg(self.proc.pid, sig)
-            except ProcessLookupError:
-                break
-            try:
-                self.proc.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                continue
-        self.proc.wait()
-        self.output.join(timeout=2)
-        if self.proc.stdout:
-            self.proc.stdout.close()
-        return self.proc.returncode
-
-
-@dataclass
-class DemoContext:
-    fixtures: Path
-    echo: Callable[[str], None]
-    timeout: float = 10.0
-    target: tuple[str, int] | None = None  # where senders send; each step in the chain may move it
-    children: dict[str, Child] = field(default_factory=dict)
-    results: list = field(default_factory=list)  # harness.send.Sent
-
-    def start_child(self, name: str, args: list[str], startup_timeout: float = 30.0) -> tuple[str, int]:
-        child = Child(name, args)
-        self.children[name] = child
-        m = child.wait_for(LISTENING, startup_timeout)
-        return (m.group("v6") or m.group("v4")), int(m.group("port"))
-
-    def stop_children(self) -> None:
-        for child in reversed(list(self.children.values())):
-            child.stop()
-
-
-class Step(Protocol):
-    name: str
-
-    def run(self, ctx: DemoContext) -> None: ...
+from harness.demo.context import DemoContext, DemoFailure, run_harness, shown
 
 
 class StartMockMLLP:
@@ -130,12 +44,21 @@ class SendFixtures:
 
         def emit(sent) -> None:
             ctx.results.append(sent)
-            ctx.echo("  " + sent.line().replace(str(ROOT) + os.sep, ""))
+            name = _fixture_name(Path(sent.source), ctx.fixtures)
+            ctx.echo("  " + sent.line().replace(str(sent.source), name))
 
         with MLLPClient(host, port, timeout=ctx.timeout) as client:
             summary = send_messages(client, messages, emit)
         if summary.connect_failed:
             raise DemoFailure(f"could not connect to {host}:{port}")
+
+
+def _fixture_name(source: Path, fixtures: Path) -> str:
+    """A fixture as `hl7v2/adt_a01_admit.hl7` when it is a shipped one, else as the user can type it."""
+    try:
+        return str(source.relative_to(fixtures.parent))
+    except ValueError:
+        return shown(source)
 
 
 class StopChildren:
@@ -173,9 +96,9 @@ class Judge:
 
 
 class ProxyRun:
-    """What the proxy steps share: the proxy's files under reports/ and its admin API."""
+    """What the proxy steps share: the proxy's files in the demo's output folder and its admin API."""
 
-    def __init__(self, reports: Path = ROOT / "reports") -> None:
+    def __init__(self, reports: Path) -> None:
         self.reports = reports
         self.store = reports / "demo-captures.db"
         self.config = reports / "demo-proxy.yaml"
@@ -189,7 +112,7 @@ _ADMIN = re.compile(r"admin API listening on (?P<host>[^\s]+):(?P<port>\d+)")
 
 
 class StartProxy:
-    name = "start harness proxy in front of it (capture store under reports/)"
+    name = "start harness proxy in front of it (durable capture store)"
 
     def __init__(self, run: ProxyRun) -> None:
         self.run_state = run
@@ -233,7 +156,7 @@ class StartProxy:
         state.admin_url = f"http://{admin.group('host')}:{admin.group('port')}"
         ctx.target = (phost, pport)
         ctx.echo(f"  harness proxy listening on {phost}:{pport} -> {host}:{port}")
-        ctx.echo(f"  capture store {_shown(state.store)} (durable)")
+        ctx.echo(f"  capture store {shown(state.store)} (durable)")
         ctx.echo(f"  admin API on {state.admin_url}")
 
 
@@ -253,7 +176,7 @@ class AddFaults:
         state = self.run_state
         for rule in self.RULES:
             args = ["fault", "add", "demo", "--admin", state.admin_url]
-            out = _harness(args + rule, ctx.timeout, env={_TOKEN_ENV: state.token})
+            out = run_harness(args + rule, ctx.timeout, env={_TOKEN_ENV: state.token})
             ctx.echo("  " + out.strip().replace("\n", "\n  "))
             state.fault_rules += 1
 
@@ -266,7 +189,7 @@ class CaptureSummary:
 
     def run(self, ctx: DemoContext) -> None:
         state = self.run_state
-        out = _harness(["capture", "summary", "--store", str(state.store)], ctx.timeout)
+        out = run_harness(["capture", "summary", "--store", str(state.store)], ctx.timeout)
         for line in out.rstrip().splitlines():
             ctx.echo("  " + line)
 
@@ -308,66 +231,3 @@ class JudgeProxied:
             f"upstream, 1 NAKed by the fault rule; {len(rows)} exchange(s) captured, {len(faulted)} with "
             "a fault on record"
         )
-
-
-def _shown(path: Path) -> str:
-    return str(path).replace(str(ROOT) + os.sep, "")
-
-
-def _harness(args: list[str], timeout: float, env: dict[str, str] | None = None) -> str:
-    """Run `harness ARGS` and return its output; a failure is a DemoFailure with that output."""
-    proc = subprocess.run(
-        [sys.executable, "-m", "harness", *args],
-        capture_output=True,
-        text=True,
-        timeout=max(30.0, timeout * 3),
-        cwd=ROOT,
-        env={**os.environ, **(env or {})},
-    )
-    if proc.returncode != 0:
-        raise DemoFailure(f"harness {' '.join(args[:2])} exited {proc.returncode}: {proc.stderr.strip()}")
-    return proc.stdout
-
-
-def default_steps() -> list[Step]:
-    from harness.demo_certify import CertifyMedins  # a short contract suite of the medins simulator
-    from harness.demo_http import http_steps  # medins visit and FHIR Patient through the HTTP proxy
-
-    proxy = ProxyRun()
-    return [
-        StartMockMLLP(),
-        StartProxy(proxy),
-        AddFaults(proxy),
-        SendFixtures(),
-        StopChildren(),
-        CaptureSummary(proxy),
-        JudgeProxied(proxy),
-        *http_steps(),
-        CertifyMedins(),
-    ]
-
-
-def run(
-    fixtures: Path = FIXTURES,
-    *,
-    echo: Callable[[str], None] = print,
-    steps: list[Step] | None = None,
-    timeout: float = 10.0,
-) -> int:
-    """Run the steps in order; 0 when all succeeded, 1 on a failure, 130 on Ctrl-C."""
-    ctx = DemoContext(fixtures=fixtures, echo=echo, timeout=timeout)
-    steps = default_steps() if steps is None else steps
-    try:
-        for number, step in enumerate(steps, start=1):
-            echo(f"[{number}/{len(steps)}] {step.name}")
-            step.run(ctx)
-    except DemoFailure as exc:
-        echo(f"demo FAILED: {exc}")
-        return 1
-    except KeyboardInterrupt:
-        echo("demo interrupted")
-        return 130
-    finally:
-        ctx.stop_children()
-    echo("demo OK")
-    return 0
