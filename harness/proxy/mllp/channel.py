@@ -473,11 +473,15 @@ class SenderConnection(protocol.Protocol):
         if not self._paused_by and self.connected:
             self.transport.pauseProducing()
         self._paused_by.add(why)
+        if self.session is not None:
+            self.session.sender_reads_paused = True
 
     def _resume(self, why: str) -> None:
         self._paused_by.discard(why)
         if not self._paused_by and self.connected:
             self.transport.resumeProducing()
+        if self.session is not None:
+            self.session.sender_reads_paused = bool(self._paused_by)
 
     def _maybe_done(self) -> None:
         if self.session is not None and self.session.finished and not self.ops and self.upstream is None:

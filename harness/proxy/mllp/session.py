@@ -319,6 +319,9 @@ class MLLPSession:
         message then goes on a new connection, so none is written to one the peer is closing."""
         self.replies_held = False
         """Set by the shell while it does not read the upstream because the sender is not reading."""
+        self.sender_reads_paused = False
+        """Set by the shell while it has stopped reading the sender (back-pressure of any kind): an
+        unfinished frame is then the proxy's doing, not the sender's, and its timeout starts again."""
         self.clock = clock
         self._sender_decoder = MLLPDecoder(settings.max_frame_bytes)
         self._upstream_decoder = MLLPDecoder(settings.max_frame_bytes)
@@ -551,6 +554,9 @@ class MLLPSession:
     def _on_frame_timeout(self, actions: list) -> None:
         """A frame started and never ended: give it up, keep its first bytes, close the connection (the
         stream's framing cannot be trusted after it)."""
+        if self.sender_reads_paused and self._sender_decoder.in_frame and self.sender_open:
+            actions.append(StartTimer(("frame",), self.settings.frame_timeout_s))
+            return
         self._frame_timer = False
         if not self._sender_decoder.in_frame or not self.sender_open:
             return

@@ -447,3 +447,16 @@ def test_a_last_frame_ended_by_0x1c_alone_before_a_close_is_still_a_message_and_
     out = d.run("upstream_closed", "peer closed")
     (ex,) = captures(out)
     assert (ex.control_id, ex.outcome, ex.response) == ("E1", "ok", ack(msg))
+
+
+def test_an_unfinished_frame_times_out_unless_the_proxy_itself_stopped_reading_the_sender():
+    d = Driver(frame_timeout_s=30)
+    d.connect()
+    started = d.run("sender_data", frame(adt("F1"))[:100])  # a frame begins and its end has not come
+    assert StartTimer(("frame",), 30) in started
+    d.session.sender_reads_paused = True  # back-pressure: the proxy is not reading the sender
+    again = d.run("timer", ("frame",))
+    assert StartTimer(("frame",), 30) in again and closes(again) == []
+    d.session.sender_reads_paused = False  # reading again, and still no end block: the sender's doing
+    given_up = d.run("timer", ("frame",))
+    assert closes(given_up) and "frame_timeout_s" in " ".join(captures(given_up)[0].notes)
