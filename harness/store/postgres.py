@@ -378,8 +378,8 @@ class PostgresStore(Store):
             conn.execute(
                 f"CREATE TABLE IF NOT EXISTS {name} (LIKE exchanges INCLUDING DEFAULTS INCLUDING CONSTRAINTS)"
             )
-        except (pg_errors.UniqueViolation, pg_errors.DuplicateTable):
-            pass  # created by another proxy at the same moment
+        except (pg_errors.UniqueViolation, pg_errors.DuplicateTable, pg_errors.DuplicateObject):
+            pass  # created by another proxy at the same moment ("type ... already exists" is DuplicateObject)
         if name in self.partitions(conn):
             return
         try:
