@@ -30,6 +30,7 @@ ON_UPSTREAM_DOWN = ("close", "nak")
 ON_ACK_TIMEOUT = ("close", "nak", "wait")
 ON_MALFORMED = ("forward", "refuse")
 ON_STORE_ERROR = ("close", "nak")
+UPSTREAM_CONNECTION = ("reuse", "per_message")
 MLLP_KINDS = ("hl7v2",)
 
 
@@ -83,6 +84,9 @@ class MLLPChannelConfig(ChannelConfig):
     on_store_error: str = "close"
     """Durable capture, store unable to record: close the sender's connection, or answer AR/CR."""
     resend_on_stale_connection: bool = False
+    upstream_connection: str = "reuse"
+    """`per_message`: a new upstream connection for every message, for upstreams known to close after
+    each reply (otherwise learnt from the first such close)."""
     max_pending_bytes: int = 8 * 1024 * 1024
     frame_timeout_s: float = 30.0
     idle_timeout_s: float = 0.0
@@ -422,6 +426,7 @@ def parse_mllp_channel(section: Section, name: str) -> MLLPChannelConfig:
         max_in_flight=section.integer("max_in_flight", 1, minimum=1),
         on_store_error=section.choice("on_store_error", ON_STORE_ERROR, "close"),
         resend_on_stale_connection=section.boolean("resend_on_stale_connection", False),
+        upstream_connection=section.choice("upstream_connection", UPSTREAM_CONNECTION, "reuse"),
         max_pending_bytes=section.integer("max_pending_bytes", 8 * 1024 * 1024, minimum=1024),
         frame_timeout_s=section.number("frame_timeout_s", 30.0, above=0),
         idle_timeout_s=section.number("idle_timeout_s", 0.0, minimum=0),

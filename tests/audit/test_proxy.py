@@ -12,7 +12,8 @@ import subprocess
 from harness.audit import token_fingerprint, verify
 from harness.audit.table import AuditTable
 from harness.store import Store
-from tests.conftest import HARNESS, ROOT, free_port
+from tests.ports import free_port
+from tests.processes import HARNESS, ROOT
 from tests.proxy.proxy_process import start_proxy, write_config
 
 TOKEN = "audit-test-token-0123456789abcdef"
@@ -40,7 +41,7 @@ def test_fault_changes_and_the_proxy_lifetime_are_in_the_audit_log(processes, tm
     )
     env = {"HARNESS_ADMIN_TOKEN": TOKEN, "HARNESS_AUDIT_FILE": str(copy)}
     proc = start_proxy(processes, config, port, env=env)
-    from tests.conftest import wait_for_port
+    from tests.ports import wait_for_port
 
     wait_for_port(admin_port, proc=proc)
     admin = f"http://127.0.0.1:{admin_port}"

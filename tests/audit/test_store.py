@@ -13,7 +13,7 @@ import pytest
 from harness.audit import record, verify
 from harness.audit.table import AuditTable
 from harness.store import Store
-from tests.conftest import HARNESS, ROOT
+from tests.processes import HARNESS, ROOT
 
 
 def entries(target) -> list:

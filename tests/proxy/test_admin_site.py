@@ -352,7 +352,7 @@ def test_admin_api_over_mutual_tls_needs_a_client_certificate_from_the_configure
     with socket.create_connection(("127.0.0.1", port), timeout=10) as raw, pytest.raises(ssl.SSLError):
         context.wrap_socket(raw, server_hostname="localhost")
     # harness's own admin client presents the certificate from the environment
-    from tests.conftest import HARNESS, ROOT
+    from tests.processes import HARNESS, ROOT
 
     env = {**os.environ, "HARNESS_ADMIN_TOKEN": TOKEN, "HARNESS_ADMIN_CA": str(ca.path)}
     command = [*HARNESS, "fault", "list", "--admin", f"https://localhost:{port}", "--json"]

@@ -190,6 +190,11 @@ def test_the_bounds_have_documented_defaults_and_refuse_nonsense():
         parse_config({"channels": {"adt": {**base, "on_store_error": "ignore"}}})
     with pytest.raises(ConfigError, match="channels.adt.max_connections: must be at least 1"):
         parse_config({"channels": {"adt": {**base, "max_connections": 0}}})
+    assert adt.upstream_connection == "reuse"
+    per = parse_config({"channels": {"adt": {**base, "upstream_connection": "per_message"}}})
+    assert per.channels["adt"].upstream_connection == "per_message"
+    with pytest.raises(ConfigError, match="upstream_connection: expected one of reuse | per_message"):
+        parse_config({"channels": {"adt": {**base, "upstream_connection": "always"}}})
 
 
 def test_a_postgresql_store_stays_a_url_and_a_password_in_it_is_refused():

@@ -11,9 +11,9 @@ from datetime import date
 
 from harness.audit.table import AuditTable
 from harness.store import Store
-from tests.conftest import ROOT
 from tests.mask.support import leaks, person_id
-from tests.replay.conftest import capture_through_proxy, start_mock
+from tests.processes import ROOT
+from tests.replay.traffic import capture_through_proxy, start_mock
 
 PEOPLE = [
     ("张伟", person_id(seq=123), "13812345678"),

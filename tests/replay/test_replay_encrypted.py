@@ -12,8 +12,8 @@ from pathlib import Path
 from harness.exchange import Exchange
 from harness.hl7v2.meta import extract
 from harness.store import Store, crypto
-from tests.conftest import ROOT
-from tests.replay.conftest import adt, received_ids, start_mock
+from tests.processes import ROOT
+from tests.replay.traffic import adt, received_ids, start_mock
 
 
 def harness(*args: str) -> subprocess.CompletedProcess:

@@ -13,7 +13,7 @@ import pytest
 import requests
 
 from tests.childproc import start_listening
-from tests.conftest import HARNESS, ROOT
+from tests.processes import HARNESS, ROOT
 from tests.tls_material import TestCA
 
 ADT = "MSH|^~\\&|HIS|H|HC|H|20260101120000||ADT^A01^ADT_A01|TLS1|P|2.4\rPID|1||123^^^H^MR||张^三\r"

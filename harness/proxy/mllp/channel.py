@@ -72,8 +72,9 @@ class MLLPChannel:
         self.writer = writer if config.capture != "off" else None
         self.durable = config.capture == "durable" and self.writer is not None
         self.store_ok = self._store_ok if self.durable else None
-        self.fresh_per_message = False
-        """Learned from the upstream: it closes its connection after each reply."""
+        self.fresh_per_message = config.upstream_connection == "per_message"
+        """Declared (`upstream_connection: per_message`) or learnt: the upstream closes its connection
+        after each reply."""
         self.log = log
         self.connections: set[SenderConnection] = set()
         self.store_errors = 0

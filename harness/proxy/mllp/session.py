@@ -462,11 +462,13 @@ class MLLPSession:
         if (
             by_peer
             and self._replies_on_connection
-            and not self._in_flight
             and not self._open
             and self.clock() - self._last_reply_at < CLOSE_AFTER_REPLY_S
+            and all(req.forwarded_at >= self._last_reply_at for req in self._in_flight)
         ):
-            self.fresh_per_message = True  # it answered, then closed the connection at once: learn it
+            # it answered, then closed the connection at once: learn it (also when the next message
+            # was already written on the closing connection; that one is failed below, the rest are not)
+            self.fresh_per_message = True
         self._replies_on_connection = 0
         unanswered, self._in_flight = self._in_flight, []
         retry: list[_Request] = []

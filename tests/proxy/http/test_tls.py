@@ -16,7 +16,7 @@ import requests
 
 from tests.browser import chromium, needs_chromium
 from tests.childproc import start_listening
-from tests.conftest import HARNESS, ROOT
+from tests.processes import HARNESS, ROOT
 from tests.proxy.http_setup import run_proxy, write_http_config
 from tests.tls_material import TestCA
 
@@ -25,7 +25,7 @@ needs_curl = pytest.mark.skipif(shutil.which("curl") is None, reason="curl is no
 
 @pytest.fixture(scope="module")
 def tls_stack(tmp_path_factory, request):
-    from tests.conftest import Processes
+    from tests.processes import Processes
 
     folder = tmp_path_factory.mktemp("http-tls")
     ca = TestCA(folder)

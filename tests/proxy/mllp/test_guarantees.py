@@ -64,7 +64,11 @@ def test_python_hl7_client_through_proxy_to_hl7apy_server_500_messages(processes
     up_port = free_port()
     log = tmp_path / "upstream.jsonl"
     start_hl7apy_upstream(processes, up_port, log)
-    config, port = write_config(tmp_path, upstream=f"127.0.0.1:{up_port}", capture="fast")
+    # hl7apy's server closes after each reply; declared, so no message can be written on a closing
+    # connection (learning it takes one close, racing the next message on a loaded machine)
+    config, port = write_config(
+        tmp_path, upstream=f"127.0.0.1:{up_port}", capture="fast", upstream_connection="per_message"
+    )
     proxy = start_proxy(processes, config, port)
     sent: dict[str, bytes] = {}
     acks: list[bytes] = []

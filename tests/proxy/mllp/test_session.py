@@ -460,3 +460,15 @@ def test_an_unfinished_frame_times_out_unless_the_proxy_itself_stopped_reading_t
     d.session.sender_reads_paused = False  # reading again, and still no end block: the sender's doing
     given_up = d.run("timer", ("frame",))
     assert closes(given_up) and "frame_timeout_s" in " ".join(captures(given_up)[0].notes)
+
+
+def test_a_close_right_after_a_reply_is_learnt_even_with_the_next_message_already_written_on_it():
+    d = Driver()
+    d.connect()
+    one, two = adt("L1"), adt("L2")
+    d.send(one)
+    d.reply(ack(one))
+    assert of(d.send(two), ToUpstream) == [ToUpstream(frame(two))]  # written before the close was seen
+    out = d.run("upstream_closed", "peer closed")
+    assert [ex.outcome for ex in captures(out)] == ["upstream_down"]  # at most once: not sent again
+    assert d.session.fresh_per_message  # but the next messages each get a new connection
