@@ -150,6 +150,8 @@ class CaptureWriter:
         self.siblings = siblings
         """Durable: how many exchanges are on their way (e.g. requests awaiting the upstream's reply)."""
         self._lingering = False
+        self._wake_at = self._max_batch
+        """Queue length at which `submit` wakes the writer thread (lower while a commit lingers)."""
         self._queue: deque[tuple[Exchange, Callback | None, float]] = deque()
         self._flush_to = 0  # flush() asks the fast window to close early up to this submission count
         self._cond = threading.Condition()
@@ -206,7 +208,36 @@ class CaptureWriter:
         `replaces`: an exchange submitted earlier that this one completes (an enhanced-mode exchange
         stored at its accept ACK): its row is updated in place, and `ex.id` becomes its id.
         """
-        pressure = False
+        if self._closing:
+            raise RuntimeError(f"capture writer for {self.path} is closed")
+        queue = self._queue
+        if len(queue) >= self._hard_limit:
+            self._submit_full(ex, callback, replaces)
+            return
+        # The usual case takes no lock: a deque append is atomic, and the writer thread is only
+        # woken when it may be waiting for this (the first of a group, a full batch, the exchanges a
+        # durable commit lingers for). Its own checks run under the lock, so no wake-up is lost.
+        item = (ex, callback, time.monotonic(), replaces)
+        queue.append(item)
+        self._submitted += 1
+        n = len(queue)
+        if self._closing:
+            self._withdraw(item)
+        if n == 1 or n >= self._wake_at:
+            with self._cond:
+                self._cond.notify_all()
+                if len(queue) >= self._max_batch:
+                    self._hurry.set()
+        if n >= self._high_water and not self._saturated:
+            with self._cond:
+                pressure = not self._saturated and len(queue) >= self._high_water
+                if pressure:
+                    self._saturated = True
+            if pressure and self._on_pressure is not None:
+                self._on_pressure(True)
+
+    def _submit_full(self, ex: Exchange, callback: Callback | None, replaces: Exchange | None) -> None:
+        """A caller that ignored `on_pressure` up to `hard_limit`: wait for room (nothing is dropped)."""
         with self._cond:
             if self._closing:
                 raise RuntimeError(f"capture writer for {self.path} is closed")
@@ -214,14 +245,20 @@ class CaptureWriter:
                 self._cond.wait(0.05)
             self._queue.append((ex, callback, time.monotonic(), replaces))
             self._submitted += 1
-            if not self._saturated and len(self._queue) >= self._high_water:
-                self._saturated = pressure = True
-            if len(self._queue) == 1 or len(self._queue) >= self._max_batch or self._lingering:
-                self._cond.notify_all()
-                if len(self._queue) >= self._max_batch:
-                    self._hurry.set()
-        if pressure and self._on_pressure is not None:
-            self._on_pressure(True)
+            self._cond.notify_all()
+            if len(self._queue) >= self._max_batch:
+                self._hurry.set()
+
+    def _withdraw(self, item: tuple) -> None:
+        """`close()` began while `item` was being queued: unless the writer took it (then it is written),
+        the caller hears the writer is closed, as if the append had come after."""
+        with self._cond:
+            try:
+                self._queue.remove(item)
+            except ValueError:
+                return
+            self._submitted -= 1
+        raise RuntimeError(f"capture writer for {self.path} is closed")
 
     def flush(self, timeout: float | None = None) -> bool:
         """Wait until everything submitted so far is committed (or failed); False on timeout."""
@@ -301,6 +338,7 @@ class CaptureWriter:
         with self._cond:
             target = min(self._max_batch, len(self._queue) + coming)
             self._lingering = True
+            self._wake_at = target
             try:
                 while len(self._queue) < target and not self._closing and self._done >= self._flush_to:
                     remaining = deadline - time.monotonic()
@@ -309,6 +347,7 @@ class CaptureWriter:
                     self._cond.wait(remaining)
             finally:
                 self._lingering = False
+                self._wake_at = self._max_batch
 
     def _gather(self) -> None:
         """Fast mode: let the group grow until its oldest exchange has waited the window, a batch is
