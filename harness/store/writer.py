@@ -401,7 +401,9 @@ class CaptureWriter:
         if self._child is None:
             results = self._store.commit_rows(rows)
         else:
-            if not self._child.alive and not self._restart():
+            # a child that died is noticed by the write itself (no wait4 per batch): it is restarted
+            # and the batch written again below
+            if self._child.broken is not None and not self._restart():
                 return [StoreError(self.health.reason or "capture writer process is down")] * len(rows)
             results = self._child.write(rows)
             if self._child.broken and self._restart():
