@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import os
 import sqlite3
 import threading
@@ -22,6 +23,8 @@ from harness.store.process import WriterProcess, writing
 log = logging.getLogger("harness.store")
 
 Callback = Callable[[int | BaseException], None]
+_LOOK_AGAIN_S = 0.05
+"""A store file found in place after a commit is not looked at again before a commit this soon after."""
 
 
 @dataclass(slots=True)
@@ -149,6 +152,8 @@ class CaptureWriter:
         self._commit_delay_s = commit_delay_s
         self.siblings = siblings
         """Durable: how many exchanges are on their way (e.g. requests awaiting the upstream's reply)."""
+        self._looked_at = -math.inf
+        """When the store file was last found to be the one being written (right after a commit)."""
         self._lingering = False
         self._wake_at = self._max_batch
         """Queue length at which `submit` wakes the writer thread (lower while a commit lingers)."""
@@ -395,7 +400,8 @@ class CaptureWriter:
         """One batch into the store: restarting a writer process that died (and trying the batch again,
         without storing twice what its last transaction may have committed), and failing the batch
         when the file on disk is no longer the one being written."""
-        gone = self._replaced()
+        # the look after the last commit still stands when it was a moment ago (one stat per commit)
+        gone = self._replaced() if time.monotonic() - self._looked_at > _LOOK_AGAIN_S else None
         if gone:
             return [StoreError(gone)] * len(rows)
         if self._child is None:
@@ -411,6 +417,7 @@ class CaptureWriter:
         gone = self._replaced()
         if gone:  # committed into a file that was deleted or replaced meanwhile: nobody will read it
             return [StoreError(gone)] * len(rows)
+        self._looked_at = time.monotonic()
         return results
 
     def _replaced(self) -> str | None:
