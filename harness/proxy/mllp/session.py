@@ -40,7 +40,6 @@ decision lives here, testable without sockets:
 from __future__ import annotations
 
 import dataclasses
-import operator
 import time
 from collections import deque
 from collections.abc import Callable
@@ -284,14 +283,13 @@ class _Request:
         self.notes.append(text)
 
 
-_META_NAMES = ("structure", "version", "processing_id", "sending_app", "sending_facility",
-               "receiving_app", "receiving_facility", "accept_ack_type", "app_ack_type")  # fmt: skip
-_META_VALUES = operator.attrgetter(*_META_NAMES)
-
-
 def _exchange_meta(meta: Meta) -> dict[str, Any]:
-    values = zip(_META_NAMES, _META_VALUES(meta), strict=True)
-    out = {name: value for name, value in values if value is not None}
+    out: dict[str, Any] = {}
+    for name in ("structure", "version", "processing_id", "sending_app", "sending_facility",
+                 "receiving_app", "receiving_facility", "accept_ack_type", "app_ack_type"):
+        value = getattr(meta, name)
+        if value is not None:
+            out[name] = value
     if meta.problems:
         out["problems"] = list(meta.problems)
     return out
@@ -1154,18 +1152,17 @@ class MLLPSession:
             elif req.altered:
                 outcome = "fault"
         fault = None
-        if req.fault is not None or req.response_faults:
-            records = [applied.record() | {"reply": kind} for applied, kind in req.response_faults or ()]
-            if req.fault is not None:
-                fault = req.fault.record()
-                if records:
-                    fault["also"] = records
-            else:
-                fault = records[0]
-                if len(records) > 1:
-                    fault["also"] = records[1:]
+        records = [applied.record() | {"reply": kind} for applied, kind in req.response_faults or ()]
+        if req.fault is not None:
+            fault = req.fault.record()
+            if records:
+                fault["also"] = records
+        elif records:
+            fault = records[0]
+            if len(records) > 1:
+                fault["also"] = records[1:]
         notes = list(req.notes) if req.notes else []
-        if not late and req.ack.notes:
+        if not late:
             notes += [n for n in req.ack.notes if n not in notes]
         if note:
             notes.append(note)
