@@ -157,6 +157,8 @@ class CaptureWriter:
         self._lingering = False
         self._wake_at = self._max_batch
         """Queue length at which `submit` wakes the writer thread (lower while a commit lingers)."""
+        self._waiting = False
+        """The writer thread is (about to be) waiting for a first exchange."""
         self._queue: deque[tuple[Exchange, Callback | None, float]] = deque()
         self._flush_to = 0  # flush() asks the fast window to close early up to this submission count
         self._cond = threading.Condition()
@@ -220,15 +222,16 @@ class CaptureWriter:
             self._submit_full(ex, callback, replaces)
             return
         # The usual case takes no lock: a deque append is atomic, and the writer thread is only
-        # woken when it may be waiting for this (the first of a group, a full batch, the exchanges a
-        # durable commit lingers for). Its own checks run under the lock, so no wake-up is lost.
+        # woken when it may be waiting for this: idle (it says so before it looks at the queue, under
+        # the lock, so either it sees this exchange or this call sees it waiting), a full batch, or the
+        # exchanges a durable commit lingers for.
         item = (ex, callback, time.monotonic(), replaces)
         queue.append(item)
         self._submitted += 1
         n = len(queue)
         if self._closing:
             self._withdraw(item)
-        if n == 1 or n >= self._wake_at:
+        if self._waiting or n >= self._wake_at:
             with self._cond:
                 self._cond.notify_all()
                 if len(queue) >= self._max_batch:
@@ -301,9 +304,11 @@ class CaptureWriter:
         try:
             while True:
                 with self._cond:
+                    self._waiting = True  # before the queue is looked at: see `submit`
                     while not self._queue and not self._closing:
                         if not self._cond.wait(self._check_interval_s):
                             break  # idle: look at the store's health below
+                    self._waiting = False
                     if not self._queue:
                         if self._closing:
                             return
