@@ -128,12 +128,17 @@ def cpu_split(pid: int) -> tuple[float, float]:
     return own / tick, children / tick
 
 
+def py_spy() -> str | None:
+    found = shutil.which("py-spy") or Path(sys.executable).with_name("py-spy")
+    return str(found) if Path(found).exists() else None
+
+
 def profiler(pid: int, output: Path) -> subprocess.Popen:
-    """py-spy sampling the proxy and its writer child (native frames too: the syscalls show) until SIGINT."""
-    spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
+    """py-spy sampling the proxy and its writer child (stacks holding the GIL: CPU spent in Python and
+    in what it calls without releasing the GIL) until SIGINT."""
     proc = subprocess.Popen(
-        [spy, "record", "--pid", str(pid), "--subprocesses", "--gil", "--nonblocking", "--rate", "500",
-         "--format", "raw", "--output", str(output)],
+        [py_spy() or "py-spy", "record", "--pid", str(pid), "--subprocesses", "--gil", "--nonblocking",
+         "--rate", "500", "--format", "raw", "--output", str(output)],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
     time.sleep(1.0)  # attached before the senders start
@@ -166,9 +171,9 @@ def measure(
         ctx.Process(target=sender, args=(port, w, per, min(200, per), size, barrier, results))
         for w in range(connections)
     ]
+    spy = profiler(watch, profile) if profile is not None and watch else None
     for p in procs:
         p.start()
-    spy = profiler(watch, profile) if profile is not None and watch else None
     cpu_before = cpu_split(watch) if watch else (0.0, 0.0)
     up_before = cpu_seconds(upstream) if upstream else 0.0
     busy_before, all_before = machine_busy()
@@ -242,6 +247,8 @@ def main() -> None:
     if args.compare is not None:
         trees["other"] = args.compare.resolve()
     if args.profile is not None:
+        if py_spy() is None:
+            parser.error("--profile needs py-spy: .venv/bin/pip install py-spy")
         args.profile.mkdir(parents=True, exist_ok=True)
 
     up_port = free_port()
