@@ -2,22 +2,26 @@
 
 Sender, proxy and ACK upstream run as separate processes on loopback: `harness mock mllp` answers AA;
 each of N sender processes keeps one connection and sends 1 KB ADT^A01 messages stop-and-wait (the way
-HIS senders do), timing every round trip. One run measures: direct to the upstream, through
-`harness proxy` with capture fast, and with capture durable; then prints msg/s, p50/p99 latency and
-the ratios against direct.
+HIS senders do), timing every round trip. One run measures, interleaved, with 4 and with 16 senders:
+direct to the upstream; Twisted's plain byte relay (`twist portforward`) and socat (when installed),
+which neither frame, parse nor capture anything; `harness proxy` with capture off, fast and durable.
+It prints msg/s, p50/p99 latency, the ratios against direct and CPU per message: user + system of the
+relay or proxy process and of its capture-writer child ("writer"), from /proc, also as a ratio of
+portforward's (steadier than throughput on a shared machine).
 
-    .venv/bin/python bench/bench_proxy.py [--messages 3000] [--connections 4] [--size 1024]
-        [--captures off,fast,durable] [--no-relay] [--compare OTHER_TREE]
+    .venv/bin/python bench/bench_proxy.py [--messages 3000] [--connections 4,16] [--size 1024]
+        [--captures off,fast,durable] [--rounds 3] [--no-relay] [--compare OTHER_TREE] [--profile DIR]
 
 `--captures fast,durable,fast+aes,durable+aes,durable+sm4` adds runs with the store encrypted at
 rest (AES-256-GCM, SM4-GCM): the cost of encryption, measured in the same interleaved rounds.
 
 `--compare` also runs the proxy from another source tree (e.g. `git archive OLD proxies harness | tar -x
--C /tmp/old`) in the same interleaved rounds, for A/B figures of a change.
+-C /tmp/old`) in the same interleaved rounds, for A/B figures of a change. `--profile DIR` samples each
+proxy (and its writer child) with py-spy during the first round, GIL-holding stacks in py-spy's raw
+format (one `frame;frame;... count` line per stack).
 
-Goals: fast >= 0.6 x direct throughput with <= 1 ms added p50; durable >= 0.3 x direct.
-For scale the same run also measures Twisted's plain byte relay (`twist portforward`), which neither
-frames, parses nor captures anything.
+Goals: fast >= 1.0 x portforward and >= 0.6 x direct throughput with <= 0.3 ms added p50; durable >=
+0.3 x direct; proxy CPU per message with capture fast <= 1.5 x portforward's.
 """
 
 from __future__ import annotations
@@ -25,11 +29,14 @@ from __future__ import annotations
 import argparse
 import multiprocessing as mp
 import os
+import shutil
+import signal
 import socket
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import processes
@@ -105,15 +112,40 @@ def sender(port: int, worker: int, count: int, warmup: int, size: int, barrier, 
 
 def cpu_seconds(pid: int) -> float:
     """User + system CPU time so far of a process and its live children (the proxy's capture writers)."""
-    total = 0
+    return sum(cpu_split(pid))
+
+
+def cpu_split(pid: int) -> tuple[float, float]:
+    """User + system CPU seconds so far of the process itself and of its live children, apart."""
+    own = children = 0
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
             fields = stat.read_text().rsplit(")", 1)[1].split()
         except OSError:
             continue
-        if stat.parent.name == str(pid) or fields[1] == str(pid):
-            total += int(fields[11]) + int(fields[12])
-    return total / os.sysconf("SC_CLK_TCK")
+        if stat.parent.name == str(pid):
+            own += int(fields[11]) + int(fields[12])
+        elif fields[1] == str(pid):
+            children += int(fields[11]) + int(fields[12])
+    tick = os.sysconf("SC_CLK_TCK")
+    return own / tick, children / tick
+
+
+def py_spy() -> str | None:
+    found = shutil.which("py-spy") or Path(sys.executable).with_name("py-spy")
+    return str(found) if Path(found).exists() else None
+
+
+def profiler(pid: int, output: Path) -> subprocess.Popen:
+    """py-spy sampling the proxy and its writer child (stacks holding the GIL: CPU spent in Python and
+    in what it calls without releasing the GIL) until SIGINT."""
+    proc = subprocess.Popen(
+        [py_spy() or "py-spy", "record", "--pid", str(pid), "--subprocesses", "--gil", "--nonblocking",
+         "--rate", "500", "--format", "raw", "--output", str(output)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    time.sleep(1.0)  # attached before the senders start
+    return proc
 
 
 def machine_busy() -> tuple[float, float]:
@@ -132,6 +164,7 @@ def measure(
     size: int,
     watch: int | None = None,
     upstream: int | None = None,
+    profile: Path | None = None,
 ) -> dict:
     per = messages // connections
     ctx = mp.get_context("fork")
@@ -141,14 +174,18 @@ def measure(
         ctx.Process(target=sender, args=(port, w, per, min(200, per), size, barrier, results))
         for w in range(connections)
     ]
+    spy = profiler(watch, profile) if profile is not None and watch else None
     for p in procs:
         p.start()
-    cpu_before = cpu_seconds(watch) if watch else 0.0
+    cpu_before = cpu_split(watch) if watch else (0.0, 0.0)
     up_before = cpu_seconds(upstream) if upstream else 0.0
     busy_before, all_before = machine_busy()
     got = [results.get(timeout=600) for _ in procs]
+    if spy is not None:
+        spy.send_signal(signal.SIGINT)
+        spy.wait(60)
     busy_after, all_after = machine_busy()
-    cpu_after = cpu_seconds(watch) if watch else 0.0
+    cpu_after = cpu_split(watch) if watch else (0.0, 0.0)
     up_after = cpu_seconds(upstream) if upstream else 0.0
     for p in procs:
         p.join()
@@ -165,7 +202,8 @@ def measure(
         "p50_ms": lat[len(lat) // 2] * 1000,
         "p99_ms": lat[min(len(lat) - 1, int(len(lat) * 0.99))] * 1000,
         "n": len(lat),
-        "cpu_us": (cpu_after - cpu_before) / total * 1e6 if watch else None,
+        "cpu_us": (sum(cpu_after) - sum(cpu_before)) / total * 1e6 if watch else None,
+        "child_cpu_us": (cpu_after[1] - cpu_before[1]) / total * 1e6 if watch else None,
     }
 
 
@@ -207,109 +245,153 @@ def median(values: list[float]) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--messages", type=int, default=3000, help="measured messages per run (all senders)")
-    parser.add_argument("--connections", type=int, default=4)
-    parser.add_argument("--size", type=int, default=1024, help="message size in bytes")
     parser.add_argument(
-        "--rounds", type=int, default=3, help="direct/fast/durable runs interleaved this many times (medians)"
+        "--connections", default="4,16", help="sender processes (one connection each), a comma list"
     )
+    parser.add_argument("--size", type=int, default=1024, help="message size in bytes")
+    parser.add_argument("--rounds", type=int, default=3, help="each target measured this often, interleaved")
     parser.add_argument(
         "--captures",
-        default="fast,durable",
-        help="capture modes to run through the proxy (off,fast,durable; durable+aes or fast+sm4 with the "
-        "store encrypted)",
+        default="off,fast,durable",
+        help="proxy capture modes (off, fast, durable; durable+aes or fast+sm4 with the store encrypted)",
     )
-    parser.add_argument("--no-relay", action="store_true", help="skip the `twist portforward` reference")
+    parser.add_argument("--no-relay", action="store_true", help="skip the byte relays (portforward, socat)")
     parser.add_argument(
         "--compare", type=Path, help="also run the proxy from this tree (a checkout or git archive)"
     )
+    parser.add_argument(
+        "--profile", type=Path, metavar="DIR",
+        help="py-spy (GIL-holding samples) of each proxy in the first round, raw stacks into DIR",
+    )  # fmt: skip
     args = parser.parse_args()
     captures = [c.strip() for c in args.captures.split(",") if c.strip()]
+    counts = [int(c) for c in args.connections.split(",") if c.strip()]
     trees = {"proxy": ROOT}
     if args.compare is not None:
         trees["other"] = args.compare.resolve()
+    if args.profile is not None:
+        if py_spy() is None:
+            parser.error("--profile needs py-spy: .venv/bin/pip install py-spy")
+        args.profile.mkdir(parents=True, exist_ok=True)
 
     up_port = free_port()
     upstream = subprocess.Popen(
         [*HARNESS, "mock", "mllp", "--listen", f"127.0.0.1:{up_port}"], cwd=ROOT,
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
-    )
-    runs: dict[str, list[dict]] = {"direct": []}
-    if not args.no_relay:
-        runs["portforward"] = []
-    for tree in trees:
-        for capture in captures:
-            runs[f"{tree} {capture}"] = []
+    )  # fmt: skip
+    targets: dict[str, tuple[subprocess.Popen | None, int]] = {"direct": (None, up_port)}
+    relays: list[subprocess.Popen] = []
+    proxies: list[subprocess.Popen] = []
+    runs: dict[tuple[int, str], list[dict]] = {}
     try:
         wait_for_port(up_port, upstream)
         with tempfile.TemporaryDirectory(prefix="bench-proxy-") as tmp:
-            proxies = {}
-            relay = None
-            if not args.no_relay:
-                relay_port = free_port()
-                relay = subprocess.Popen(
-                    [str(Path(sys.executable).with_name("twist")), "portforward",
-                     "--port", f"tcp:{relay_port}", "--host", "127.0.0.1", "--dest_port", str(up_port)],
-                    cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
-                )  # fmt: skip
-                wait_for_port(relay_port, relay)
             try:  # every child started so far is stopped, even when a later one fails to start
+                if not args.no_relay:
+                    for name, command in relay_commands(up_port).items():
+                        port = free_port()
+                        relay = subprocess.Popen(
+                            command(port), cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True,
+                        )  # fmt: skip
+                        relays.append(relay)
+                        wait_for_port(port, relay)
+                        targets[name] = (relay, port)
                 for tree, cwd in trees.items():
                     for capture in captures:
                         port = free_port()
                         config = proxy_config(Path(tmp), port, up_port, capture, tag=tree)
                         proc = start(["proxy", "--config", str(config)], port, cwd)
-                        proxies[f"{tree} {capture}"] = (proc, port)
-                for _ in range(args.rounds):
-                    runs["direct"].append(
-                        measure(up_port, args.connections, args.messages, args.size, upstream=upstream.pid)
-                    )
-                    if relay is not None:
-                        runs["portforward"].append(
-                            measure(
-                                relay_port, args.connections, args.messages, args.size,
-                                watch=relay.pid, upstream=upstream.pid,
+                        proxies.append(proc)
+                        targets[f"{tree} {capture}"] = (proc, port)
+                for round_no in range(args.rounds):
+                    for n in counts:
+                        for name, (proc, port) in targets.items():
+                            # socat forks a child per connection that is gone before it can be read
+                            watch = proc.pid if proc is not None and name != "socat" else None
+                            profile = None
+                            if args.profile is not None and round_no == 0 and name.startswith(tuple(trees)):
+                                profile = args.profile / f"{name.replace(' ', '-')}-{n}.txt"
+                            runs.setdefault((n, name), []).append(
+                                measure(
+                                    port, n, args.messages, args.size, watch=watch, upstream=upstream.pid,
+                                    profile=profile,
+                                )
                             )
-                        )
-                    for name, (proxy, port) in proxies.items():
-                        runs[name].append(
-                            measure(
-                                port, args.connections, args.messages, args.size,
-                                watch=proxy.pid, upstream=upstream.pid,
-                            )
-                        )
             finally:
-                for proxy, _ in proxies.values():
-                    stop(proxy)
-                if relay is not None:
+                for proc in proxies:
+                    stop(proc)
+                for relay in relays:
                     stop(relay)
     finally:
         stop(upstream)
 
+    print(
+        f"{args.size}-byte ADT^A01, {args.messages} messages per run, {args.rounds} interleaved rounds "
+        f"(medians), {os.cpu_count()} CPUs"
+    )
+    for n in counts:
+        report(n, {name: results for (count, name), results in runs.items() if count == n})
+
+
+def relay_commands(up_port: int) -> dict[str, Callable[[int], list[str]]]:
+    """Plain byte relays for scale: Twisted's portforward, and socat when it is installed."""
+    twist = str(Path(sys.executable).with_name("twist"))
+    commands: dict[str, Callable[[int], list[str]]] = {
+        "portforward": lambda port: [
+            twist, "portforward", "--port", f"tcp:{port}", "--host", "127.0.0.1", "--dest_port", str(up_port),
+        ],
+    }  # fmt: skip
+    socat = shutil.which("socat")
+    if socat is not None:
+        commands["socat"] = lambda port: [
+            socat, f"TCP-LISTEN:{port},bind=127.0.0.1,reuseaddr,fork,nodelay",
+            f"TCP:127.0.0.1:{up_port},nodelay",
+        ]  # fmt: skip
+    else:
+        print("socat not installed: no socat row", file=sys.stderr)
+    return commands
+
+
+def report(connections: int, runs: dict[str, list[dict]]) -> dict[str, dict]:
+    keys = ("msg_s", "p50_ms", "p99_ms", "cpu_us", "child_cpu_us", "up_cpu_us", "busy")
     rows = {
-        name: {key: median([r[key] for r in results]) if results[0][key] is not None else None
-               for key in ("msg_s", "p50_ms", "p99_ms", "cpu_us", "up_cpu_us", "busy")}
+        name: {k: median([r[k] for r in results]) if results[0][k] is not None else None for k in keys}
         for name, results in runs.items()
     }
     direct = rows["direct"]
-    print(
-        f"{args.connections} connections, {args.size}-byte ADT^A01, {args.messages} messages per run, "
-        f"{args.rounds} interleaved rounds (medians), {os.cpu_count()} CPUs"
-    )
-    header = f"{'run':<19} {'msg/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'x direct':>9} {'+p50 ms':>8}"
-    print(f"{header} {'proxy CPU':>12} {'upstream CPU':>13} {'busy':>5}")
+    print(f"\n{connections} connections")
+    header = f"{'run':<15} {'msg/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'x direct':>9} {'+p50 ms':>8}"
+    print(f"{header} {'CPU us/msg':>11} {'(writer)':>9} {'x pfwd CPU':>10} {'upstream':>9} {'busy':>5}")
+    relay = rows.get("portforward")
     for name, r in rows.items():
         ratio = r["msg_s"] / direct["msg_s"]
         added = r["p50_ms"] - direct["p50_ms"]
-        cpu = f"{r['cpu_us']:.0f} us/msg" if r["cpu_us"] is not None else "-"
-        line = f"{name:<19} {r['msg_s']:>9.0f} {r['p50_ms']:>8.3f} {r['p99_ms']:>8.3f} {ratio:>9.2f}"
-        print(f"{line} {added:>8.3f} {cpu:>12} {r['up_cpu_us']:>6.0f} us/msg {r['busy']:>5.0%}")
+        cpu = f"{r['cpu_us']:.0f}" if r["cpu_us"] is not None else "-"
+        child = f"{r['child_cpu_us']:.0f}" if r["child_cpu_us"] else "-"
+        vs = (
+            f"{r['cpu_us'] / relay['cpu_us']:.2f}"
+            if r["cpu_us"] is not None and relay is not None and relay["cpu_us"]
+            else "-"
+        )
+        line = f"{name:<15} {r['msg_s']:>9.0f} {r['p50_ms']:>8.3f} {r['p99_ms']:>8.3f} {ratio:>9.2f}"
+        print(f"{line} {added:>8.3f} {cpu:>11} {child:>9} {vs:>10} {r['up_cpu_us']:>9.0f} {r['busy']:>5.0%}")
     fast, durable = rows.get("proxy fast"), rows.get("proxy durable")
     if fast is not None:
-        fast_ok = fast["msg_s"] >= 0.6 * direct["msg_s"] and fast["p50_ms"] - direct["p50_ms"] <= 1.0
-        print(f"goal fast >= 0.6x direct and <= +1 ms p50: {'met' if fast_ok else 'NOT met'}")
+        goals = [
+            ("fast >= 0.6x direct", fast["msg_s"] >= 0.6 * direct["msg_s"]),
+            ("fast <= +0.3 ms p50", fast["p50_ms"] - direct["p50_ms"] <= 0.3),
+        ]
+        if relay is not None:
+            goals.append(("fast >= 1.0x portforward", fast["msg_s"] >= relay["msg_s"]))
+            if relay["cpu_us"]:
+                goals.append(("fast CPU <= 1.5x portforward's", fast["cpu_us"] <= 1.5 * relay["cpu_us"]))
+        for text, ok in goals:
+            print(f"goal {text}: {'met' if ok else 'NOT met'}")
     if durable is not None:
-        durable_ok = durable["msg_s"] >= 0.3 * direct["msg_s"]
-        print(f"goal durable >= 0.3x direct: {'met' if durable_ok else 'NOT met'}")
+        ok = durable["msg_s"] >= 0.3 * direct["msg_s"]
+        print(f"goal durable >= 0.3x direct: {'met' if ok else 'NOT met'}")
+    return rows
 
 
 if __name__ == "__main__":

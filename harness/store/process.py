@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import os
 from pathlib import Path
 from typing import Any
@@ -44,6 +45,8 @@ class WriterProcess:
              encryption.to_text() if encryption is not None else "-"],
             cwd=root, stdin=subprocess.PIPE, stdout=subprocess.PIPE, bufsize=0,
         )  # fmt: skip
+        self._answers = io.BufferedReader(self._proc.stdout, 1 << 16)
+        """One read takes an answer's length and body at once (a small durable commit's answer)."""
         self.broken: BaseException | None = None
         try:
             ready = self._receive()
@@ -106,15 +109,11 @@ class WriterProcess:
         return pickle.loads(self._read(int.from_bytes(head, "big")))
 
     def _read(self, size: int) -> bytes:
-        parts = []
-        while size:
-            chunk = self._proc.stdout.read(size)
-            if not chunk:
-                code = self._proc.poll()
-                raise EOFError(f"the process ended (exit {code})" if code is not None else "pipe closed")
-            parts.append(chunk)
-            size -= len(chunk)
-        return b"".join(parts)
+        data = self._answers.read(size)  # short only at the end of the pipe
+        if len(data) < size:
+            code = self._proc.poll()
+            raise EOFError(f"the process ended (exit {code})" if code is not None else "pipe closed")
+        return data
 
     def close(self, timeout: float = 30.0) -> None:
         """Close its stdin (it commits what it read and exits) and wait for it."""
@@ -127,7 +126,7 @@ class WriterProcess:
         except Exception:  # noqa: BLE001 - a child that hangs is killed rather than left behind
             self._proc.kill()
             self._proc.wait()
-        self._proc.stdout.close()
+        self._answers.close()
 
 
 def _serve_writer() -> None:

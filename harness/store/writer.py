@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import os
 import sqlite3
 import threading
@@ -22,6 +23,8 @@ from harness.store.process import WriterProcess, ready_to_seal, writing
 log = logging.getLogger("harness.store")
 
 Callback = Callable[[int | BaseException], None]
+_LOOK_AGAIN_S = 0.05
+"""A store file found in place after a commit is not looked at again before a commit this soon after."""
 
 
 @dataclass(slots=True)
@@ -154,7 +157,13 @@ class CaptureWriter:
         self._commit_delay_s = commit_delay_s
         self.siblings = siblings
         """Durable: how many exchanges are on their way (e.g. requests awaiting the upstream's reply)."""
+        self._looked_at = -math.inf
+        """When the store file was last found to be the one being written (right after a commit)."""
         self._lingering = False
+        self._wake_at = self._max_batch
+        """Queue length at which `submit` wakes the writer thread (lower while a commit lingers)."""
+        self._waiting = False
+        """The writer thread is (about to be) waiting for a first exchange."""
         self._queue: deque[tuple[Exchange, Callback | None, float]] = deque()
         self._flush_to = 0  # flush() asks the fast window to close early up to this submission count
         self._cond = threading.Condition()
@@ -211,7 +220,37 @@ class CaptureWriter:
         `replaces`: an exchange submitted earlier that this one completes (an enhanced-mode exchange
         stored at its accept ACK): its row is updated in place, and `ex.id` becomes its id.
         """
-        pressure = False
+        if self._closing:
+            raise RuntimeError(f"capture writer for {self.path} is closed")
+        queue = self._queue
+        if len(queue) >= self._hard_limit:
+            self._submit_full(ex, callback, replaces)
+            return
+        # The usual case takes no lock: a deque append is atomic, and the writer thread is only
+        # woken when it may be waiting for this: idle (it says so before it looks at the queue, under
+        # the lock, so either it sees this exchange or this call sees it waiting), a full batch, or the
+        # exchanges a durable commit lingers for.
+        item = (ex, callback, time.monotonic(), replaces)
+        queue.append(item)
+        self._submitted += 1
+        n = len(queue)
+        if self._closing:
+            self._withdraw(item)
+        if self._waiting or n >= self._wake_at:
+            with self._cond:
+                self._cond.notify_all()
+                if len(queue) >= self._max_batch:
+                    self._hurry.set()
+        if n >= self._high_water and not self._saturated:
+            with self._cond:
+                pressure = not self._saturated and len(queue) >= self._high_water
+                if pressure:
+                    self._saturated = True
+            if pressure and self._on_pressure is not None:
+                self._on_pressure(True)
+
+    def _submit_full(self, ex: Exchange, callback: Callback | None, replaces: Exchange | None) -> None:
+        """A caller that ignored `on_pressure` up to `hard_limit`: wait for room (nothing is dropped)."""
         with self._cond:
             if self._closing:
                 raise RuntimeError(f"capture writer for {self.path} is closed")
@@ -219,14 +258,20 @@ class CaptureWriter:
                 self._cond.wait(0.05)
             self._queue.append((ex, callback, time.monotonic(), replaces))
             self._submitted += 1
-            if not self._saturated and len(self._queue) >= self._high_water:
-                self._saturated = pressure = True
-            if len(self._queue) == 1 or len(self._queue) >= self._max_batch or self._lingering:
-                self._cond.notify_all()
-                if len(self._queue) >= self._max_batch:
-                    self._hurry.set()
-        if pressure and self._on_pressure is not None:
-            self._on_pressure(True)
+            self._cond.notify_all()
+            if len(self._queue) >= self._max_batch:
+                self._hurry.set()
+
+    def _withdraw(self, item: tuple) -> None:
+        """`close()` began while `item` was being queued: unless the writer took it (then it is written),
+        the caller hears the writer is closed, as if the append had come after."""
+        with self._cond:
+            try:
+                self._queue.remove(item)
+            except ValueError:
+                return
+            self._submitted -= 1
+        raise RuntimeError(f"capture writer for {self.path} is closed")
 
     def flush(self, timeout: float | None = None) -> bool:
         """Wait until everything submitted so far is committed (or failed); False on timeout."""
@@ -264,9 +309,11 @@ class CaptureWriter:
         try:
             while True:
                 with self._cond:
+                    self._waiting = True  # before the queue is looked at: see `submit`
                     while not self._queue and not self._closing:
                         if not self._cond.wait(self._check_interval_s):
                             break  # idle: look at the store's health below
+                    self._waiting = False
                     if not self._queue:
                         if self._closing:
                             return
@@ -306,6 +353,7 @@ class CaptureWriter:
         with self._cond:
             target = min(self._max_batch, len(self._queue) + coming)
             self._lingering = True
+            self._wake_at = target
             try:
                 while len(self._queue) < target and not self._closing and self._done >= self._flush_to:
                     remaining = deadline - time.monotonic()
@@ -314,6 +362,7 @@ class CaptureWriter:
                     self._cond.wait(remaining)
             finally:
                 self._lingering = False
+                self._wake_at = self._max_batch
 
     def _gather(self) -> None:
         """Fast mode: let the group grow until its oldest exchange has waited the window, a batch is
@@ -361,13 +410,16 @@ class CaptureWriter:
         """One batch into the store: restarting a writer process that died (and trying the batch again,
         without storing twice what its last transaction may have committed), and failing the batch
         when the file on disk is no longer the one being written."""
-        gone = self._replaced()
+        # the look after the last commit still stands when it was a moment ago (one stat per commit)
+        gone = self._replaced() if time.monotonic() - self._looked_at > _LOOK_AGAIN_S else None
         if gone:
             return [StoreError(gone)] * len(rows)
         if self._child is None:
             results = self._store.commit_rows(rows)
         else:
-            if not self._child.alive and not self._restart():
+            # a child that died is noticed by the write itself (no wait4 per batch): it is restarted
+            # and the batch written again below
+            if self._child.broken is not None and not self._restart():
                 return [StoreError(self.health.reason or "capture writer process is down")] * len(rows)
             results = self._child.write(rows)
             if self._child.broken and self._restart():
@@ -375,6 +427,7 @@ class CaptureWriter:
         gone = self._replaced()
         if gone:  # committed into a file that was deleted or replaced meanwhile: nobody will read it
             return [StoreError(gone)] * len(rows)
+        self._looked_at = time.monotonic()
         return results
 
     def _replaced(self) -> str | None:
