@@ -374,4 +374,6 @@ class Curve:
         if abs(slope) < 1e-12:
             return t0 + rest / v0 if v0 > 0 else s1
         root = max(0.0, v0 * v0 + 2 * slope * rest)
-        return min(s1, t0 + (-v0 + math.sqrt(root)) / slope)
+        # the root of slope/2·x² + v0·x = rest, written without cancelling v0 against √root
+        denominator = v0 + math.sqrt(root)
+        return min(s1, t0 + 2 * rest / denominator) if denominator > 0 else s1

@@ -1,7 +1,7 @@
 import math
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from harness.load.shapes import Curve, Shape, ShapeError, clock, parse_shape
@@ -79,6 +79,7 @@ def test_bad_shapes_name_the_key(spec, words):
     duration=st.floats(min_value=1, max_value=3600),
     peak=st.floats(min_value=0.5, max_value=5000),
 )
+@example(values=[389.54296875, 389.546875], step=False, duration=340.0, peak=257.0)  # an almost flat line
 def test_arrival_times_invert_the_integral_exactly(values, step, duration, peak):
     if max(values) == 0:
         values[0] = 1.0

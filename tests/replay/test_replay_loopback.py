@@ -409,14 +409,14 @@ def test_a_target_of_the_other_protocol_is_named_as_the_reason_nothing_was_selec
     body = b'POST /fsi/api/rsfComIfsService/callService HTTP/1.1\r\nContent-Length: 2\r\n\r\n{}'
     with Store(http) as s:
         s.add(Exchange(channel="medins", protocol="http", kind="medins", request=body, message_type="2207"))
-    proc = harness("replay", "--store", str(http), "--to", "127.0.0.1:1")
+    proc = harness("replay", "--unmasked", "--store", str(http), "--to", "127.0.0.1:1")
     assert proc.returncode == 2
     assert "the selection holds 1 HTTP exchange(s) and no HL7 v2 one" in proc.stderr, proc.stderr
     assert "--to http://HOST:PORT" in proc.stderr
-    proc = harness("replay", "--store", str(mllp), "--to", "http://127.0.0.1:1")
+    proc = harness("replay", "--unmasked", "--store", str(mllp), "--to", "http://127.0.0.1:1")
     assert proc.returncode == 2
     assert "holds 1 HL7 v2 (MLLP) exchange(s) and no HTTP one" in proc.stderr, proc.stderr
-    proc = harness("replay", "--store", str(mllp), "--to", "127.0.0.1:1", "--channel", "nothing")
+    proc = harness("replay", "--unmasked", "--store", str(mllp), "--to", "127.0.0.1:1", "--channel", "nothing")
     assert proc.returncode == 2 and "nothing selected" in proc.stderr
     for store in (mllp, http):
         with Store(store) as s:

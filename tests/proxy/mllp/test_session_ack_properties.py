@@ -23,6 +23,7 @@ from harness.proxy.mllp.session import (
     CloseSender,
     Connect,
     MLLPSession,
+    ReplaceUpstream,
     SessionSettings,
     StartTimer,
     ToSender,
@@ -102,7 +103,7 @@ def test_every_accept_the_sender_gets_is_the_upstreams_reply_to_that_message(scr
                     timers[item.key] = clock.now + item.seconds
                 elif isinstance(item, CancelTimer):
                     timers.pop(item.key, None)
-                elif isinstance(item, Connect):
+                elif isinstance(item, (Connect, ReplaceUpstream)):  # a new connection, the old one dropped
                     state["up"] = True
                     queue.extend(session.upstream_connected("127.0.0.1:1"))
                 elif isinstance(item, ToUpstream):

@@ -7,7 +7,7 @@ not send for that very message, every message is captured exactly once, and noth
 
 from __future__ import annotations
 
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from harness.hl7v2.ack import build_ack
@@ -17,6 +17,7 @@ from harness.proxy.mllp.session import (
     CloseSender,
     Connect,
     MLLPSession,
+    ReplaceUpstream,
     SessionSettings,
     StartTimer,
     ToSender,
@@ -37,6 +38,10 @@ BEHAVIOURS = ("AA", "AE", "stray", "silent", "close")
     in_flight=st.integers(1, 3),
     down=st.sampled_from(["close", "nak"]),
     timeout=st.sampled_from(["close", "nak", "wait"]),
+)
+@example(  # a close right after a reply, learnt: later messages each ask for a new connection
+    count=6, cuts=[], behaviours=["AA", "AA", "AA", "close", "AA", "AA"], in_flight=1, down="nak",
+    timeout="close",
 )
 def test_no_fake_accept_and_every_message_captured_once(count, cuts, behaviours, in_flight, down, timeout):
     clock = Clock()
@@ -79,7 +84,7 @@ def test_no_fake_accept_and_every_message_captured_once(count, cuts, behaviours,
                     run(session.sender_closed())
                 elif isinstance(item, StartTimer):
                     timers[item.key] = clock.now + item.seconds
-                elif isinstance(item, Connect):
+                elif isinstance(item, (Connect, ReplaceUpstream)):  # a new connection, the old one dropped
                     run(session.upstream_connected("127.0.0.1:1"))
                 elif isinstance(item, ToUpstream):
                     payload = item.data[1:-2]
