@@ -13,6 +13,15 @@ ROOT = Path(__file__).resolve().parent.parent
 HARNESS = [sys.executable, "-m", "harness"]
 
 
+def _default_signals() -> None:
+    """In the child before exec: SIGINT and SIGTERM at their defaults and nothing blocked, whatever the
+    test process inherited or set (a parent that ignores SIGINT, as a shell does for background jobs,
+    would make a child's Ctrl-C handling untestable)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_SETMASK, [])
+
+
 class Processes:
     """Starts child processes in their own process group and kills every one at teardown."""
 
@@ -26,6 +35,7 @@ class Processes:
         kwargs.setdefault("cwd", ROOT)
         env = dict(os.environ, PYTHONUNBUFFERED="1")
         env.update(kwargs.pop("env", {}) or {})
+        kwargs.setdefault("preexec_fn", _default_signals)
         proc = subprocess.Popen(args, start_new_session=True, env=env, **kwargs)
         self.procs.append(proc)
         return proc

@@ -416,7 +416,9 @@ def test_a_target_of_the_other_protocol_is_named_as_the_reason_nothing_was_selec
     proc = harness("replay", "--unmasked", "--store", str(mllp), "--to", "http://127.0.0.1:1")
     assert proc.returncode == 2
     assert "holds 1 HL7 v2 (MLLP) exchange(s) and no HTTP one" in proc.stderr, proc.stderr
-    proc = harness("replay", "--unmasked", "--store", str(mllp), "--to", "127.0.0.1:1", "--channel", "nothing")
+    proc = harness(
+        "replay", "--unmasked", "--store", str(mllp), "--to", "127.0.0.1:1", "--channel", "nothing"
+    )
     assert proc.returncode == 2 and "nothing selected" in proc.stderr
     for store in (mllp, http):
         with Store(store) as s:
