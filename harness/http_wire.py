@@ -69,6 +69,8 @@ _REQUEST_LINE_START = re.compile(
 )
 """What a request line can start with (for refusing a head before it is complete)."""
 _FIELD_LINE_START = re.compile(rb"(?:[" + _TCHAR + rb"]+(?::[\t\x20-\x7e\x80-\xff]*)?)?")
+_TARGET = re.compile(rb"/[\x21-\x7e]*|\*|[A-Za-z]+://[\x21-\x7e]+")
+"""Request targets forwarded (RFC 9112 section 3.2): origin-form, absolute-form, asterisk-form."""
 _CONTENT_LENGTH_START = re.compile(rb"(?i:content-length):[ \t]*(?:[0-9]+[ \t]*)?")
 METHODS = ("GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "TRACE")
 """Request methods the proxy forwards (case-sensitive, RFC 9110 section 9); CONNECT and extension
@@ -287,6 +289,11 @@ def _parse_head(raw: bytes, request: bool) -> Head:
         head.method = m.group(1).decode("ascii")
         if head.method not in METHODS:
             raise HttpError(f"method {head.method!r} not supported (one of {', '.join(METHODS)})", 501)
+        if _TARGET.fullmatch(m.group(2)) is None or (m.group(2) == b"*" and head.method != "OPTIONS"):
+            raise HttpError(
+                "request target is not a path ('/...'), an absolute URL or '*' for OPTIONS: "
+                + _show(m.group(2))
+            )
         head.target = m.group(2).decode("ascii")
         head.version = "HTTP/1." + chr(m.group(4)[0])
     else:

@@ -138,6 +138,8 @@ KNOWN = [
     H + b"Content-Length: 0x2\r\n\r\nab",
     H + b"Content-Length: 2 2\r\n\r\nab",
     H + b"Content-Length:!",  # refused before the head is whole, as llhttp does
+    b"GET ,/ HTTP/1.1\r\nHost: x\r\n\r\n" + SECOND,  # a target that is neither a path nor a URL
+    b"GET * HTTP/1.1\r\nHost: x\r\n\r\n",
     H + b"content-length: 1x",
     *(
         H + b"Transfer-Encoding: chunked\r\n\r\n" + size + b"\r\nab\r\n0\r\n\r\n" + SMUGGLED
