@@ -345,7 +345,9 @@ def _target(store: Path | str) -> Path | str:
 
 def run(config: ProxyConfig, *, store: Path | str | None = None, json_log: bool = False) -> int:
     """Run until SIGTERM/SIGINT; returns the exit code (2 when it cannot start)."""
-    from twisted.internet import reactor
+    from harness.proxy.reactor import install
+
+    reactor = install()
 
     log = Log(json_log)
     server = ProxyServer(config, reactor, store=store, log=log)
