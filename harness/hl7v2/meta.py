@@ -13,13 +13,16 @@ from dataclasses import dataclass
 from harness.hl7v2.charset import FALLBACK_CODEC, declared_in, resolve
 from harness.hl7v2.escape import Delimiters, unescape
 
-__all__ = ["Meta", "extract"]
+__all__ = ["Meta", "extract", "make_meta"]
 
 NUL = b"\x00"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class Meta:
+    """What the proxy and the store read of a message. Immutable; no `__slots__`, so that the hot
+    paths can build one with `make_meta` (fields absent there take the class's defaults)."""
+
     message_type: str | None = None
     trigger: str | None = None
     structure: str | None = None
@@ -43,6 +46,17 @@ class Meta:
         if not self.message_type:
             return None
         return f"{self.message_type}^{self.trigger}" if self.trigger else self.message_type
+
+
+_new = object.__new__
+
+
+def make_meta(**values: object) -> Meta:
+    """`Meta(**values)` at a third of the cost: the frozen `__init__` makes one `object.__setattr__`
+    call per field (16), and the proxy builds two Metas per message. Only for field names."""
+    meta = _new(Meta)
+    meta.__dict__.update(values)
+    return meta
 
 
 def _value(fields: list[str], n: int, comp: str, esc: str, delims: Delimiters, codec: str) -> str | None:
@@ -133,7 +147,7 @@ def _extract_usual(payload: bytes) -> Meta | None:
         delims = Delimiters.from_msh("|", "^~\\&")
         ack_code = _value(msa, 2, "^", "\\", delims, "utf-8")
         ack_control_id = _value(msa, 3, "^", "\\", delims, "utf-8")
-    return Meta(
+    return make_meta(
         message_type=mtype,
         trigger=trigger,
         structure=structure,

@@ -48,7 +48,7 @@ from typing import Any
 
 from harness.exchange import Exchange
 from harness.hl7v2.ackmode import ORIGINAL, AckMode, AckState, reply_kind
-from harness.hl7v2.meta import Meta, extract
+from harness.hl7v2.meta import Meta, extract, make_meta
 from harness.mllp import (
     EndBlockWithoutCR,
     Frame,
@@ -1279,7 +1279,7 @@ def reply_meta(payload: bytes, charset: str | None = None) -> Meta:
                 fields = line.split(fsep)
                 code = fields[1].split(comp, 1)[0] if len(fields) > 1 else b""
                 cid = fields[2].split(comp, 1)[0] if len(fields) > 2 else b""
-                return Meta(
+                return make_meta(
                     ack_code=code.decode("ascii") or None,
                     ack_control_id=cid.decode("ascii") or None,
                     charset=charset,
