@@ -519,6 +519,32 @@ def test_a_bad_exchange_fails_alone(store_target):
         assert [ex.control_id for ex in store.query()] == ["good1", "good2"]
 
 
+def test_a_batch_of_differently_filled_exchanges_keeps_every_field(tmp_path):
+    """Multi-row INSERTs leave out the columns NULL in all of a chunk's rows: whatever mix a batch
+    holds (faults, errors, HTTP columns, replay links, sealed bodies), each row reads back whole."""
+    from harness.store.codec import _to_row
+    from harness.store.sqlite import _CHUNKS
+
+    kinds = [
+        {},
+        {"fault": {"id": "r1", "action": {"type": "drop"}}, "outcome": "fault"},
+        {"error": "upstream closed", "outcome": "error", "response": None, "ack_code": None},
+        {"protocol": "http", "kind": "medins", "method": "POST", "path": "/x", "status": 200},
+        {"accept_ack_code": "CA", "accept_response": b"MSH|^~\\&|\rMSA|CA|x\r", "proxy": "p1"},
+        {"notes": ["a note"], "meta": {"structure": "ADT_A01"}, "client_addr": None},
+    ]
+    exchanges = [make(f"c{i}", started_at=1764072000.0 + i, **kinds[i % len(kinds)]) for i in range(300)]
+    exchanges += [make(f"s{i}", started_at=1764073000.0 + i, **kinds[i % 2]) for i in range(_CHUNKS[1])]
+    with Store(tmp_path / "s.db") as store:
+        results = store.commit_rows([_to_row(ex) for ex in exchanges])
+        assert results == list(range(1, len(exchanges) + 1))
+        for ex, new_id in zip(exchanges, results, strict=True):
+            ex.id = new_id
+            assert store.get(new_id) == ex
+        with pytest.raises(sqlite3.IntegrityError, match="NOT NULL"):
+            raise store.commit_rows([_to_row(Exchange(channel="adt", request=None))] * 4)[0]
+
+
 def test_writer_modes_and_lifecycle(store_target):
     with pytest.raises(ValueError, match="'off' means no writer"):
         CaptureWriter(store_target, "off")
