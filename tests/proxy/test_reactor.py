@@ -104,21 +104,22 @@ def test_an_error_while_disconnecting_is_logged_not_raised(reactor, logged):
         assert any("broken connectionLost" in str(e.get("failure", "")) for e in logged if e.get("isError"))
 
 
+def python(code: str) -> str:
+    """What a fresh interpreter prints for `code` (the reactor is chosen once per process)."""
+    return subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+    ).stdout.strip()
+
+
 def test_the_proxy_process_installs_it():
-    code = (
-        "import harness.cli, harness.proxy.server\n"
-        "from harness.proxy.reactor import install\n"
-        "print(type(install()).__name__)\n"
+    # what `harness proxy` has imported by the time it runs the proxy
+    modules = ("harness.cli.proxy", "harness.proxy.config", "harness.proxy.endpoints", "harness.proxy.server")
+    imports = f"import {', '.join(modules)}\n"
+    assert python(imports + "from harness.proxy.reactor import install\nprint(type(install()).__name__)") == (
+        "ProxyReactor"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
-    assert out.stdout.strip() == "ProxyReactor"
 
 
 def test_an_installed_reactor_is_kept():
-    code = (
-        "from twisted.internet import reactor\n"
-        "from harness.proxy.reactor import install\n"
-        "print(install() is reactor)\n"
-    )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
-    assert out.stdout.strip() == "True"
+    code = "from twisted.internet import reactor\nfrom harness.proxy.reactor import install\n"
+    assert python(code + "print(install() is reactor)") == "True"
