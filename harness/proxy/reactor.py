@@ -14,8 +14,12 @@ import errno
 import sys
 from typing import Any
 
-from twisted.internet.epollreactor import EPollReactor
 from twisted.python import log
+
+try:
+    from twisted.internet.epollreactor import EPollReactor
+except ImportError:  # no epoll (not Linux): `install` leaves Twisted's default reactor in place
+    EPollReactor = object  # type: ignore[assignment,misc]
 
 
 class ProxyReactor(EPollReactor):
@@ -49,15 +53,10 @@ def install() -> Any:
 
     Off Linux (no epoll) Twisted's default reactor is used.
     """
-    if "twisted.internet.reactor" not in sys.modules:
-        try:
-            reactor = ProxyReactor()
-        except (AttributeError, OSError):  # no select.epoll here
-            reactor = None
-        if reactor is not None:
-            from twisted.internet.main import installReactor
+    if "twisted.internet.reactor" not in sys.modules and EPollReactor is not object:
+        from twisted.internet.main import installReactor
 
-            installReactor(reactor)
+        installReactor(ProxyReactor())
     from twisted.internet import reactor as installed
 
     return installed
