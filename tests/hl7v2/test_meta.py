@@ -186,3 +186,41 @@ def test_agrees_with_the_message_model(values, codec, term, ack_code, ack_id) ->
     assert (m.accept_ack_type, m.app_ack_type) == (want("MSH-15"), want("MSH-16"))
     assert (m.ack_code, m.ack_control_id) == (want("MSA-1"), want("MSA-2"))
     assert m.charset == codec
+
+
+# -- the fast path for the usual message agrees with the general one -------------------------------
+
+_FIELD = st.text(alphabet="AB1^~&| ", max_size=6).map(lambda s: s.replace("|", ""))
+
+
+def _agrees(payload: bytes) -> bool:
+    """`extract`'s fast path, when it takes a message, gives exactly what the general path gives."""
+    from harness.hl7v2.meta import _extract, _extract_usual
+
+    fast = _extract_usual(payload)
+    if fast is None:
+        return False
+    assert fast == _extract(payload, None), payload
+    assert dataclasses.asdict(fast) == dataclasses.asdict(_extract(payload, None))
+    return True
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    fields=st.lists(_FIELD, min_size=0, max_size=18),
+    msa=st.one_of(st.none(), st.lists(_FIELD, min_size=0, max_size=3)),
+    tail=st.sampled_from(["", "\rEVN|A01", "\rPID|1||x^^^H||Y\r", "\r"]),
+)
+def test_the_fast_path_agrees_with_the_general_path(fields, msa, tail) -> None:
+    text = "MSH|^~\\&|" + "|".join(fields) + tail
+    if msa is not None:
+        text += "\rMSA|" + "|".join(msa) + "\r"
+    _agrees(text.encode("ascii"))
+
+
+def test_the_fast_path_agrees_on_the_public_corpus(corpus_dir) -> None:
+    from harness.hl7v2.files import iter_messages
+
+    found = list(iter_messages([corpus_dir / "hl7v2"], on_error=lambda problem: None))
+    taken = sum(_agrees(m.payload) for m in found)
+    assert taken > 100  # most public samples are the usual kind; the rest take the general path
