@@ -23,14 +23,19 @@ from harness.proxy.commands import CloseClient, Sleep, ToClient
 
 
 class CommitRelay:
-    """Hands durable-commit callbacks from the writer thread to the reactor, one wake-up per batch."""
+    """Hands durable-commit callbacks from the writer thread to the reactor, one wake-up per batch.
+
+    A group commit finishes many exchanges at once; one `callFromThread` for all of them (instead of
+    one each) keeps the reactor from being woken per message. What waits is anything with
+    `committed(entry, result)`: a `CommitGate`, or an MLLP sender connection.
+    """
 
     def __init__(self, reactor: Any) -> None:
         self.reactor = reactor
         self.queue: deque = deque()
         self.scheduled = False
 
-    def __call__(self, gate: CommitGate, entry: list, result: Any) -> None:
+    def __call__(self, gate: Any, entry: list, result: Any) -> None:
         """Runs on the writer thread."""
         self.queue.append((gate, entry, result))
         if not self.scheduled:

@@ -41,6 +41,7 @@ from harness.proxy.mllp.session import (
     ToUpstream,
 )
 from harness.proxy.outbox import Outbox
+from harness.proxy.shell import CommitRelay
 from harness.proxy.stats import ChannelStats, LiveState
 
 SOCKETS_PER_SENDER = 2
@@ -142,33 +143,6 @@ class MLLPChannel:
     def pause_all(self, paused: bool) -> None:
         for conn in list(self.connections):
             conn.set_store_pressure(paused)
-
-
-class CommitRelay:
-    """Hands durable-commit callbacks from the writer thread to the reactor, one wake-up per batch.
-
-    A group commit finishes many exchanges at once; one `callFromThread` for all of them (instead of
-    one each) keeps the reactor from being woken per message.
-    """
-
-    def __init__(self, reactor: Any) -> None:
-        self.reactor = reactor
-        self.queue: deque = deque()
-        self.scheduled = False
-
-    def __call__(self, conn: SenderConnection, entry: list, result: Any) -> None:
-        """Runs on the writer thread."""
-        self.queue.append((conn, entry, result))
-        if not self.scheduled:
-            self.scheduled = True
-            self.reactor.callFromThread(self.drain)
-
-    def drain(self) -> None:
-        self.scheduled = False
-        queue = self.queue
-        while queue:
-            conn, entry, result = queue.popleft()
-            conn.committed(entry, result)
 
 
 class UpstreamConnection(protocol.Protocol):
