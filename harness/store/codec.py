@@ -105,11 +105,13 @@ def _to_row(ex: Exchange) -> tuple:
         if value is not None and value.__class__ is not bytes:
             row[i] = bytes(value)
     replaced = False
-    for i in _TEXT_COLUMNS:
-        value = row[i]
-        if value.__class__ is str and ("\x00" in value or (not value.isascii() and not _storable(value))):
-            row[i] = _SURROGATES.sub("\ufffd", value)
-            replaced = True
+    texts = "".join([value for value in row if value.__class__ is str])  # the bodies are bytes by now
+    if "\x00" in texts or not texts.isascii():  # the usual row is all ASCII: no column to look at alone
+        for i in _TEXT_COLUMNS:
+            value = row[i]
+            if value.__class__ is str and ("\x00" in value or (not value.isascii() and not _storable(value))):
+                row[i] = _SURROGATES.sub("\ufffd", value)
+                replaced = True
     if replaced:
         notes = json.loads(row[_NOTES])
         notes.append(_REPLACED_NOTE)
