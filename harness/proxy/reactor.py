@@ -4,8 +4,9 @@ Twisted runs each read or write event inside `log.callWithLogger`, which asks th
 log prefix and pushes a context dict so that legacy `log.msg` calls made while handling the event can
 name the connection. The proxy never logs through Twisted's legacy log (its lines go through
 `harness.proxy.log`), and what a handler raises is caught and reported by the reactor's own
-`_doReadOrWrite` either way. With two socket events per relayed message, that context was about a
-sixth of the proxy's CPU (py-spy, docs/PERFORMANCE.md). Everything else is Twisted's.
+`_doReadOrWrite` either way. With two socket events per relayed message, that context was a sixth
+of the proxy's Python samples and 5-7 % of its CPU per message (docs/PERFORMANCE.md). Everything else
+is Twisted's.
 """
 
 from __future__ import annotations
