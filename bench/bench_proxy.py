@@ -6,8 +6,8 @@ HIS senders do), timing every round trip. One run measures, interleaved, with 4 
 direct to the upstream; Twisted's plain byte relay (`twist portforward`) and socat (when installed),
 which neither frame, parse nor capture anything; `harness proxy` with capture off, fast and durable.
 It prints msg/s, p50/p99 latency, the ratios against direct and CPU per message: user + system of the
-relay or proxy process and of its capture-writer child ("writer"), from /proc, also as a ratio of
-portforward's (steadier than throughput on a shared machine).
+relay or proxy process and of its capture-writer child ("writer"), from /proc, with the kernel's
+part of it ("system"), also as a ratio of portforward's (steadier than throughput on a shared machine).
 
     .venv/bin/python bench/bench_proxy.py [--messages 3000] [--connections 4,16] [--size 1024]
         [--captures off,fast,durable] [--rounds 3] [--no-relay] [--compare OTHER_TREE] [--profile DIR]
@@ -112,12 +112,14 @@ def sender(port: int, worker: int, count: int, warmup: int, size: int, barrier, 
 
 def cpu_seconds(pid: int) -> float:
     """User + system CPU time so far of a process and its live children (the proxy's capture writers)."""
-    return sum(cpu_split(pid))
+    own, children, _ = cpu_split(pid)
+    return own + children
 
 
-def cpu_split(pid: int) -> tuple[float, float]:
-    """User + system CPU seconds so far of the process itself and of its live children, apart."""
-    own = children = 0
+def cpu_split(pid: int) -> tuple[float, float, float]:
+    """User + system CPU seconds so far of the process itself and of its live children, apart, and the
+    system (kernel) part of both together."""
+    own = children = system = 0
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
             fields = stat.read_text().rsplit(")", 1)[1].split()
@@ -127,8 +129,11 @@ def cpu_split(pid: int) -> tuple[float, float]:
             own += int(fields[11]) + int(fields[12])
         elif fields[1] == str(pid):
             children += int(fields[11]) + int(fields[12])
+        else:
+            continue
+        system += int(fields[12])
     tick = os.sysconf("SC_CLK_TCK")
-    return own / tick, children / tick
+    return own / tick, children / tick, system / tick
 
 
 def py_spy() -> str | None:
@@ -177,7 +182,7 @@ def measure(
     spy = profiler(watch, profile) if profile is not None and watch else None
     for p in procs:
         p.start()
-    cpu_before = cpu_split(watch) if watch else (0.0, 0.0)
+    cpu_before = cpu_split(watch) if watch else (0.0, 0.0, 0.0)
     up_before = cpu_seconds(upstream) if upstream else 0.0
     busy_before, all_before = machine_busy()
     got = [results.get(timeout=600) for _ in procs]
@@ -185,7 +190,7 @@ def measure(
         spy.send_signal(signal.SIGINT)
         spy.wait(60)
     busy_after, all_after = machine_busy()
-    cpu_after = cpu_split(watch) if watch else (0.0, 0.0)
+    cpu_after = cpu_split(watch) if watch else (0.0, 0.0, 0.0)
     up_after = cpu_seconds(upstream) if upstream else 0.0
     for p in procs:
         p.join()
@@ -202,8 +207,9 @@ def measure(
         "p50_ms": lat[len(lat) // 2] * 1000,
         "p99_ms": lat[min(len(lat) - 1, int(len(lat) * 0.99))] * 1000,
         "n": len(lat),
-        "cpu_us": (sum(cpu_after) - sum(cpu_before)) / total * 1e6 if watch else None,
+        "cpu_us": (sum(cpu_after[:2]) - sum(cpu_before[:2])) / total * 1e6 if watch else None,
         "child_cpu_us": (cpu_after[1] - cpu_before[1]) / total * 1e6 if watch else None,
+        "sys_cpu_us": (cpu_after[2] - cpu_before[2]) / total * 1e6 if watch else None,
     }
 
 
@@ -354,7 +360,7 @@ def relay_commands(up_port: int) -> dict[str, Callable[[int], list[str]]]:
 
 
 def report(connections: int, runs: dict[str, list[dict]]) -> dict[str, dict]:
-    keys = ("msg_s", "p50_ms", "p99_ms", "cpu_us", "child_cpu_us", "up_cpu_us", "busy")
+    keys = ("msg_s", "p50_ms", "p99_ms", "cpu_us", "child_cpu_us", "sys_cpu_us", "up_cpu_us", "busy")
     rows = {
         name: {k: median([r[k] for r in results]) if results[0][k] is not None else None for k in keys}
         for name, results in runs.items()
@@ -362,20 +368,23 @@ def report(connections: int, runs: dict[str, list[dict]]) -> dict[str, dict]:
     direct = rows["direct"]
     print(f"\n{connections} connections")
     header = f"{'run':<15} {'msg/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'x direct':>9} {'+p50 ms':>8}"
-    print(f"{header} {'CPU us/msg':>11} {'(writer)':>9} {'x pfwd CPU':>10} {'upstream':>9} {'busy':>5}")
+    cpu_header = f"{'CPU us/msg':>11} {'(writer)':>9} {'(system)':>9} {'x pfwd CPU':>10}"
+    print(f"{header} {cpu_header} {'upstream':>9} {'busy':>5}")
     relay = rows.get("portforward")
     for name, r in rows.items():
         ratio = r["msg_s"] / direct["msg_s"]
         added = r["p50_ms"] - direct["p50_ms"]
         cpu = f"{r['cpu_us']:.0f}" if r["cpu_us"] is not None else "-"
         child = f"{r['child_cpu_us']:.0f}" if r["child_cpu_us"] else "-"
+        system = f"{r['sys_cpu_us']:.0f}" if r["sys_cpu_us"] is not None else "-"
         vs = (
             f"{r['cpu_us'] / relay['cpu_us']:.2f}"
             if r["cpu_us"] is not None and relay is not None and relay["cpu_us"]
             else "-"
         )
         line = f"{name:<15} {r['msg_s']:>9.0f} {r['p50_ms']:>8.3f} {r['p99_ms']:>8.3f} {ratio:>9.2f}"
-        print(f"{line} {added:>8.3f} {cpu:>11} {child:>9} {vs:>10} {r['up_cpu_us']:>9.0f} {r['busy']:>5.0%}")
+        line += f" {added:>8.3f} {cpu:>11} {child:>9} {system:>9} {vs:>10}"
+        print(f"{line} {r['up_cpu_us']:>9.0f} {r['busy']:>5.0%}")
     fast, durable = rows.get("proxy fast"), rows.get("proxy durable")
     if fast is not None:
         goals = [
