@@ -10,7 +10,7 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Generic, Protocol, TypeVar
 
 from harness.child_output import LISTENING, ChildExited, ChildOutput, OutputTimeout
 
@@ -89,6 +89,16 @@ class Step(Protocol):
     name: str
 
     def run(self, ctx: DemoContext) -> None: ...
+
+
+State = TypeVar("State")
+
+
+class SharedStep(Generic[State]):
+    """A step of a group that shares one state object (its ports, store, what it sent) with the others."""
+
+    def __init__(self, state: State) -> None:
+        self.state = state
 
 
 def shown(path: Path | str) -> str:

@@ -12,10 +12,12 @@ from __future__ import annotations
 import http.client
 import json
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from harness.datafiles import data_dir
-from harness.demo.context import DemoContext, DemoFailure, shown
+from harness.demo.context import DemoContext, DemoFailure, SharedStep, shown
 
 MEDINS_FIXTURES = data_dir("fixtures") / "medins"
 MEDINS_PATH = "/fsi/api/rsfComIfsService/callService"
@@ -33,11 +35,8 @@ class HttpRun:
         self.sent: list[tuple[str, int, str]] = []  # (what, HTTP status, application code)
 
 
-class StartHttpChain:
+class StartHttpChain(SharedStep[HttpRun]):
     name = "start harness mock medins and harness mock fhir behind harness proxy (HTTP channels)"
-
-    def __init__(self, run: HttpRun) -> None:
-        self.state = run
 
     def run(self, ctx: DemoContext) -> None:
         state = self.state
@@ -82,16 +81,24 @@ def _post(conn: http.client.HTTPConnection, body: bytes) -> tuple[int, dict]:
         raise DemoFailure(f"the medical-insurance answer is not JSON: {data[:200]!r}") from None
 
 
-class MedinsVisit:
-    name = "one medical-insurance visit through the proxy: 9001 -> 1101 -> 2201 -> 2204 -> 2206 -> 2207"
+@contextmanager
+def _channel(run: HttpRun, which: str, what: str, timeout: float) -> Iterator[http.client.HTTPConnection]:
+    """A connection to one of the proxy's HTTP channels; a socket error fails the demo, naming the channel."""
+    conn = http.client.HTTPConnection("127.0.0.1", run.ports[which], timeout=timeout)
+    try:
+        yield conn
+    except OSError as exc:
+        raise DemoFailure(f"{what} channel: {exc}") from None
+    finally:
+        conn.close()
 
-    def __init__(self, run: HttpRun) -> None:
-        self.state = run
+
+class MedinsVisit(SharedStep[HttpRun]):
+    name = "one medical-insurance visit through the proxy: 9001 -> 1101 -> 2201 -> 2204 -> 2206 -> 2207"
 
     def run(self, ctx: DemoContext) -> None:
         values: dict[str, str] = {}
-        conn = http.client.HTTPConnection("127.0.0.1", self.state.ports["medins"], timeout=ctx.timeout)
-        try:
+        with _channel(self.state, "medins", "medical-insurance", ctx.timeout) as conn:
             for infno in VISIT:
                 (path,) = MEDINS_FIXTURES.glob(f"visit-*-{infno}.json")
                 text = _PLACEHOLDER.sub(lambda m: values.get(m.group(1), m.group(0)), path.read_text("utf-8"))
@@ -110,23 +117,15 @@ class MedinsVisit:
                         detail += f", setl_id {setl['setl_id']}"
                 ctx.echo(f"  {infno}: HTTP {status} infcode {code}  {detail}".rstrip())
                 self.state.sent.append((infno, status, code))
-        except OSError as exc:
-            raise DemoFailure(f"medical-insurance channel: {exc}") from None
-        finally:
-            conn.close()
 
 
-class FhirPatient:
+class FhirPatient(SharedStep[HttpRun]):
     name = "FHIR Patient create and read through the proxy (http.client)"
-
-    def __init__(self, run: HttpRun) -> None:
-        self.state = run
 
     def run(self, ctx: DemoContext) -> None:
         patient = json.loads((data_dir("fixtures") / "fhir" / "patient.json").read_text("utf-8"))
         patient.pop("id", None)
-        conn = http.client.HTTPConnection("127.0.0.1", self.state.ports["fhir"], timeout=ctx.timeout)
-        try:
+        with _channel(self.state, "fhir", "FHIR", ctx.timeout) as conn:
             conn.request(
                 "POST",
                 "/fhir/Patient",
@@ -148,17 +147,10 @@ class FhirPatient:
                 f"  GET /fhir/Patient/{pid}: HTTP {resp.status} {read.get('resourceType')} {read.get('id')}"
             )
             self.state.sent.append(("read Patient", resp.status, str(resp.status)))
-        except OSError as exc:
-            raise DemoFailure(f"FHIR channel: {exc}") from None
-        finally:
-            conn.close()
 
 
-class JudgeHttp:
+class JudgeHttp(SharedStep[HttpRun]):
     name = "check the HTTP results and their captures"
-
-    def __init__(self, run: HttpRun) -> None:
-        self.state = run
 
     def run(self, ctx: DemoContext) -> None:
         from harness.store import ExchangeFilter, Store

@@ -12,7 +12,7 @@ import os
 import re
 from pathlib import Path
 
-from harness.demo.context import DemoContext, DemoFailure, run_harness, shown
+from harness.demo.context import DemoContext, DemoFailure, SharedStep, run_harness, shown
 
 
 class StartMockMLLP:
@@ -111,16 +111,13 @@ _TOKEN_ENV = "HARNESS_ADMIN_TOKEN"
 _ADMIN = re.compile(r"admin API listening on (?P<host>[^\s]+):(?P<port>\d+)")
 
 
-class StartProxy:
+class StartProxy(SharedStep[ProxyRun]):
     name = "start harness proxy in front of it (durable capture store)"
-
-    def __init__(self, run: ProxyRun) -> None:
-        self.run_state = run
 
     def run(self, ctx: DemoContext) -> None:
         import secrets
 
-        state = self.run_state
+        state = self.state
         if ctx.target is None:
             raise DemoFailure("no upstream to put the proxy in front of")
         from harness.private_files import private_dir, write_private
@@ -160,7 +157,7 @@ class StartProxy:
         ctx.echo(f"  admin API on {state.admin_url}")
 
 
-class AddFaults:
+class AddFaults(SharedStep[ProxyRun]):
     name = "add a NAK fault and a delay through the admin API (harness fault add)"
 
     RULES = (
@@ -169,11 +166,8 @@ class AddFaults:
         ["--type", "delay", "--ms", "300", "--message-type", "ORU^R01"],
     )  # fmt: skip
 
-    def __init__(self, run: ProxyRun) -> None:
-        self.run_state = run
-
     def run(self, ctx: DemoContext) -> None:
-        state = self.run_state
+        state = self.state
         for rule in self.RULES:
             args = ["fault", "add", "demo", "--admin", state.admin_url]
             out = run_harness(args + rule, ctx.timeout, env={_TOKEN_ENV: state.token})
@@ -181,24 +175,18 @@ class AddFaults:
             state.fault_rules += 1
 
 
-class CaptureSummary:
+class CaptureSummary(SharedStep[ProxyRun]):
     name = "print the capture summary (harness capture summary)"
 
-    def __init__(self, run: ProxyRun) -> None:
-        self.run_state = run
-
     def run(self, ctx: DemoContext) -> None:
-        state = self.run_state
+        state = self.state
         out = run_harness(["capture", "summary", "--store", str(state.store)], ctx.timeout)
         for line in out.rstrip().splitlines():
             ctx.echo("  " + line)
 
 
-class JudgeProxied:
+class JudgeProxied(SharedStep[ProxyRun]):
     name = "check the results through the proxy"
-
-    def __init__(self, run: ProxyRun) -> None:
-        self.run_state = run
 
     def run(self, ctx: DemoContext) -> None:
         from harness.store import ExchangeFilter, Store
@@ -212,7 +200,7 @@ class JudgeProxied:
                 f"expected exactly the one NAK the fault rule injects, got {len(naks)}: "
                 + ", ".join(f"{s.result.control_id} ({s.result.ack_code or s.result.error})" for s in naks)
             )
-        store = Store(self.run_state.store)
+        store = Store(self.state.store)
         try:
             rows = list(store.query(ExchangeFilter()))
         finally:
