@@ -168,6 +168,25 @@ class MLLPDecoder:
     def feed(self, data: bytes) -> list[Event]:
         if not isinstance(data, bytes):
             data = bytes(data)
+        n = len(data)
+        if (
+            self._state == _IDLE
+            and n > 2
+            and data[0] == 0x0B
+            and data[-1] == _CR
+            and not self._junk_size
+            and data.find(END_BLOCK, 1) == n - 2
+            and data.find(START_BLOCK, 1) < 0
+            and n - 3 <= self.max_frame
+        ):
+            # the usual chunk of a stop-and-wait peer: exactly one clean frame, nothing pending
+            base = self._stream_pos
+            self._stream_pos = base + n
+            return [Frame(base, data[1:-2])]
+        return self._scan(data)
+
+    def _scan(self, data: bytes) -> list[Event]:
+        """Any chunk: the state machine (feed's general case)."""
         events: list[Event] = []
         n = len(data)
         base = self._stream_pos

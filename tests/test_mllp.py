@@ -288,3 +288,35 @@ def test_never_raises_fuzz_long(chunks, max_frame):
         dec.feed(chunk)
     dec.close()
     assert not dec.in_frame
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    st.lists(
+        st.one_of(
+            st.binary(max_size=40),
+            st.sampled_from([b"\x0b", b"\x1c", b"\r", b"\x1c\r", b" ", b"\x0bMSH|\x1c\r", b"\x0b\x1c\r",
+                             b"\x0bab\x0bcd\x1c\r", b"\x0bab\x1c\rcd\x1c\r"]),
+            payload_st.map(encode),
+        ),
+        max_size=20,
+    ),
+    st.integers(min_value=1, max_value=64),
+)
+def test_whole_frame_shortcut_decodes_like_the_state_machine(chunks, max_frame):
+    # `feed` takes a chunk that is exactly one clean frame without running the state machine; it must
+    # give the same events (offsets included) as the state machine for any chunk in any state
+    fast, slow = MLLPDecoder(max_frame=max_frame), MLLPDecoder(max_frame=max_frame)
+    for chunk in chunks:
+        assert fast.feed(chunk) == slow._scan(chunk)
+    assert fast.close() == slow.close()
+
+
+def test_whole_frame_shortcut_keeps_pending_whitespace_and_limits():
+    dec = MLLPDecoder(max_frame=5)
+    assert dec.feed(b"\x0b12345\x1c\r") == [Frame(0, b"12345")]
+    assert isinstance(dec.feed(b"\x0b123456\x1c\r")[0], FrameTooLarge)
+    assert dec.feed(b"\n") == []
+    assert dec.feed(b"\x0bab\x1c\r") == [Junk(17, 1, b"\n"), Frame(18, b"ab")]
+    events = dec.feed(b"\x0bab\x0bcd\x1c\r")  # a start block inside: the first frame is cut short
+    assert isinstance(events[0], Truncated) and events[1] == Frame(26, b"cd")
