@@ -21,6 +21,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
+from harness.client_tls import TLSOptions
 from harness.exchange import SUCCESS_OUTCOMES
 from harness.hl7v2.ack import ack_text
 from harness.hl7v2.ackmode import AckMode, AckState, reply_kind
@@ -33,26 +34,6 @@ DEFAULT_CONDITIONAL_WAIT_S = 2.0
 _RECV = 65536
 _OUTCOMES = {"connect": "upstream_down", "send": "upstream_down", "closed": "upstream_down",
              "timeout": "timeout", "invalid": "error"}
-
-
-@dataclass(frozen=True, slots=True)
-class TLSOptions:
-    """TLS settings; ``ca`` None means the system's trust store, ``verify=False`` trusts anything."""
-
-    ca: str | None = None
-    cert: str | None = None
-    key: str | None = None
-    server_name: str | None = None
-    verify: bool = True
-
-    def context(self) -> ssl.SSLContext:
-        ctx = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=self.ca)
-        if not self.verify:
-            ctx.check_hostname = False
-            ctx.verify_mode = ssl.CERT_NONE
-        if self.cert:
-            ctx.load_cert_chain(self.cert, self.key)
-        return ctx
 
 
 @dataclass(frozen=True, slots=True)

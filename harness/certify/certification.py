@@ -19,6 +19,7 @@ from harness.certify import report, waivers
 from harness.certify.engine import Suite, execute
 from harness.certify.results import Run
 from harness.certify.targets import Address, open_target, parse_target, through
+from harness.client_tls import TLSOptions
 from harness.spec.model import Interface
 
 
@@ -56,7 +57,8 @@ class Options:
     examples: int = 2
     invalid_examples: int = 1
     timeout: float = 30.0
-    insecure: bool = False
+    tls: TLSOptions | None = None
+    """Client TLS for the target (its CA, a client certificate for mutual TLS); None: the defaults."""
     waivers: list[waivers.Waiver] = field(default_factory=list)
 
     def describe(self) -> dict[str, Any]:
@@ -94,7 +96,7 @@ def active(
         options=options.describe(),
     )
     run.command = command(interface, address, seed, through_config, channel, options)
-    sender = open_target(send_to, timeout=options.timeout, insecure=options.insecure)
+    sender = open_target(send_to, timeout=options.timeout, tls=options.tls)
     try:
         execute(
             run,
@@ -134,6 +136,13 @@ def command(
         parts += ["--examples", str(options.examples)]
     if options.invalid_examples != 1:
         parts += ["--invalid-examples", str(options.invalid_examples)]
+    tls = options.tls
+    if tls is not None:
+        given = {"--ca": tls.ca, "--cert": tls.cert, "--key": tls.key, "--server-name": tls.server_name}
+        flags = [p for option, value in given.items() if value for p in (option, value)]
+        if not tls.verify:
+            flags.append("--insecure")
+        parts += flags or (["--tls"] if address.scheme == "mllp" else [])
     return " ".join(shlex.quote(p) for p in parts) + f" --seed {seed}"
 
 

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import http.client
 import socket
-import ssl
 import time
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from harness.address import parse_hostport
 from harness.certify.cases import Case, Reply
+from harness.client_tls import TLSOptions
+from harness.tls import TLSError
 
 HTTP_FAMILIES = ("medins", "hl7v3", "cdc", "fhir")
 KINDS = {"medins": "medins", "hl7v3": "soap", "cdc": "cdc", "fhir": "fhir", "hl7v2": "hl7v2"}
@@ -33,6 +34,7 @@ class Address:
     host: str
     port: int
     base: str = ""  # HTTP: the path the spec's paths are under (a FHIR base such as /fhir)
+    tls: bool = False  # MLLP: the listener speaks TLS (a proxy channel with `tls`); HTTP says https
 
     def __str__(self) -> str:
         host = f"[{self.host}]" if ":" in self.host else self.host
@@ -109,29 +111,29 @@ def through(
     scheme = "mllp" if protocol == "mllp" else ("https" if chosen.tls else "http")
     upstreams = ", ".join(str(u) for u in chosen.upstreams)
     described = f"proxy channel {chosen.name} ({listen} -> {upstreams}), captured in {config.store}"
-    return Address(scheme, host, listen.port, target.base), described
+    mllp_tls = protocol == "mllp" and chosen.tls is not None
+    return Address(scheme, host, listen.port, target.base, tls=mllp_tls), described
 
 
 class HttpTarget:
     """Keep-alive HTTP/1.1 to one server; a dropped connection is reopened once per request."""
 
-    def __init__(self, address: Address, *, timeout: float = 30.0, insecure: bool = False) -> None:
+    def __init__(self, address: Address, *, timeout: float = 30.0, tls: TLSOptions | None = None) -> None:
+        if tls is not None and address.scheme != "https":
+            raise TargetError(f"--target {address}: TLS options need an https:// target")
         self.address = address
         self.timeout = timeout
-        self.insecure = insecure
+        self.tls = tls or TLSOptions()
+        self.context = self.tls.context() if address.scheme == "https" else None
         self.conn: http.client.HTTPConnection | None = None
 
     def describe(self) -> str:
         return str(self.address)
 
     def _connect(self) -> http.client.HTTPConnection:
-        if self.address.scheme == "https":
-            context = ssl.create_default_context()
-            if self.insecure:
-                context.check_hostname = False
-                context.verify_mode = ssl.CERT_NONE
-            return http.client.HTTPSConnection(
-                self.address.host, self.address.port, timeout=self.timeout, context=context
+        if self.context is not None:
+            return self.tls.https_connection(
+                self.address.host, self.address.port, timeout=self.timeout, context=self.context
             )
         return http.client.HTTPConnection(self.address.host, self.address.port, timeout=self.timeout)
 
@@ -184,14 +186,14 @@ def _charset(content_type: str) -> str:
 class MllpTarget:
     """HL7 v2 over MLLP with the harness's client: it waits for what MSH-15/16 ask (harness.hl7v2.ackmode)."""
 
-    def __init__(self, address: Address, *, timeout: float = 10.0) -> None:
+    def __init__(self, address: Address, *, timeout: float = 10.0, tls: TLSOptions | None = None) -> None:
         from harness.mllp_client import MLLPClient
 
         self.address = address
-        self.client = MLLPClient(address.host, address.port, timeout=timeout, conditional_wait=1.0)
+        self.client = MLLPClient(address.host, address.port, timeout=timeout, conditional_wait=1.0, tls=tls)
 
     def describe(self) -> str:
-        return f"mllp://{self.address}"
+        return f"mllp://{self.address}" + (" over TLS" if self.client.tls is not None else "")
 
     def send(self, case: Case) -> Reply:
         result = self.client.send(case.request.body)
@@ -212,10 +214,18 @@ class MllpTarget:
         self.client.close()
 
 
-def open_target(address: Address, *, timeout: float, insecure: bool = False) -> HttpTarget | MllpTarget:
-    if address.scheme == "mllp":
-        return MllpTarget(address, timeout=timeout)
-    return HttpTarget(address, timeout=timeout, insecure=insecure)
+def open_target(
+    address: Address, *, timeout: float, tls: TLSOptions | None = None
+) -> HttpTarget | MllpTarget:
+    """The sender for an address; TargetError when the TLS settings cannot be used with it."""
+    try:
+        if address.scheme == "mllp":
+            if tls is None and address.tls:
+                tls = TLSOptions()  # a TLS proxy channel: verified against the system's CAs unless --ca
+            return MllpTarget(address, timeout=timeout, tls=tls)
+        return HttpTarget(address, timeout=timeout, tls=tls)
+    except TLSError as exc:
+        raise TargetError(f"TLS: {exc}") from None
 
 
 def reachable(address: Address, timeout: float = 5.0) -> str | None:

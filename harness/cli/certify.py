@@ -11,6 +11,15 @@ import typer
 from harness.cli._common import EXIT_CHECKS_FAILED, EXIT_OK, fail_usage
 from harness.cli._mask_options import MaskKeyOpt, MaskOpt, MaskPolicyOpt, UnmaskedOpt, masker
 from harness.cli._store_key import StoreKeyEnvOpt, StoreKeyFileOpt
+from harness.cli._tls_options import (
+    ClientCAOpt,
+    ClientCertOpt,
+    ClientKeyOpt,
+    ClientTLSOpt,
+    InsecureOpt,
+    ServerNameOpt,
+    client_tls,
+)
 
 
 def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
@@ -92,9 +101,12 @@ def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
             bool, typer.Option("--no-reports", help="Write no report files (only what is printed).")
         ] = False,
         timeout: Annotated[float, typer.Option(min=0.1, help="Seconds to wait for each answer.")] = 30.0,
-        insecure: Annotated[
-            bool, typer.Option(help="HTTPS: do not verify the target's certificate.")
-        ] = False,
+        tls: ClientTLSOpt = False,
+        ca: ClientCAOpt = None,
+        cert: ClientCertOpt = None,
+        key: ClientKeyOpt = None,
+        server_name: ServerNameOpt = None,
+        insecure: InsecureOpt = False,
         json_output: Annotated[
             bool, typer.Option("--json", help="Print one JSON summary object instead of the text lines.")
         ] = False,
@@ -127,6 +139,8 @@ def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
             raise fail_usage("give either --target URL|HOST:PORT (active) or --store FILE (passive)")
         if store is not None and through_config:
             raise fail_usage("--through sends through a proxy: it goes with --target, not --store")
+        if store is not None and (tls or ca or cert or key or server_name or insecure):
+            raise fail_usage("TLS options are for sending: they go with --target, not --store")
         try:
             interface = specs.load(spec)
         except specs.SpecError as exc:
@@ -138,7 +152,7 @@ def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
             examples=examples,
             invalid_examples=invalid_examples,
             timeout=timeout,
-            insecure=insecure,
+            tls=client_tls(tls, ca, cert, key, server_name, insecure),
         )
         if options.checks:
             unknown = sorted(options.checks - set(ALL_CHECKS))
@@ -186,9 +200,12 @@ def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
             if problem:
                 what = "the proxy channel" if through_config else "--target"
                 raise fail_usage(f"{what}: {problem}")
-            run = certification.active(
-                interface, target, options, through_config=through_config, channel=channel, log=progress()
-            )
+            try:
+                run = certification.active(
+                    interface, target, options, through_config=through_config, channel=channel, log=progress()
+                )
+            except TargetError as exc:
+                raise fail_usage(str(exc)) from None
         written = certification.Written()
         if not no_reports:
             written = certification.write_reports(

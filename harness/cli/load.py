@@ -11,6 +11,15 @@ from typing import Annotated, Any
 import typer
 
 from harness.cli._common import EXIT_CHECKS_FAILED, EXIT_OK, EXIT_USAGE, fail_usage
+from harness.cli._tls_options import (
+    ClientCAOpt,
+    ClientCertOpt,
+    ClientKeyOpt,
+    ClientTLSOpt,
+    InsecureOpt,
+    ServerNameOpt,
+    client_tls,
+)
 
 JSON_KEYS = (
     "profile", "target", "model", "duration_s", "requests", "failures", "rate", "p50_ms", "p95_ms", "p99_ms",
@@ -64,6 +73,23 @@ def _address(channel: Any, kind: str) -> str:
 
 def _same_listen(channel: Any, target: str, kind: str) -> bool:
     return _address(channel, kind).split("://")[-1] == target.split("://")[-1].rstrip("/").split("/")[0]
+
+
+def _with_tls(plan: dict[str, Any], tls: Any) -> None:
+    """The client TLS options go to the MLLP target and the https:// ones (the plan carries them to every
+    worker: a remote worker needs the same files at the same paths)."""
+    if tls is None:
+        return
+    from dataclasses import asdict
+
+    chosen = [
+        settings for kind, settings in plan["traffic"].items()
+        if kind == "mllp" or str(settings.get("target", "")).startswith("https://")
+    ]  # fmt: skip
+    if not chosen:
+        raise fail_usage("TLS options given, but no target speaks TLS (an MLLP target, or an https:// one)")
+    for settings in chosen:
+        settings["tls"] = asdict(tls)
 
 
 def _echo(text: str, *, err: bool) -> None:
@@ -175,6 +201,12 @@ def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
         as_json: Annotated[
             bool, typer.Option("--json", help="Print the summary as one JSON object.")
         ] = False,
+        tls: ClientTLSOpt = False,
+        ca: ClientCAOpt = None,
+        cert: ClientCertOpt = None,
+        key: ClientKeyOpt = None,
+        server_name: ServerNameOpt = None,
+        insecure: InsecureOpt = False,
     ) -> None:
         """Load-test an interface with locust: a profile's shape and mix, SLA thresholds, an offline report.
 
@@ -220,6 +252,7 @@ def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
             )  # fmt: skip
         except (ProfileError, ValueError) as exc:
             raise fail_usage(str(exc)) from None
+        _with_tls(plan, client_tls(tls, ca, cert, key, server_name, insecure))
         stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
         folder = out or Path("reports") / f"load-{plan['profile']}-{stamp}"
         folder.mkdir(parents=True, exist_ok=True)

@@ -13,6 +13,15 @@ from harness.cli._common import EXIT_CHECKS_FAILED, EXIT_OK, EXIT_USAGE, fail_us
 from harness.cli._mask_options import MaskKeyOpt, MaskOpt, MaskPolicyOpt, UnmaskedOpt, masker
 from harness.cli._options import DEFAULT_STORE, StoreOpt
 from harness.cli._store_key import StoreKeyEnvOpt, StoreKeyFileOpt
+from harness.cli._tls_options import (
+    ClientCAOpt,
+    ClientCertOpt,
+    ClientKeyOpt,
+    ClientTLSOpt,
+    InsecureOpt,
+    ServerNameOpt,
+    client_tls,
+)
 from harness.codecs import KINDS as HTTP_KINDS
 from harness.terminal_text import json_line, visible
 
@@ -212,11 +221,12 @@ def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
         charset: Annotated[
             str | None, typer.Option(help="Charset of the messages (default: MSH-18).")
         ] = None,
-        tls: Annotated[bool, typer.Option("--tls", help="Send over TLS.")] = False,
-        ca: Annotated[Path | None, typer.Option(help="CA certificate(s) for TLS (PEM).")] = None,
-        insecure: Annotated[
-            bool, typer.Option("--insecure", help="TLS without verifying the server.")
-        ] = False,
+        tls: ClientTLSOpt = False,
+        ca: ClientCAOpt = None,
+        cert: ClientCertOpt = None,
+        key: ClientKeyOpt = None,
+        server_name: ServerNameOpt = None,
+        insecure: InsecureOpt = False,
         report_html: Annotated[Path | None, typer.Option(help="Write the HTML report here.")] = None,
         report_junit: Annotated[Path | None, typer.Option(help="Write JUnit XML here.")] = None,
         report_json: Annotated[Path | None, typer.Option(help="Write the JSON report here.")] = None,
@@ -252,19 +262,15 @@ def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
         from harness.store import Store, StoreError
 
         chosen = masker(mask, mask_policy, mask_key_file, [store_path], unmasked=unmasked)
-        tls_options = None
-        if tls or ca or insecure:
-            from harness.mllp_client import TLSOptions
-
-            tls_options = TLSOptions(ca=str(ca) if ca else None, verify=not insecure)
+        tls_options = client_tls(tls, ca, cert, key, server_name, insecure)
+        if tls_options is not None and to is not None and to.startswith("http://"):
+            raise fail_usage(f"--to {to}: TLS options need an https:// target")
 
         def factory_for(opts: ReplayOptions):
             if opts.target.startswith(("http://", "https://")):  # HTTP exchanges: the HTTP sender
                 from harness.replay.http_sender import http_factory
 
-                return http_factory(
-                    opts.target, timeout=opts.timeout, ca=str(ca) if ca else None, verify=not insecure
-                )
+                return http_factory(opts.target, timeout=opts.timeout, tls=tls_options)
             return mllp_factory(opts.target, timeout=opts.timeout, tls=tls_options, charset=opts.charset)
 
         from harness.store.location import exists

@@ -9,6 +9,15 @@ from typing import Annotated
 import typer
 
 from harness.cli._common import EXIT_OK, fail_usage, parse_hostport
+from harness.cli._tls_options import (
+    ClientCAOpt,
+    ClientCertOpt,
+    ClientKeyOpt,
+    ClientTLSOpt,
+    InsecureOpt,
+    ServerNameOpt,
+    client_tls,
+)
 from harness.terminal_text import json_line, visible
 
 
@@ -36,14 +45,12 @@ def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
                          "(MSH-15/16 ER, SU) before moving on."),
         ] = 2.0,
         connect_timeout: Annotated[float, typer.Option(min=0.001, help="Seconds to connect.")] = 5.0,
-        tls: Annotated[bool, typer.Option("--tls", help="Use TLS (implied by --ca/--cert).")] = False,
-        ca: Annotated[Path | None, typer.Option(help="CA certificate(s) to verify the server (PEM).")] = None,
-        cert: Annotated[Path | None, typer.Option(help="Client certificate (PEM).")] = None,
-        key: Annotated[Path | None, typer.Option(help="Client private key (PEM), if not in --cert.")] = None,
-        server_name: Annotated[str | None, typer.Option(help="TLS server name to verify.")] = None,
-        insecure: Annotated[
-            bool, typer.Option("--insecure", help="TLS without verifying the server.")
-        ] = False,
+        tls: ClientTLSOpt = False,
+        ca: ClientCAOpt = None,
+        cert: ClientCertOpt = None,
+        key: ClientKeyOpt = None,
+        server_name: ServerNameOpt = None,
+        insecure: InsecureOpt = False,
         skip_unreadable: Annotated[
             bool,
             typer.Option(
@@ -61,7 +68,7 @@ def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
         connection errors.
         """
         from harness.hl7v2.files import HL7FileError, iter_messages
-        from harness.mllp_client import MLLPClient, TLSOptions
+        from harness.mllp_client import MLLPClient
         from harness.send import Sent, send_messages
 
         try:
@@ -77,15 +84,7 @@ def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
             typer.echo(f"skipped, unreadable: {visible(str(problem))}", err=True)
         if not messages:
             raise fail_usage(f"no HL7 v2 messages found in {', '.join(map(str, paths))}")
-        options = None
-        if tls or ca or cert or insecure:
-            options = TLSOptions(
-                ca=str(ca) if ca else None,
-                cert=str(cert) if cert else None,
-                key=str(key) if key else None,
-                server_name=server_name,
-                verify=not insecure,
-            )
+        options = client_tls(tls, ca, cert, key, server_name, insecure)
         try:
             client = MLLPClient(
                 host, port, timeout=timeout, connect_timeout=connect_timeout, tls=options, charset=charset,

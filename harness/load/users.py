@@ -30,6 +30,7 @@ import gevent
 from locust import FastHttpUser, User, task
 
 from harness.address import parse_hostport
+from harness.client_tls import TLSOptions
 from harness.load import fhir_factory, soap_factory
 from harness.load.hl7v2_factory import Hl7v2Factory, Message, templates_of
 from harness.load.ids import ControlIds, new_run_tag
@@ -162,6 +163,9 @@ class MLLPUser(LoadUser):
         self.decoder = MLLPDecoder(DEFAULT_MAX_FRAME)
         self.pending: list[bytes] = []
         self.backoff = 0.0
+        tls = s.get("tls")
+        self.tls = TLSOptions(**tls) if tls is not None else None
+        self.ssl_context = self.tls.context() if self.tls is not None else None
 
     def make_factory(self) -> Hl7v2Factory:
         if self.runtime is not None:
@@ -193,6 +197,13 @@ class MLLPUser(LoadUser):
             except OSError as exc:
                 raise MLLPError(f"cannot connect to {self.address}: {exc.strerror or exc}") from None
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            if self.ssl_context is not None:
+                name = self.tls.server_name or self.peer[0]
+                try:
+                    sock = self.ssl_context.wrap_socket(sock, server_hostname=name)
+                except OSError as exc:
+                    sock.close()
+                    raise MLLPError(f"TLS with {self.address} failed: {exc.strerror or exc}") from None
             self.sock = sock
         return self.sock
 
@@ -280,6 +291,11 @@ class _HttpUser(FastHttpUser, LoadUser):
         cls.settings = settings
         cls.host = split_url(settings["target"])[0]
         cls.network_timeout = cls.connection_timeout = float(settings.get("timeout_s", 30.0))
+        if cls.host.startswith("https://"):  # verified unless --insecure, as every sender of the harness
+            tls = TLSOptions(**settings.get("tls", {}))
+            context = tls.context()
+            cls.insecure = not tls.verify
+            cls.ssl_context_factory = staticmethod(lambda **_: context)
 
     def base_path(self, default: str) -> str:
         """The target URL's own path (http://hc:57772/csp/healthshare/fhir), else the default."""

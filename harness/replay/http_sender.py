@@ -13,6 +13,7 @@ import ssl
 import time
 from urllib.parse import urlsplit
 
+from harness.client_tls import TLSOptions
 from harness.http_wire import HttpError, build_head, forward_headers, read_message
 from harness.replay.sender import SenderFactory, Sent
 
@@ -36,24 +37,20 @@ def parse_target(url: str) -> tuple[str, str, int]:
 class HTTPSender:
     protocol = "http"
 
-    def __init__(
-        self, url: str, *, timeout: float = 10.0, ca: str | None = None, verify: bool = True
-    ) -> None:
+    def __init__(self, url: str, *, timeout: float = 10.0, tls: TLSOptions | None = None) -> None:
         self.scheme, self.host, self.port = parse_target(url)
         self.target = f"{self.scheme}://{self.host}:{self.port}"
         self.timeout = timeout
-        self._context: ssl.SSLContext | None = None
-        if self.scheme == "https":
-            self._context = ssl.create_default_context(cafile=ca)
-            if not verify:
-                self._context.check_hostname = False
-                self._context.verify_mode = ssl.CERT_NONE
+        if tls is not None and self.scheme != "https":
+            raise ValueError(f"{url}: TLS options need an https:// target")
+        self._tls = tls or TLSOptions()
+        self._context: ssl.SSLContext | None = self._tls.context() if self.scheme == "https" else None
         self._conn: http.client.HTTPConnection | None = None
 
     def _connection(self) -> http.client.HTTPConnection:
         if self._conn is None:
             if self._context is not None:
-                self._conn = http.client.HTTPSConnection(
+                self._conn = self._tls.https_connection(
                     self.host, self.port, timeout=self.timeout, context=self._context
                 )
             else:
@@ -160,9 +157,7 @@ class HTTPSender:
             self._conn = None
 
 
-def http_factory(
-    url: str, *, timeout: float = 10.0, ca: str | None = None, verify: bool = True
-) -> SenderFactory:
+def http_factory(url: str, *, timeout: float = 10.0, tls: TLSOptions | None = None) -> SenderFactory:
     """A factory of HTTP senders to a base URL (raises ValueError for a bad URL, before any send)."""
     parse_target(url)
-    return lambda: HTTPSender(url, timeout=timeout, ca=ca, verify=verify)
+    return lambda: HTTPSender(url, timeout=timeout, tls=tls)

@@ -76,3 +76,42 @@ def test_fhir_and_medins_replays_are_compared_by_kind(processes, tmp_path):
     code, summary = replay(store, "--channel", "fhir", "--to", "http://127.0.0.1:9")
     assert code == 2 and summary["error"]
     assert MEDINS_PATH
+
+
+def test_replay_to_a_target_that_wants_a_client_certificate(processes, tmp_path):
+    from tests.childproc import start_listening
+    from tests.tls_material import TestCA
+
+    plain = start_simulator(processes, "fhir")
+    config, ports = write_http_config(tmp_path, {"fhir": {"kind": "fhir", "upstream": f"http://127.0.0.1:{plain}"}})
+    run_proxy(processes, config, ports)
+    assert request(ports["fhir"], "GET", "/fhir/metadata")[0] == 200
+    store = tmp_path / "captures.db"
+
+    ca = TestCA(tmp_path)
+    server_cert, server_key = ca.issue("server")
+    client_cert, client_key = ca.issue("client", client=True)
+    _, port = start_listening(
+        processes, "mock", "fhir", "--listen", "127.0.0.1:0",
+        "--tls-cert", str(server_cert), "--tls-key", str(server_key), "--tls-client-ca", str(ca.path),
+    )  # fmt: skip
+    to = ["--channel", "fhir", "--to", f"https://localhost:{port}", "--ca", str(ca.path)]
+    code, summary = replay(store, *to, "--cert", str(client_cert), "--key", str(client_key))
+    # answered over mutual TLS (another simulator's CapabilityStatement: compared as different)
+    compared = summary["different"] + summary["exact"] + summary["equivalent"]
+    assert summary["sent"] == compared == 1 and summary["missing"] == summary["new_error"] == 0, summary
+    assert code in (0, 1), summary
+    code, summary = replay(store, *to)  # no client certificate: the target refuses the handshake
+    assert code == 2 and "certificate required" in summary["error"], summary
+
+    def refused(*args: str) -> str:
+        done = subprocess.run([*HARNESS, "replay", "--unmasked", "--store", str(store), *args],
+                              capture_output=True, text=True, cwd=ROOT, timeout=120)  # fmt: skip
+        assert done.returncode == 2, done.stderr
+        return done.stderr
+
+    plain_to = ["--to", f"http://127.0.0.1:{plain}"]
+    both = ["--cert", str(client_cert), "--key", str(client_key)]
+    assert "TLS options need an https:// target" in refused(*plain_to, *both)
+    message = refused(*to, "--cert", str(client_cert))  # its key is in another file
+    assert message.startswith("error: --cert: ") and "give the key with --key" in message, message
