@@ -1,4 +1,4 @@
-"""TLS of the harness's own blocking clients (send, replay, certify): verify the server, and present a
+"""TLS of the harness's own clients (send, replay, certify, load): verify the server, and present a
 client certificate to a peer that asks for one (mutual TLS, as hospital engines and insurance gateways
 often do).
 

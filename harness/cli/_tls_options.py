@@ -1,5 +1,5 @@
 """The TLS options commands share, defined once: listening (the simulators) and sending (send, replay,
-certify).
+certify, load).
 
 Listening: `--tls-cert/--tls-key` serve TLS, `--tls-client-ca` also requires and verifies a client
 certificate (mutual TLS), `--tls-min-version` and `--tls-ciphers` are the same knobs as a proxy channel's
