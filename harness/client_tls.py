@@ -2,7 +2,7 @@
 client certificate to a peer that asks for one (mutual TLS, as hospital engines and insurance gateways
 often do).
 
-Stdlib `ssl` over blocking sockets; the proxy's TLS (Twisted, listeners and upstreams) is
+Stdlib `ssl` (gevent's, patched in, under locust); the proxy's TLS (Twisted, listeners and upstreams) is
 `harness.tls`, whose checks of the files these share: a file that cannot be used is a `TLSError`
 naming which one (`ca`, `client.cert`, `client.key`) and why, when the context is built, before
 anything is sent, never an OpenSSL traceback on the first connection.
