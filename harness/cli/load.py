@@ -26,8 +26,11 @@ JSON_KEYS = (
 )  # fmt: skip
 
 
-def _through(value: str, kinds: list[str], targets: dict[str, str]) -> tuple[Path, list[str] | None]:
-    """A proxy config (targets from its channels, merge on those channels) or a capture store file."""
+def _through(
+    value: str, kinds: list[str], targets: dict[str, str], tls_kinds: set[str] | None = None
+) -> tuple[Path, list[str] | None]:
+    """A proxy config (targets from its channels, merge on those channels) or a capture store file.
+    `tls_kinds` gets the kinds whose chosen channel listens with TLS (MLLP: the target cannot say so)."""
     path = Path(value)
     if path.suffix.lower() not in (".yaml", ".yml"):
         if not path.is_file():
@@ -59,6 +62,8 @@ def _through(value: str, kinds: list[str], targets: dict[str, str]) -> tuple[Pat
                 )
             chosen = []
         channels += [c.name for c in chosen]
+        if tls_kinds is not None and any(c.tls is not None for c in chosen):
+            tls_kinds.add(kind)
     return Path(config.store), channels or None
 
 
@@ -75,12 +80,19 @@ def _same_listen(channel: Any, target: str, kind: str) -> bool:
     return _address(channel, kind).split("://")[-1] == target.split("://")[-1].rstrip("/").split("/")[0]
 
 
-def _with_tls(plan: dict[str, Any], tls: Any) -> None:
+def _with_tls(plan: dict[str, Any], tls: Any, listening: set[str]) -> None:
     """The client TLS options go to the MLLP target and the https:// ones (the plan carries them to every
-    worker: a remote worker needs the same files at the same paths)."""
-    if tls is None:
-        return
+    worker: a remote worker needs the same files at the same paths). `listening`: kinds whose proxy
+    channel listens with TLS (`--through`), which speak it even without options."""
     from dataclasses import asdict
+
+    if tls is None:
+        from harness.client_tls import TLSOptions
+
+        for kind in listening & {"mllp"}:
+            if kind in plan["traffic"]:
+                plan["traffic"][kind]["tls"] = asdict(TLSOptions())
+        return
 
     chosen = [
         settings for kind, settings in plan["traffic"].items()
@@ -222,8 +234,9 @@ def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
             kinds = list((data.get("traffic") or {}).keys())
             targets = parse_targets(target or [], kinds)
             store, channels = (None, None)
+            tls_kinds: set[str] = set()
             if through:
-                store, channels = _through(through, kinds, targets)
+                store, channels = _through(through, kinds, targets, tls_kinds)
             captured = None
             if from_store is not None or day is not None:
                 if from_store is None or day is None:
@@ -252,7 +265,7 @@ def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
             )  # fmt: skip
         except (ProfileError, ValueError) as exc:
             raise fail_usage(str(exc)) from None
-        _with_tls(plan, client_tls(tls, ca, cert, key, server_name, insecure))
+        _with_tls(plan, client_tls(tls, ca, cert, key, server_name, insecure), tls_kinds)
         stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
         folder = out or Path("reports") / f"load-{plan['profile']}-{stamp}"
         folder.mkdir(parents=True, exist_ok=True)

@@ -64,3 +64,28 @@ def test_tls_options_without_a_tls_target_are_refused(tmp_path):
     profile = _fhir_profile(tmp_path)
     run = load(profile, "--target", "fhir=http://127.0.0.1:9/fhir", "--insecure", "--out", str(tmp_path))
     assert run.returncode == 2 and "no target speaks TLS" in run.stderr, run.stderr
+
+
+def test_through_a_proxy_channel_listening_with_tls_the_load_speaks_it(processes, tmp_path, monkeypatch):
+    from tests.ports import free_port
+    from tests.proxy.proxy_process import start_proxy
+
+    ca = TestCA(tmp_path)
+    cert, key = ca.issue("proxy")
+    upstream = start_mock(processes, "mllp")
+    port = free_port()
+    channel = {
+        "protocol": "mllp", "listen": f"127.0.0.1:{port}", "upstream": f"127.0.0.1:{upstream}",
+        "tls": {"cert": str(cert), "key": str(key)},
+    }  # fmt: skip
+    config = tmp_path / "proxy.yaml"
+    config.write_text(
+        yaml.safe_dump({"store": str(tmp_path / "captures.db"), "admin": False, "channels": {"adt": channel}})
+    )
+    start_proxy(processes, config, port)
+    messages, strict = {"ADT^A04": "adt_a04_gb18030.hl7"}, {"error_rate": 0}
+    profile = str(write_profile(tmp_path, "through-tls", messages, duration="2s", thresholds=strict))
+    monkeypatch.setenv("SSL_CERT_FILE", str(ca.path))  # the proxy's CA, trusted as the system's would be
+    run = load(profile, "--through", str(config), "--out", str(tmp_path / "out"))
+    s = summary(tmp_path / "out")
+    assert run.returncode == 0 and s["requests"] > 0 and s["failures"] == 0, run.stdout + run.stderr
