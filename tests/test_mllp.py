@@ -296,7 +296,7 @@ def test_never_raises_fuzz_long(chunks, max_frame):
         st.one_of(
             st.binary(max_size=40),
             st.sampled_from([b"\x0b", b"\x1c", b"\r", b"\x1c\r", b" ", b"\x0bMSH|\x1c\r", b"\x0b\x1c\r",
-                             b"\x0bab\x0bcd\x1c\r", b"\x0bab\x1c\rcd\x1c\r"]),
+                             b"\x0bab\x0bcd\x1c\r", b"\x0bab\x1c\rcd\x1c\r", b"MSH|a\x1c\r", b"\x0bab\x1cX"]),
             payload_st.map(encode),
         ),
         max_size=20,
@@ -320,3 +320,5 @@ def test_whole_frame_shortcut_keeps_pending_whitespace_and_limits():
     assert dec.feed(b"\x0bab\x1c\r") == [Junk(17, 1, b"\n"), Frame(18, b"ab")]
     events = dec.feed(b"\x0bab\x0bcd\x1c\r")  # a start block inside: the first frame is cut short
     assert isinstance(events[0], Truncated) and events[1] == Frame(26, b"cd")
+    assert isinstance(dec.feed(b"ab\x1c\r")[0], MissingStartBlock)  # no start block: not the shortcut's
+    assert isinstance(dec.feed(b"\x0bab\x1cX")[0], EndBlockWithoutCR)
