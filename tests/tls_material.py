@@ -141,3 +141,13 @@ class TestCA:
         )
         key_path.chmod(0o600)
         return cert_path, key_path
+
+
+def mutual_tls_options(folder: Path) -> tuple[list[str], list[str], list[str]]:
+    """From a new throwaway CA in `folder`: the options of a simulator that requires a client certificate
+    (--tls-cert, --tls-key, --tls-client-ca), and a harness sender's --ca and --cert/--key options."""
+    ca = TestCA(folder)
+    server_cert, server_key = ca.issue("server")
+    client_cert, client_key = ca.issue("client", client=True)
+    listen = ["--tls-cert", str(server_cert), "--tls-key", str(server_key), "--tls-client-ca", str(ca.path)]
+    return listen, ["--ca", str(ca.path)], ["--cert", str(client_cert), "--key", str(client_key)]

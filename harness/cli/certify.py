@@ -8,18 +8,10 @@ from typing import Annotated
 
 import typer
 
+from harness.cli import _tls_options as sending
 from harness.cli._common import EXIT_CHECKS_FAILED, EXIT_OK, fail_usage
 from harness.cli._mask_options import MaskKeyOpt, MaskOpt, MaskPolicyOpt, UnmaskedOpt, masker
 from harness.cli._store_key import StoreKeyEnvOpt, StoreKeyFileOpt
-from harness.cli._tls_options import (
-    ClientCAOpt,
-    ClientCertOpt,
-    ClientKeyOpt,
-    ClientTLSOpt,
-    InsecureOpt,
-    ServerNameOpt,
-    client_tls,
-)
 
 
 def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
@@ -101,12 +93,12 @@ def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
             bool, typer.Option("--no-reports", help="Write no report files (only what is printed).")
         ] = False,
         timeout: Annotated[float, typer.Option(min=0.1, help="Seconds to wait for each answer.")] = 30.0,
-        tls: ClientTLSOpt = False,
-        ca: ClientCAOpt = None,
-        cert: ClientCertOpt = None,
-        key: ClientKeyOpt = None,
-        server_name: ServerNameOpt = None,
-        insecure: InsecureOpt = False,
+        tls: sending.ClientTLSOpt = False,
+        ca: sending.ClientCAOpt = None,
+        cert: sending.ClientCertOpt = None,
+        key: sending.ClientKeyOpt = None,
+        server_name: sending.ServerNameOpt = None,
+        insecure: sending.InsecureOpt = False,
         json_output: Annotated[
             bool, typer.Option("--json", help="Print one JSON summary object instead of the text lines.")
         ] = False,
@@ -152,7 +144,7 @@ def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
             examples=examples,
             invalid_examples=invalid_examples,
             timeout=timeout,
-            tls=client_tls(tls, ca, cert, key, server_name, insecure),
+            tls=sending.client_tls(tls, ca, cert, key, server_name, insecure),
         )
         if options.checks:
             unknown = sorted(options.checks - set(ALL_CHECKS))

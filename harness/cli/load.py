@@ -10,16 +10,8 @@ from typing import Annotated, Any
 
 import typer
 
+from harness.cli import _tls_options as sending
 from harness.cli._common import EXIT_CHECKS_FAILED, EXIT_OK, EXIT_USAGE, fail_usage
-from harness.cli._tls_options import (
-    ClientCAOpt,
-    ClientCertOpt,
-    ClientKeyOpt,
-    ClientTLSOpt,
-    InsecureOpt,
-    ServerNameOpt,
-    client_tls,
-)
 
 JSON_KEYS = (
     "profile", "target", "model", "duration_s", "requests", "failures", "rate", "p50_ms", "p95_ms", "p99_ms",
@@ -89,9 +81,8 @@ def _with_tls(plan: dict[str, Any], tls: Any, listening: set[str]) -> None:
     if tls is None:
         from harness.client_tls import TLSOptions
 
-        for kind in listening & {"mllp"}:
-            if kind in plan["traffic"]:
-                plan["traffic"][kind]["tls"] = asdict(TLSOptions())
+        if "mllp" in listening and "mllp" in plan["traffic"]:  # HTTP targets say https:// themselves
+            plan["traffic"]["mllp"]["tls"] = asdict(TLSOptions())
         return
 
     chosen = [
@@ -213,12 +204,12 @@ def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
         as_json: Annotated[
             bool, typer.Option("--json", help="Print the summary as one JSON object.")
         ] = False,
-        tls: ClientTLSOpt = False,
-        ca: ClientCAOpt = None,
-        cert: ClientCertOpt = None,
-        key: ClientKeyOpt = None,
-        server_name: ServerNameOpt = None,
-        insecure: InsecureOpt = False,
+        tls: sending.ClientTLSOpt = False,
+        ca: sending.ClientCAOpt = None,
+        cert: sending.ClientCertOpt = None,
+        key: sending.ClientKeyOpt = None,
+        server_name: sending.ServerNameOpt = None,
+        insecure: sending.InsecureOpt = False,
     ) -> None:
         """Load-test an interface with locust: a profile's shape and mix, SLA thresholds, an offline report.
 
@@ -265,7 +256,7 @@ def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
             )  # fmt: skip
         except (ProfileError, ValueError) as exc:
             raise fail_usage(str(exc)) from None
-        _with_tls(plan, client_tls(tls, ca, cert, key, server_name, insecure), tls_kinds)
+        _with_tls(plan, sending.client_tls(tls, ca, cert, key, server_name, insecure), tls_kinds)
         stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
         folder = out or Path("reports") / f"load-{plan['profile']}-{stamp}"
         folder.mkdir(parents=True, exist_ok=True)

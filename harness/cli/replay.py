@@ -8,20 +8,12 @@ from typing import Annotated
 
 import typer
 
+from harness.cli import _tls_options as sending
 from harness.cli._audit import audited, masking, preflight
 from harness.cli._common import EXIT_CHECKS_FAILED, EXIT_OK, EXIT_USAGE, fail_usage, parse_hostport
 from harness.cli._mask_options import MaskKeyOpt, MaskOpt, MaskPolicyOpt, UnmaskedOpt, masker
 from harness.cli._options import DEFAULT_STORE, StoreOpt
 from harness.cli._store_key import StoreKeyEnvOpt, StoreKeyFileOpt
-from harness.cli._tls_options import (
-    ClientCAOpt,
-    ClientCertOpt,
-    ClientKeyOpt,
-    ClientTLSOpt,
-    InsecureOpt,
-    ServerNameOpt,
-    client_tls,
-)
 from harness.codecs import KINDS as HTTP_KINDS
 from harness.terminal_text import json_line, visible
 
@@ -221,12 +213,12 @@ def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
         charset: Annotated[
             str | None, typer.Option(help="Charset of the messages (default: MSH-18).")
         ] = None,
-        tls: ClientTLSOpt = False,
-        ca: ClientCAOpt = None,
-        cert: ClientCertOpt = None,
-        key: ClientKeyOpt = None,
-        server_name: ServerNameOpt = None,
-        insecure: InsecureOpt = False,
+        tls: sending.ClientTLSOpt = False,
+        ca: sending.ClientCAOpt = None,
+        cert: sending.ClientCertOpt = None,
+        key: sending.ClientKeyOpt = None,
+        server_name: sending.ServerNameOpt = None,
+        insecure: sending.InsecureOpt = False,
         report_html: Annotated[Path | None, typer.Option(help="Write the HTML report here.")] = None,
         report_junit: Annotated[Path | None, typer.Option(help="Write JUnit XML here.")] = None,
         report_json: Annotated[Path | None, typer.Option(help="Write the JSON report here.")] = None,
@@ -262,15 +254,16 @@ def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
         from harness.store import Store, StoreError
 
         chosen = masker(mask, mask_policy, mask_key_file, [store_path], unmasked=unmasked)
-        tls_options = client_tls(tls, ca, cert, key, server_name, insecure)
-        if tls_options is not None and to is not None and to.startswith("http://"):
-            raise fail_usage(f"--to {to}: TLS options need an https:// target")
+        tls_options = sending.client_tls(tls, ca, cert, key, server_name, insecure)
 
         def factory_for(opts: ReplayOptions):
             if opts.target.startswith(("http://", "https://")):  # HTTP exchanges: the HTTP sender
                 from harness.replay.http_sender import http_factory
 
-                return http_factory(opts.target, timeout=opts.timeout, tls=tls_options)
+                try:  # a new run's target or a resumed one's
+                    return http_factory(opts.target, timeout=opts.timeout, tls=tls_options)
+                except ValueError as exc:
+                    raise fail_usage(str(exc)) from None
             return mllp_factory(opts.target, timeout=opts.timeout, tls=tls_options, charset=opts.charset)
 
         from harness.store.location import exists

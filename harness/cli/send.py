@@ -8,16 +8,8 @@ from typing import Annotated
 
 import typer
 
+from harness.cli import _tls_options as sending
 from harness.cli._common import EXIT_OK, fail_usage, parse_hostport
-from harness.cli._tls_options import (
-    ClientCAOpt,
-    ClientCertOpt,
-    ClientKeyOpt,
-    ClientTLSOpt,
-    InsecureOpt,
-    ServerNameOpt,
-    client_tls,
-)
 from harness.terminal_text import json_line, visible
 
 
@@ -45,12 +37,12 @@ def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
                          "(MSH-15/16 ER, SU) before moving on."),
         ] = 2.0,
         connect_timeout: Annotated[float, typer.Option(min=0.001, help="Seconds to connect.")] = 5.0,
-        tls: ClientTLSOpt = False,
-        ca: ClientCAOpt = None,
-        cert: ClientCertOpt = None,
-        key: ClientKeyOpt = None,
-        server_name: ServerNameOpt = None,
-        insecure: InsecureOpt = False,
+        tls: sending.ClientTLSOpt = False,
+        ca: sending.ClientCAOpt = None,
+        cert: sending.ClientCertOpt = None,
+        key: sending.ClientKeyOpt = None,
+        server_name: sending.ServerNameOpt = None,
+        insecure: sending.InsecureOpt = False,
         skip_unreadable: Annotated[
             bool,
             typer.Option(
@@ -84,7 +76,7 @@ def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
             typer.echo(f"skipped, unreadable: {visible(str(problem))}", err=True)
         if not messages:
             raise fail_usage(f"no HL7 v2 messages found in {', '.join(map(str, paths))}")
-        options = client_tls(tls, ca, cert, key, server_name, insecure)
+        options = sending.client_tls(tls, ca, cert, key, server_name, insecure)
         try:
             client = MLLPClient(
                 host, port, timeout=timeout, connect_timeout=connect_timeout, tls=options, charset=charset,

@@ -41,8 +41,6 @@ class HTTPSender:
         self.scheme, self.host, self.port = parse_target(url)
         self.target = f"{self.scheme}://{self.host}:{self.port}"
         self.timeout = timeout
-        if tls is not None and self.scheme != "https":
-            raise ValueError(f"{url}: TLS options need an https:// target")
         self._tls = tls or TLSOptions()
         self._context: ssl.SSLContext | None = self._tls.context() if self.scheme == "https" else None
         self._conn: http.client.HTTPConnection | None = None
@@ -158,6 +156,8 @@ class HTTPSender:
 
 
 def http_factory(url: str, *, timeout: float = 10.0, tls: TLSOptions | None = None) -> SenderFactory:
-    """A factory of HTTP senders to a base URL (raises ValueError for a bad URL, before any send)."""
-    parse_target(url)
+    """A factory of HTTP senders to a base URL (raises ValueError for a bad URL, or TLS settings for an
+    http:// one, before any send)."""
+    if parse_target(url)[0] != "https" and tls is not None:
+        raise ValueError(f"--to {url}: TLS options need an https:// target")
     return lambda: HTTPSender(url, timeout=timeout, tls=tls)

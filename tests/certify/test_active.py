@@ -70,15 +70,10 @@ def test_each_family_passes_its_whole_suite(servers, tmp_path, name):
 
 @pytest.fixture(scope="module")
 def mutual_tls(tmp_path_factory):
-    from tests.tls_material import TestCA
+    from tests.tls_material import mutual_tls_options
 
-    folder = tmp_path_factory.mktemp("certify-tls")
-    ca = TestCA(folder)
-    server_cert, server_key = ca.issue("server")
-    client_cert, client_key = ca.issue("client", client=True)
-    listen = ["--tls-cert", str(server_cert), "--tls-key", str(server_key), "--tls-client-ca", str(ca.path)]
-    client = ["--ca", str(ca.path), "--cert", str(client_cert), "--key", str(client_key)]
-    return listen, client
+    listen, ca, cert = mutual_tls_options(tmp_path_factory.mktemp("certify-tls"))
+    return listen, ca + cert
 
 
 @pytest.mark.parametrize("name", ["medins", "adt"])
@@ -100,34 +95,19 @@ def test_certification_against_a_target_that_wants_a_client_certificate(servers,
 def test_certification_through_a_proxy_channel_that_listens_with_tls(
     servers, processes, tmp_path, monkeypatch
 ):
-    import yaml
+    from tests.proxy.proxy_process import start_tls_mllp_proxy
 
-    from tests.ports import free_port
-    from tests.proxy.proxy_process import start_proxy
-    from tests.tls_material import TestCA
-
-    ca = TestCA(tmp_path)
-    cert, key = ca.issue("proxy")
     spec, command, _, _ = FAMILIES["adt"]
     upstream = servers.start("adt", *command[:2], "--listen", "127.0.0.1:0", *command[2:])
-    port = free_port()
-    channel = {
-        "protocol": "mllp", "listen": f"127.0.0.1:{port}", "upstream": f"127.0.0.1:{upstream}",
-        "tls": {"cert": str(cert), "key": str(key)},
-    }  # fmt: skip
-    config = tmp_path / "proxy.yaml"
-    config.write_text(
-        yaml.safe_dump({"store": str(tmp_path / "captures.db"), "admin": False, "channels": {"adt": channel}})
-    )
-    start_proxy(processes, config, port)
+    config, ca = start_tls_mllp_proxy(processes, tmp_path, upstream)
     args = ["--spec", spec, "--target", f"127.0.0.1:{upstream}", "--through", str(config),
             "--operation", "ADT^A01", "--check", "example", "--no-reports"]  # fmt: skip
     # no TLS option given: the channel's config says it listens with TLS, verified with the system's CAs
-    monkeypatch.setenv("SSL_CERT_FILE", str(ca.path))  # (standing in for the hospital's CA there)
+    monkeypatch.setenv("SSL_CERT_FILE", str(ca))  # (standing in for the hospital's CA there)
     code, summary, err = certify(*args)
     assert code == 0 and summary["verdict"] == "PASS", (summary, err)
     monkeypatch.delenv("SSL_CERT_FILE")
     code, summary, err = certify(*args)  # now the proxy's certificate is trusted by nothing
     assert code != 0 and summary.get("verdict") != "PASS", (summary, err)
-    code, summary, err = certify(*args, "--ca", str(ca.path))
+    code, summary, err = certify(*args, "--ca", str(ca))
     assert code == 0 and summary["verdict"] == "PASS", (summary, err)

@@ -8,23 +8,19 @@ import yaml
 
 from tests.load.runs import load, start_mock, summary, write_profile
 from tests.processes import Processes
-from tests.tls_material import TestCA
+from tests.tls_material import mutual_tls_options
 
 
 @pytest.fixture(scope="module")
 def mutual(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("load-tls")
-    ca = TestCA(folder)
-    server_cert, server_key = ca.issue("server")
-    client_cert, client_key = ca.issue("client", client=True)
-    listen = ["--tls-cert", str(server_cert), "--tls-key", str(server_key), "--tls-client-ca", str(ca.path)]
+    listen, ca, cert = mutual_tls_options(tmp_path_factory.mktemp("load-tls"))
     procs = Processes()
     try:
         yield {
             "mllp": start_mock(procs, "mllp", *listen),
             "fhir": start_mock(procs, "fhir", "--quiet", *listen),
-            "ca": ["--ca", str(ca.path)],
-            "cert": ["--cert", str(client_cert), "--key", str(client_key)],
+            "ca": ca,
+            "cert": cert,
         }
     finally:
         procs.stop_all()
@@ -67,25 +63,12 @@ def test_tls_options_without_a_tls_target_are_refused(tmp_path):
 
 
 def test_through_a_proxy_channel_listening_with_tls_the_load_speaks_it(processes, tmp_path, monkeypatch):
-    from tests.ports import free_port
-    from tests.proxy.proxy_process import start_proxy
+    from tests.proxy.proxy_process import start_tls_mllp_proxy
 
-    ca = TestCA(tmp_path)
-    cert, key = ca.issue("proxy")
-    upstream = start_mock(processes, "mllp")
-    port = free_port()
-    channel = {
-        "protocol": "mllp", "listen": f"127.0.0.1:{port}", "upstream": f"127.0.0.1:{upstream}",
-        "tls": {"cert": str(cert), "key": str(key)},
-    }  # fmt: skip
-    config = tmp_path / "proxy.yaml"
-    config.write_text(
-        yaml.safe_dump({"store": str(tmp_path / "captures.db"), "admin": False, "channels": {"adt": channel}})
-    )
-    start_proxy(processes, config, port)
+    config, ca = start_tls_mllp_proxy(processes, tmp_path, start_mock(processes, "mllp"))
     messages, strict = {"ADT^A04": "adt_a04_gb18030.hl7"}, {"error_rate": 0}
     profile = str(write_profile(tmp_path, "through-tls", messages, duration="2s", thresholds=strict))
-    monkeypatch.setenv("SSL_CERT_FILE", str(ca.path))  # the proxy's CA, trusted as the system's would be
+    monkeypatch.setenv("SSL_CERT_FILE", str(ca))  # the proxy's CA, trusted as the system's would be
     run = load(profile, "--through", str(config), "--out", str(tmp_path / "out"))
     s = summary(tmp_path / "out")
     assert run.returncode == 0 and s["requests"] > 0 and s["failures"] == 0, run.stdout + run.stderr

@@ -76,6 +76,26 @@ def start_proxy(processes: Any, config: Path, port: int, *args: str, env: dict |
     return proc
 
 
+def start_tls_mllp_proxy(processes: Any, folder: Path, upstream: int) -> tuple[Path, Path]:
+    """A proxy whose MLLP channel `adt` listens with TLS (a certificate from a throwaway CA, written into
+    `folder`) and forwards to `upstream` in clear; its config and the CA's certificate."""
+    from tests.tls_material import TestCA
+
+    ca = TestCA(folder)
+    cert, key = ca.issue("proxy")
+    port = free_port()
+    channel = {
+        "protocol": "mllp", "listen": f"127.0.0.1:{port}", "upstream": f"127.0.0.1:{upstream}",
+        "tls": {"cert": str(cert), "key": str(key)},
+    }  # fmt: skip
+    config = folder / "proxy.yaml"
+    config.write_text(
+        yaml.safe_dump({"store": str(folder / "captures.db"), "admin": False, "channels": {"adt": channel}})
+    )
+    start_proxy(processes, config, port)
+    return config, ca.path
+
+
 def proxy_log(config: Path) -> str:
     return config.with_name("proxy.log").read_text()
 

@@ -80,7 +80,7 @@ def test_fhir_and_medins_replays_are_compared_by_kind(processes, tmp_path):
 
 def test_replay_to_a_target_that_wants_a_client_certificate(processes, tmp_path):
     from tests.childproc import start_listening
-    from tests.tls_material import TestCA
+    from tests.tls_material import mutual_tls_options
 
     plain = start_simulator(processes, "fhir")
     config, ports = write_http_config(tmp_path, {"fhir": {"kind": "fhir", "upstream": f"http://127.0.0.1:{plain}"}})
@@ -88,15 +88,10 @@ def test_replay_to_a_target_that_wants_a_client_certificate(processes, tmp_path)
     assert request(ports["fhir"], "GET", "/fhir/metadata")[0] == 200
     store = tmp_path / "captures.db"
 
-    ca = TestCA(tmp_path)
-    server_cert, server_key = ca.issue("server")
-    client_cert, client_key = ca.issue("client", client=True)
-    _, port = start_listening(
-        processes, "mock", "fhir", "--listen", "127.0.0.1:0",
-        "--tls-cert", str(server_cert), "--tls-key", str(server_key), "--tls-client-ca", str(ca.path),
-    )  # fmt: skip
-    to = ["--channel", "fhir", "--to", f"https://localhost:{port}", "--ca", str(ca.path)]
-    code, summary = replay(store, *to, "--cert", str(client_cert), "--key", str(client_key))
+    listen, ca, cert = mutual_tls_options(tmp_path)
+    _, port = start_listening(processes, "mock", "fhir", "--listen", "127.0.0.1:0", *listen)
+    to = ["--channel", "fhir", "--to", f"https://localhost:{port}", *ca]
+    code, summary = replay(store, *to, *cert)
     # answered over mutual TLS (another simulator's CapabilityStatement: compared as different)
     compared = summary["different"] + summary["exact"] + summary["equivalent"]
     assert summary["sent"] == compared == 1 and summary["missing"] == summary["new_error"] == 0, summary
@@ -111,7 +106,6 @@ def test_replay_to_a_target_that_wants_a_client_certificate(processes, tmp_path)
         return done.stderr
 
     plain_to = ["--to", f"http://127.0.0.1:{plain}"]
-    both = ["--cert", str(client_cert), "--key", str(client_key)]
-    assert "TLS options need an https:// target" in refused(*plain_to, *both)
-    message = refused(*to, "--cert", str(client_cert))  # its key is in another file
+    assert "TLS options need an https:// target" in refused(*plain_to, *cert)
+    message = refused(*to, *cert[:2])  # --cert alone: its key is in another file
     assert message.startswith("error: --cert: ") and "give the key with --key" in message, message
